@@ -1,0 +1,143 @@
+// swift-tools-version: 6.1
+//
+// Nimbus — one package, laid out like the package list (see docs/ARCHITECTURE.md).
+// Folders under Sources/ mirror the seed taxonomy; a module is `Nimbus` + domain + adapter.
+// The helpers below keep each row to one line as the manifest grows to ~150 targets.
+
+import PackageDescription
+
+// MARK: - Dependencies (only the local mirror's packages; see README)
+
+let dependencies: [Package.Dependency] = [
+    .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+    .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+    .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: ["JSON", "YAML"]),
+    .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+    .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    .package(url: "https://github.com/mattpolzin/OpenAPIKit.git", from: "6.4.0", traits: []),
+    .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+]
+
+// MARK: - Products of the dependencies, named once
+
+enum Dep {
+    static let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+    static let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+    static let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+    static let coreMetrics = Target.Dependency.product(name: "CoreMetrics", package: "swift-metrics")
+    static let tracing = Target.Dependency.product(name: "Tracing", package: "swift-distributed-tracing")
+    static let configuration = Target.Dependency.product(name: "Configuration", package: "swift-configuration")
+    static let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+    static let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+    static let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+    static let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+    static let nioEmbedded = Target.Dependency.product(name: "NIOEmbedded", package: "swift-nio")
+    static let nioTestUtils = Target.Dependency.product(name: "NIOTestUtils", package: "swift-nio")
+    static let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+    static let dequeModule = Target.Dependency.product(name: "DequeModule", package: "swift-collections")
+    static let asyncHTTPClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
+    static let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+    static let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+    static let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+    static let hummingbirdTesting = Target.Dependency.product(name: "HummingbirdTesting", package: "hummingbird")
+    static let openAPIKit = Target.Dependency.product(name: "OpenAPIKit", package: "OpenAPIKit")
+    static let openAPIKit30 = Target.Dependency.product(name: "OpenAPIKit30", package: "OpenAPIKit")
+    static let openAPIKitCompat = Target.Dependency.product(name: "OpenAPIKitCompat", package: "OpenAPIKit")
+    static let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+}
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+// MARK: - Helpers: one line per module
+
+var targets: [Target] = []
+var products: [Product] = []
+
+/// A library module at `Sources/<path>`, published as a product of the same name.
+@MainActor func module(_ name: String, _ path: String, _ deps: [Target.Dependency] = [], resources: [Resource]? = nil) {
+    targets.append(.target(name: name, dependencies: deps, path: "Sources/\(path)", resources: resources, swiftSettings: swiftSettings))
+    products.append(.library(name: name, targets: [name]))
+}
+
+/// An adapter module: depends on its domain's portable module plus what it speaks through.
+@MainActor func adapter(_ name: String, _ path: String, domain: String, _ deps: [Target.Dependency] = []) {
+    module(name, path, [.target(name: domain), "NimbusCore"] + deps)
+}
+
+/// The test target of a module, at `Tests/<path>Tests`, with fixtures under `Fixtures/` if any.
+@MainActor func tests(_ module: String, _ path: String, _ deps: [Target.Dependency] = [], fixtures: Bool = false) {
+    targets.append(.testTarget(
+        name: "\(module)Tests",
+        dependencies: [.target(name: module), "NimbusTesting"] + deps,
+        path: "Tests/\(path)Tests",
+        resources: fixtures ? [.copy("Fixtures")] : nil,
+        swiftSettings: swiftSettings
+    ))
+}
+
+// MARK: - Core: what every module stands on
+
+module("NimbusCore", "Core/Core", [Dep.logging, Dep.configuration])
+module("NimbusHTTP", "Core/HTTP", ["NimbusCore", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto,
+                                   Dep.logging, Dep.metrics, Dep.tracing])
+module("NimbusRedis", "Core/Redis", ["NimbusCore", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging])
+module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", Dep.hummingbird, Dep.nioCore, Dep.nioPosix,
+                                         Dep.openAPIKit, Dep.openAPIKit30, Dep.openAPIKitCompat, Dep.yams])
+module("NimbusCatalog", "Core/Catalog")
+
+tests("NimbusCore", "Core/Core")
+tests("NimbusHTTP", "Core/HTTP", [Dep.nioCore, Dep.asyncHTTPClient])
+tests("NimbusRedis", "Core/Redis", [Dep.nioCore, Dep.nioPosix, Dep.nioEmbedded])
+tests("NimbusTesting", "Core/Testing", [Dep.nioCore, Dep.asyncHTTPClient], fixtures: true)
+tests("NimbusCatalog", "Core/Catalog")
+
+// MARK: - Cache (seed: pkg/cache/* — Redis, memory)
+
+module("NimbusCache", "Cache/Cache", ["NimbusCore", Dep.nioCore, Dep.logging, Dep.metrics])
+module("NimbusCacheConformance", "Cache/Conformance", ["NimbusCache", "NimbusCore", Dep.nioCore])
+adapter("NimbusCacheMemory", "Cache/Adapters/Memory", domain: "NimbusCache", [Dep.nioCore, Dep.dequeModule])
+adapter("NimbusCacheRedis", "Cache/Adapters/Redis", domain: "NimbusCache", ["NimbusRedis", Dep.nioCore])
+
+tests("NimbusCache", "Cache/Cache", ["NimbusCacheMemory", Dep.nioCore])
+tests("NimbusCacheMemory", "Cache/Adapters/Memory", ["NimbusCacheConformance", "NimbusCache"])
+tests("NimbusCacheRedis", "Cache/Adapters/Redis", ["NimbusCacheConformance", "NimbusCache", "NimbusRedis"])
+
+// MARK: - Services and the command-line tool
+
+module("NimbusServer", "Services/Server", ["NimbusCore", "NimbusCatalog", Dep.hummingbird, Dep.serviceLifecycle,
+                                           Dep.prometheus, Dep.metrics, Dep.logging])
+tests("NimbusServer", "Services/Server", [Dep.hummingbird, Dep.hummingbirdTesting])
+
+targets.append(.executableTarget(
+    name: "nimbus",
+    dependencies: ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusCache", "NimbusCacheMemory", "NimbusCacheRedis",
+                   Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
+    path: "Sources/CLI/nimbus",
+    swiftSettings: swiftSettings
+))
+products.append(.executable(name: "nimbus", targets: ["nimbus"]))
+targets.append(.testTarget(
+    name: "nimbusTests",
+    dependencies: ["nimbus", "NimbusCatalog", "NimbusTesting"],
+    path: "Tests/CLI/nimbusTests",
+    swiftSettings: swiftSettings
+))
+
+let package = Package(
+    name: "Nimbus",
+    platforms: [.macOS(.v15)],
+    products: products,
+    dependencies: dependencies,
+    targets: targets,
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,41 @@
+/// A value that must never reach a log, a description or a dump.
+///
+/// `description`, `debugDescription`, string interpolation, `dump` and swift-log metadata all
+/// print `<redacted>`. Read the value with ``reveal()`` at the one place it is sent.
+///
+/// ```swift
+/// let key = Secret("sk-live-...")
+/// logger.info("using \(key)")             // using <redacted>
+/// request.headers.add(name: "Authorization", value: "Bearer \(key.reveal())")
+/// ```
+public struct Secret<Value: Sendable>: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    private let value: Value
+
+    /// Wraps a value.
+    public init(_ value: Value) { self.value = value }
+
+    /// The wrapped value. Call it only where the value leaves the process for its intended peer.
+    public func reveal() -> Value { value }
+
+    /// Transforms the wrapped value without revealing it to the caller's logs.
+    public func map<T: Sendable>(_ transform: (Value) throws -> T) rethrows -> Secret<T> {
+        Secret<T>(try transform(value))
+    }
+
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "Secret(<redacted>)" }
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}
+
+extension Secret: Equatable where Value: Equatable {}
+extension Secret: Hashable where Value: Hashable {}
+
+extension Secret: Decodable where Value: Decodable {
+    public init(from decoder: any Decoder) throws {
+        self.init(try decoder.singleValueContainer().decode(Value.self))
+    }
+}
+
+extension Secret: ExpressibleByStringLiteral, ExpressibleByUnicodeScalarLiteral, ExpressibleByExtendedGraphemeClusterLiteral where Value == String {
+    public init(stringLiteral value: String) { self.init(value) }
+}

@@ -1,0 +1,131 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NimbusCore
+
+/// One open connection to a Redis server, authenticated and on the configured database.
+///
+/// Safe to share between tasks: commands from several callers are written in the order they
+/// arrive and their replies are matched in that order.
+public final class RedisConnection: Sendable {
+    let channel: any Channel
+    /// The protocol the server agreed to.
+    public let protocolVersion: RedisClient.Configuration.ProtocolVersion
+    private let endpoint: String
+
+    init(channel: any Channel, protocolVersion: RedisClient.Configuration.ProtocolVersion, endpoint: String) {
+        self.channel = channel
+        self.protocolVersion = protocolVersion
+        self.endpoint = endpoint
+    }
+
+    /// Whether the TCP connection is still open.
+    public var isActive: Bool { channel.isActive }
+
+    /// Sends commands in one write; returns their replies in order (error replies included).
+    public func send(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RESPValue] {
+        let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
+        let request = RedisRequest(commands: commands, promise: promise, timeout: timeout.map { .nanoseconds($0.nimbusNanoseconds) })
+        channel.writeAndFlush(request, promise: nil)
+        return try await promise.futureResult.get()
+    }
+
+    /// Sends one command; an error reply throws.
+    @discardableResult
+    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RESPValue {
+        let replies = try await send([command], timeout: timeout)
+        guard let reply = replies.first else { throw NimbusError(.internal, "Redis returned no reply to \(command)") }
+        return try reply.checked(for: command.name)
+    }
+
+    /// Closes the connection; outstanding commands fail with `unavailable`.
+    public func close() async throws {
+        try await channel.close()
+    }
+
+    /// Opens, secures, authenticates and selects the database.
+    static func connect(configuration: RedisClient.Configuration, eventLoop: any EventLoop, logger: Logger,
+                        onPush: (@Sendable ([RESPValue]) -> Void)? = nil) -> EventLoopFuture<RedisConnection> {
+        let endpoint = configuration.endpoint
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
+        } catch {
+            return eventLoop.makeFailedFuture(NimbusError(.invalidArgument, "invalid TLS settings for Redis at \(endpoint): \(error)", underlying: error))
+        }
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(.nanoseconds(configuration.connectTimeout.nimbusNanoseconds))
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                do {
+                    if let sslContext {
+                        let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: configuration.host.isIPAddress ? nil : configuration.host)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(RedisConnectionHandler(endpoint: endpoint, logger: logger, onPush: onPush))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        let connected = bootstrap.connect(host: configuration.host, port: configuration.port).flatMapErrorThrowing { error in
+            throw NimbusError(.unavailable, "cannot connect to Redis at \(endpoint): \(error); is the server running (scripts/peers up redis)?", underlying: error)
+        }
+        return connected.flatMap { channel in
+            let promise = eventLoop.makePromise(of: RedisConnection.self)
+            promise.completeWithTask {
+                do {
+                    return try await handshake(channel: channel, configuration: configuration)
+                } catch {
+                    try? await channel.close()
+                    throw error
+                }
+            }
+            return promise.futureResult
+        }
+    }
+
+    private static func handshake(channel: any Channel, configuration: RedisClient.Configuration) async throws -> RedisConnection {
+        let endpoint = configuration.endpoint
+        var version = configuration.protocolVersion
+        var connection = RedisConnection(channel: channel, protocolVersion: version, endpoint: endpoint)
+        var setup: [RedisCommand] = []
+        var authenticated = false
+        if version == .resp3 {
+            var hello = RedisCommand("HELLO", "3")
+            if let password = configuration.password {
+                hello.arguments += [ByteBuffer(string: "AUTH"), ByteBuffer(string: configuration.username ?? "default"), ByteBuffer(string: password.reveal())]
+            }
+            if let name = configuration.clientName { hello.arguments += [ByteBuffer(string: "SETNAME"), ByteBuffer(string: name)] }
+            let reply = try await connection.send([hello], timeout: configuration.commandTimeout)[0]
+            if case .error(let error) = reply {
+                guard error.message.lowercased().contains("unknown command") || error.code == "NOPROTO" else {
+                    throw error.nimbusError(command: "HELLO")
+                }
+                version = .resp2   // Redis < 6: fall back to RESP2 with AUTH.
+                connection = RedisConnection(channel: channel, protocolVersion: .resp2, endpoint: endpoint)
+            } else {
+                authenticated = true
+            }
+        }
+        if !authenticated, let password = configuration.password {
+            setup.append(configuration.username.map { RedisCommand("AUTH", $0, password.reveal()) } ?? RedisCommand("AUTH", password.reveal()))
+        }
+        if version == .resp2, let name = configuration.clientName { setup.append(RedisCommand("CLIENT", "SETNAME", name)) }
+        if configuration.database != 0 { setup.append(RedisCommand("SELECT", String(configuration.database))) }
+        if !setup.isEmpty {
+            let replies = try await connection.send(setup, timeout: configuration.commandTimeout)
+            for (command, reply) in zip(setup, replies) { try reply.checked(for: command.name) }
+        }
+        return connection
+    }
+}
+
+extension String {
+    var isIPAddress: Bool {
+        (try? SocketAddress(ipAddress: self, port: 0)) != nil
+    }
+}

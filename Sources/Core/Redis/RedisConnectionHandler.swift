@@ -1,0 +1,117 @@
+import DequeModule
+import Logging
+import NIOCore
+import NimbusCore
+
+/// What the client writes into the channel: commands that go out in one write, and the promise
+/// of their replies, in order.
+struct RedisRequest {
+    var commands: [RedisCommand]
+    var promise: EventLoopPromise<[RESPValue]>
+    var timeout: TimeAmount?
+}
+
+/// Matches replies to requests on one connection. Replies arrive in the order the commands were
+/// written, so any number of callers can share the connection (pipelining and multiplexing);
+/// RESP3 pushes are routed to `onPush` instead.
+final class RedisConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = RESPValue
+    typealias OutboundIn = RedisRequest
+    typealias OutboundOut = ByteBuffer
+
+    private struct Pending {
+        var remaining: Int
+        var replies: [RESPValue]
+        var promise: EventLoopPromise<[RESPValue]>
+        var timeout: Scheduled<Void>?
+    }
+
+    private var pending = Deque<Pending>()
+    private var closedError: NimbusError?
+    private let logger: Logger
+    private let onPush: (@Sendable ([RESPValue]) -> Void)?
+    private let endpoint: String
+
+    init(endpoint: String, logger: Logger, onPush: (@Sendable ([RESPValue]) -> Void)?) {
+        self.endpoint = endpoint
+        self.logger = logger
+        self.onPush = onPush
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = unwrapOutboundIn(data)
+        if let closedError {
+            request.promise.fail(closedError)
+            promise?.fail(closedError)
+            return
+        }
+        guard !request.commands.isEmpty else {
+            request.promise.succeed([])
+            promise?.succeed()
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: request.commands.count * 32)
+        for command in request.commands { RESPEncoder.encode(command, into: &buffer) }
+        var entry = Pending(remaining: request.commands.count, replies: [], promise: request.promise, timeout: nil)
+        entry.replies.reserveCapacity(request.commands.count)
+        if let timeout = request.timeout {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let futureResult = request.promise.futureResult
+            let description = request.commands.first?.description ?? ""
+            entry.timeout = context.eventLoop.scheduleTask(in: timeout) {
+                let (handler, context) = loopBound.value
+                handler.failAll(NimbusError(.deadlineExceeded, "Redis at \(handler.endpoint) did not answer \(description) within \(timeout.nanoseconds / 1_000_000)ms; the connection was closed and will be reopened"), context: context)
+                context.close(promise: nil)
+                _ = futureResult
+            }
+        }
+        pending.append(entry)
+        context.write(wrapOutboundOut(buffer), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let value = unwrapInboundIn(data)
+        if case .push(let elements) = value {
+            onPush?(elements)
+            return
+        }
+        guard var first = pending.popFirst() else {
+            logger.warning("Redis sent a reply nobody asked for; closing the connection", metadata: ["endpoint": "\(endpoint)"])
+            failAll(NimbusError(.internal, "Redis at \(endpoint) sent an unsolicited \(value.typeName) reply"), context: context)
+            context.close(promise: nil)
+            return
+        }
+        first.replies.append(value)
+        first.remaining -= 1
+        if first.remaining == 0 {
+            first.timeout?.cancel()
+            first.promise.succeed(first.replies)
+        } else {
+            pending.prepend(first)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let nimbus: NimbusError
+        if let error = error as? RedisProtocolError {
+            nimbus = NimbusError(.internal, "Redis at \(endpoint) broke the protocol (\(error)); the connection was closed", underlying: error)
+        } else {
+            nimbus = NimbusError(.unavailable, "connection to Redis at \(endpoint) failed: \(error)", underlying: error)
+        }
+        failAll(nimbus, context: context)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(NimbusError(.unavailable, "connection to Redis at \(endpoint) closed with replies outstanding; commands that were sent may or may not have run"), context: context)
+        context.fireChannelInactive()
+    }
+
+    private func failAll(_ error: NimbusError, context: ChannelHandlerContext) {
+        if closedError == nil { closedError = error }
+        while let entry = pending.popFirst() {
+            entry.timeout?.cancel()
+            entry.promise.fail(error)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import NimbusCore
+import Testing
+
+/// A real server that adapter tests talk to (`redis`, `moto`, `postgres`...), started by
+/// `scripts/peers up NAME`, which exports its address as `NIMBUS_PEER_<NAME>_URL` and writes it
+/// to `.nimbus/peers/env` as well.
+///
+/// Under CI (`CI=true`) a missing peer is a failure, never a skip. Locally a test that needs a
+/// missing peer is skipped, and the skip says which command starts it:
+///
+/// ```swift
+/// @Test(.requires(.redis))
+/// func roundTrip() async throws {
+///     let client = try RedisClient(url: try Peer.redis.url())
+/// }
+/// ```
+public struct Peer: Sendable, Hashable, CustomStringConvertible {
+    /// The peer's name in `scripts/peers`.
+    public let name: String
+
+    /// Names a peer.
+    public init(_ name: String) { self.name = name }
+
+    /// redis-server.
+    public static let redis = Peer("redis")
+
+    /// The environment variable that carries the peer's URL.
+    public var variable: String { "NIMBUS_PEER_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_URL" }
+
+    /// The command that starts the peer.
+    public var startCommand: String { "scripts/peers up \(name)" }
+
+    public var description: String { name }
+
+    /// Whether this run is under CI, where missing peers fail instead of skipping.
+    public static var isCI: Bool {
+        let value = ProcessInfo.processInfo.environment["CI"]?.lowercased() ?? ""
+        return value == "true" || value == "1" || value == "yes"
+    }
+
+    /// The peer's URL, from the environment or `.nimbus/peers/env`; `nil` if it is not running.
+    public var configuredURL: String? {
+        if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }
+        return Peer.envFile()[variable]
+    }
+
+    /// The peer's URL. - Throws: `unavailable`, naming the command that starts the peer.
+    public func url() throws -> String {
+        guard let url = configuredURL else {
+            throw NimbusError(.unavailable, "peer '\(name)' is not running (\(variable) is unset\(Peer.isCI ? " under CI=true, so this test fails" : "")); start it with: \(startCommand)")
+        }
+        return url
+    }
+
+    /// Whether tests that need this peer should run: always under CI (so that they fail loudly
+    /// if it is missing), otherwise only when it is running.
+    public var shouldRun: Bool { Peer.isCI || configuredURL != nil }
+
+    /// Reads `KEY=value` lines from `.nimbus/peers/env` at the package root.
+    static func envFile() -> [String: String] {
+        guard let root = packageRoot(),
+              let text = try? String(contentsOfFile: root + "/.nimbus/peers/env", encoding: .utf8) else { return [:] }
+        var values: [String: String] = [:]
+        for line in text.split(whereSeparator: \.isNewline) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.hasPrefix("#"), let equals = trimmed.firstIndex(of: "=") else { continue }
+            var key = String(trimmed[..<equals])
+            if key.hasPrefix("export ") { key = String(key.dropFirst(7)) }
+            values[key] = String(trimmed[trimmed.index(after: equals)...])
+        }
+        return values
+    }
+
+    /// The directory holding `Package.swift`, searched upwards from the working directory and from this file.
+    public static func packageRoot(from file: String = #filePath) -> String? {
+        for start in [FileManager.default.currentDirectoryPath, file] {
+            var url = URL(fileURLWithPath: start)
+            for _ in 0..<12 {
+                if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path),
+                   FileManager.default.fileExists(atPath: url.appendingPathComponent("scripts/peers").path) {
+                    return url.path
+                }
+                url.deleteLastPathComponent()
+            }
+        }
+        return nil
+    }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// Runs the test only where `peer` can be reached — and always under CI, where a missing peer
+    /// then fails the test. The skip message names the command that starts the peer.
+    public static func requires(_ peer: Peer) -> Self {
+        .enabled(if: peer.shouldRun, "peer '\(peer.name)' is not running; start it with: \(peer.startCommand)")
+    }
+}
