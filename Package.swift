@@ -97,7 +97,7 @@ module("NimbusCatalog", "Core/Catalog")
 
 tests("NimbusCore", "Core/Core")
 tests("NimbusHTTP", "Core/HTTP", [Dep.nioCore, Dep.asyncHTTPClient])
-tests("NimbusRedis", "Core/Redis", [Dep.nioCore, Dep.nioPosix, Dep.nioEmbedded])
+tests("NimbusRedis", "Core/Redis", [Dep.nioCore, Dep.nioPosix, Dep.nioEmbedded, Dep.nioTestUtils])
 tests("NimbusTesting", "Core/Testing", [Dep.nioCore, Dep.asyncHTTPClient], fixtures: true)
 tests("NimbusCatalog", "Core/Catalog")
 
