@@ -22,6 +22,7 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     .package(url: "https://github.com/mattpolzin/OpenAPIKit.git", from: "6.4.0", traits: []),
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
 ]
@@ -32,6 +33,7 @@ enum Dep {
     static let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
     static let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
     static let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+    static let metricsTestKit = Target.Dependency.product(name: "MetricsTestKit", package: "swift-metrics")
     static let coreMetrics = Target.Dependency.product(name: "CoreMetrics", package: "swift-metrics")
     static let tracing = Target.Dependency.product(name: "Tracing", package: "swift-distributed-tracing")
     static let configuration = Target.Dependency.product(name: "Configuration", package: "swift-configuration")
@@ -47,6 +49,7 @@ enum Dep {
     static let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
     static let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
     static let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+    static let httpTypes = Target.Dependency.product(name: "HTTPTypes", package: "swift-http-types")
     static let hummingbirdTesting = Target.Dependency.product(name: "HummingbirdTesting", package: "hummingbird")
     static let openAPIKit = Target.Dependency.product(name: "OpenAPIKit", package: "OpenAPIKit")
     static let openAPIKit30 = Target.Dependency.product(name: "OpenAPIKit30", package: "OpenAPIKit")
@@ -91,12 +94,12 @@ module("NimbusCore", "Core/Core", [Dep.logging, Dep.configuration])
 module("NimbusHTTP", "Core/HTTP", ["NimbusCore", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto,
                                    Dep.logging, Dep.metrics, Dep.tracing])
 module("NimbusRedis", "Core/Redis", ["NimbusCore", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging])
-module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", Dep.hummingbird, Dep.nioCore, Dep.nioPosix,
+module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", Dep.hummingbird, Dep.httpTypes, Dep.nioCore, Dep.nioHTTP1, Dep.nioPosix,
                                          Dep.openAPIKit, Dep.openAPIKit30, Dep.openAPIKitCompat, Dep.yams])
 module("NimbusCatalog", "Core/Catalog")
 
 tests("NimbusCore", "Core/Core")
-tests("NimbusHTTP", "Core/HTTP", [Dep.nioCore, Dep.asyncHTTPClient])
+tests("NimbusHTTP", "Core/HTTP", [Dep.nioCore, Dep.nioHTTP1, Dep.asyncHTTPClient, Dep.metricsTestKit, Dep.logging])
 tests("NimbusRedis", "Core/Redis", [Dep.nioCore, Dep.nioPosix, Dep.nioEmbedded, Dep.nioTestUtils])
 tests("NimbusTesting", "Core/Testing", [Dep.nioCore, Dep.asyncHTTPClient], fixtures: true)
 tests("NimbusCatalog", "Core/Catalog")

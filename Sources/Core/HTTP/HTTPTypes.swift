@@ -1,0 +1,251 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NimbusCore
+
+/// One HTTP call as adapters describe it: what to send, and how the client should treat it.
+///
+/// ```swift
+/// var request = NimbusHTTPRequest(.POST, "/v1/charges", operation: "charges.create")
+/// try request.setForm(["amount": 2000, "currency": "eur", "metadata": ["order": "42"]])
+/// request.idempotencyKey = "order-42-charge"
+/// ```
+public struct NimbusHTTPRequest: Sendable {
+    /// The method.
+    public var method: HTTPMethod
+    /// An absolute URL, or a path joined to the client's `baseURL`.
+    public var url: String
+    /// Headers; the client adds its defaults, auth and the idempotency key.
+    public var headers: HTTPHeaders
+    /// The body, if any.
+    public var body: ByteBuffer?
+    /// The vendor operation's name, for metrics, logs and traces (`chat.completions.create`).
+    public var operation: String
+    /// Sent as the client's idempotency header on every attempt; makes a non-idempotent method retryable.
+    public var idempotencyKey: String?
+    /// This call's time limit, over the client's default (all attempts' waits excluded).
+    public var timeout: Duration?
+
+    /// Creates a request.
+    public init(_ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil, operation: String? = nil) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.operation = operation ?? "\(method.rawValue) \(url.split(separator: "?").first.map(String.init) ?? url)"
+    }
+
+    /// Whether repeating the request cannot do the work twice: a safe or idempotent method
+    /// (RFC 9110 §9.2.2), or any method with an idempotency key.
+    public var isIdempotent: Bool {
+        if idempotencyKey != nil { return true }
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
+        default: return false
+        }
+    }
+
+    /// Sets a JSON body and its content type.
+    public mutating func setJSON<T: Encodable>(_ value: T, encoder: JSONEncoder = .nimbus) throws {
+        do { body = ByteBuffer(bytes: try encoder.encode(value)) }
+        catch { throw NimbusError(.invalidArgument, "cannot encode the \(operation) request body as JSON: \(error)", underlying: error) }
+        headers.replaceOrAdd(name: "Content-Type", value: "application/json")
+    }
+
+    /// Sets an `application/x-www-form-urlencoded` body with nested keys (`metadata[a]=1`, `items[0][price]=x`).
+    public mutating func setForm<T: Encodable>(_ value: T) throws {
+        body = ByteBuffer(string: try FormEncoder().encode(value))
+        headers.replaceOrAdd(name: "Content-Type", value: "application/x-www-form-urlencoded")
+    }
+
+    /// Sets a `multipart/form-data` body.
+    public mutating func setMultipart(_ form: MultipartFormData) {
+        body = form.encode()
+        headers.replaceOrAdd(name: "Content-Type", value: form.contentType)
+    }
+}
+
+/// The answer: status, headers and a body that streams.
+public struct NimbusHTTPResponse: Sendable {
+    /// The status.
+    public var status: HTTPResponseStatus
+    /// The headers.
+    public var headers: HTTPHeaders
+    /// The body; read it once, streamed or collected.
+    public var body: HTTPBody
+
+    /// Creates a response.
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: HTTPBody = HTTPBody()) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// Whether the status is 2xx.
+    public var isSuccess: Bool { (200..<300).contains(status.code) }
+
+    /// The whole body, up to `limit` bytes. - Throws: `resourceExhausted` past the limit.
+    public func collect(upTo limit: Int = 32 * 1024 * 1024) async throws -> ByteBuffer {
+        try await body.collect(upTo: limit)
+    }
+
+    /// The body decoded from JSON. - Throws: `internal` naming the operation when it does not decode.
+    public func decode<T: Decodable>(_ type: T.Type, decoder: JSONDecoder = .nimbus, operation: String = "response") async throws -> T {
+        let buffer = try await collect()
+        do { return try decoder.decode(T.self, from: Data(buffer.readableBytesView)) }
+        catch {
+            let preview = String(decoding: buffer.readableBytesView.prefix(200), as: UTF8.self)
+            throw NimbusError(.internal, "the \(operation) reply is not the documented JSON (\(error)); body starts: \(preview)", underlying: error)
+        }
+    }
+
+    /// `Retry-After` as a duration: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+    public func retryAfter(now: Date = Date()) -> Duration? {
+        headers.first(name: "Retry-After").flatMap { HTTPDate.retryAfter($0, now: now) }
+    }
+
+    /// The error for a non-2xx answer: the default code for the status, the vendor's message,
+    /// and `Retry-After`. Adapters pass the message they parsed from the vendor's error body.
+    public func error(_ message: String, underlying: (any Error & Sendable)? = nil) -> NimbusError {
+        NimbusError(HTTPStatusMapping.code(for: status), message, underlying: underlying, retryAfter: retryAfter())
+    }
+}
+
+/// A response body: an async sequence of byte chunks that enforces the client's size limit.
+public struct HTTPBody: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+    private let stream: AsyncThrowingStream<ByteBuffer, any Error>
+
+    /// An empty body.
+    public init() { self.init(ByteBuffer()) }
+
+    /// A body of fixed bytes.
+    public init(_ buffer: ByteBuffer) {
+        self.init(stream: AsyncThrowingStream { continuation in
+            if buffer.readableBytes > 0 { continuation.yield(buffer) }
+            continuation.finish()
+        })
+    }
+
+    /// A body that streams.
+    public init(stream: AsyncThrowingStream<ByteBuffer, any Error>) {
+        self.stream = stream
+    }
+
+    /// A body over any sequence of chunks, cut off with `resourceExhausted` after `limit` bytes.
+    public init<S: AsyncSequence & Sendable>(_ chunks: S, limit: Int? = nil) where S.Element == ByteBuffer {
+        self.init(stream: AsyncThrowingStream(ByteBuffer.self) { continuation in
+            let task = Task {
+                var total = 0
+                do {
+                    for try await chunk in chunks {
+                        total += chunk.readableBytes
+                        if let limit, total > limit {
+                            throw NimbusError(.resourceExhausted, "response body is over the \(limit)-byte limit; raise maxResponseSize if this is expected")
+                        }
+                        continuation.yield(chunk)
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        })
+    }
+
+    public func makeAsyncIterator() -> AsyncThrowingStream<ByteBuffer, any Error>.AsyncIterator { stream.makeAsyncIterator() }
+
+    /// Reads the whole body. - Throws: `resourceExhausted` once more than `limit` bytes arrived.
+    public func collect(upTo limit: Int) async throws -> ByteBuffer {
+        var result = ByteBuffer()
+        for try await var chunk in self {
+            guard result.readableBytes + chunk.readableBytes <= limit else {
+                throw NimbusError(.resourceExhausted, "response body is over the \(limit)-byte limit")
+            }
+            result.writeBuffer(&chunk)
+        }
+        return result
+    }
+}
+
+/// The default map from HTTP status to ``NimbusError/Code``; adapters refine it from vendor error bodies.
+public enum HTTPStatusMapping {
+    /// The code for a status.
+    public static func code(for status: HTTPResponseStatus) -> NimbusError.Code {
+        switch status.code {
+        case 400, 422: .invalidArgument
+        case 401: .unauthenticated
+        case 402, 412: .failedPrecondition
+        case 403: .permissionDenied
+        case 404, 410: .notFound
+        case 405, 501: .unimplemented
+        case 408, 504: .deadlineExceeded
+        case 409: .alreadyExists
+        case 413, 429: .resourceExhausted
+        case 499: .canceled
+        case 502, 503: .unavailable
+        case 500..<600: .internal
+        default: .internal
+        }
+    }
+
+    /// Statuses that mean "try again later": 408, 429, 500, 502, 503, 504.
+    public static func isRetryable(_ status: HTTPResponseStatus) -> Bool {
+        [408, 429, 500, 502, 503, 504].contains(status.code)
+    }
+}
+
+/// HTTP-date parsing (RFC 9110 §5.6.7): IMF-fixdate, and the obsolete RFC 850 and asctime forms.
+public enum HTTPDate {
+    private static let formats = ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"]
+
+    /// Parses an HTTP-date.
+    public static func parse(_ text: String) -> Date? {
+        for format in formats {
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.timeZone = TimeZone(identifier: "GMT")
+            formatter.dateFormat = format
+            if let date = formatter.date(from: text.trimmingCharacters(in: .whitespaces)) { return date }
+        }
+        return nil
+    }
+
+    /// Formats a date as IMF-fixdate.
+    public static func format(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.string(from: date)
+    }
+
+    /// A `Retry-After` value as a duration from `now`; a date in the past is zero, junk is `nil`.
+    public static func retryAfter(_ value: String, now: Date) -> Duration? {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if let seconds = Int(trimmed) { return seconds >= 0 ? .seconds(seconds) : nil }
+        if let seconds = Double(trimmed), seconds >= 0, seconds.isFinite { return .milliseconds(Int64(seconds * 1000)) }
+        guard let date = parse(trimmed) else { return nil }
+        return .milliseconds(max(0, Int64(date.timeIntervalSince(now) * 1000)))
+    }
+}
+
+extension JSONEncoder {
+    /// The encoder adapters use unless a vendor needs another: ISO 8601 dates, no escaped slashes.
+    public static var nimbus: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }
+}
+
+extension JSONDecoder {
+    /// The decoder adapters use unless a vendor needs another: ISO 8601 dates.
+    public static var nimbus: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

@@ -1,0 +1,104 @@
+import Crypto
+import Foundation
+import NimbusCore
+
+/// Verifies webhook signatures: HMAC over the signed payload, compared in constant time,
+/// against one or more secrets (rotation) and one or more candidate signatures, with a
+/// timestamp tolerance against replays.
+///
+/// Vendors differ only in what they sign and how they ship it; an adapter builds the signed
+/// payload (Stripe: `"\(t).\(body)"`) and the candidates (every `v1=` value) and calls this.
+///
+/// ```swift
+/// try WebhookSignature.verify(
+///     payload: Data("\(timestamp).".utf8) + body, candidates: v1Signatures,
+///     secrets: [Secret(current), Secret(previous)], algorithm: .sha256, encoding: .hex,
+///     timestamp: Date(timeIntervalSince1970: Double(timestamp)), tolerance: .seconds(300))
+/// ```
+public enum WebhookSignature {
+    /// The HMAC hash.
+    public enum Algorithm: Sendable { case sha1, sha256, sha512 }
+    /// How the signature is written.
+    public enum Encoding: Sendable { case hex, base64 }
+
+    /// The signature of `payload` with `secret`.
+    public static func sign(payload: some DataProtocol, secret: Secret<String>, algorithm: Algorithm = .sha256, encoding: Encoding = .hex) -> String {
+        let mac = hmac(payload: payload, key: Array(secret.reveal().utf8), algorithm: algorithm)
+        switch encoding {
+        case .hex: return mac.map { String(format: "%02x", $0) }.joined()
+        case .base64: return Data(mac).base64EncodedString()
+        }
+    }
+
+    /// Checks that one of `candidates` is the signature of `payload` under one of `secrets`, and that
+    /// `timestamp` (when the vendor signs one) is within `tolerance` of `now`.
+    /// - Throws: `unauthenticated`, saying whether the signature or the time was wrong (never which secret).
+    public static func verify(
+        payload: some DataProtocol, candidates: [String], secrets: [Secret<String>],
+        algorithm: Algorithm = .sha256, encoding: Encoding = .hex,
+        timestamp: Date? = nil, tolerance: Duration = .seconds(300), now: Date = Date()
+    ) throws {
+        guard !secrets.isEmpty else { throw NimbusError(.failedPrecondition, "no webhook secret configured; set the endpoint's signing secret") }
+        guard !candidates.isEmpty else { throw NimbusError(.unauthenticated, "webhook request carries no signature") }
+        if let timestamp {
+            let age = abs(now.timeIntervalSince(timestamp))
+            guard age <= tolerance.nimbusSeconds else {
+                throw NimbusError(.unauthenticated, "webhook timestamp is \(Int(age))s away from now, over the \(tolerance.nimbusFormatted) tolerance (replayed or clock skew)")
+            }
+        }
+        let decoded = candidates.compactMap { decode($0, encoding) }
+        var matched = false
+        for secret in secrets {
+            let expected = hmac(payload: payload, key: Array(secret.reveal().utf8), algorithm: algorithm)
+            for candidate in decoded {
+                // Evaluate every pair, so the time taken does not tell which one matched.
+                matched = constantTimeEquals(expected, candidate) || matched
+            }
+        }
+        guard matched else { throw NimbusError(.unauthenticated, "webhook signature does not match any configured secret") }
+    }
+
+    /// Compares two byte strings in time that depends only on their lengths.
+    public static func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        var difference: UInt8 = 0
+        for index in 0..<lhs.count { difference |= lhs[index] ^ rhs[index] }
+        return difference == 0
+    }
+
+    static func hmac(payload: some DataProtocol, key: [UInt8], algorithm: Algorithm) -> [UInt8] {
+        let key = SymmetricKey(data: key)
+        switch algorithm {
+        case .sha1: return Array(HMAC<Insecure.SHA1>.authenticationCode(for: payload, using: key))
+        case .sha256: return Array(HMAC<SHA256>.authenticationCode(for: payload, using: key))
+        case .sha512: return Array(HMAC<SHA512>.authenticationCode(for: payload, using: key))
+        }
+    }
+
+    static func decode(_ text: String, _ encoding: Encoding) -> [UInt8]? {
+        switch encoding {
+        case .base64: return Data(base64Encoded: text.trimmingCharacters(in: .whitespaces)).map(Array.init)
+        case .hex:
+            let chars = Array(text.trimmingCharacters(in: .whitespaces).utf8)
+            guard chars.count % 2 == 0 else { return nil }
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(chars.count / 2)
+            var index = 0
+            while index < chars.count {
+                guard let high = hexValue(chars[index]), let low = hexValue(chars[index + 1]) else { return nil }
+                bytes.append(high << 4 | low)
+                index += 2
+            }
+            return bytes
+        }
+    }
+
+    private static func hexValue(_ char: UInt8) -> UInt8? {
+        switch char {
+        case 48...57: char - 48
+        case 65...70: char - 55
+        case 97...102: char - 87
+        default: nil
+        }
+    }
+}
