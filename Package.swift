@@ -117,7 +117,7 @@ tests("NimbusCacheRedis", "Cache/Adapters/Redis", ["NimbusCacheConformance", "Ni
 
 // MARK: - Services and the command-line tool
 
-module("NimbusServer", "Services/Server", ["NimbusCore", "NimbusCatalog", Dep.hummingbird, Dep.serviceLifecycle,
+module("NimbusServer", "Services/Server", ["NimbusCore", "NimbusCatalog", Dep.hummingbird, Dep.nioCore, Dep.serviceLifecycle,
                                            Dep.prometheus, Dep.metrics, Dep.logging])
 tests("NimbusServer", "Services/Server", [Dep.hummingbird, Dep.hummingbirdTesting])
 
@@ -131,7 +131,7 @@ targets.append(.executableTarget(
 products.append(.executable(name: "nimbus", targets: ["nimbus"]))
 targets.append(.testTarget(
     name: "nimbusTests",
-    dependencies: ["nimbus", "NimbusCatalog", "NimbusTesting"],
+    dependencies: ["nimbus", "NimbusCatalog", "NimbusTesting", "NimbusHTTP"],
     path: "Tests/CLI/nimbusTests",
     swiftSettings: swiftSettings
 ))

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NimbusCache
+import NimbusCacheMemory
+import NimbusCacheRedis
+import NimbusCore
+
+/// `nimbus cache`: read and write a cache by URL.
+struct CacheCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cache",
+        abstract: "Get, set and delete cache values (mem://, redis://, rediss://).",
+        subcommands: [Get.self, Set.self, Delete.self]
+    )
+
+    /// Options every cache subcommand takes.
+    struct Connection: ParsableArguments {
+        @Option(help: "Cache URL (settings key cache.url, env NIMBUS_CACHE_URL; default mem://).")
+        var url: String?
+
+        @Option(help: "Prefix added to every key.")
+        var prefix: String = ""
+
+        @Option(help: "Settings file (.yaml, .yml or .json).")
+        var config: String?
+
+        func open() async throws -> Cache {
+            let settings = try await NimbusConfiguration.reader(file: config)
+            let url = url ?? settings.string(forKey: "cache.url", default: "mem://")
+            return try await Cache.open(url, openers: URLOpenerRegistry.cache.withMemory().withRedis(),
+                                        configuration: .init(keyPrefix: prefix))
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the value of KEY; exit 1 if it is missing.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The key.") var key: String
+
+        func run() async throws {
+            let cache = try await connection.open()
+            defer { Task { try? await cache.close() } }
+            guard let value = try await cache.get(key) else {
+                try? await cache.close()
+                FileHandle.standardError.write(Data("(nil)\n".utf8))
+                throw ExitCode(1)
+            }
+            FileHandle.standardOutput.write(Data(value.readableBytesView))
+            FileHandle.standardOutput.write(Data("\n".utf8))
+            try await cache.close()
+        }
+    }
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set KEY to VALUE.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The key.") var key: String
+        @Argument(help: "The value.") var value: String
+        @Option(help: "Time to live: 500ms, 30s, 5m, 1h.") var ttl: String?
+        @Flag(name: .customLong("if-absent"), help: "Only set if the key is missing (exit 1 if it exists).") var ifAbsent = false
+
+        func run() async throws {
+            var duration: Duration?
+            if let ttl {
+                guard let parsed = Duration.nimbusParse(ttl) else { throw ValidationError("--ttl '\(ttl)' is not a duration such as 30s") }
+                duration = parsed
+            }
+            let cache = try await connection.open()
+            if ifAbsent {
+                let written = try await cache.setIfAbsent(key, bytes: ByteBuffer(string: value), ttl: duration)
+                try await cache.close()
+                print(written ? "OK" : "exists")
+                if !written { throw ExitCode(1) }
+            } else {
+                try await cache.set(key, bytes: ByteBuffer(string: value), ttl: duration)
+                try await cache.close()
+                print("OK")
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "del", abstract: "Delete KEYs; print how many existed.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The keys.") var keys: [String]
+
+        func run() async throws {
+            let cache = try await connection.open()
+            let count = try await cache.delete(keys)
+            try await cache.close()
+            print(count)
+        }
+    }
+}

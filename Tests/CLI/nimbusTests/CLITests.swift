@@ -1,0 +1,125 @@
+import Foundation
+import NimbusCore
+import NimbusHTTP
+import NimbusTesting
+import Testing
+
+/// Runs the built `nimbus` binary, as a user would.
+enum Binary {
+    static func url() throws -> URL {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("nimbus"),
+            Bundle.main.bundleURL.appendingPathComponent("nimbus"),
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("nimbus"),
+        ] + (Peer.packageRoot().map { [URL(fileURLWithPath: "\($0)/.build/debug/nimbus")] } ?? [])
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw NimbusError(.failedPrecondition, "the nimbus binary was not built next to the tests (looked in \(candidates.map(\.path)))")
+        }
+        return found
+    }
+
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = try url()
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite("nimbus command line")
+struct CLITests {
+    @Test("--help groups commands by domain")
+    func help() throws {
+        let result = try Binary.run(["--help"])
+        #expect(result.status == 0)
+        for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
+    }
+
+    @Test("packages prints the catalog in each format")
+    func packages() throws {
+        let json = try Binary.run(["packages", "--format", "json"])
+        #expect(json.status == 0)
+        let rows = try JSONValue.parse(Data(json.stdout.utf8)).arrayValue
+        #expect(rows?.count == 121)
+        let done = try Binary.run(["packages", "--status", "done"])
+        #expect(done.stdout.contains("NimbusCache"))
+        let bad = try Binary.run(["packages", "--format", "xml"])
+        #expect(bad.status != 0)
+    }
+
+    @Test("cache set/get/del on mem:// in one process is empty afterwards; bad URLs explain themselves")
+    func cacheMemory() throws {
+        let set = try Binary.run(["cache", "set", "--url", "mem://", "k", "v"])
+        #expect(set.status == 0 && set.stdout == "OK\n")
+        let get = try Binary.run(["cache", "get", "--url", "mem://", "k"])   // a new process: a new memory cache
+        #expect(get.status == 1 && get.stderr.contains("(nil)"))
+        let bad = try Binary.run(["cache", "get", "--url", "memcached://x", "k"])
+        #expect(bad.status != 0 && bad.stderr.contains("mem://"))
+        let ttl = try Binary.run(["cache", "set", "--ttl", "soon", "k", "v"])
+        #expect(ttl.status != 0)
+    }
+
+    @Test("cache commands against redis-server", .requires(.redis))
+    func cacheRedis() throws {
+        let url = try Peer.redis.url()
+        let key = "cli:\(IDGenerator.shared.ulid())"
+        #expect(try Binary.run(["cache", "set", "--url", url, key, "hello world", "--ttl", "60s"]).status == 0)
+        let get = try Binary.run(["cache", "get", key], environment: ["NIMBUS_CACHE_URL": url])
+        #expect(get.status == 0 && get.stdout == "hello world\n")
+        #expect(try Binary.run(["cache", "set", "--url", url, "--if-absent", key, "other"]).status == 1)
+        #expect(try Binary.run(["cache", "del", "--url", url, key, key + "-missing"]).stdout == "1\n")
+    }
+
+    @Test("serve answers /healthz and /v1/packages, then exits 0 on SIGTERM")
+    func serve() async throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-serve-\(IDGenerator.shared.ulid())").path
+        let process = Process()
+        process.executableURL = try Binary.url()
+        process.arguments = ["serve", "--port", "0", "--state-dir", state]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        // The server logs its port as JSON on standard error.
+        var port: Int?
+        var buffer = Data()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while port == nil, ContinuousClock.now < deadline {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            buffer.append(chunk)
+            for line in String(decoding: buffer, as: UTF8.self).split(separator: "\n") {
+                if let value = try? JSONValue.parse(Data(line.utf8)), value["msg"] == "nimbus serving", let text = value["port"]?.stringValue {
+                    port = Int(text)
+                }
+            }
+        }
+        let bound = try #require(port, "the server did not log its port: \(String(decoding: buffer, as: UTF8.self))")
+        let client = NimbusHTTPClient(configuration: .init(service: "nimbus", baseURL: "http://127.0.0.1:\(bound)"))
+        let health = try await client.send(NimbusHTTPRequest(.GET, "/healthz"))
+        #expect(health.status.code == 200)
+        let packages = try await client.json(NimbusHTTPRequest(.GET, "/v1/packages"), as: [JSONValue].self)
+        #expect(packages.count == 121)
+        #expect(FileManager.default.fileExists(atPath: state))
+
+        kill(process.processIdentifier, SIGTERM)
+        let stopDeadline = ContinuousClock.now + .seconds(5)
+        while process.isRunning, ContinuousClock.now < stopDeadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!process.isRunning, "nimbus serve did not stop within 5 s of SIGTERM")
+        if !process.isRunning {
+            #expect(process.terminationStatus == 0)
+            #expect(process.terminationReason == .exit)
+        }
+    }
+}
