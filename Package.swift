@@ -81,7 +81,7 @@ var products: [Product] = []
 @MainActor func tests(_ module: String, _ path: String, _ deps: [Target.Dependency] = [], fixtures: Bool = false) {
     targets.append(.testTarget(
         name: "\(module)Tests",
-        dependencies: [.target(name: module), "NimbusTesting"] + deps,
+        dependencies: (module == "NimbusTesting" ? [.target(name: module)] : [.target(name: module), "NimbusTesting"]) + deps,
         path: "Tests/\(path)Tests",
         resources: fixtures ? [.copy("Fixtures")] : nil,
         swiftSettings: swiftSettings

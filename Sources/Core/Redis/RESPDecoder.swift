@@ -181,17 +181,36 @@ public struct RESPDecoder: ByteToMessageDecoder, Sendable {
 public enum RESPEncoder {
     /// Appends `command` to `buffer`.
     public static func encode(_ command: RedisCommand, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "*"))
-        buffer.writeString(String(command.arguments.count))
-        buffer.writeStaticString("\r\n")
+        writeHeader(UInt8(ascii: "*"), command.arguments.count, into: &buffer)
         for argument in command.arguments {
-            buffer.writeInteger(UInt8(ascii: "$"))
-            buffer.writeString(String(argument.readableBytes))
-            buffer.writeStaticString("\r\n")
-            var copy = argument
-            buffer.writeBuffer(&copy)
+            writeHeader(UInt8(ascii: "$"), argument.readableBytes, into: &buffer)
+            buffer.writeImmutableBuffer(argument)
             buffer.writeStaticString("\r\n")
         }
+    }
+
+    /// `<type><decimal>\r\n` without allocating a String for the number.
+    @inline(__always)
+    static func writeHeader(_ type: UInt8, _ value: Int, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(type)
+        if value < 10 {
+            buffer.writeInteger(UInt8(ascii: "0") + UInt8(value))
+        } else {
+            var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                         UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            var count = 0
+            var rest = value
+            withUnsafeMutableBytes(of: &digits) { bytes in
+                while rest > 0 {
+                    bytes[19 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                    count += 1
+                }
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[(20 - count)...]))
+            }
+        }
+        buffer.writeStaticString("\r\n")
     }
 }
 

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NimbusCore
+import Synchronization
 
 /// One open connection to a Redis server, authenticated and on the configured database.
 ///
@@ -10,6 +11,15 @@ import NimbusCore
 /// arrive and their replies are matched in that order.
 public final class RedisConnection: Sendable {
     let channel: any Channel
+    /// Requests waiting for the event loop: callers on other threads append here, and one
+    /// scheduled task writes everything queued and flushes once, so concurrent callers share
+    /// one system call instead of paying a thread hop and a `writev` each.
+    private let outbox = Mutex(Outbox())
+
+    private struct Outbox {
+        var requests: [RedisRequest] = []
+        var drainScheduled = false
+    }
     /// The protocol the server agreed to.
     public let protocolVersion: RedisClient.Configuration.ProtocolVersion
     private let endpoint: String
@@ -20,6 +30,16 @@ public final class RedisConnection: Sendable {
         self.endpoint = endpoint
     }
 
+    /// Writes every queued request and flushes once. Runs on the channel's event loop.
+    private func drain() {
+        let requests = outbox.withLock { outbox -> [RedisRequest] in
+            defer { outbox.requests.removeAll(keepingCapacity: true); outbox.drainScheduled = false }
+            return outbox.requests
+        }
+        for request in requests { channel.write(request, promise: nil) }
+        channel.flush()
+    }
+
     /// Whether the TCP connection is still open.
     public var isActive: Bool { channel.isActive }
 
@@ -27,7 +47,12 @@ public final class RedisConnection: Sendable {
     public func send(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RESPValue] {
         let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
         let request = RedisRequest(commands: commands, promise: promise, timeout: timeout.map { .nanoseconds($0.nimbusNanoseconds) })
-        channel.writeAndFlush(request, promise: nil)
+        let schedule = outbox.withLock { outbox -> Bool in
+            outbox.requests.append(request)
+            defer { outbox.drainScheduled = true }
+            return !outbox.drainScheduled
+        }
+        if schedule { channel.eventLoop.execute { self.drain() } }
         return try await promise.futureResult.get()
     }
 
@@ -64,7 +89,6 @@ public final class RedisConnection: Sendable {
                         let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: configuration.host.isIPAddress ? nil : configuration.host)
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder()))
                     try channel.pipeline.syncOperations.addHandler(RedisConnectionHandler(endpoint: endpoint, logger: logger, onPush: onPush))
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {

@@ -13,9 +13,10 @@ struct RedisRequest {
 
 /// Matches replies to requests on one connection. Replies arrive in the order the commands were
 /// written, so any number of callers can share the connection (pipelining and multiplexing);
-/// RESP3 pushes are routed to `onPush` instead.
+/// RESP3 pushes are routed to `onPush` instead. It parses the byte stream itself (no separate
+/// decoder stage), which saves a pipeline hop and a boxed value per reply.
 final class RedisConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = RESPValue
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = RedisRequest
     typealias OutboundOut = ByteBuffer
 
@@ -28,6 +29,8 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
 
     private var pending = Deque<Pending>()
     private var closedError: NimbusError?
+    private var inbound = ByteBuffer()
+    private let decoder = RESPDecoder()
     private let logger: Logger
     private let onPush: (@Sendable ([RESPValue]) -> Void)?
     private let endpoint: String
@@ -50,19 +53,17 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
             promise?.succeed()
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: request.commands.count * 32)
+        var buffer = context.channel.allocator.buffer(capacity: request.commands.count * 48)
         for command in request.commands { RESPEncoder.encode(command, into: &buffer) }
         var entry = Pending(remaining: request.commands.count, replies: [], promise: request.promise, timeout: nil)
         entry.replies.reserveCapacity(request.commands.count)
         if let timeout = request.timeout {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let futureResult = request.promise.futureResult
             let description = request.commands.first?.description ?? ""
             entry.timeout = context.eventLoop.scheduleTask(in: timeout) {
                 let (handler, context) = loopBound.value
                 handler.failAll(NimbusError(.deadlineExceeded, "Redis at \(handler.endpoint) did not answer \(description) within \(timeout.nanoseconds / 1_000_000)ms; the connection was closed and will be reopened"), context: context)
                 context.close(promise: nil)
-                _ = futureResult
             }
         }
         pending.append(entry)
@@ -70,25 +71,40 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let value = unwrapInboundIn(data)
-        if case .push(let elements) = value {
-            onPush?(elements)
+        var incoming = unwrapInboundIn(data)
+        if inbound.readableBytes == 0 { inbound = incoming } else { inbound.writeBuffer(&incoming) }
+        do {
+            while let value = try decoder.parse(from: &inbound) {
+                guard deliver(value, context: context) else { return }
+            }
+        } catch {
+            errorCaught(context: context, error: error)
             return
         }
-        guard var first = pending.popFirst() else {
+        if inbound.readableBytes == 0 { inbound.clear() } else if inbound.readerIndex > 64 * 1024 { inbound.discardReadBytes() }
+    }
+
+    /// Hands one reply to the oldest request; returns false once the connection is being closed.
+    private func deliver(_ value: RESPValue, context: ChannelHandlerContext) -> Bool {
+        if case .push(let elements) = value {
+            onPush?(elements)
+            return true
+        }
+        guard !pending.isEmpty else {
             logger.warning("Redis sent a reply nobody asked for; closing the connection", metadata: ["endpoint": "\(endpoint)"])
             failAll(NimbusError(.internal, "Redis at \(endpoint) sent an unsolicited \(value.typeName) reply"), context: context)
             context.close(promise: nil)
-            return
+            return false
         }
-        first.replies.append(value)
-        first.remaining -= 1
-        if first.remaining == 0 {
-            first.timeout?.cancel()
-            first.promise.succeed(first.replies)
-        } else {
-            pending.prepend(first)
+        let index = pending.startIndex
+        pending[index].replies.append(value)
+        pending[index].remaining -= 1
+        if pending[index].remaining == 0 {
+            let done = pending.removeFirst()
+            done.timeout?.cancel()
+            done.promise.succeed(done.replies)
         }
+        return true
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
