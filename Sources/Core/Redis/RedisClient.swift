@@ -155,17 +155,23 @@ public final class RedisClient: Sendable {
             throw NimbusError(.failedPrecondition, "the Redis client for \(configuration.endpoint) was shut down; create a new one")
         }
         let index = nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue % slotCount
-        let future: EventLoopFuture<RedisConnection> = slots.withLock { slots in
+        enum Lease { case ready(RedisConnection), pending(EventLoopFuture<RedisConnection>) }
+        let lease: Lease = slots.withLock { slots in
             switch slots[index] {
             case .connected(let connection) where connection.isActive:
-                return connection.channel.eventLoop.makeSucceededFuture(connection)
+                return .ready(connection)
             case .connecting(let future):
-                return future
+                return .pending(future)
             case .empty, .connected:
                 let created = RedisConnection.connect(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
                 slots[index] = .connecting(created)
-                return created
+                return .pending(created)
             }
+        }
+        // The common case returns without touching a future, so no thread hop.
+        guard case .pending(let future) = lease else {
+            if case .ready(let connection) = lease { return connection }
+            throw NimbusError(.internal, "unreachable Redis pool state")
         }
         do {
             let connection = try await future.get()

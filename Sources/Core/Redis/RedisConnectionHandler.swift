@@ -24,8 +24,13 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
         var remaining: Int
         var replies: [RESPValue]
         var promise: EventLoopPromise<[RESPValue]>
-        var timeout: Scheduled<Void>?
+        var deadline: NIODeadline?
+        var firstCommand: RedisCommand
     }
+
+    /// One timer for the whole connection, aimed at the oldest request's deadline (replies come
+    /// in order, so the oldest request is the one that times out first); re-aimed when it fires.
+    private var timer: Scheduled<Void>?
 
     private var pending = Deque<Pending>()
     private var closedError: NimbusError?
@@ -55,17 +60,10 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
         }
         var buffer = context.channel.allocator.buffer(capacity: request.commands.count * 48)
         for command in request.commands { RESPEncoder.encode(command, into: &buffer) }
-        var entry = Pending(remaining: request.commands.count, replies: [], promise: request.promise, timeout: nil)
+        var entry = Pending(remaining: request.commands.count, replies: [], promise: request.promise,
+                            deadline: request.timeout.map { .now() + $0 }, firstCommand: request.commands[0])
         entry.replies.reserveCapacity(request.commands.count)
-        if let timeout = request.timeout {
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let description = request.commands.first?.description ?? ""
-            entry.timeout = context.eventLoop.scheduleTask(in: timeout) {
-                let (handler, context) = loopBound.value
-                handler.failAll(NimbusError(.deadlineExceeded, "Redis at \(handler.endpoint) did not answer \(description) within \(timeout.nanoseconds / 1_000_000)ms; the connection was closed and will be reopened"), context: context)
-                context.close(promise: nil)
-            }
-        }
+        if timer == nil, let deadline = entry.deadline { armTimer(at: deadline, context: context) }
         pending.append(entry)
         context.write(wrapOutboundOut(buffer), promise: promise)
     }
@@ -101,7 +99,6 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
         pending[index].remaining -= 1
         if pending[index].remaining == 0 {
             let done = pending.removeFirst()
-            done.timeout?.cancel()
             done.promise.succeed(done.replies)
         }
         return true
@@ -125,9 +122,32 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
 
     private func failAll(_ error: NimbusError, context: ChannelHandlerContext) {
         if closedError == nil { closedError = error }
-        while let entry = pending.popFirst() {
-            entry.timeout?.cancel()
-            entry.promise.fail(error)
+        timer?.cancel()
+        timer = nil
+        while let entry = pending.popFirst() { entry.promise.fail(error) }
+    }
+
+    private func armTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.timerFired(context: context)
+        }
+    }
+
+    private func timerFired(context: ChannelHandlerContext) {
+        timer = nil
+        guard let head = pending.first else { return }
+        guard let deadline = head.deadline else {
+            // The oldest request has no deadline: aim at the first one that has.
+            if let next = pending.lazy.compactMap(\.deadline).first { armTimer(at: next, context: context) }
+            return
+        }
+        if deadline <= .now() {
+            failAll(NimbusError(.deadlineExceeded, "Redis at \(endpoint) did not answer \(head.firstCommand) in time; the connection was closed and will be reopened"), context: context)
+            context.close(promise: nil)
+        } else {
+            armTimer(at: deadline, context: context)
         }
     }
 }
