@@ -19,6 +19,8 @@ let clients = 50
 let pipelineDepth = 16
 let pipelinesPerClient = 125                        // 50 × 125 × 16 = 100,000 commands per iteration
 let commandsPerIteration = clients * pipelinesPerClient * pipelineDepth
+/// Connections in the client pool (NIMBUS_BENCH_POOL; the client default is 4).
+let poolSize = Int(ProcessInfo.processInfo.environment["NIMBUS_BENCH_POOL"] ?? "") ?? 4
 
 /// Runs one iteration of the redis-benchmark-shaped load and returns commands per second.
 func pipelinedLoad(_ client: RedisClient, _ command: RedisCommand) async throws -> Double {
@@ -105,7 +107,7 @@ let benchmarks: @Sendable () -> Void = {
                                                      teardown: { rates.report("SET"); rates.report("GET") })
 
     Benchmark("Redis pipelined SET (50 clients × P16, 100k commands/iteration)", configuration: redisConfiguration) { benchmark in
-        let client = try RedisClient(url: redisURL + "?pool=8")
+        let client = try RedisClient(url: redisURL + "?pool=\(poolSize)")
         try await client.ping()
         let command = RedisCommand("SET", "key:__rand_int__", "xxx")
         benchmark.startMeasurement()
@@ -117,7 +119,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("Redis pipelined GET (50 clients × P16, 100k commands/iteration)", configuration: redisConfiguration) { benchmark in
-        let client = try RedisClient(url: redisURL + "?pool=8")
+        let client = try RedisClient(url: redisURL + "?pool=\(poolSize)")
         try await client.set("key:__rand_int__", to: "xxx")
         let command = RedisCommand("GET", "key:__rand_int__")
         benchmark.startMeasurement()

@@ -51,11 +51,9 @@ public struct RESPDecoder: ByteToMessageDecoder, Sendable {
         case UInt8(ascii: "-"):
             return try readLine(&buffer).map { .error(RedisServerError(message: String(buffer: $0))) }
         case UInt8(ascii: ":"):
-            guard let line = try readLine(&buffer) else { return nil }
-            return .integer(try integer(line, "integer"))
+            return try readIntegerLine(&buffer, "integer").map { .integer($0) }
         case UInt8(ascii: "$"), UInt8(ascii: "!"), UInt8(ascii: "="):
-            guard let line = try readLine(&buffer) else { return nil }
-            let length = try integer(line, "bulk length")
+            guard let length = try readIntegerLine(&buffer, "bulk length") else { return nil }
             if length == -1 && type == UInt8(ascii: "$") { return .null }
             guard length >= 0 else { throw RedisProtocolError.malformed("negative bulk length \(length)") }
             guard length <= maximumBulkLength else {
@@ -76,8 +74,7 @@ public struct RESPDecoder: ByteToMessageDecoder, Sendable {
             default: return .bulkString(payload)
             }
         case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"):
-            guard let line = try readLine(&buffer) else { return nil }
-            let count = try integer(line, "aggregate length")
+            guard let count = try readIntegerLine(&buffer, "aggregate length") else { return nil }
             if count == -1 && type == UInt8(ascii: "*") { return .null }
             guard let elements = try parseElements(&buffer, count: count, depth: depth) else { return nil }
             switch type {
@@ -86,8 +83,7 @@ public struct RESPDecoder: ByteToMessageDecoder, Sendable {
             default: return .array(elements)
             }
         case UInt8(ascii: "%"), UInt8(ascii: "|"):
-            guard let line = try readLine(&buffer) else { return nil }
-            let count = try integer(line, "map length")
+            guard let count = try readIntegerLine(&buffer, "map length") else { return nil }
             guard count >= 0, count <= maximumAggregateLength / 2 else { throw RedisProtocolError.malformed("bad map length \(count)") }
             guard let flat = try parseElements(&buffer, count: count * 2, depth: depth) else { return nil }
             let entries = stride(from: 0, to: flat.count, by: 2).map { RESPValue.MapEntry(key: flat[$0], value: flat[$0 + 1]) }
@@ -157,6 +153,45 @@ public struct RESPDecoder: ByteToMessageDecoder, Sendable {
         return line
     }
 
+    /// Reads a CRLF-terminated decimal integer straight from the buffer's bytes (the hot path of
+    /// every bulk string, array and integer reply), consuming it; `nil` if the line is incomplete.
+    private func readIntegerLine(_ buffer: inout ByteBuffer, _ what: String) throws -> Int64? {
+        let parsed: (value: Int64, consumed: Int)? = try buffer.withUnsafeReadableBytes { bytes in
+            var index = 0
+            var negative = false
+            var value: Int64 = 0
+            var digits = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                    let (times, o1) = value.multipliedReportingOverflow(by: 10)
+                    let (sum, o2) = times.addingReportingOverflow(Int64(byte &- UInt8(ascii: "0")))
+                    guard !o1, !o2 else { throw RedisProtocolError.malformed("\(what) overflows 64 bits") }
+                    value = sum
+                    digits += 1
+                } else if byte == 13 {
+                    guard index + 1 < bytes.count else { return nil }
+                    guard bytes[index + 1] == 10 else { throw RedisProtocolError.malformed("\(what) line has CR without LF") }
+                    guard digits > 0 else { throw RedisProtocolError.malformed("empty \(what)") }
+                    return (negative ? -value : value, index + 2)
+                } else if index == 0 && (byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+")) {
+                    negative = byte == UInt8(ascii: "-")
+                } else if byte == 10 {
+                    throw RedisProtocolError.malformed("line ends in LF without CR")
+                } else {
+                    let end = bytes[index...].firstIndex(of: 13) ?? min(bytes.count, index + 32)
+                    throw RedisProtocolError.malformed("\(what) '\(String(decoding: bytes[0..<end], as: UTF8.self))' is not an integer")
+                }
+                index += 1
+                if index > 32 { throw RedisProtocolError.malformed("\(what) line is too long") }
+            }
+            return nil
+        }
+        guard let parsed else { return nil }
+        buffer.moveReaderIndex(forwardBy: parsed.consumed)
+        return parsed.value
+    }
+
     private func integer(_ line: ByteBuffer, _ what: String) throws -> Int64 {
         var value: Int64 = 0
         var negative = false
@@ -179,38 +214,48 @@ public struct RESPDecoder: ByteToMessageDecoder, Sendable {
 
 /// Encodes commands as RESP arrays of bulk strings — the only form servers accept from clients.
 public enum RESPEncoder {
-    /// Appends `command` to `buffer`.
+    /// Appends `command` to `buffer`, sizing the buffer once and writing the bytes in one pass.
     public static func encode(_ command: RedisCommand, into buffer: inout ByteBuffer) {
-        writeHeader(UInt8(ascii: "*"), command.arguments.count, into: &buffer)
-        for argument in command.arguments {
-            writeHeader(UInt8(ascii: "$"), argument.readableBytes, into: &buffer)
-            buffer.writeImmutableBuffer(argument)
-            buffer.writeStaticString("\r\n")
+        var size = 1 + digitCount(command.arguments.count) + 2
+        for argument in command.arguments { size += 1 + digitCount(argument.readableBytes) + 2 + argument.readableBytes + 2 }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            guard let base = raw.baseAddress else { return 0 }
+            var offset = writeHeader(UInt8(ascii: "*"), command.arguments.count, to: base)
+            for argument in command.arguments {
+                offset += writeHeader(UInt8(ascii: "$"), argument.readableBytes, to: base + offset)
+                argument.withUnsafeReadableBytes { bytes in
+                    if let source = bytes.baseAddress { (base + offset).copyMemory(from: source, byteCount: bytes.count) }
+                }
+                offset += argument.readableBytes
+                base.storeBytes(of: 13, toByteOffset: offset, as: UInt8.self)
+                base.storeBytes(of: 10, toByteOffset: offset + 1, as: UInt8.self)
+                offset += 2
+            }
+            return offset
         }
     }
 
-    /// `<type><decimal>\r\n` without allocating a String for the number.
+    /// The number of decimal digits of a non-negative `value`.
+    static func digitCount(_ value: Int) -> Int {
+        var count = 1
+        var rest = value
+        while rest >= 10 { rest /= 10; count += 1 }
+        return count
+    }
+
+    /// Writes `<type><decimal>\r\n` at `pointer`; returns the bytes written.
     @inline(__always)
-    static func writeHeader(_ type: UInt8, _ value: Int, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(type)
-        if value < 10 {
-            buffer.writeInteger(UInt8(ascii: "0") + UInt8(value))
-        } else {
-            var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                         UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-            var count = 0
-            var rest = value
-            withUnsafeMutableBytes(of: &digits) { bytes in
-                while rest > 0 {
-                    bytes[19 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
-                    rest /= 10
-                    count += 1
-                }
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[(20 - count)...]))
-            }
+    static func writeHeader(_ type: UInt8, _ value: Int, to pointer: UnsafeMutableRawPointer) -> Int {
+        pointer.storeBytes(of: type, as: UInt8.self)
+        let digits = digitCount(value)
+        var rest = value
+        for index in stride(from: digits, through: 1, by: -1) {
+            pointer.storeBytes(of: UInt8(ascii: "0") + UInt8(rest % 10), toByteOffset: index, as: UInt8.self)
+            rest /= 10
         }
-        buffer.writeStaticString("\r\n")
+        pointer.storeBytes(of: 13, toByteOffset: digits + 1, as: UInt8.self)
+        pointer.storeBytes(of: 10, toByteOffset: digits + 2, as: UInt8.self)
+        return digits + 3
     }
 }
 

@@ -45,8 +45,12 @@ public final class RedisConnection: Sendable {
 
     /// Sends commands in one write; returns their replies in order (error replies included).
     public func send(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RESPValue] {
+        guard let first = commands.first else { return [] }
+        var payload = channel.allocator.buffer(capacity: 0)
+        for command in commands { RESPEncoder.encode(command, into: &payload) }
         let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
-        let request = RedisRequest(commands: commands, promise: promise, timeout: timeout.map { .nanoseconds($0.nimbusNanoseconds) })
+        let request = RedisRequest(payload: payload, count: commands.count, firstCommand: first, promise: promise,
+                                   timeout: timeout.map { .nanoseconds($0.nimbusNanoseconds) })
         let schedule = outbox.withLock { outbox -> Bool in
             outbox.requests.append(request)
             defer { outbox.drainScheduled = true }

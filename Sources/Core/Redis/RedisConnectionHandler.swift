@@ -6,7 +6,12 @@ import NimbusCore
 /// What the client writes into the channel: commands that go out in one write, and the promise
 /// of their replies, in order.
 struct RedisRequest {
-    var commands: [RedisCommand]
+    /// The commands, already encoded (by the caller, off the event loop).
+    var payload: ByteBuffer
+    /// How many commands the payload holds, so how many replies to wait for.
+    var count: Int
+    /// The first command, named in a timeout error.
+    var firstCommand: RedisCommand
     var promise: EventLoopPromise<[RESPValue]>
     var timeout: TimeAmount?
 }
@@ -53,19 +58,17 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
             promise?.fail(closedError)
             return
         }
-        guard !request.commands.isEmpty else {
+        guard request.count > 0 else {
             request.promise.succeed([])
             promise?.succeed()
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: request.commands.count * 48)
-        for command in request.commands { RESPEncoder.encode(command, into: &buffer) }
-        var entry = Pending(remaining: request.commands.count, replies: [], promise: request.promise,
-                            deadline: request.timeout.map { .now() + $0 }, firstCommand: request.commands[0])
-        entry.replies.reserveCapacity(request.commands.count)
+        var entry = Pending(remaining: request.count, replies: [], promise: request.promise,
+                            deadline: request.timeout.map { .now() + $0 }, firstCommand: request.firstCommand)
+        entry.replies.reserveCapacity(request.count)
         if timer == nil, let deadline = entry.deadline { armTimer(at: deadline, context: context) }
         pending.append(entry)
-        context.write(wrapOutboundOut(buffer), promise: promise)
+        context.write(wrapOutboundOut(request.payload), promise: promise)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
