@@ -62,12 +62,13 @@ public final class RedisClient: Sendable {
 
         /// Reads `redis://[user[:password]@]host[:port][/db][?options]` or `rediss://` (TLS).
         /// Options: `pool`, `connectTimeout`, `commandTimeout`, `protocol` (2 or 3), `name`,
-        /// `db` (instead of the path), `tlsVerify` (`false` only for self-signed test servers).
+        /// `db` (instead of the path); for `rediss://`, `tlsCA` (a PEM file of trusted roots, for a
+        /// private CA) and `tlsVerify` (`false` turns verification off: only for throw-away test servers).
         public init(url: OpenURL) throws {
             guard url.scheme == "redis" || url.scheme == "rediss" else {
                 throw NimbusError(.invalidArgument, "a Redis URL starts with redis:// or rediss://, not \(url.scheme)://")
             }
-            try url.options.validate(known: ["pool", "connectTimeout", "commandTimeout", "protocol", "name", "db", "tlsVerify"], for: "Redis")
+            try url.options.validate(known: ["pool", "connectTimeout", "commandTimeout", "protocol", "name", "db", "tlsVerify", "tlsCA"], for: "Redis")
             self.init(host: url.host ?? "127.0.0.1", port: url.port ?? 6379, username: url.user, password: url.password)
             let pathDB = url.path.split(separator: "/").first.map(String.init)
             if let db = try url.options.int("db") ?? pathDB.map({ text in
@@ -84,8 +85,11 @@ public final class RedisClient: Sendable {
             clientName = url.options.string("name")
             if url.scheme == "rediss" {
                 var tls = TLSConfiguration.makeClientConfiguration()
+                if let path = url.options.string("tlsCA") { tls.trustRoots = .file(path) }
                 if try url.options.bool("tlsVerify") == false { tls.certificateVerification = .none }
                 self.tls = tls
+            } else if url.options.string("tlsCA") != nil || url.options.string("tlsVerify") != nil {
+                throw NimbusError(.invalidArgument, "tlsCA and tlsVerify need a rediss:// URL")
             }
         }
 

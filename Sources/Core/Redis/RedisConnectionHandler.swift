@@ -1,6 +1,7 @@
 import DequeModule
 import Logging
 import NIOCore
+import NIOSSL
 import NimbusCore
 
 /// What the client writes into the channel: commands that go out in one write, and the promise
@@ -111,6 +112,9 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
         let nimbus: NimbusError
         if let error = error as? RedisProtocolError {
             nimbus = NimbusError(.internal, "Redis at \(endpoint) broke the protocol (\(error)); the connection was closed", underlying: error)
+        } else if let error = error as? NIOSSLError {
+            nimbus = NimbusError(.unavailable, "TLS with Redis at \(endpoint) failed (\(error)); check the server certificate and the tlsCA option",
+                                 underlying: error, retryable: false)
         } else {
             nimbus = NimbusError(.unavailable, "connection to Redis at \(endpoint) failed: \(error)", underlying: error)
         }

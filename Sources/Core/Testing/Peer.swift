@@ -25,11 +25,20 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// redis-server.
     public static let redis = Peer("redis")
 
+    /// redis-server's TLS listener (same server as ``redis``); its CA is ``setting(_:)`` `NIMBUS_PEER_REDIS_TLS_CA`.
+    public static let redisTLS = Peer("redis-tls")
+
+    /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
+    public static func setting(_ variable: String) -> String? {
+        if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }
+        return envFile()[variable]
+    }
+
     /// The environment variable that carries the peer's URL.
     public var variable: String { "NIMBUS_PEER_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_URL" }
 
     /// The command that starts the peer.
-    public var startCommand: String { "scripts/peers up \(name)" }
+    public var startCommand: String { "scripts/peers up \(name.split(separator: "-").first.map(String.init) ?? name)" }
 
     public var description: String { name }
 

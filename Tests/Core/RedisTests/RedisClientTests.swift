@@ -218,6 +218,27 @@ struct RedisServerTests {
         try await client.shutdown()
     }
 
+    @Test("TLS: verified against the test CA; without it the handshake fails and is not retried", .requires(.redisTLS))
+    func tls() async throws {
+        let url = try Peer.redisTLS.url()
+        let ca = try #require(Peer.setting("NIMBUS_PEER_REDIS_TLS_CA"))
+        let client = try RedisClient(url: url + "?tlsCA=\(ca)")
+        #expect(client.configuration.tls?.certificateVerification == .fullVerification)
+        let key = "tls:\(IDGenerator.shared.ulid())"
+        try await client.set(key, to: "over tls")
+        #expect(try await client.get(key) == ByteBuffer(string: "over tls"))
+        try await client.shutdown()
+
+        let untrusted = try RedisClient(url: url + "?connectTimeout=2s")
+        let error = await #expect(throws: NimbusError.self) { try await untrusted.ping() }
+        #expect(error?.code == .unavailable)
+        #expect(error?.isRetryable == false)
+        #expect(error?.message.contains("TLS") == true)
+        try await untrusted.shutdown()
+
+        #expect(throws: NimbusError.self) { try RedisClient.Configuration(url: OpenURL("redis://h?tlsCA=/x.pem")) }
+    }
+
     @Test("a shut-down client refuses calls")
     func shutdown() async throws {
         let client = try RedisClient(url: try Peer.redis.url())
