@@ -11,6 +11,7 @@ import Synchronization
 /// arrive and their replies are matched in that order.
 public final class RedisConnection: Sendable {
     let channel: any Channel
+    private let handler: NIOLoopBound<RedisConnectionHandler>
     /// Requests waiting for the event loop: callers on other threads append here, and one
     /// scheduled task writes everything queued and flushes once, so concurrent callers share
     /// one system call instead of paying a thread hop and a `writev` each.
@@ -24,8 +25,10 @@ public final class RedisConnection: Sendable {
     public let protocolVersion: RedisClient.Configuration.ProtocolVersion
     private let endpoint: String
 
-    init(channel: any Channel, protocolVersion: RedisClient.Configuration.ProtocolVersion, endpoint: String) {
+    init(channel: any Channel, handler: NIOLoopBound<RedisConnectionHandler>,
+         protocolVersion: RedisClient.Configuration.ProtocolVersion, endpoint: String) {
         self.channel = channel
+        self.handler = handler
         self.protocolVersion = protocolVersion
         self.endpoint = endpoint
     }
@@ -36,8 +39,7 @@ public final class RedisConnection: Sendable {
             defer { outbox.requests.removeAll(keepingCapacity: true); outbox.drainScheduled = false }
             return outbox.requests
         }
-        for request in requests { channel.write(request, promise: nil) }
-        channel.flush()
+        handler.value.submit(requests)
     }
 
     /// Whether the TCP connection is still open.
@@ -48,16 +50,17 @@ public final class RedisConnection: Sendable {
         guard let first = commands.first else { return [] }
         var payload = channel.allocator.buffer(capacity: 0)
         for command in commands { RESPEncoder.encode(command, into: &payload) }
-        let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
-        let request = RedisRequest(payload: payload, count: commands.count, firstCommand: first, promise: promise,
-                                   timeout: timeout.map { .nanoseconds($0.nimbusNanoseconds) })
-        let schedule = outbox.withLock { outbox -> Bool in
-            outbox.requests.append(request)
-            defer { outbox.drainScheduled = true }
-            return !outbox.drainScheduled
+        let timeAmount = timeout.map { TimeAmount.nanoseconds($0.nimbusNanoseconds) }
+        return try await withUnsafeThrowingContinuation { continuation in
+            let request = RedisRequest(payload: payload, count: commands.count, firstCommand: first, timeout: timeAmount,
+                                       continuation: continuation)
+            let schedule = outbox.withLock { outbox -> Bool in
+                outbox.requests.append(request)
+                defer { outbox.drainScheduled = true }
+                return !outbox.drainScheduled
+            }
+            if schedule { channel.eventLoop.execute { self.drain() } }
         }
-        if schedule { channel.eventLoop.execute { self.drain() } }
-        return try await promise.futureResult.get()
     }
 
     /// Sends one command; an error reply throws.
@@ -83,6 +86,9 @@ public final class RedisConnection: Sendable {
         } catch {
             return eventLoop.makeFailedFuture(NimbusError(.invalidArgument, "invalid TLS settings for Redis at \(endpoint): \(error)", underlying: error))
         }
+        // The handler, kept from the moment it is made: a connection whose TLS handshake fails at
+        // once may be torn down before anyone could look the handler up in the pipeline.
+        let handlerBox = NIOLoopBoundBox<RedisConnectionHandler?>.makeEmptyBox(valueType: RedisConnectionHandler.self, eventLoop: eventLoop)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(configuration.connectTimeout.nimbusNanoseconds))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -93,7 +99,9 @@ public final class RedisConnection: Sendable {
                         let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: configuration.host.isIPAddress ? nil : configuration.host)
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
-                    try channel.pipeline.syncOperations.addHandler(RedisConnectionHandler(endpoint: endpoint, logger: logger, onPush: onPush))
+                    let handler = RedisConnectionHandler(endpoint: endpoint, logger: logger, onPush: onPush)
+                    handlerBox.value = handler
+                    try channel.pipeline.syncOperations.addHandler(handler)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -104,9 +112,14 @@ public final class RedisConnection: Sendable {
         }
         return connected.flatMap { channel in
             let promise = eventLoop.makePromise(of: RedisConnection.self)
+            guard let handler = handlerBox.value else {
+                promise.fail(NimbusError(.internal, "the Redis connection to \(endpoint) has no protocol handler"))
+                return promise.futureResult
+            }
+            let bound = NIOLoopBound(handler, eventLoop: eventLoop)
             promise.completeWithTask {
                 do {
-                    return try await handshake(channel: channel, configuration: configuration)
+                    return try await handshake(channel: channel, handler: bound, configuration: configuration)
                 } catch {
                     try? await channel.close()
                     throw error
@@ -116,10 +129,11 @@ public final class RedisConnection: Sendable {
         }
     }
 
-    private static func handshake(channel: any Channel, configuration: RedisClient.Configuration) async throws -> RedisConnection {
+    private static func handshake(channel: any Channel, handler: NIOLoopBound<RedisConnectionHandler>,
+                                  configuration: RedisClient.Configuration) async throws -> RedisConnection {
         let endpoint = configuration.endpoint
         var version = configuration.protocolVersion
-        var connection = RedisConnection(channel: channel, protocolVersion: version, endpoint: endpoint)
+        var connection = RedisConnection(channel: channel, handler: handler, protocolVersion: version, endpoint: endpoint)
         var setup: [RedisCommand] = []
         var authenticated = false
         if version == .resp3 {
@@ -134,7 +148,7 @@ public final class RedisConnection: Sendable {
                     throw error.nimbusError(command: "HELLO")
                 }
                 version = .resp2   // Redis < 6: fall back to RESP2 with AUTH.
-                connection = RedisConnection(channel: channel, protocolVersion: .resp2, endpoint: endpoint)
+                connection = RedisConnection(channel: channel, handler: handler, protocolVersion: .resp2, endpoint: endpoint)
             } else {
                 authenticated = true
             }

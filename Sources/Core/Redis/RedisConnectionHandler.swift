@@ -4,40 +4,64 @@ import NIOCore
 import NIOSSL
 import NimbusCore
 
-/// What the client writes into the channel: commands that go out in one write, and the promise
-/// of their replies, in order.
-struct RedisRequest {
+/// Commands that go out in one write, and the caller waiting for their replies.
+///
+/// Created on the caller's thread with the commands already encoded, then handed to the event
+/// loop; from there on it is completed exactly once, on the event loop only.
+final class RedisRequest: @unchecked Sendable {
     /// The commands, already encoded (by the caller, off the event loop).
-    var payload: ByteBuffer
+    let payload: ByteBuffer
     /// How many commands the payload holds, so how many replies to wait for.
-    var count: Int
+    let count: Int
     /// The first command, named in a timeout error.
-    var firstCommand: RedisCommand
-    var promise: EventLoopPromise<[RESPValue]>
-    var timeout: TimeAmount?
+    let firstCommand: RedisCommand
+    /// How long to wait for the replies.
+    let timeout: TimeAmount?
+    private var continuation: UnsafeContinuation<[RESPValue], any Error>?
+
+    init(payload: ByteBuffer, count: Int, firstCommand: RedisCommand, timeout: TimeAmount?,
+         continuation: UnsafeContinuation<[RESPValue], any Error>) {
+        self.payload = payload
+        self.count = count
+        self.firstCommand = firstCommand
+        self.timeout = timeout
+        self.continuation = continuation
+    }
+
+    func succeed(_ replies: [RESPValue]) {
+        continuation?.resume(returning: replies)
+        continuation = nil
+    }
+
+    func fail(_ error: any Error) {
+        continuation?.resume(throwing: error)
+        continuation = nil
+    }
 }
 
 /// Matches replies to requests on one connection. Replies arrive in the order the commands were
 /// written, so any number of callers can share the connection (pipelining and multiplexing);
-/// RESP3 pushes are routed to `onPush` instead. It parses the byte stream itself (no separate
-/// decoder stage), which saves a pipeline hop and a boxed value per reply.
-final class RedisConnectionHandler: ChannelDuplexHandler {
+/// RESP3 pushes are routed to `onPush` instead.
+///
+/// Requests do not travel through the channel pipeline: ``RedisConnection`` hands batches to
+/// ``submit(_:)`` on the event loop, which writes them all and flushes once. Replies are parsed
+/// here from the byte stream (no separate decoder stage).
+final class RedisConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = RedisRequest
     typealias OutboundOut = ByteBuffer
 
     private struct Pending {
+        var request: RedisRequest
         var remaining: Int
         var replies: [RESPValue]
-        var promise: EventLoopPromise<[RESPValue]>
         var deadline: NIODeadline?
-        var firstCommand: RedisCommand
     }
 
     /// One timer for the whole connection, aimed at the oldest request's deadline (replies come
     /// in order, so the oldest request is the one that times out first); re-aimed when it fires.
     private var timer: Scheduled<Void>?
 
+    private var context: ChannelHandlerContext?
     private var pending = Deque<Pending>()
     private var closedError: NimbusError?
     private var inbound = ByteBuffer()
@@ -52,24 +76,31 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
         self.onPush = onPush
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let request = unwrapOutboundIn(data)
-        if let closedError {
-            request.promise.fail(closedError)
-            promise?.fail(closedError)
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failAll(NimbusError(.unavailable, "connection to Redis at \(endpoint) closed"))
+        self.context = nil
+    }
+
+    /// Writes `requests` and flushes once. Runs on the event loop.
+    func submit(_ requests: [RedisRequest]) {
+        guard let context, closedError == nil, context.channel.isActive else {
+            let error = closedError ?? NimbusError(.unavailable, "connection to Redis at \(endpoint) is closed; the commands were not sent")
+            for request in requests { request.fail(error) }
             return
         }
-        guard request.count > 0 else {
-            request.promise.succeed([])
-            promise?.succeed()
-            return
+        for request in requests {
+            guard request.count > 0 else { request.succeed([]); continue }
+            var entry = Pending(request: request, remaining: request.count, replies: [], deadline: request.timeout.map { .now() + $0 })
+            entry.replies.reserveCapacity(request.count)
+            if timer == nil, let deadline = entry.deadline { armTimer(at: deadline, context: context) }
+            pending.append(entry)
+            context.write(wrapOutboundOut(request.payload), promise: nil)
         }
-        var entry = Pending(remaining: request.count, replies: [], promise: request.promise,
-                            deadline: request.timeout.map { .now() + $0 }, firstCommand: request.firstCommand)
-        entry.replies.reserveCapacity(request.count)
-        if timer == nil, let deadline = entry.deadline { armTimer(at: deadline, context: context) }
-        pending.append(entry)
-        context.write(wrapOutboundOut(request.payload), promise: promise)
+        context.flush()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -88,13 +119,13 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
 
     /// Hands one reply to the oldest request; returns false once the connection is being closed.
     private func deliver(_ value: RESPValue, context: ChannelHandlerContext) -> Bool {
-        if case .push(let elements) = value {
-            onPush?(elements)
+        if case .push = value {
+            if case .push(let elements) = value { onPush?(elements) }
             return true
         }
         guard !pending.isEmpty else {
             logger.warning("Redis sent a reply nobody asked for; closing the connection", metadata: ["endpoint": "\(endpoint)"])
-            failAll(NimbusError(.internal, "Redis at \(endpoint) sent an unsolicited \(value.typeName) reply"), context: context)
+            failAll(NimbusError(.internal, "Redis at \(endpoint) sent an unsolicited \(value.typeName) reply"))
             context.close(promise: nil)
             return false
         }
@@ -103,7 +134,7 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
         pending[index].remaining -= 1
         if pending[index].remaining == 0 {
             let done = pending.removeFirst()
-            done.promise.succeed(done.replies)
+            done.request.succeed(done.replies)
         }
         return true
     }
@@ -118,20 +149,20 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
         } else {
             nimbus = NimbusError(.unavailable, "connection to Redis at \(endpoint) failed: \(error)", underlying: error)
         }
-        failAll(nimbus, context: context)
+        failAll(nimbus)
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        failAll(NimbusError(.unavailable, "connection to Redis at \(endpoint) closed with replies outstanding; commands that were sent may or may not have run"), context: context)
+        failAll(NimbusError(.unavailable, "connection to Redis at \(endpoint) closed with replies outstanding; commands that were sent may or may not have run"))
         context.fireChannelInactive()
     }
 
-    private func failAll(_ error: NimbusError, context: ChannelHandlerContext) {
+    private func failAll(_ error: NimbusError) {
         if closedError == nil { closedError = error }
         timer?.cancel()
         timer = nil
-        while let entry = pending.popFirst() { entry.promise.fail(error) }
+        while let entry = pending.popFirst() { entry.request.fail(error) }
     }
 
     private func armTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
@@ -151,7 +182,7 @@ final class RedisConnectionHandler: ChannelDuplexHandler {
             return
         }
         if deadline <= .now() {
-            failAll(NimbusError(.deadlineExceeded, "Redis at \(endpoint) did not answer \(head.firstCommand) in time; the connection was closed and will be reopened"), context: context)
+            failAll(NimbusError(.deadlineExceeded, "Redis at \(endpoint) did not answer \(head.request.firstCommand) in time; the connection was closed and will be reopened"))
             context.close(promise: nil)
         } else {
             armTimer(at: deadline, context: context)

@@ -16,17 +16,22 @@ import Testing
 /// }
 /// ```
 public struct Peer: Sendable, Hashable, CustomStringConvertible {
-    /// The peer's name in `scripts/peers`.
+    /// The peer's name (`redis`, `redis-tls`); its URL variable is `NIMBUS_PEER_<NAME>_URL`.
     public let name: String
+    /// The name `scripts/peers up` takes to start it (`redis` for `redis-tls`).
+    public let script: String
 
-    /// Names a peer.
-    public init(_ name: String) { self.name = name }
+    /// Names a peer that `scripts/peers up <script>` starts (by default, its own name).
+    public init(_ name: String, script: String? = nil) {
+        self.name = name
+        self.script = script ?? name
+    }
 
     /// redis-server.
     public static let redis = Peer("redis")
 
     /// redis-server's TLS listener (same server as ``redis``); its CA is ``setting(_:)`` `NIMBUS_PEER_REDIS_TLS_CA`.
-    public static let redisTLS = Peer("redis-tls")
+    public static let redisTLS = Peer("redis-tls", script: "redis")
 
     /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
     public static func setting(_ variable: String) -> String? {
@@ -38,7 +43,7 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     public var variable: String { "NIMBUS_PEER_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_URL" }
 
     /// The command that starts the peer.
-    public var startCommand: String { "scripts/peers up \(name.split(separator: "-").first.map(String.init) ?? name)" }
+    public var startCommand: String { "scripts/peers up \(script)" }
 
     public var description: String { name }
 

@@ -36,7 +36,7 @@ enum Binary {
     }
 }
 
-@Suite("nimbus command line")
+@Suite("nimbus command line", .timeLimit(.minutes(2)))
 struct CLITests {
     @Test("--help groups commands by domain")
     func help() throws {

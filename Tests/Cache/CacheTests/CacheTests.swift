@@ -34,7 +34,7 @@ final class FlakyDriver: CacheDriver {
     func close() async throws {}
 }
 
-@Suite("Cache (portable layer)")
+@Suite("Cache (portable layer)", .timeLimit(.minutes(2)))
 struct CacheTests {
     private func cache(_ driver: FlakyDriver, prefix: String = "svc:", defaultTTL: Duration? = nil) -> Cache {
         Cache(driver: driver, configuration: .init(keyPrefix: prefix, defaultTTL: defaultTTL,

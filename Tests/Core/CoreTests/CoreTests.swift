@@ -5,7 +5,7 @@ import NimbusTesting
 import Synchronization
 import Testing
 
-@Suite("NimbusError")
+@Suite("NimbusError", .timeLimit(.minutes(2)))
 struct NimbusErrorTests {
     @Test("descriptions carry code, message, retry hint and the underlying error")
     func description() {
@@ -45,7 +45,7 @@ struct NimbusErrorTests {
     }
 }
 
-@Suite("Secret")
+@Suite("Secret", .timeLimit(.minutes(2)))
 struct SecretTests {
     @Test("description, debugDescription, interpolation and dump redact")
     func redaction() {
@@ -84,7 +84,7 @@ final class LineSink: Sendable {
     var append: @Sendable (String) -> Void { { line in self.lines.withLock { $0.append(line) } } }
 }
 
-@Suite("RetryPolicy")
+@Suite("RetryPolicy", .timeLimit(.minutes(2)))
 struct RetryPolicyTests {
     @Test("backoff doubles from the base and is capped")
     func bounds() {
@@ -165,7 +165,7 @@ struct RetryPolicyTests {
     }
 }
 
-@Suite("IDs")
+@Suite("IDs", .timeLimit(.minutes(2)))
 struct IDTests {
     @Test("ULIDs are 26 Crockford characters, parse back, and sort by time")
     func ulid() throws {
@@ -210,7 +210,7 @@ struct IDTests {
     }
 }
 
-@Suite("URL openers")
+@Suite("URL openers", .timeLimit(.minutes(2)))
 struct URLOpenerTests {
     @Test("parses credentials, port, path and typed options")
     func parse() throws {
@@ -253,7 +253,7 @@ struct URLOpenerTests {
     }
 }
 
-@Suite("Configuration")
+@Suite("Configuration", .timeLimit(.minutes(2)))
 struct ConfigurationTests {
     @Test("environment (NIMBUS_ prefix) overrides the YAML file; nested keys read with dots")
     func layering() async throws {
@@ -292,7 +292,7 @@ struct ConfigurationTests {
     }
 }
 
-@Suite("JSONValue")
+@Suite("JSONValue", .timeLimit(.minutes(2)))
 struct JSONValueTests {
     @Test("round-trips, keeps integers integral and reports malformed input")
     func roundTrip() throws {

@@ -8,7 +8,7 @@ import NimbusTesting
 import Synchronization
 import Testing
 
-@Suite("HTTP client")
+@Suite("HTTP client", .timeLimit(.minutes(2)))
 struct ClientTests {
     private func client(_ server: FakeHTTPServer, _ configure: (inout NimbusHTTPClient.Configuration) -> Void = { _ in }) -> NimbusHTTPClient {
         var configuration = NimbusHTTPClient.Configuration(service: "fake", baseURL: server.baseURL)

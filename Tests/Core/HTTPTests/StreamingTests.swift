@@ -5,7 +5,7 @@ import NimbusHTTP
 import NimbusTesting
 import Testing
 
-@Suite("Server-sent events")
+@Suite("Server-sent events", .timeLimit(.minutes(2)))
 struct ServerSentEventTests {
     /// Feeds `text` split at every possible position into two chunks, and as one chunk, and
     /// checks each split gives the same events.
@@ -117,7 +117,7 @@ struct ServerSentEventTests {
     }
 }
 
-@Suite("NDJSON")
+@Suite("NDJSON", .timeLimit(.minutes(2)))
 struct NDJSONTests {
     struct Chunk: Decodable, Sendable, Equatable { var response: String; var done: Bool }
 

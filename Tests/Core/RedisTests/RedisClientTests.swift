@@ -52,7 +52,7 @@ final class CommandCounter: Sendable {
     let value = Atomic<Int>(0)
 }
 
-@Suite("Redis client")
+@Suite("Redis client", .timeLimit(.minutes(2)))
 struct RedisClientTests {
     private func client(_ port: Int, _ extra: String = "") throws -> RedisClient {
         try RedisClient(url: "redis://127.0.0.1:\(port)?protocol=2&pool=1\(extra)")
@@ -138,7 +138,7 @@ struct RedisClientTests {
     }
 }
 
-@Suite("Redis client against redis-server", .requires(.redis))
+@Suite("Redis client against redis-server", .requires(.redis), .timeLimit(.minutes(2)))
 struct RedisServerTests {
     @Test("RESP3 and RESP2 both work, with pipelining")
     func protocols() async throws {

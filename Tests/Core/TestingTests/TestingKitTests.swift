@@ -29,7 +29,7 @@ enum NIOHTTP1Method { case get, post
     var nio: HTTPMethod { self == .get ? .GET : .POST }
 }
 
-@Suite("OpenAPI request checker")
+@Suite("OpenAPI request checker", .timeLimit(.minutes(2)))
 struct OpenAPIRequestCheckerTests {
     @Test("a valid OpenAI chat request passes (3.1 document, JSON body, server prefix /v1)")
     func openAIValid() async throws {
@@ -96,7 +96,7 @@ struct OpenAPIRequestCheckerTests {
     }
 }
 
-@Suite("Fake HTTP server")
+@Suite("Fake HTTP server", .timeLimit(.minutes(2)))
 struct FakeHTTPServerTests {
     @Test("captures method, path, query, headers and body; unknown routes are 404")
     func capture() async throws {
@@ -132,7 +132,7 @@ struct FakeHTTPServerTests {
     }
 }
 
-@Suite("Peers")
+@Suite("Peers", .timeLimit(.minutes(2)))
 struct PeerTests {
     @Test("a peer that is not running names the command that starts it")
     func missingPeer() {
@@ -151,7 +151,7 @@ struct PeerTests {
     }
 }
 
-@Suite("Manual clock")
+@Suite("Manual clock", .timeLimit(.minutes(2)))
 struct ManualClockTests {
     @Test("sleepers wake when time passes their deadline, not before; cancellation wakes them")
     func sleepers() async throws {

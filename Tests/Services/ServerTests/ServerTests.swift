@@ -8,7 +8,7 @@ import NimbusTesting
 import Prometheus
 import Testing
 
-@Suite("Nimbus server")
+@Suite("Nimbus server", .timeLimit(.minutes(2)))
 struct ServerTests {
     private func app(modules: [any NimbusServerModule] = []) throws -> some ApplicationProtocol {
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-state-\(IDGenerator.shared.ulid())").path

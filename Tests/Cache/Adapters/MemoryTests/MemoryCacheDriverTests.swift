@@ -6,7 +6,7 @@ import NimbusCore
 import NimbusTesting
 import Testing
 
-@Suite("Memory cache")
+@Suite("Memory cache", .timeLimit(.minutes(2)))
 struct MemoryCacheDriverTests {
     @Test("conformance", arguments: CacheConformance.checks)
     func conformance(_ check: CacheConformance.Check) async throws {

@@ -7,7 +7,7 @@ import NimbusRedis
 import NimbusTesting
 import Testing
 
-@Suite("Redis cache (real redis-server)", .requires(.redis))
+@Suite("Redis cache (real redis-server)", .requires(.redis), .timeLimit(.minutes(2)))
 struct RedisCacheDriverTests {
     @Test("conformance", arguments: CacheConformance.checks)
     func conformance(_ check: CacheConformance.Check) async throws {
