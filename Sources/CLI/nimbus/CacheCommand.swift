@@ -40,15 +40,14 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             let cache = try await connection.open()
-            defer { Task { try? await cache.close() } }
-            guard let value = try await cache.get(key) else {
-                try? await cache.close()
+            let value: ByteBuffer?
+            do { value = try await cache.get(key) } catch { try? await cache.close(); throw error }
+            try await cache.close()
+            guard let value else {
                 FileHandle.standardError.write(Data("(nil)\n".utf8))
                 throw ExitCode(1)
             }
-            FileHandle.standardOutput.write(Data(value.readableBytesView))
-            FileHandle.standardOutput.write(Data("\n".utf8))
-            try await cache.close()
+            FileHandle.standardOutput.write(Data(value.readableBytesView) + Data("\n".utf8))
         }
     }
 

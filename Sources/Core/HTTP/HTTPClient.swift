@@ -198,8 +198,8 @@ struct Transport: Sendable {
             throw NimbusError(.resourceExhausted, "\(configuration.service) \(request.operation): response of \(length) bytes is over the \(limit)-byte limit; raise maxResponseSize if this is expected")
         }
         let service = configuration.service, operation = request.operation
-        let chunks = response.body.mapErrors { Transport.map($0, operation: operation, service: service, timeout: timeout) }
-        return NimbusHTTPResponse(status: response.status, headers: response.headers, body: HTTPBody(chunks, limit: limit))
+        let body = HTTPBody(response.body, limit: limit) { Transport.map($0, operation: operation, service: service, timeout: timeout) }
+        return NimbusHTTPResponse(status: response.status, headers: response.headers, body: body)
     }
 
     static func map(_ error: any Error, request: NimbusHTTPRequest, service: String, timeout: Duration) -> NimbusError {
@@ -222,23 +222,6 @@ struct Transport: Sendable {
             }
         }
         return NimbusError(.unavailable, "\(service) \(operation) failed in transport: \(error)", underlying: error)
-    }
-}
-
-extension AsyncSequence where Self: Sendable, Element == ByteBuffer {
-    /// The same chunks, with errors passed through `transform`.
-    func mapErrors(_ transform: @escaping @Sendable (any Error) -> NimbusError) -> AsyncThrowingStream<ByteBuffer, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    for try await chunk in self { continuation.yield(chunk) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: transform(error))
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
     }
 }
 

@@ -132,8 +132,10 @@ public struct HTTPBody: AsyncSequence, Sendable {
         self.stream = stream
     }
 
-    /// A body over any sequence of chunks, cut off with `resourceExhausted` after `limit` bytes.
-    public init<S: AsyncSequence & Sendable>(_ chunks: S, limit: Int? = nil) where S.Element == ByteBuffer {
+    /// A body over any sequence of chunks, cut off with `resourceExhausted` after `limit` bytes;
+    /// errors of the sequence pass through `mapError` (a transport's errors become `NimbusError`s).
+    public init<S: AsyncSequence & Sendable>(_ chunks: S, limit: Int? = nil,
+                                             mapError: (@Sendable (any Error) -> any Error)? = nil) where S.Element == ByteBuffer {
         self.init(stream: AsyncThrowingStream(ByteBuffer.self) { continuation in
             let task = Task {
                 var total = 0
@@ -146,8 +148,10 @@ public struct HTTPBody: AsyncSequence, Sendable {
                         continuation.yield(chunk)
                     }
                     continuation.finish()
-                } catch {
+                } catch let error as NimbusError {
                     continuation.finish(throwing: error)
+                } catch {
+                    continuation.finish(throwing: mapError?(error) ?? error)
                 }
             }
             continuation.onTermination = { _ in task.cancel() }

@@ -36,9 +36,12 @@ public struct RESPDecoder: ByteToMessageDecoder, Sendable {
     /// Parses one complete value from the front of `buffer`, or returns `nil` and leaves the buffer
     /// untouched when it holds only part of one.
     public func parse(from buffer: inout ByteBuffer) throws -> RESPValue? {
-        var copy = buffer
-        guard let value = try parseValue(&copy, depth: 0) else { return nil }
-        buffer = copy
+        // Parsing only moves the reader index, so an incomplete value is undone by moving it back.
+        let start = buffer.readerIndex
+        guard let value = try parseValue(&buffer, depth: 0) else {
+            buffer.moveReaderIndex(to: start)
+            return nil
+        }
         return value
     }
 
@@ -190,25 +193,6 @@ public struct RESPDecoder: ByteToMessageDecoder, Sendable {
         guard let parsed else { return nil }
         buffer.moveReaderIndex(forwardBy: parsed.consumed)
         return parsed.value
-    }
-
-    private func integer(_ line: ByteBuffer, _ what: String) throws -> Int64 {
-        var value: Int64 = 0
-        var negative = false
-        var sawDigit = false
-        for (index, byte) in line.readableBytesView.enumerated() {
-            if index == 0 && (byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+")) { negative = byte == UInt8(ascii: "-"); continue }
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else {
-                throw RedisProtocolError.malformed("\(what) '\(String(buffer: line))' is not an integer")
-            }
-            let (times, o1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, o2) = times.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
-            guard !o1, !o2 else { throw RedisProtocolError.malformed("\(what) '\(String(buffer: line))' overflows 64 bits") }
-            value = sum
-            sawDigit = true
-        }
-        guard sawDigit else { throw RedisProtocolError.malformed("empty \(what)") }
-        return negative ? -value : value
     }
 }
 

@@ -105,38 +105,51 @@ final class RedisConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        if inbound.readableBytes == 0 { inbound = incoming } else { inbound.writeBuffer(&incoming) }
+        // Work on locals (moved out of the handler) so the hot loop pays no exclusivity checks
+        // or copy-on-write; they are moved back at the end.
+        var buffer = inbound
+        inbound = ByteBuffer()
+        if buffer.readableBytes == 0 { buffer = incoming } else { buffer.writeBuffer(&incoming) }
         do {
-            while let value = try decoder.parse(from: &inbound) {
-                guard deliver(value, context: context) else { return }
+            replies: while true {
+                guard let next = pending.popFirst() else {
+                    // Only pushes may arrive with nothing outstanding.
+                    guard let value = try decoder.parse(from: &buffer) else { break replies }
+                    if case .push(let elements) = value { onPush?(elements); continue }
+                    logger.warning("Redis sent a reply nobody asked for; closing the connection", metadata: ["endpoint": "\(endpoint)"])
+                    failAll(NimbusError(.internal, "Redis at \(endpoint) sent an unsolicited \(value.typeName) reply"))
+                    context.close(promise: nil)
+                    return
+                }
+                // The request being filled is out of `pending`; it goes back before any exit that
+                // leaves it unfinished, so that a protocol error or a close still fails it.
+                var head = next
+                do {
+                    while head.remaining > 0, let value = try decoder.parse(from: &buffer) {
+                        if case .push = value {
+                            if case .push(let elements) = value { onPush?(elements) }
+                            continue
+                        }
+                        head.replies.append(value)
+                        head.remaining -= 1
+                    }
+                } catch {
+                    pending.prepend(head)
+                    throw error
+                }
+                if head.remaining == 0 {
+                    head.request.succeed(head.replies)
+                } else {
+                    pending.prepend(head)
+                    break replies
+                }
             }
         } catch {
             errorCaught(context: context, error: error)
             return
         }
-        if inbound.readableBytes == 0 { inbound.clear() } else if inbound.readerIndex > 64 * 1024 { inbound.discardReadBytes() }
-    }
-
-    /// Hands one reply to the oldest request; returns false once the connection is being closed.
-    private func deliver(_ value: RESPValue, context: ChannelHandlerContext) -> Bool {
-        if case .push = value {
-            if case .push(let elements) = value { onPush?(elements) }
-            return true
-        }
-        guard !pending.isEmpty else {
-            logger.warning("Redis sent a reply nobody asked for; closing the connection", metadata: ["endpoint": "\(endpoint)"])
-            failAll(NimbusError(.internal, "Redis at \(endpoint) sent an unsolicited \(value.typeName) reply"))
-            context.close(promise: nil)
-            return false
-        }
-        let index = pending.startIndex
-        pending[index].replies.append(value)
-        pending[index].remaining -= 1
-        if pending[index].remaining == 0 {
-            let done = pending.removeFirst()
-            done.request.succeed(done.replies)
-        }
-        return true
+        if buffer.readableBytes == 0 { buffer.clear() } else if buffer.readerIndex > 64 * 1024 { buffer.discardReadBytes() }
+        inbound = buffer
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
