@@ -191,7 +191,7 @@ struct Transport: Sendable {
         do {
             response = try await client.execute(outgoing, deadline: .now() + .nanoseconds(timeout.nimbusNanoseconds), logger: logger)
         } catch {
-            throw Self.map(error, request: request, service: configuration.service, timeout: timeout)
+            throw Self.map(error, operation: request.operation, service: configuration.service, timeout: timeout)
         }
         let limit = configuration.maxResponseSize
         if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > limit {
@@ -200,10 +200,6 @@ struct Transport: Sendable {
         let service = configuration.service, operation = request.operation
         let body = HTTPBody(response.body, limit: limit) { Transport.map($0, operation: operation, service: service, timeout: timeout) }
         return NimbusHTTPResponse(status: response.status, headers: response.headers, body: body)
-    }
-
-    static func map(_ error: any Error, request: NimbusHTTPRequest, service: String, timeout: Duration) -> NimbusError {
-        map(error, operation: request.operation, service: service, timeout: timeout)
     }
 
     static func map(_ error: any Error, operation: String, service: String, timeout: Duration) -> NimbusError {

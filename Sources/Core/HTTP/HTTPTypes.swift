@@ -189,7 +189,6 @@ public enum HTTPStatusMapping {
         case 413, 429: .resourceExhausted
         case 499: .canceled
         case 502, 503: .unavailable
-        case 500..<600: .internal
         default: .internal
         }
     }
