@@ -115,6 +115,15 @@ tests("NimbusCache", "Cache/Cache", ["NimbusCacheMemory", Dep.nioCore])
 tests("NimbusCacheMemory", "Cache/Adapters/Memory", ["NimbusCacheConformance", "NimbusCache"])
 tests("NimbusCacheRedis", "Cache/Adapters/Redis", ["NimbusCacheConformance", "NimbusCache", "NimbusRedis"])
 
+// MARK: - AI / LLM (seed: pkg/ai/llm/* — the portable model API, its adapters, embeddings)
+
+module("NimbusLLM", "AI/LLM/LLM", ["NimbusCore", Dep.logging, Dep.metrics, Dep.tracing])
+module("NimbusLLMConformance", "AI/LLM/Conformance", ["NimbusLLM", "NimbusCore"])
+adapter("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", domain: "NimbusLLM")
+
+tests("NimbusLLM", "AI/LLM/LLM", ["NimbusLLMMemoryModel", Dep.metricsTestKit])
+tests("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", ["NimbusLLMConformance", "NimbusLLM"])
+
 // MARK: - Services and the command-line tool
 
 module("NimbusServer", "Services/Server", ["NimbusCore", "NimbusCatalog", Dep.hummingbird, Dep.nioCore, Dep.serviceLifecycle,

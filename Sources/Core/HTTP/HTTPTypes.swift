@@ -25,6 +25,9 @@ public struct NimbusHTTPRequest: Sendable {
     public var idempotencyKey: String?
     /// This call's time limit, over the client's default (all attempts' waits excluded).
     public var timeout: Duration?
+    /// Set when repeating this call is known to be harmless although its method is not idempotent
+    /// (an LLM completion only costs tokens again); `nil` lets ``isIdempotent`` decide from the method.
+    public var safeToRetry: Bool?
 
     /// Creates a request.
     public init(_ method: HTTPMethod, _ url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil, operation: String? = nil) {
@@ -35,9 +38,10 @@ public struct NimbusHTTPRequest: Sendable {
         self.operation = operation ?? "\(method.rawValue) \(url.split(separator: "?").first.map(String.init) ?? url)"
     }
 
-    /// Whether repeating the request cannot do the work twice: a safe or idempotent method
-    /// (RFC 9110 §9.2.2), or any method with an idempotency key.
+    /// Whether repeating the request cannot do the work twice: ``safeToRetry`` if set, else a safe or
+    /// idempotent method (RFC 9110 §9.2.2), or any method with an idempotency key.
     public var isIdempotent: Bool {
+        if let safeToRetry { return safeToRetry }
         if idempotencyKey != nil { return true }
         switch method {
         case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true

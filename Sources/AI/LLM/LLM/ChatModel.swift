@@ -1,0 +1,198 @@
+import CoreMetrics
+import Foundation
+import Logging
+import NimbusCore
+import Tracing
+
+/// What an LLM provider adapter implements: one call and one streamed call. Everything that must
+/// be the same for every provider — validation, the default model, errors, metrics, traces and
+/// cost — lives in ``ChatModel``.
+public protocol ChatModelDriver: Sendable {
+    /// The provider's name in metrics and errors (`openai`, `anthropic`, `memory`).
+    var provider: String { get }
+    /// Answers a validated request whose `model` is set.
+    func chat(_ request: ChatRequest) async throws -> ChatResponse
+    /// Streams the answer to a validated request whose `model` is set. The stream must end with a
+    /// `.finish` event, or throw; cancelling its consumer must cancel the provider call.
+    func stream(_ request: ChatRequest) async throws -> ChatStream
+}
+
+/// An optional capability: listing the models a provider serves.
+public protocol ModelListingDriver: Sendable {
+    /// The models the provider serves to this account.
+    func listModels() async throws -> [ModelDescriptor]
+}
+
+/// A model a provider serves.
+public struct ModelDescriptor: Sendable, Hashable, Codable {
+    /// The id to put in ``ChatRequest/model``.
+    public var id: String
+    /// Who serves it (`openai`, `library` for Ollama).
+    public var ownedBy: String
+    /// When it was created, if the provider says.
+    public var created: Date?
+
+    /// Creates a descriptor.
+    public init(id: String, ownedBy: String, created: Date? = nil) {
+        self.id = id
+        self.ownedBy = ownedBy
+        self.created = created
+    }
+}
+
+/// A chat model: the portable type services call, over any provider's driver.
+///
+/// ```swift
+/// let model = ChatModel(driver: OpenAIChatModel(configuration: .init(apiKey: key)),
+///                       configuration: .init(defaultModel: "gpt-4o-mini"))
+/// let reply = try await model.chat([.user("Say hi")])
+/// print(reply.text, reply.usage, model.cost(of: reply) ?? 0)
+/// ```
+public final class ChatModel: Sendable {
+    /// Settings that apply whatever the provider.
+    public struct Configuration: Sendable {
+        /// The model used when a request names none.
+        public var defaultModel: String
+        /// Capabilities and prices, for cost accounting.
+        public var catalog: ModelCatalog
+        /// Check requests before sending (see ``ChatRequest/validate()``).
+        public var validatesRequests: Bool
+        /// Where request, token and cost metrics go.
+        public var metricsFactory: any MetricsFactory
+
+        /// Creates settings.
+        public init(defaultModel: String, catalog: ModelCatalog = .standard, validatesRequests: Bool = true,
+                    metricsFactory: any MetricsFactory = MetricsSystem.factory) {
+            self.defaultModel = defaultModel
+            self.catalog = catalog
+            self.validatesRequests = validatesRequests
+            self.metricsFactory = metricsFactory
+        }
+    }
+
+    /// The adapter.
+    public let driver: any ChatModelDriver
+    /// The settings.
+    public let configuration: Configuration
+    private let logger: Logger
+
+    /// Creates a model over a driver.
+    public init(driver: any ChatModelDriver, configuration: Configuration, logger: Logger = Logger(label: "nimbus.llm")) {
+        self.driver = driver
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The provider's name.
+    public var provider: String { driver.provider }
+
+    /// The driver as its concrete type, for provider features the portable API does not name.
+    public func `as`<T>(_ type: T.Type) -> T? { driver as? T }
+
+    /// Answers a conversation with the default settings.
+    public func chat(_ messages: [ChatMessage]) async throws -> ChatResponse {
+        try await chat(ChatRequest(messages: messages))
+    }
+
+    /// Answers a request.
+    /// - Throws: `NimbusError`; provider failures carry an ``LLMFailure`` (`error.llmFailure`).
+    public func chat(_ request: ChatRequest) async throws -> ChatResponse {
+        let request = try prepare(request)
+        let model = request.model ?? configuration.defaultModel
+        let started = ContinuousClock.now
+        return try await withSpan("chat \(model)", ofKind: .client) { span in
+            span.attributes["gen_ai.system"] = provider
+            span.attributes["gen_ai.operation.name"] = "chat"
+            span.attributes["gen_ai.request.model"] = model
+            do {
+                let response = try await driver.chat(request)
+                record(model: model, usage: response.usage, outcome: "ok", started: started, span: span)
+                span.attributes["gen_ai.response.finish_reasons"] = [response.finishReason.description]
+                return response
+            } catch {
+                let error = NimbusError.wrap(error, "\(provider) chat with \(model)")
+                record(model: model, usage: nil, outcome: error.code.description, started: started, span: span)
+                span.recordError(error)
+                throw error
+            }
+        }
+    }
+
+    /// Streams the answer to a request. Breaking out of the loop cancels the provider call; usage and
+    /// cost are recorded when the stream finishes.
+    public func stream(_ request: ChatRequest) async throws -> ChatStream {
+        let request = try prepare(request)
+        let model = request.model ?? configuration.defaultModel
+        let started = ContinuousClock.now
+        let upstream: ChatStream
+        do { upstream = try await driver.stream(request) } catch {
+            let error = NimbusError.wrap(error, "\(provider) stream with \(model)")
+            record(model: model, usage: nil, outcome: error.code.description, started: started, span: nil)
+            throw error
+        }
+        return ChatStream { yield in
+            var usage: Usage?
+            var finished = false
+            do {
+                for try await event in upstream {
+                    switch event {
+                    case .usage(let latest): usage = latest
+                    case .finish: finished = true
+                    default: break
+                    }
+                    yield(event)
+                }
+                try Task.checkCancellation()
+                guard finished else {
+                    throw NimbusError(.dataLoss, "\(self.provider) ended the stream before the model finished (the connection was cut mid-reply); the partial reply is not complete")
+                }
+                self.record(model: model, usage: usage, outcome: "ok", started: started, span: nil)
+            } catch {
+                let error = NimbusError.wrap(error, "\(self.provider) stream with \(model)")
+                self.record(model: model, usage: usage, outcome: error.code.description, started: started, span: nil)
+                throw error
+            }
+        }
+    }
+
+    /// The models the provider serves. - Throws: `unimplemented` if the adapter cannot list them.
+    public func models() async throws -> [ModelDescriptor] {
+        guard let lister = driver as? any ModelListingDriver else {
+            throw NimbusError(.unimplemented, "the \(provider) adapter cannot list models")
+        }
+        do { return try await lister.listModels() } catch { throw NimbusError.wrap(error, "\(provider) list models") }
+    }
+
+    /// The cost of a response in US dollars, from the catalog (`nil` if the model's price is unknown).
+    public func cost(of response: ChatResponse) -> Decimal? {
+        configuration.catalog.cost(of: response.usage, model: response.model)
+    }
+
+    private func prepare(_ request: ChatRequest) throws -> ChatRequest {
+        var request = request
+        if request.model == nil || request.model?.isEmpty == true { request.model = configuration.defaultModel }
+        if configuration.validatesRequests { try request.validate() }
+        return request
+    }
+
+    private func record(model: String, usage: Usage?, outcome: String, started: ContinuousClock.Instant, span: (any Span)?) {
+        let factory = configuration.metricsFactory
+        let dimensions = [("provider", provider), ("model", model)]
+        Counter(label: "nimbus_llm_requests_total", dimensions: dimensions + [("outcome", outcome)], factory: factory).increment()
+        Timer(label: "nimbus_llm_request_duration_seconds", dimensions: dimensions, factory: factory)
+            .recordNanoseconds((ContinuousClock.now - started).nimbusNanoseconds)
+        guard let usage else { return }
+        for (kind, count) in [("input", usage.inputTokens), ("output", usage.outputTokens), ("cached_input", usage.cachedInputTokens),
+                              ("reasoning", usage.reasoningTokens)] where count > 0 {
+            Counter(label: "nimbus_llm_tokens_total", dimensions: dimensions + [("kind", kind)], factory: factory).increment(by: count)
+        }
+        if let cost = configuration.catalog.cost(of: usage, model: model), cost > 0 {
+            FloatingPointCounter(label: "nimbus_llm_cost_usd_total", dimensions: dimensions, factory: factory)
+                .increment(by: NSDecimalNumber(decimal: cost).doubleValue)
+        }
+        span?.attributes["gen_ai.usage.input_tokens"] = usage.inputTokens
+        span?.attributes["gen_ai.usage.output_tokens"] = usage.outputTokens
+        logger.debug("llm call", metadata: ["provider": "\(provider)", "model": "\(model)", "outcome": "\(outcome)",
+                                           "input_tokens": "\(usage.inputTokens)", "output_tokens": "\(usage.outputTokens)"])
+    }
+}

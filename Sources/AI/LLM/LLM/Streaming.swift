@@ -1,0 +1,142 @@
+import NimbusCore
+
+/// One event of a streamed reply.
+public enum ChatStreamEvent: Sendable, Hashable {
+    /// The reply started: the provider's response id and model.
+    case start(id: String, model: String)
+    /// More reply text.
+    case textDelta(String)
+    /// More visible reasoning; `signature` arrives once, at the end of a thinking block (Anthropic).
+    case reasoningDelta(String, signature: String? = nil)
+    /// A fragment of a tool call: `index` identifies the call; `id` and `name` come first, argument text in pieces.
+    case toolCallDelta(ToolCallDelta)
+    /// Token counts so far (providers send them once or cumulatively; the last one wins).
+    case usage(Usage)
+    /// Generation stopped.
+    case finish(FinishReason)
+}
+
+/// A fragment of a streamed tool call.
+public struct ToolCallDelta: Sendable, Hashable {
+    /// Which call of the reply (0, 1, ... in order of appearance).
+    public var index: Int
+    /// The call id, in the first fragment.
+    public var id: String?
+    /// The tool name, in the first fragment.
+    public var name: String?
+    /// More argument text.
+    public var arguments: String
+
+    /// Creates a fragment.
+    public init(index: Int, id: String? = nil, name: String? = nil, arguments: String = "") {
+        self.index = index
+        self.id = id
+        self.name = name
+        self.arguments = arguments
+    }
+}
+
+/// A streamed reply: an async sequence of ``ChatStreamEvent``s. Breaking out of the loop or
+/// cancelling the consuming task cancels the provider request.
+///
+/// ```swift
+/// for try await event in try await model.stream(request) {
+///     if case .textDelta(let text) = event { print(text, terminator: "") }
+/// }
+/// ```
+public struct ChatStream: AsyncSequence, Sendable {
+    public typealias Element = ChatStreamEvent
+    private let events: AsyncThrowingStream<ChatStreamEvent, any Error>
+
+    /// Wraps a stream of events.
+    public init(_ events: AsyncThrowingStream<ChatStreamEvent, any Error>) {
+        self.events = events
+    }
+
+    /// A stream fed by `produce`, which runs in a task that is cancelled when the consumer stops.
+    /// `produce` yields events; throwing ends the stream with that error.
+    public init(bufferingPolicy: AsyncThrowingStream<ChatStreamEvent, any Error>.Continuation.BufferingPolicy = .unbounded,
+                _ produce: @escaping @Sendable (_ yield: @escaping @Sendable (ChatStreamEvent) -> Void) async throws -> Void) {
+        self.events = AsyncThrowingStream(bufferingPolicy: bufferingPolicy) { continuation in
+            let task = Task {
+                do {
+                    try await produce { continuation.yield($0) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncThrowingStream<ChatStreamEvent, any Error>.AsyncIterator { events.makeAsyncIterator() }
+
+    /// Reads the whole stream into the response a non-streaming call would have given.
+    public func collect() async throws -> ChatResponse {
+        var accumulator = ChatResponseAccumulator()
+        for try await event in self { accumulator.add(event) }
+        return try accumulator.response()
+    }
+}
+
+/// Builds a ``ChatResponse`` from stream events; its result equals the non-streaming response for
+/// the same exchange.
+public struct ChatResponseAccumulator: Sendable {
+    private var id = ""
+    private var model = ""
+    private var parts: [ContentPart] = []
+    private var calls: [Int: ToolCall] = [:]
+    private var finishReason: FinishReason?
+    /// Token counts so far.
+    public private(set) var usage = Usage.zero
+    /// Whether a finish event arrived.
+    public var isFinished: Bool { finishReason != nil }
+
+    /// An empty accumulator.
+    public init() {}
+
+    /// Adds an event.
+    public mutating func add(_ event: ChatStreamEvent) {
+        switch event {
+        case .start(let id, let model):
+            self.id = id
+            self.model = model
+        case .textDelta(let text):
+            if case .text(let previous)? = parts.last { parts[parts.count - 1] = .text(previous + text) }
+            else if !text.isEmpty { parts.append(.text(text)) }
+        case .reasoningDelta(let text, let signature):
+            if case .reasoning(let previous, nil, false)? = parts.last {
+                parts[parts.count - 1] = .reasoning(previous + text, signature: signature)
+            } else {
+                parts.append(.reasoning(text, signature: signature))
+            }
+        case .toolCallDelta(let delta):
+            var call = calls[delta.index] ?? ToolCall(id: "", name: "", arguments: "")
+            if let id = delta.id, !id.isEmpty { call.id = id }
+            if let name = delta.name, !name.isEmpty { call.name = name }
+            call.arguments += delta.arguments
+            calls[delta.index] = call
+        case .usage(let usage):
+            self.usage = usage
+        case .finish(let reason):
+            finishReason = reason
+        }
+    }
+
+    /// The response so far. - Throws: `dataLoss` if the stream ended before a finish event (a cut stream).
+    public func response() throws -> ChatResponse {
+        guard let finishReason else {
+            throw NimbusError(.dataLoss, "the stream ended before the model finished (the connection was cut mid-reply); the partial text is not a complete answer")
+        }
+        return partialResponse(finishReason: finishReason)
+    }
+
+    /// What arrived so far, with a given finish reason (for a consumer that stops early).
+    public func partialResponse(finishReason: FinishReason) -> ChatResponse {
+        let toolCalls = calls.keys.sorted().compactMap { calls[$0] }
+        return ChatResponse(id: id, model: model,
+                            message: ChatMessage(role: .assistant, content: ContentPart.coalesced(parts), toolCalls: toolCalls),
+                            finishReason: finishReason, usage: usage)
+    }
+}
