@@ -192,14 +192,14 @@ public enum HTTPStatusMapping {
         case 409: .alreadyExists
         case 413, 429: .resourceExhausted
         case 499: .canceled
-        case 502, 503: .unavailable
+        case 502, 503, 529: .unavailable
         default: .internal
         }
     }
 
-    /// Statuses that mean "try again later": 408, 429, 500, 502, 503, 504.
+    /// Statuses that mean "try again later": 408, 429, 500, 502, 503, 504 and 529 (Anthropic's "overloaded").
     public static func isRetryable(_ status: HTTPResponseStatus) -> Bool {
-        [408, 429, 500, 502, 503, 504].contains(status.code)
+        [408, 429, 500, 502, 503, 504, 529].contains(status.code)
     }
 }
 

@@ -48,24 +48,24 @@ public enum OpenAIWire {
         }
 
         public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: AnyKey.self)
-            model = try container.decode(String.self, forKey: AnyKey("model"))
-            messages = try container.decode([Message].self, forKey: AnyKey("messages"))
-            tools = try container.decodeIfPresent([Tool].self, forKey: AnyKey("tools"))
-            toolChoice = try container.decodeIfPresent(ToolChoiceValue.self, forKey: AnyKey("tool_choice"))
-            parallelToolCalls = try container.decodeIfPresent(Bool.self, forKey: AnyKey("parallel_tool_calls"))
-            responseFormat = try container.decodeIfPresent(ResponseFormatValue.self, forKey: AnyKey("response_format"))
-            temperature = try container.decodeIfPresent(Double.self, forKey: AnyKey("temperature"))
-            topP = try container.decodeIfPresent(Double.self, forKey: AnyKey("top_p"))
-            maxTokens = try container.decodeIfPresent(Int.self, forKey: AnyKey("max_tokens"))
-            maxCompletionTokens = try container.decodeIfPresent(Int.self, forKey: AnyKey("max_completion_tokens"))
-            stop = try container.decodeIfPresent(StopValue.self, forKey: AnyKey("stop"))
-            seed = try container.decodeIfPresent(Int.self, forKey: AnyKey("seed"))
-            reasoningEffort = try container.decodeIfPresent(String.self, forKey: AnyKey("reasoning_effort"))
-            metadata = try container.decodeIfPresent([String: String].self, forKey: AnyKey("metadata"))
-            user = try container.decodeIfPresent(String.self, forKey: AnyKey("user"))
-            stream = try container.decodeIfPresent(Bool.self, forKey: AnyKey("stream"))
-            streamOptions = try container.decodeIfPresent(StreamOptions.self, forKey: AnyKey("stream_options"))
+            let container = try decoder.container(keyedBy: AnyCodingKey.self)
+            model = try container.decode(String.self, forKey: AnyCodingKey("model"))
+            messages = try container.decode([Message].self, forKey: AnyCodingKey("messages"))
+            tools = try container.decodeIfPresent([Tool].self, forKey: AnyCodingKey("tools"))
+            toolChoice = try container.decodeIfPresent(ToolChoiceValue.self, forKey: AnyCodingKey("tool_choice"))
+            parallelToolCalls = try container.decodeIfPresent(Bool.self, forKey: AnyCodingKey("parallel_tool_calls"))
+            responseFormat = try container.decodeIfPresent(ResponseFormatValue.self, forKey: AnyCodingKey("response_format"))
+            temperature = try container.decodeIfPresent(Double.self, forKey: AnyCodingKey("temperature"))
+            topP = try container.decodeIfPresent(Double.self, forKey: AnyCodingKey("top_p"))
+            maxTokens = try container.decodeIfPresent(Int.self, forKey: AnyCodingKey("max_tokens"))
+            maxCompletionTokens = try container.decodeIfPresent(Int.self, forKey: AnyCodingKey("max_completion_tokens"))
+            stop = try container.decodeIfPresent(StopValue.self, forKey: AnyCodingKey("stop"))
+            seed = try container.decodeIfPresent(Int.self, forKey: AnyCodingKey("seed"))
+            reasoningEffort = try container.decodeIfPresent(String.self, forKey: AnyCodingKey("reasoning_effort"))
+            metadata = try container.decodeIfPresent([String: String].self, forKey: AnyCodingKey("metadata"))
+            user = try container.decodeIfPresent(String.self, forKey: AnyCodingKey("user"))
+            stream = try container.decodeIfPresent(Bool.self, forKey: AnyCodingKey("stream"))
+            streamOptions = try container.decodeIfPresent(StreamOptions.self, forKey: AnyCodingKey("stream_options"))
             var extra: [String: JSONValue] = [:]
             for key in container.allKeys where !Self.known.contains(key.stringValue) {
                 extra[key.stringValue] = try container.decode(JSONValue.self, forKey: key)
@@ -74,26 +74,26 @@ public enum OpenAIWire {
         }
 
         public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: AnyKey.self)
-            try container.encode(model, forKey: AnyKey("model"))
-            try container.encode(messages, forKey: AnyKey("messages"))
-            try container.encodeIfPresent(tools, forKey: AnyKey("tools"))
-            try container.encodeIfPresent(toolChoice, forKey: AnyKey("tool_choice"))
-            try container.encodeIfPresent(parallelToolCalls, forKey: AnyKey("parallel_tool_calls"))
-            try container.encodeIfPresent(responseFormat, forKey: AnyKey("response_format"))
-            try container.encodeIfPresent(temperature, forKey: AnyKey("temperature"))
-            try container.encodeIfPresent(topP, forKey: AnyKey("top_p"))
-            try container.encodeIfPresent(maxTokens, forKey: AnyKey("max_tokens"))
-            try container.encodeIfPresent(maxCompletionTokens, forKey: AnyKey("max_completion_tokens"))
-            try container.encodeIfPresent(stop, forKey: AnyKey("stop"))
-            try container.encodeIfPresent(seed, forKey: AnyKey("seed"))
-            try container.encodeIfPresent(reasoningEffort, forKey: AnyKey("reasoning_effort"))
-            try container.encodeIfPresent(metadata, forKey: AnyKey("metadata"))
-            try container.encodeIfPresent(user, forKey: AnyKey("user"))
-            try container.encodeIfPresent(stream, forKey: AnyKey("stream"))
-            try container.encodeIfPresent(streamOptions, forKey: AnyKey("stream_options"))
+            var container = encoder.container(keyedBy: AnyCodingKey.self)
+            try container.encode(model, forKey: AnyCodingKey("model"))
+            try container.encode(messages, forKey: AnyCodingKey("messages"))
+            try container.encodeIfPresent(tools, forKey: AnyCodingKey("tools"))
+            try container.encodeIfPresent(toolChoice, forKey: AnyCodingKey("tool_choice"))
+            try container.encodeIfPresent(parallelToolCalls, forKey: AnyCodingKey("parallel_tool_calls"))
+            try container.encodeIfPresent(responseFormat, forKey: AnyCodingKey("response_format"))
+            try container.encodeIfPresent(temperature, forKey: AnyCodingKey("temperature"))
+            try container.encodeIfPresent(topP, forKey: AnyCodingKey("top_p"))
+            try container.encodeIfPresent(maxTokens, forKey: AnyCodingKey("max_tokens"))
+            try container.encodeIfPresent(maxCompletionTokens, forKey: AnyCodingKey("max_completion_tokens"))
+            try container.encodeIfPresent(stop, forKey: AnyCodingKey("stop"))
+            try container.encodeIfPresent(seed, forKey: AnyCodingKey("seed"))
+            try container.encodeIfPresent(reasoningEffort, forKey: AnyCodingKey("reasoning_effort"))
+            try container.encodeIfPresent(metadata, forKey: AnyCodingKey("metadata"))
+            try container.encodeIfPresent(user, forKey: AnyCodingKey("user"))
+            try container.encodeIfPresent(stream, forKey: AnyCodingKey("stream"))
+            try container.encodeIfPresent(streamOptions, forKey: AnyCodingKey("stream_options"))
             for (key, value) in extra where !Self.known.contains(key) {
-                try container.encode(value, forKey: AnyKey(key))
+                try container.encode(value, forKey: AnyCodingKey(key))
             }
         }
     }
@@ -422,13 +422,13 @@ public enum OpenAIWire {
         }
 
         public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: AnyKey.self)
-            try container.encode(id, forKey: AnyKey("id"))
-            try container.encode(object, forKey: AnyKey("object"))
-            try container.encode(created, forKey: AnyKey("created"))
-            try container.encode(model, forKey: AnyKey("model"))
-            try container.encode(choices, forKey: AnyKey("choices"))
-            if let usage { try container.encode(usage, forKey: AnyKey("usage")) }
+            var container = encoder.container(keyedBy: AnyCodingKey.self)
+            try container.encode(id, forKey: AnyCodingKey("id"))
+            try container.encode(object, forKey: AnyCodingKey("object"))
+            try container.encode(created, forKey: AnyCodingKey("created"))
+            try container.encode(model, forKey: AnyCodingKey("model"))
+            try container.encode(choices, forKey: AnyCodingKey("choices"))
+            if let usage { try container.encode(usage, forKey: AnyCodingKey("usage")) }
         }
     }
 
@@ -521,13 +521,4 @@ public enum OpenAIWire {
         case .other(let raw): raw
         }
     }
-}
-
-/// A coding key for any string (dynamic top-level fields).
-struct AnyKey: CodingKey, Hashable {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ string: String) { stringValue = string }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
 }
