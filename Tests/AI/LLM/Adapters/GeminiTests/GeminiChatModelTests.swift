@@ -1,0 +1,102 @@
+import Foundation
+import NimbusCore
+import NimbusHTTP
+import NimbusLLM
+import NimbusLLMConformance
+import NimbusLLMGemini
+import NimbusTesting
+import Testing
+
+@Suite(.timeLimit(.minutes(2))) struct GeminiChatModelTests {
+    @Test(arguments: LLMConformance.checks)
+    func conformance(_ check: LLMConformance.Check) async throws {
+        let fake = try await GeminiFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        try await check.run(LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .reasoning, .rawErrors, .malformedBodies]) {
+            fake.script($0)
+        })
+        #expect(fake.specMismatches.isEmpty, "requests departed from the generativelanguage protos: \(fake.specMismatches)")
+    }
+
+    @Test func requestsFollowTheProtoJSONMapping() async throws {
+        let fake = try await GeminiFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        fake.script(.reply(.init(text: "ok")))
+        let call = ToolCall(id: "nimbus_call_0", name: "lookup", arguments: #"{"q":"swift"}"#)
+        let request = ChatRequest(messages: [
+            .system("Be brief."), .user([.text("Find it"), .image(.url("gs://bucket/cat.png"))]),
+            .assistant("", toolCalls: [call]), .tool(callID: "nimbus_call_0", "not json, just text"), .user("and?"),
+        ], tools: [ToolDefinition(name: "lookup", parameters: ["type": "object", "properties": ["q": ["type": "string"]]])],
+           toolChoice: .tool("lookup"), temperature: 0.3, maxTokens: 64, stop: ["END"], seed: 3, reasoning: Reasoning(budgetTokens: 512))
+        _ = try await fake.model().chat(request)
+        let sent = try #require(fake.server.requests.first)
+        #expect(sent.path == "/v1beta/models/gemini-2.5-flash:generateContent")
+        let body = try sent.json()
+        #expect(body["systemInstruction"] == ["parts": [["text": "Be brief."]]])
+        let contents = try #require(body["contents"]?.arrayValue)
+        #expect(contents.map { $0["role"] } == ["user", "model", "user"])
+        #expect(contents[0]["parts"]?.arrayValue?.last == ["fileData": ["mimeType": "image/png", "fileUri": "gs://bucket/cat.png"]])
+        #expect(contents[1]["parts"] == [["functionCall": ["name": "lookup", "args": ["q": "swift"]]]])
+        #expect(contents[2]["parts"]?.arrayValue?.first == ["functionResponse": ["name": "lookup", "response": ["output": "not json, just text"]]])
+        #expect(body["toolConfig"] == ["functionCallingConfig": ["mode": "ANY", "allowedFunctionNames": ["lookup"]]])
+        #expect(body["tools"]?.arrayValue?.first?["functionDeclarations"]?.arrayValue?.first?["parametersJsonSchema"]?["type"] == "object")
+        #expect(body["generationConfig"] == ["temperature": 0.3, "maxOutputTokens": 64, "stopSequences": ["END"], "seed": 3,
+                                             "thinkingConfig": ["includeThoughts": true, "thinkingBudget": 512]])
+        #expect(fake.specMismatches.isEmpty, "\(fake.specMismatches)")
+    }
+
+    @Test func theProtoCheckerCatchesWhatGeminiWouldReject() throws {
+        let checker = try GeminiFake.protos.get()
+        #expect(checker.check(["contents": [["role": "user", "parts": [["text": "hi"]]]]], message: "GenerateContentRequest", pathFields: ["model"]).isEmpty)
+        let bad: JSONValue = ["contents": [["parts": [["text": "hi", "inlineData": ["mimeType": "image/png", "data": "AA=="]]]]],
+                              "generationConfig": ["maxOutputTokens": "many", "temprature": 1],
+                              "toolConfig": ["functionCallingConfig": ["mode": "SOMETIMES"]]]
+        let found = checker.check(bad, message: "GenerateContentRequest", pathFields: ["model"])
+        #expect(found.contains { $0.contains("oneof") }, "\(found)")
+        #expect(found.contains { $0.contains("maxOutputTokens") }, "\(found)")
+        #expect(found.contains { $0.contains("temprature") }, "\(found)")
+        #expect(found.contains { $0.contains("SOMETIMES") }, "\(found)")
+        #expect(!checker.check([:], message: "GenerateContentRequest", pathFields: ["model"]).isEmpty)   // contents is required
+    }
+
+    @Test func aBlockedPromptIsContentFiltered() async throws {
+        let fake = try await GeminiFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        fake.server.route(.POST, "/v1beta/models/{model}", reply: .json(200, [
+            "promptFeedback": ["blockReason": "SAFETY", "safetyRatings": [["category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"]]],
+            "usageMetadata": ["promptTokenCount": 8, "totalTokenCount": 8], "modelVersion": "gemini-2.5-flash",
+        ]))
+        do {
+            _ = try await fake.model().chat([.user("something dangerous")])
+            Issue.record("expected contentFiltered")
+        } catch let error as NimbusError {
+            #expect(error.llmFailure?.kind == .contentFiltered)
+            #expect(error.llmFailure?.providerCode == "SAFETY")
+            #expect(!error.isRetryable)
+        }
+    }
+
+    @Test func vertexUsesTheProjectPathAndABearerToken() async throws {
+        let server = try await FakeHTTPServer.start()
+        defer { Task { await server.shutdown() } }
+        server.route(.POST, "/v1/projects/acme/locations/europe-west4/publishers/google/models/{model}", reply: .json(200, GeminiFake.response(.init(text: "from vertex"))))
+        let driver = GeminiChatModel(configuration: .vertex(project: "acme", location: "europe-west4", accessToken: { Secret("ya29.token") }, baseURL: server.baseURL))
+        let model = ChatModel(driver: driver, configuration: .init(defaultModel: "gemini-2.5-pro"))
+        #expect(try await model.chat([.user("hi")]).text == "from vertex")
+        let request = try #require(server.requests.first)
+        #expect(request.path == "/v1/projects/acme/locations/europe-west4/publishers/google/models/gemini-2.5-pro:generateContent")
+        #expect(request.header("authorization") == "Bearer ya29.token")
+        #expect(request.header("x-goog-api-key") == nil)
+        #expect(model.provider == "vertex-ai")
+    }
+
+    @Test func rateLimitsWaitForRetryInfo() async throws {
+        let fake = try await GeminiFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        fake.script(.failure(.rateLimited))
+        do { _ = try await fake.model().chat([.user("hi")]) } catch let error as NimbusError {
+            #expect(error.retryAfter == .seconds(2))
+            #expect(error.llmFailure?.kind == .rateLimited)
+        }
+    }
+}
