@@ -12,7 +12,7 @@ import Testing
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await AnthropicFake.start()
         defer { Task { await fake.server.shutdown() } }
-        let harness = LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .providerToolCallIDs, .reasoning, .rawErrors, .malformedBodies],
+        let harness = LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .providerToolCallIDs, .reasoning, .rawErrors, .malformedBodies, .contentFilterFinish],
                                              script: { fake.script($0) }, expectedUsage: { usage in
                                                  var usage = usage
                                                  usage.reasoningTokens = 0   // Anthropic does not count thinking tokens apart

@@ -12,7 +12,7 @@ import Testing
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await GeminiFake.start()
         defer { Task { await fake.server.shutdown() } }
-        try await check.run(LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .reasoning, .rawErrors, .malformedBodies]) {
+        try await check.run(LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .reasoning, .rawErrors, .malformedBodies, .contentFilterFinish]) {
             fake.script($0)
         })
         #expect(fake.specMismatches.isEmpty, "requests departed from the generativelanguage protos: \(fake.specMismatches)")

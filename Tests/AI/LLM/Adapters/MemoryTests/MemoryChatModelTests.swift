@@ -9,7 +9,7 @@ import Testing
     static func harness() -> (LLMConformance.Harness, MemoryChatModel) {
         let memory = MemoryChatModel()
         let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory"))
-        let harness = LLMConformance.Harness(model: model, features: [.reasoning, .providerToolCallIDs]) { scripted in
+        let harness = LLMConformance.Harness(model: model, features: [.reasoning, .providerToolCallIDs, .contentFilterFinish]) { scripted in
             switch scripted {
             case .reply(let exchange):
                 memory.enqueue(MemoryChatModel.Reply(text: exchange.text, reasoning: exchange.reasoning, toolCalls: exchange.toolCalls,

@@ -13,7 +13,7 @@ import Testing
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await OpenAIFake.start()
         defer { Task { await fake.server.shutdown() } }
-        try await check.run(LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .providerToolCallIDs, .rawErrors, .malformedBodies]) {
+        try await check.run(LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .providerToolCallIDs, .rawErrors, .malformedBodies, .contentFilterFinish]) {
             fake.script($0)
         })
         #expect(fake.specMismatches.isEmpty, "requests departed from OpenAI's spec: \(fake.specMismatches)")

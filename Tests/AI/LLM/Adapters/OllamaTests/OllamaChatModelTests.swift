@@ -1,0 +1,68 @@
+import Foundation
+import NimbusCore
+import NimbusHTTP
+import NimbusLLM
+import NimbusLLMConformance
+import NimbusLLMOllama
+import NimbusTesting
+import Testing
+
+@Suite(.timeLimit(.minutes(2))) struct OllamaChatModelTests {
+    @Test(arguments: LLMConformance.checks)
+    func conformance(_ check: LLMConformance.Check) async throws {
+        let fake = try await OllamaFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        let harness = LLMConformance.Harness(model: fake.model(), features: [.reasoning, .rawErrors, .malformedBodies], script: { fake.script($0) },
+                                             expectedUsage: { Usage(inputTokens: $0.inputTokens, outputTokens: $0.outputTokens) },
+                                             imageURL: fake.server.baseURL + "/images/cat.png")
+        try await check.run(harness)
+        #expect(fake.specMismatches.isEmpty, "requests departed from Ollama's API description: \(fake.specMismatches)")
+    }
+
+    @Test func requestsCarryOptionsFormatThinkToolNamesAndKeepAlive() async throws {
+        let fake = try await OllamaFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        fake.script(.reply(.init(text: "ok")))
+        let call = ToolCall(id: "nimbus_call_0", name: "get_weather", arguments: #"{"city":"Paris"}"#)
+        var request = ChatRequest(messages: [.system("Be brief."), .user([.text("Look"), .image(.data(Data([7]), mediaType: "image/png"))]),
+                                             .assistant("", toolCalls: [call]), .tool(callID: "nimbus_call_0", "18")],
+                                  tools: [ToolDefinition(name: "get_weather", description: "Weather", parameters: ["type": "object", "properties": ["city": ["type": "string"]]])],
+                                  temperature: 0.1, maxTokens: 20, stop: ["x"], seed: 1, reasoning: Reasoning(effort: .high))
+        request.responseFormat = .jsonSchema(name: "w", schema: ["type": "object"])
+        _ = try await fake.model().chat(request)
+        let body = try #require(fake.server.requests.first).json()
+        #expect(body["stream"] == false)
+        #expect(body["keep_alive"] == "10m")
+        #expect(body["think"] == "high")
+        #expect(body["format"] == ["type": "object"])
+        #expect(body["options"] == ["temperature": 0.1, "num_predict": 20, "stop": ["x"], "seed": 1])
+        let messages = try #require(body["messages"]?.arrayValue)
+        #expect(messages[1]["images"] == ["Bw=="])
+        #expect(messages[2]["tool_calls"] == [["function": ["name": "get_weather", "arguments": ["city": "Paris"]]]])
+        #expect(messages[3] == ["role": "tool", "content": "18", "tool_name": "get_weather"])
+        await #expect(throws: NimbusError.self) { try await fake.model().chat([.user([.image(.url(fake.server.baseURL + "/missing.png"))])]) }
+    }
+
+    @Test func anErrorLineMidStreamIsThrownAndMissingModelsAreNotFound() async throws {
+        let fake = try await OllamaFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        fake.server.route(.POST, "/api/chat", replies: [
+            .ndjson([#"{"model":"llama3.2","created_at":"2025-10-03T12:00:00Z","message":{"role":"assistant","content":"Hi"},"done":false}"#,
+                     #"{"error":"an error was encountered while running the model: unexpected EOF"}"#]),
+            .json(404, #"{"error":"model 'llama9' not found"}"#),
+        ])
+        await #expect(throws: NimbusError.self) { try await fake.model().stream(ChatRequest(messages: [.user("hi")])).collect() }
+        do { _ = try await fake.model().chat([.user("hi")]) } catch let error as NimbusError {
+            #expect(error.llmFailure?.kind == .modelNotFound)
+            #expect(error.code == .notFound)
+        }
+    }
+
+    @Test func listsLocalModels() async throws {
+        let server = try await FakeHTTPServer.start()
+        defer { Task { await server.shutdown() } }
+        server.route(.GET, "/api/tags", reply: .json(200, #"{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest","modified_at":"2025-10-03T23:34:03.409490317-07:00","size":2019393189,"digest":"a80c4f17acd5","details":{"format":"gguf","family":"llama","parameter_size":"3.2B","quantization_level":"Q4_K_M"}}]}"#))
+        let model = ChatModel(driver: OllamaChatModel(configuration: .init(baseURL: server.baseURL)), configuration: .init(defaultModel: "llama3.2"))
+        #expect(try await model.models().map(\.id) == ["llama3.2:latest"])
+    }
+}
