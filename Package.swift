@@ -117,7 +117,7 @@ tests("NimbusCacheRedis", "Cache/Adapters/Redis", ["NimbusCacheConformance", "Ni
 
 // MARK: - AI / LLM (seed: pkg/ai/llm/* — the portable model API, its adapters, embeddings)
 
-module("NimbusLLM", "AI/LLM/LLM", ["NimbusCore", Dep.logging, Dep.metrics, Dep.tracing])
+module("NimbusLLM", "AI/LLM/LLM", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging, Dep.metrics, Dep.tracing])
 module("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging])
 module("NimbusLLMConformance", "AI/LLM/Conformance", ["NimbusLLM", "NimbusCore"])
 adapter("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", domain: "NimbusLLM")
@@ -126,7 +126,7 @@ adapter("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", domain: "NimbusLLM", ["Nimb
 adapter("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", domain: "NimbusLLM", ["NimbusEmbeddings", "NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 adapter("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", domain: "NimbusLLM", ["NimbusEmbeddings", "NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 
-tests("NimbusLLM", "AI/LLM/LLM", ["NimbusLLMMemoryModel", Dep.metricsTestKit])
+tests("NimbusLLM", "AI/LLM/LLM", ["NimbusLLMMemoryModel", "NimbusCache", "NimbusCacheMemory", Dep.metricsTestKit])
 tests("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusCache", "NimbusCacheMemory"])
 tests("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", ["NimbusLLMConformance", "NimbusLLM"])
 tests("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", ["NimbusLLMConformance", "NimbusLLM", "NimbusHTTP", Dep.nioCore], fixtures: true)
