@@ -25,6 +25,7 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     .package(url: "https://github.com/mattpolzin/OpenAPIKit.git", from: "6.4.0", traits: []),
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
 ]
 
 // MARK: - Products of the dependencies, named once
@@ -55,6 +56,7 @@ enum Dep {
     static let openAPIKit30 = Target.Dependency.product(name: "OpenAPIKit30", package: "OpenAPIKit")
     static let openAPIKitCompat = Target.Dependency.product(name: "OpenAPIKitCompat", package: "OpenAPIKit")
     static let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+    static let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 }
 
 let swiftSettings: [SwiftSetting] = [
@@ -140,10 +142,18 @@ module("NimbusServer", "Services/Server", ["NimbusCore", "NimbusCatalog", Dep.hu
                                            Dep.prometheus, Dep.metrics, Dep.logging])
 tests("NimbusServer", "Services/Server", [Dep.hummingbird, Dep.hummingbirdTesting])
 
+// The llm-gateway service (seed: llm-gateway, over pkg/ai/llm/*)
+module("NimbusGateway", "Services/Gateway", ["NimbusServer", "NimbusCore", "NimbusHTTP", "NimbusLLM", "NimbusEmbeddings", "NimbusCache",
+                                             "NimbusCacheMemory", "NimbusCacheRedis", "NimbusLLMMemoryModel", "NimbusLLMOpenAI",
+                                             "NimbusLLMAnthropic", "NimbusLLMGemini", "NimbusLLMOllama", Dep.hummingbird, Dep.httpTypes, Dep.asyncHTTPClient,
+                                             Dep.nioCore, Dep.grdb, Dep.yams, Dep.crypto, Dep.logging, Dep.metrics, Dep.serviceLifecycle])
+tests("NimbusGateway", "Services/Gateway", ["NimbusLLM", "NimbusServer", "NimbusLLMOpenAI", Dep.hummingbird, Dep.hummingbirdTesting, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.prometheus, Dep.logging], fixtures: true)
+
 targets.append(.executableTarget(
     name: "nimbus",
     dependencies: ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusCache", "NimbusCacheMemory", "NimbusCacheRedis",
-                   Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
+                   "NimbusGateway", "NimbusLLM", "NimbusEmbeddings", "NimbusLLMMemoryModel", "NimbusLLMOpenAI", "NimbusLLMAnthropic",
+                   "NimbusLLMGemini", "NimbusLLMOllama", Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings
 ))

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import NimbusCore
+import NimbusGateway
 import NimbusServer
 import Prometheus
 import ServiceLifecycle
@@ -13,8 +14,13 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the Nimbus server (health, readiness, metrics, package catalog, mounted services).",
         discussion: """
             State lives under --state-dir (default ./.nimbus). Stops gracefully on SIGTERM or SIGINT.
-            Endpoints: /healthz, /readyz, /metrics (Prometheus), /v1/packages.
-            Settings: server.host, server.port, server.stateDirectory (env NIMBUS_SERVER_HOST, ...).
+            Endpoints: /healthz, /readyz, /metrics (Prometheus), /v1/packages, and the LLM gateway:
+            /v1/chat/completions, /v1/embeddings, /v1/models (OpenAI-compatible), /v1/messages (Anthropic-compatible),
+            /key/generate, /key/info, /key/delete, /v1/gateway/spend.
+            With no gateway configuration the gateway serves the embedded memory model ("memory") and the
+            offline hashing embedder ("nimbus-hashing-384") and asks for no key.
+            Settings: server.host, server.port, server.stateDirectory, gateway.config (env NIMBUS_SERVER_HOST, ...,
+            NIMBUS_GATEWAY_CONFIG).
             """
     )
 
@@ -29,6 +35,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Settings file (.yaml, .yml or .json).")
     var config: String?
+
+    @Option(name: .customLong("gateway-config"), help: "LLM gateway configuration (YAML): models, deployments, fallbacks, keys (settings key gateway.config).")
+    var gatewayConfig: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
@@ -56,7 +65,11 @@ struct Serve: AsyncParsableCommand {
             stateDirectory: stateDirectory ?? settings.string(forKey: "server.stateDirectory", default: ".nimbus")
         )
         let logger = Logger(label: "nimbus.server")
-        let app = try NimbusServer.application(configuration: configuration, metrics: registry, logger: logger) { channel in
+        try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+        let gatewayFile = gatewayConfig ?? settings.string(forKey: "gateway.config")
+        let gatewayConfiguration = try gatewayFile.map { try GatewayConfiguration.load(file: $0) } ?? .embedded
+        let gateway = try await Gateway(configuration: gatewayConfiguration, stateDirectory: configuration.stateDirectory)
+        let app = try NimbusServer.application(configuration: configuration, metrics: registry, modules: [gateway], logger: logger) { channel in
             logger.info("nimbus serving", metadata: [
                 "address": "\(channel.localAddress?.description ?? "?")",
                 "port": "\(channel.localAddress?.port ?? 0)",

@@ -33,6 +33,9 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// redis-server's TLS listener (same server as ``redis``); its CA is ``setting(_:)`` `NIMBUS_PEER_REDIS_TLS_CA`.
     public static let redisTLS = Peer("redis-tls", script: "redis")
 
+    /// The official OpenAI and Anthropic Python SDKs in a venv; ``url()`` is that venv's `python`.
+    public static let llmSDKs = Peer("llm-sdks")
+
     /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
     public static func setting(_ variable: String) -> String? {
         if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }

@@ -109,13 +109,15 @@ public final class Embedder: Sendable {
     }
 
     /// Like ``embed(_:model:)-(String...)``, with the input tokens the provider billed for the uncached texts.
-    public func embedWithUsage(_ texts: [String], model: String? = nil) async throws -> EmbeddingBatch {
+    /// `dimensions` overrides the configured dimensions for this call.
+    public func embedWithUsage(_ texts: [String], model: String? = nil, dimensions: Int? = nil) async throws -> EmbeddingBatch {
         let model = model ?? configuration.defaultModel
+        let dimensions = dimensions ?? configuration.dimensions
         if let index = texts.firstIndex(where: { $0.isEmpty }) {
             throw NimbusError(.invalidArgument, "input \(index) is empty; providers reject empty texts")
         }
         if texts.isEmpty { return EmbeddingBatch(vectors: []) }
-        let keys = texts.map { Self.cacheKey(model: model, dimensions: configuration.dimensions, text: $0) }
+        let keys = texts.map { Self.cacheKey(model: model, dimensions: dimensions, text: $0) }
         var found: [String: [Float]] = [:]
         if let cache = configuration.cache {
             do { found = try await cache.vectors(for: Array(Set(keys))) } catch {
@@ -140,9 +142,9 @@ public final class Embedder: Sendable {
                 func start(_ index: Int) {
                     let range = batches[index]
                     let slice = Array(pending[range])
-                    group.addTask { [driver, configuration] in
+                    group.addTask { [driver] in
                         do {
-                            return (index, try await driver.embed(slice, model: model, dimensions: configuration.dimensions))
+                            return (index, try await driver.embed(slice, model: model, dimensions: dimensions))
                         } catch {
                             throw NimbusError.wrap(error, "\(driver.provider) embeddings with \(model)")
                         }
@@ -164,7 +166,7 @@ public final class Embedder: Sendable {
                 tokens += batch.inputTokens
                 for (offset, vector) in zip(range, batch.vectors) { fresh[pendingKeys[offset]] = configuration.normalize ? Self.normalized(vector) : vector }
             }
-            try checkDimensions(Array(fresh.values), model: model)
+            try checkDimensions(Array(fresh.values), model: model, expected: dimensions)
             found.merge(fresh) { _, new in new }
             if let cache = configuration.cache {
                 do { try await cache.store(fresh) } catch {
@@ -176,13 +178,13 @@ public final class Embedder: Sendable {
             guard let vector = found[key] else { throw NimbusError(.internal, "no vector for an input after embedding it") }
             return vector
         }
-        try checkDimensions(vectors, model: model)
+        try checkDimensions(vectors, model: model, expected: dimensions)
         return EmbeddingBatch(vectors: vectors, inputTokens: tokens)
     }
 
-    private func checkDimensions(_ vectors: [[Float]], model: String) throws {
+    private func checkDimensions(_ vectors: [[Float]], model: String, expected: Int?) throws {
         guard let first = vectors.first?.count else { return }
-        if let expected = configuration.dimensions, first != expected {
+        if let expected, first != expected {
             throw NimbusError(.dataLoss, "\(provider) \(model) returned \(first)-dimensional vectors, expected \(expected); check the model and the dimensions setting")
         }
         if let odd = vectors.first(where: { $0.count != first }) {

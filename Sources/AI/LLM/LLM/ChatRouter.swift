@@ -280,7 +280,9 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
             }
             if lastError?.llmFailure?.kind != .contextLengthExceeded { queue += configuration.fallbacks[current] ?? [] }
         }
-        let error = lastError ?? NimbusError(.unavailable, "every deployment of '\(alias)' is cooling down or at its rate limit", retryAfter: configuration.cooldown)
+        let error = lastError ?? LLMFailure(kind: .unavailable, provider: provider,
+                                            message: "every deployment of '\(alias)' is cooling down or at its rate limit")
+            .nimbusError(retryAfter: soonestAvailability(alias))
         report(alias: alias, deployment: nil, usage: nil, started: started, cached: false, outcome: error.code.description, attempts: attempts)
         throw error
     }
@@ -393,6 +395,22 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
         let cost = cached ? Decimal(0) : usage.flatMap { configuration.catalog.cost(of: $0, model: model) }
         onCall(CallRecord(alias: alias, deployment: deployment?.name ?? "cache", provider: deployment?.model.provider ?? "cache",
                           upstreamModel: model, usage: usage, cost: cost, latency: now() - started, cached: cached, outcome: outcome, attempts: attempts))
+    }
+
+    /// How long until a deployment of `alias` is out of cooldown or its rate window (at least a second).
+    func soonestAvailability(_ alias: String) -> Duration {
+        let instant = now()
+        let waits = health.withLock { health in
+            deployments.indices.filter { deployments[$0].alias == alias }.map { index -> Duration in
+                var wait = Duration.zero
+                if let until = health[index].coolingUntil, until > instant { wait = until - instant }
+                if let start = health[index].windowStart, deployments[index].requestsPerMinute.map({ health[index].windowRequests >= $0 }) ?? false {
+                    wait = max(wait, .seconds(60) - (instant - start))
+                }
+                return wait
+            }
+        }
+        return max(.seconds(1), waits.min() ?? configuration.cooldown)
     }
 
     /// Whether a deployment is cooling down now (for readiness and tests).

@@ -323,3 +323,101 @@ extension AnthropicWire {
                                usage: WireUsage(response.usage))
     }
 }
+
+extension AnthropicWire {
+    /// Turns portable stream events into the Messages event sequence (what the gateway's
+    /// `/v1/messages` streams): `message_start`, a `content_block_start`/`_delta`/`_stop` run per
+    /// block, `message_delta` with the stop reason and output tokens, `message_stop`.
+    public struct StreamEncoder: Sendable {
+        private var id: String
+        private var model: String
+        private var open: (index: Int, kind: String, toolIndex: Int?)?
+        private var nextIndex = 0
+        private var usage = Usage.zero
+        private var started = false
+
+        /// Creates an encoder; `id` and `model` are replaced by a `.start` event's.
+        public init(id: String, model: String) {
+            self.id = id
+            self.model = model
+        }
+
+        /// The events (`event` name and JSON data) for one portable event.
+        public mutating func encode(_ event: ChatStreamEvent) -> [(event: String, data: JSONValue)] {
+            var out: [(String, JSONValue)] = []
+            switch event {
+            case .start(let id, let model):
+                if !id.isEmpty { self.id = id }
+                if !model.isEmpty { self.model = model }
+                out.append(messageStart())
+            case .textDelta(let text):
+                out += ensureStarted()
+                out += openBlock("text", toolIndex: nil, start: ["type": "text", "text": ""])
+                out.append(delta(["type": "text_delta", "text": .string(text)]))
+            case .reasoningDelta(let text, let signature):
+                out += ensureStarted()
+                out += openBlock("thinking", toolIndex: nil, start: ["type": "thinking", "thinking": "", "signature": ""])
+                if !text.isEmpty { out.append(delta(["type": "thinking_delta", "thinking": .string(text)])) }
+                if let signature { out.append(delta(["type": "signature_delta", "signature": .string(signature)])) }
+            case .toolCallDelta(let call):
+                out += ensureStarted()
+                if open?.kind != "tool_use" || open?.toolIndex != call.index {
+                    out += closeBlock()
+                    out += openBlock("tool_use", toolIndex: call.index,
+                                     start: ["type": "tool_use", "id": .string(call.id ?? "toolu_\(call.index)"), "name": .string(call.name ?? ""), "input": [:]])
+                }
+                if !call.arguments.isEmpty { out.append(delta(["type": "input_json_delta", "partial_json": .string(call.arguments)])) }
+            case .usage(let latest):
+                usage = latest
+            case .finish(let reason):
+                out += ensureStarted()
+                out += closeBlock()
+                let wire = WireUsage(usage)
+                out.append(("message_delta", ["type": "message_delta", "delta": ["stop_reason": .string(stopReason(reason)), "stop_sequence": .null],
+                                               "usage": ["output_tokens": .number(Double(usage.outputTokens)), "input_tokens": .number(Double(wire.inputTokens ?? 0)),
+                                                         "cache_creation_input_tokens": .number(Double(wire.cacheCreationInputTokens ?? 0)),
+                                                         "cache_read_input_tokens": .number(Double(wire.cacheReadInputTokens ?? 0))]]))
+                out.append(("message_stop", ["type": "message_stop"]))
+            }
+            return out
+        }
+
+        /// An `error` event.
+        public static func error(type: String, message: String) -> (event: String, data: JSONValue) {
+            ("error", ["type": "error", "error": ["type": .string(type), "message": .string(message)]])
+        }
+
+        private mutating func ensureStarted() -> [(String, JSONValue)] { started ? [] : [messageStart()] }
+
+        private mutating func messageStart() -> (String, JSONValue) {
+            started = true
+            let wire = WireUsage(usage)
+            return ("message_start", ["type": "message_start", "message": [
+                "id": .string(id), "type": "message", "role": "assistant", "content": [], "model": .string(model),
+                "stop_reason": .null, "stop_sequence": .null,
+                "usage": ["input_tokens": .number(Double(wire.inputTokens ?? 0)), "output_tokens": 1,
+                          "cache_creation_input_tokens": .number(Double(wire.cacheCreationInputTokens ?? 0)),
+                          "cache_read_input_tokens": .number(Double(wire.cacheReadInputTokens ?? 0))],
+            ]])
+        }
+
+        private mutating func openBlock(_ kind: String, toolIndex: Int?, start: JSONValue) -> [(String, JSONValue)] {
+            if let open, open.kind == kind, open.toolIndex == toolIndex { return [] }
+            var out = closeBlock()
+            open = (nextIndex, kind, toolIndex)
+            out.append(("content_block_start", ["type": "content_block_start", "index": .number(Double(nextIndex)), "content_block": start]))
+            nextIndex += 1
+            return out
+        }
+
+        private mutating func closeBlock() -> [(String, JSONValue)] {
+            guard let current = open else { return [] }
+            open = nil
+            return [("content_block_stop", ["type": "content_block_stop", "index": .number(Double(current.index))])]
+        }
+
+        private func delta(_ delta: JSONValue) -> (String, JSONValue) {
+            ("content_block_delta", ["type": "content_block_delta", "index": .number(Double(open?.index ?? 0)), "delta": delta])
+        }
+    }
+}

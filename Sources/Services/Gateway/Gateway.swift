@@ -1,0 +1,516 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import NimbusCache
+import NimbusCacheMemory
+import NimbusCacheRedis
+import NimbusCore
+import NimbusEmbeddings
+import NimbusHTTP
+import NimbusLLM
+import NimbusLLMAnthropic
+import NimbusLLMOpenAI
+import NimbusServer
+import ServiceLifecycle
+import Synchronization
+
+/// The llm-gateway: an OpenAI-compatible (`/v1/chat/completions`, `/v1/embeddings`, `/v1/models`)
+/// and Anthropic-compatible (`/v1/messages`) HTTP API in front of the ``NimbusLLM/ChatRouter``,
+/// with virtual keys (model allow-lists, rpm/tpm limits, USD budgets), a spend log in SQLite written
+/// off the request path, Prometheus metrics and an `x-nimbus-overhead-ms` header.
+///
+/// ```swift
+/// let gateway = try await Gateway(configuration: .embedded, stateDirectory: ".nimbus")
+/// let app = try NimbusServer.application(configuration: .init(port: 8080), metrics: registry, modules: [gateway])
+/// ```
+public final class Gateway: NimbusServerModule {
+    public let name = "llm-gateway"
+    /// The settings.
+    public let configuration: GatewayConfiguration
+    /// The router behind the chat endpoints.
+    public let router: ChatRouter
+    /// Keys and the spend log.
+    public let store: GatewayStore
+    let chat: ChatModel
+    let embedders: [String: Embedder]
+    let limiter = KeyLimiter()
+    let logger: Logger
+    let writer: SpendLogWriter
+    let metricsFactory: any MetricsFactory
+
+    /// The key of the request being served, for spend records written by the router.
+    @TaskLocal static var currentKey: String?
+    @TaskLocal static var currentRoute = ""
+
+    /// Builds the gateway; creates its SQLite database under `stateDirectory` unless the configuration names another path.
+    /// - Throws: `invalidArgument` for a bad configuration; `unavailable` when the database or cache cannot be opened.
+    public init(configuration: GatewayConfiguration, stateDirectory: String, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport,
+                metricsFactory: any MetricsFactory = MetricsSystem.factory, logger: Logger = Logger(label: "nimbus.gateway")) async throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.metricsFactory = metricsFactory
+        guard configuration.databaseURL.hasPrefix("sqlite://") else {
+            throw NimbusError(.invalidArgument, "database_url '\(configuration.databaseURL)' is not supported; use sqlite://PATH")
+        }
+        var path = String(configuration.databaseURL.dropFirst("sqlite://".count))
+        if !path.hasPrefix("/") { path = stateDirectory + "/" + path }
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let store = try GatewayStore(path: path, queueCapacity: configuration.spendLogQueueSize)
+        self.store = store
+        var cache: Cache?
+        if let url = configuration.cacheURL {
+            cache = try await Cache.open(url, openers: URLOpenerRegistry.cache.withMemory().withRedis())
+        }
+        let (router, catalog) = try GatewayProviders.router(configuration, cache: cache, httpClient: httpClient) { record in
+            Gateway.recordCall(record, store: store, metricsFactory: metricsFactory)
+        }
+        self.router = router
+        self.chat = ChatModel(driver: router, configuration: .init(defaultModel: configuration.models.first?.name ?? "memory", catalog: catalog,
+                                                                   metricsFactory: metricsFactory))
+        self.embedders = try GatewayProviders.embedders(configuration, httpClient: httpClient)
+        self.writer = SpendLogWriter(store: store)
+    }
+
+    public var services: [any Service] { [writer] }
+
+    public func isReady() async -> Bool { !router.deployments.isEmpty || !embedders.isEmpty }
+
+    static func recordCall(_ record: ChatRouter.CallRecord, store: GatewayStore, metricsFactory: any MetricsFactory) {
+        let usage = record.usage ?? .zero
+        store.record(SpendRecord(at: Date(), keyID: currentKey, route: currentRoute, model: record.alias, deployment: record.deployment,
+                                 provider: record.provider, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens,
+                                 cachedTokens: usage.cachedInputTokens, reasoningTokens: usage.reasoningTokens, cost: record.cost ?? 0,
+                                 latencyMilliseconds: record.latency.nimbusSeconds * 1000, outcome: record.outcome, cached: record.cached))
+        let dimensions = [("model", record.alias), ("provider", record.provider)]
+        if usage.inputTokens > 0 { Counter(label: "nimbus_gateway_tokens_total", dimensions: dimensions + [("kind", "input")], factory: metricsFactory).increment(by: usage.inputTokens) }
+        if usage.outputTokens > 0 { Counter(label: "nimbus_gateway_tokens_total", dimensions: dimensions + [("kind", "output")], factory: metricsFactory).increment(by: usage.outputTokens) }
+        if let cost = record.cost, cost > 0 {
+            FloatingPointCounter(label: "nimbus_gateway_cost_usd_total", dimensions: dimensions, factory: metricsFactory).increment(by: NSDecimalNumber(decimal: cost).doubleValue)
+        }
+    }
+
+    // MARK: Routes
+
+    public func addRoutes(to router: Router<BasicRequestContext>) {
+        router.post("/v1/chat/completions") { request, _ in await self.chatCompletions(request) }
+        router.post("/chat/completions") { request, _ in await self.chatCompletions(request) }
+        router.post("/v1/embeddings") { request, _ in await self.embeddings(request) }
+        router.get("/v1/models") { request, _ in self.models(request) }
+        router.post("/v1/messages") { request, _ in await self.messages(request) }
+        router.post("/key/generate") { request, _ in await self.generateKey(request) }
+        router.get("/key/info") { request, _ in self.keyInfo(request) }
+        router.post("/key/delete") { request, _ in await self.deleteKey(request) }
+        router.get("/v1/gateway/spend") { request, _ in self.spend(request) }
+    }
+
+    /// Who is calling.
+    enum Caller {
+        case anonymous
+        case master
+        case key(VirtualKey)
+
+        var keyID: String? { if case .key(let key) = self { key.id } else { nil } }
+        func allows(_ model: String) -> Bool { if case .key(let key) = self { key.allows(model) } else { true } }
+    }
+
+    func authenticate(_ request: Request) -> Result<Caller, GatewayError> {
+        let header = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : $0 }
+        let secret = header ?? request.headers[.xAPIKey] ?? request.headers[.azureAPIKey]
+        if let master = configuration.masterKey, let secret, WebhookSignature.constantTimeEquals(Array(secret.utf8), Array(master.utf8)) {
+            return .success(.master)
+        }
+        if let secret, let key = store.key(secret: secret) { return .success(.key(key)) }
+        if configuration.masterKey == nil && !store.hasKeys { return .success(.anonymous) }
+        return .failure(GatewayError(status: .unauthorized, type: "invalid_request_error", code: "invalid_api_key",
+                                     message: secret == nil ? "no API key: send Authorization: Bearer <key>" : "invalid API key"))
+    }
+
+    /// Admission for a model call: model allowed, budget left, within rate limits.
+    func admit(_ caller: Caller, model: String, estimatedTokens: Int) -> GatewayError? {
+        guard caller.allows(model) else {
+            return GatewayError(status: .forbidden, type: "permission_error", code: "model_not_allowed", message: "this key may not use model '\(model)'")
+        }
+        guard case .key(let key) = caller else { return nil }
+        if let current = store.key(id: key.id), current.isOverBudget {
+            return GatewayError(status: .badRequest, type: "budget_exceeded", code: "budget_exceeded",
+                                message: "this key has spent $\(current.spent) of its $\(current.maxBudget ?? 0) budget")
+        }
+        if let wait = limiter.admit(key: key, tokens: estimatedTokens) {
+            return GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded",
+                                message: "this key's rate limit is reached; retry in \(Int(wait.nimbusSeconds.rounded(.up))) s", retryAfter: wait)
+        }
+        return nil
+    }
+
+    func readBody(_ request: Request) async -> Result<ByteBuffer, GatewayError> {
+        do { return .success(try await request.body.collect(upTo: configuration.maxRequestBytes)) } catch {
+            return .failure(GatewayError(status: .contentTooLarge, type: "invalid_request_error", code: "request_too_large",
+                                         message: "the request body is over the \(configuration.maxRequestBytes)-byte limit"))
+        }
+    }
+
+    // MARK: OpenAI: chat completions
+
+    func chatCompletions(_ request: Request) async -> Response {
+        let started = ContinuousClock.now
+        let caller: Caller
+        switch authenticate(request) { case .success(let value): caller = value; case .failure(let error): return error.openAI() }
+        let body: ByteBuffer
+        switch await readBody(request) { case .success(let value): body = value; case .failure(let error): return error.openAI() }
+        let wire: OpenAIWire.ChatCompletionRequest
+        let portable: ChatRequest
+        do {
+            wire = try JSONDecoder().decode(OpenAIWire.ChatCompletionRequest.self, from: Data(body.readableBytesView))
+            portable = try OpenAIWire.portable(wire)
+        } catch {
+            return GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "invalid request body: \(Self.describe(error))").openAI()
+        }
+        let model = wire.model
+        if let refusal = admit(caller, model: model, estimatedTokens: TokenEstimator.forModel(model).count(portable) + (portable.maxTokens ?? 0)) {
+            return count(refusal.openAI(), route: "chat", model: model, started: started)
+        }
+        return await Gateway.$currentKey.withValue(caller.keyID) {
+            await Gateway.$currentRoute.withValue("chat.completions") {
+                let upstreamStart = ContinuousClock.now
+                if wire.stream == true {
+                    do {
+                        let stream = try await chat.stream(portable)
+                        let overhead = (ContinuousClock.now - started) - (ContinuousClock.now - upstreamStart)
+                        return count(streamOpenAI(stream, model: model, includeUsage: wire.streamOptions?.includeUsage == true, overhead: overhead),
+                                     route: "chat", model: model, started: started)
+                    } catch {
+                        return count(GatewayError(error).openAI(), route: "chat", model: model, started: started)
+                    }
+                }
+                do {
+                    let response = try await chat.chat(portable)
+                    let upstream = ContinuousClock.now - upstreamStart
+                    let completion = OpenAIWire.completion(response, created: Int(Date().timeIntervalSince1970))
+                    let data = try JSONEncoder().encode(completion)
+                    let overhead = (ContinuousClock.now - started) - upstream
+                    return count(Self.json(data, overhead: overhead), route: "chat", model: model, started: started, overhead: overhead)
+                } catch {
+                    return count(GatewayError(error).openAI(), route: "chat", model: model, started: started)
+                }
+            }
+        }
+    }
+
+    func streamOpenAI(_ stream: ChatStream, model: String, includeUsage: Bool, overhead: Duration) -> Response {
+        let created = Int(Date().timeIntervalSince1970)
+        let body = ResponseBody { writer in
+            var encoder = OpenAIWire.StreamEncoder(id: "chatcmpl-\(IDGenerator.shared.ulid())", model: model, created: created)
+            let json = JSONEncoder()
+            var usage: Usage?
+            do {
+                for try await event in stream {
+                    if case .usage(let latest) = event { usage = latest }
+                    for chunk in encoder.encode(event) {
+                        try await writer.write(Self.sse(try json.encode(chunk)))
+                    }
+                }
+                if includeUsage, let usage { try await writer.write(Self.sse(try json.encode(encoder.usageChunk(usage)))) }
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            } catch {
+                // The client has the status already: the error goes in the stream, as OpenAI does.
+                let failure = GatewayError(error)
+                try? await writer.write(Self.sse(try json.encode(failure.openAIBody)))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: Self.streamHeaders(overhead: overhead), body: body)
+    }
+
+    // MARK: Anthropic: messages
+
+    func messages(_ request: Request) async -> Response {
+        let started = ContinuousClock.now
+        let caller: Caller
+        switch authenticate(request) { case .success(let value): caller = value; case .failure(let error): return error.anthropic() }
+        let body: ByteBuffer
+        switch await readBody(request) { case .success(let value): body = value; case .failure(let error): return error.anthropic() }
+        let wire: AnthropicWire.MessagesRequest
+        let portable: ChatRequest
+        do {
+            wire = try JSONDecoder().decode(AnthropicWire.MessagesRequest.self, from: Data(body.readableBytesView))
+            portable = try AnthropicWire.portable(wire)
+        } catch {
+            return GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "invalid request body: \(Self.describe(error))").anthropic()
+        }
+        let model = wire.model
+        if let refusal = admit(caller, model: model, estimatedTokens: TokenEstimator.forModel(model).count(portable) + wire.maxTokens) {
+            return count(refusal.anthropic(), route: "messages", model: model, started: started)
+        }
+        return await Gateway.$currentKey.withValue(caller.keyID) {
+            await Gateway.$currentRoute.withValue("messages") {
+                let upstreamStart = ContinuousClock.now
+                do {
+                    if wire.stream == true {
+                        let stream = try await chat.stream(portable)
+                        let overhead = (ContinuousClock.now - started) - (ContinuousClock.now - upstreamStart)
+                        return count(streamAnthropic(stream, model: model, overhead: overhead), route: "messages", model: model, started: started)
+                    }
+                    let response = try await chat.chat(portable)
+                    let upstream = ContinuousClock.now - upstreamStart
+                    let data = try JSONEncoder().encode(AnthropicWire.message(response))
+                    let overhead = (ContinuousClock.now - started) - upstream
+                    return count(Self.json(data, overhead: overhead), route: "messages", model: model, started: started, overhead: overhead)
+                } catch {
+                    return count(GatewayError(error).anthropic(), route: "messages", model: model, started: started)
+                }
+            }
+        }
+    }
+
+    func streamAnthropic(_ stream: ChatStream, model: String, overhead: Duration) -> Response {
+        let body = ResponseBody { writer in
+            var encoder = AnthropicWire.StreamEncoder(id: "msg_\(IDGenerator.shared.ulid())", model: model)
+            do {
+                for try await event in stream {
+                    for (name, data) in encoder.encode(event) {
+                        try await writer.write(ByteBuffer(string: "event: \(name)\ndata: \(data.description)\n\n"))
+                    }
+                }
+            } catch {
+                let failure = GatewayError(error)
+                let (name, data) = AnthropicWire.StreamEncoder.error(type: failure.anthropicType, message: failure.message)
+                try? await writer.write(ByteBuffer(string: "event: \(name)\ndata: \(data.description)\n\n"))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: Self.streamHeaders(overhead: overhead), body: body)
+    }
+
+    // MARK: Embeddings and models
+
+    func embeddings(_ request: Request) async -> Response {
+        let started = ContinuousClock.now
+        let caller: Caller
+        switch authenticate(request) { case .success(let value): caller = value; case .failure(let error): return error.openAI() }
+        let body: ByteBuffer
+        switch await readBody(request) { case .success(let value): body = value; case .failure(let error): return error.openAI() }
+        struct EmbeddingRequest: Decodable {
+            var model: String
+            var input: Input
+            var dimensions: Int?
+            var encodingFormat: String?
+            enum CodingKeys: String, CodingKey { case model, input, dimensions, encodingFormat = "encoding_format" }
+            enum Input: Decodable {
+                case texts([String])
+                init(from decoder: any Decoder) throws {
+                    let container = try decoder.singleValueContainer()
+                    if let one = try? container.decode(String.self) { self = .texts([one]) }
+                    else if let many = try? container.decode([String].self) { self = .texts(many) }
+                    else { throw DecodingError.dataCorruptedError(in: container, debugDescription: "input must be a string or an array of strings (token arrays are not supported)") }
+                }
+            }
+        }
+        let parsed: EmbeddingRequest
+        do { parsed = try JSONDecoder().decode(EmbeddingRequest.self, from: Data(body.readableBytesView)) } catch {
+            return GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "invalid request body: \(Self.describe(error))").openAI()
+        }
+        guard let embedder = embedders[parsed.model] else {
+            return GatewayError(status: .notFound, type: "invalid_request_error", code: "model_not_found",
+                                message: "the embedding model '\(parsed.model)' does not exist; available: \(embedders.keys.sorted().joined(separator: ", "))").openAI()
+        }
+        guard case .texts(let texts) = parsed.input else { return GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "bad input").openAI() }
+        if let refusal = admit(caller, model: parsed.model, estimatedTokens: texts.reduce(0) { $0 + TokenEstimator().count($1) }) {
+            return count(refusal.openAI(), route: "embeddings", model: parsed.model, started: started)
+        }
+        do {
+            let upstreamStart = ContinuousClock.now
+            let result = try await embedder.embedWithUsage(texts, dimensions: parsed.dimensions)
+            let upstream = ContinuousClock.now - upstreamStart
+            let base64 = parsed.encodingFormat == "base64"
+            let data: [JSONValue] = result.vectors.enumerated().map { index, vector in
+                ["object": "embedding", "index": .number(Double(index)), "embedding": base64 ? .string(Self.base64(vector)) : .array(vector.map { .number(Double($0)) })]
+            }
+            let tokens = result.inputTokens > 0 ? result.inputTokens : texts.reduce(0) { $0 + TokenEstimator().count($1) }
+            let cost = ModelCatalog.standard.cost(of: Usage(inputTokens: tokens), model: embedder.configuration.defaultModel) ?? 0
+            store.record(SpendRecord(at: Date(), keyID: caller.keyID, route: "embeddings", model: parsed.model, deployment: embedder.provider,
+                                     provider: embedder.provider, inputTokens: tokens, outputTokens: 0, cachedTokens: 0, reasoningTokens: 0,
+                                     cost: cost, latencyMilliseconds: upstream.nimbusSeconds * 1000, outcome: "ok", cached: false))
+            let response: JSONValue = ["object": "list", "data": .array(data), "model": .string(parsed.model),
+                                       "usage": ["prompt_tokens": .number(Double(tokens)), "total_tokens": .number(Double(tokens))]]
+            let overhead = (ContinuousClock.now - started) - upstream
+            return count(Self.json(Data(response.description.utf8), overhead: overhead), route: "embeddings", model: parsed.model, started: started, overhead: overhead)
+        } catch {
+            return count(GatewayError(error).openAI(), route: "embeddings", model: parsed.model, started: started)
+        }
+    }
+
+    func models(_ request: Request) -> Response {
+        let caller: Caller
+        switch authenticate(request) { case .success(let value): caller = value; case .failure(let error): return error.openAI() }
+        let names = (router.aliases + embedders.keys.sorted()).filter { caller.allows($0) }
+        let list = OpenAIWire.ModelList(data: names.map { OpenAIWire.ModelList.Model(id: $0, created: 1_735_689_600, ownedBy: "nimbus") })
+        return Self.json((try? JSONEncoder().encode(list)) ?? Data(), overhead: nil)
+    }
+
+    // MARK: Admin
+
+    func requireMaster(_ request: Request) -> GatewayError? {
+        guard case .success(.master) = authenticate(request) else {
+            return GatewayError(status: .unauthorized, type: "invalid_request_error", code: "invalid_api_key", message: "this call needs the master key")
+        }
+        return nil
+    }
+
+    func generateKey(_ request: Request) async -> Response {
+        if let refusal = requireMaster(request) { return refusal.openAI() }
+        struct Body: Decodable {
+            var name: String?
+            var models: [String]?
+            var rpm: Int?
+            var tpm: Int?
+            var maxBudget: Decimal?
+            enum CodingKeys: String, CodingKey { case name, models, rpm, tpm, maxBudget = "max_budget" }
+        }
+        let body: ByteBuffer
+        switch await readBody(request) { case .success(let value): body = value; case .failure(let error): return error.openAI() }
+        do {
+            let parsed = body.readableBytes == 0 ? Body() : try JSONDecoder().decode(Body.self, from: Data(body.readableBytesView))
+            let (key, secret) = try store.createKey(name: parsed.name ?? "key", models: parsed.models ?? [], rpm: parsed.rpm, tpm: parsed.tpm, maxBudget: parsed.maxBudget)
+            let response: JSONValue = ["key": .string(secret), "key_id": .string(key.id), "name": .string(key.name),
+                                       "models": .array(key.models.map(JSONValue.string)), "rpm": key.rpm.map { .number(Double($0)) } ?? .null,
+                                       "tpm": key.tpm.map { .number(Double($0)) } ?? .null, "max_budget": key.maxBudget.map { .string("\($0)") } ?? .null]
+            return Self.json(Data(response.description.utf8), overhead: nil)
+        } catch {
+            return GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "cannot create the key: \(Self.describe(error))").openAI()
+        }
+    }
+
+    func keyInfo(_ request: Request) -> Response {
+        let caller: Caller
+        switch authenticate(request) { case .success(let value): caller = value; case .failure(let error): return error.openAI() }
+        let id = request.uri.queryParameters.get("key_id") ?? caller.keyID
+        if case .key(let key) = caller, id != key.id {
+            return GatewayError(status: .forbidden, type: "permission_error", code: nil, message: "a key may only read its own info").openAI()
+        }
+        guard let id, let key = store.key(id: id) else {
+            return GatewayError(status: .notFound, type: "invalid_request_error", code: nil, message: "no such key").openAI()
+        }
+        let response: JSONValue = ["key_id": .string(key.id), "name": .string(key.name), "models": .array(key.models.map(JSONValue.string)),
+                                   "spent": .string("\(key.spent)"), "max_budget": key.maxBudget.map { .string("\($0)") } ?? .null,
+                                   "rpm": key.rpm.map { .number(Double($0)) } ?? .null, "tpm": key.tpm.map { .number(Double($0)) } ?? .null]
+        return Self.json(Data(response.description.utf8), overhead: nil)
+    }
+
+    func deleteKey(_ request: Request) async -> Response {
+        if let refusal = requireMaster(request) { return refusal.openAI() }
+        let body: ByteBuffer
+        switch await readBody(request) { case .success(let value): body = value; case .failure(let error): return error.openAI() }
+        guard let id = (try? JSONValue.parse(Data(body.readableBytesView)))?["key_id"]?.stringValue else {
+            return GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "send {\"key_id\": \"vk_...\"}").openAI()
+        }
+        do {
+            let removed = try store.revokeKey(id: id)
+            return Self.json(Data(JSONValue.object(["deleted": .bool(removed), "key_id": .string(id)]).description.utf8), overhead: nil)
+        } catch {
+            return GatewayError(error).openAI()
+        }
+    }
+
+    func spend(_ request: Request) -> Response {
+        if let refusal = requireMaster(request) { return refusal.openAI() }
+        do {
+            try store.flush()
+            let rows = try store.spendByKey().map { row -> JSONValue in
+                ["key_id": row.keyID.map(JSONValue.string) ?? .null, "requests": .number(Double(row.requests)),
+                 "input_tokens": .number(Double(row.inputTokens)), "output_tokens": .number(Double(row.outputTokens)), "cost": .string("\(row.cost)")]
+            }
+            return Self.json(Data(JSONValue.object(["keys": .array(rows), "dropped_records": .number(Double(store.droppedRecords))]).description.utf8), overhead: nil)
+        } catch {
+            return GatewayError(error).openAI()
+        }
+    }
+
+    // MARK: Helpers
+
+    func count(_ response: Response, route: String, model: String, started: ContinuousClock.Instant, overhead: Duration? = nil) -> Response {
+        let dimensions = [("route", route), ("model", model), ("status", String(response.status.code))]
+        Counter(label: "nimbus_gateway_requests_total", dimensions: dimensions, factory: metricsFactory).increment()
+        Timer(label: "nimbus_gateway_request_duration_seconds", dimensions: [("route", route)], factory: metricsFactory).recordNanoseconds((ContinuousClock.now - started).nimbusNanoseconds)
+        if let overhead { Timer(label: "nimbus_gateway_overhead_seconds", dimensions: [("route", route)], factory: metricsFactory).recordNanoseconds(max(0, overhead.nimbusNanoseconds)) }
+        return response
+    }
+
+    static func json(_ data: Data, overhead: Duration?) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let overhead { headers[.nimbusOverhead] = overheadText(overhead) }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func streamHeaders(overhead: Duration) -> HTTPFields {
+        [.contentType: "text/event-stream", .cacheControl: "no-cache", .nimbusOverhead: overheadText(overhead)]
+    }
+
+    static func overheadText(_ duration: Duration) -> String {
+        String(format: "%.3f", max(0, duration.nimbusSeconds * 1000))
+    }
+
+    static func sse(_ data: Data) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(data.count + 8)
+        buffer.writeString("data: ")
+        buffer.writeBytes(data)
+        buffer.writeString("\n\n")
+        return buffer
+    }
+
+    static func base64(_ vector: [Float]) -> String {
+        var data = Data(capacity: vector.count * 4)
+        for value in vector { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+        return data.base64EncodedString()
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? NimbusError { return error.message }
+        if let error = error as? DecodingError {
+            switch error {
+            case .keyNotFound(let key, let context): return "missing field '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
+            case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+                let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+                return (path.isEmpty ? "" : "'\(path)': ") + context.debugDescription
+            @unknown default: return "\(error)"
+            }
+        }
+        return "\(error)"
+    }
+}
+
+/// Per-key requests- and tokens-per-minute windows.
+final class KeyLimiter: Sendable {
+    private struct Window { var start: ContinuousClock.Instant; var requests: Int; var tokens: Int }
+    private let windows = Mutex<[String: Window]>([:])
+
+    /// `nil` if admitted (and counted); else how long until the window resets.
+    func admit(key: VirtualKey, tokens: Int) -> Duration? {
+        guard key.rpm != nil || key.tpm != nil else { return nil }
+        let now = ContinuousClock.now
+        return windows.withLock { windows in
+            var window = windows[key.id] ?? Window(start: now, requests: 0, tokens: 0)
+            if now - window.start >= .seconds(60) { window = Window(start: now, requests: 0, tokens: 0) }
+            let reset = .seconds(60) - (now - window.start)
+            if let rpm = key.rpm, window.requests >= rpm { windows[key.id] = window; return reset }
+            if let tpm = key.tpm, window.requests > 0, window.tokens + tokens > tpm { windows[key.id] = window; return reset }
+            window.requests += 1
+            window.tokens += tokens
+            windows[key.id] = window
+            return nil
+        }
+    }
+}
+
+extension HTTPField.Name {
+    /// Anthropic's key header.
+    static let xAPIKey = HTTPField.Name("x-api-key")!
+    /// Azure OpenAI's key header.
+    static let azureAPIKey = HTTPField.Name("api-key")!
+    /// Time the gateway added to a call, in milliseconds.
+    static let nimbusOverhead = HTTPField.Name("x-nimbus-overhead-ms")!
+}

@@ -1,0 +1,258 @@
+import Foundation
+import NimbusCore
+import Yams
+
+/// The gateway's settings: which model names it serves and from where, fallbacks, routing, caching,
+/// keys, budgets and limits. Read from YAML (or JSON); any string value may be `env:NAME` to take it
+/// from the environment, so keys never sit in the file.
+///
+/// ```yaml
+/// models:
+///   - name: smart
+///     deployments:
+///       - { provider: openai, model: gpt-4o, api_key: env:OPENAI_API_KEY, weight: 3, rpm: 500 }
+///       - { provider: anthropic, model: claude-sonnet-4-20250514, api_key: env:ANTHROPIC_API_KEY }
+///   - name: local
+///     deployments:
+///       - { provider: ollama, model: llama3.2, base_url: "http://127.0.0.1:11434" }
+/// embeddings:
+///   - { name: embed, provider: openai, model: text-embedding-3-small, api_key: env:OPENAI_API_KEY }
+/// fallbacks: { smart: [local] }
+/// routing: least_busy
+/// master_key: env:NIMBUS_GATEWAY_MASTER_KEY
+/// ```
+/// With no file, the gateway serves the embedded memory model as `memory` and the offline hashing
+/// embedder as `nimbus-hashing-384`, and asks for no key.
+public struct GatewayConfiguration: Codable, Sendable {
+    /// One deployment of a model name.
+    public struct Deployment: Codable, Sendable {
+        /// `openai`, `azure`, `openai-compatible`, `anthropic`, `gemini`, `vertex`, `ollama`, `memory`, `hashing`.
+        public var provider: String
+        /// The upstream model id (Azure: the model name; the deployment name goes in `deployment`).
+        public var model: String
+        /// The provider's base URL, when not the default.
+        public var baseURL: String?
+        /// The API key (write `env:NAME`).
+        public var apiKey: String?
+        /// Azure: the deployment name and API version.
+        public var deployment: String?
+        public var apiVersion: String?
+        /// Vertex AI: project and location; the access token comes from `access_token` (write `env:NAME`).
+        public var project: String?
+        public var location: String?
+        public var accessToken: String?
+        /// Share of traffic.
+        public var weight: Double?
+        /// Requests and tokens per minute this deployment may take.
+        public var rpm: Int?
+        public var tpm: Int?
+        /// Per-call time limit in seconds.
+        public var timeoutSeconds: Double?
+        /// Memory model: fixed latency in milliseconds (for load tests).
+        public var latencyMs: Int?
+        /// Embedding deployments: vector length.
+        public var dimensions: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case provider, model, deployment, project, location, weight, rpm, tpm, dimensions
+            case baseURL = "base_url", apiKey = "api_key", apiVersion = "api_version", accessToken = "access_token"
+            case timeoutSeconds = "timeout_seconds", latencyMs = "latency_ms"
+        }
+
+        /// Creates a deployment.
+        public init(provider: String, model: String, baseURL: String? = nil, apiKey: String? = nil, weight: Double? = nil, rpm: Int? = nil,
+                    tpm: Int? = nil, latencyMs: Int? = nil, dimensions: Int? = nil) {
+            self.provider = provider
+            self.model = model
+            self.baseURL = baseURL
+            self.apiKey = apiKey
+            self.weight = weight
+            self.rpm = rpm
+            self.tpm = tpm
+            self.latencyMs = latencyMs
+            self.dimensions = dimensions
+        }
+    }
+
+    /// A model name and where it is served from.
+    public struct Model: Codable, Sendable {
+        /// The name clients ask for.
+        public var name: String
+        /// Where it is served from.
+        public var deployments: [Deployment]
+        /// Input/output USD per million tokens, overriding the catalogue (negotiated prices, private models).
+        public var inputCostPerMillion: Decimal?
+        public var outputCostPerMillion: Decimal?
+
+        enum CodingKeys: String, CodingKey {
+            case name, deployments
+            case inputCostPerMillion = "input_cost_per_million", outputCostPerMillion = "output_cost_per_million"
+        }
+
+        /// Creates a model.
+        public init(name: String, deployments: [Deployment]) {
+            self.name = name
+            self.deployments = deployments
+        }
+    }
+
+    /// An embedding model name.
+    public struct EmbeddingModel: Codable, Sendable {
+        public var name: String
+        public var provider: String
+        public var model: String
+        public var baseURL: String?
+        public var apiKey: String?
+        public var dimensions: Int?
+
+        enum CodingKeys: String, CodingKey { case name, provider, model, dimensions, baseURL = "base_url", apiKey = "api_key" }
+
+        /// Creates an embedding model.
+        public init(name: String, provider: String, model: String, baseURL: String? = nil, apiKey: String? = nil, dimensions: Int? = nil) {
+            self.name = name
+            self.provider = provider
+            self.model = model
+            self.baseURL = baseURL
+            self.apiKey = apiKey
+            self.dimensions = dimensions
+        }
+    }
+
+    /// Chat model names.
+    public var models: [Model]
+    /// Embedding model names.
+    public var embeddings: [EmbeddingModel]
+    /// Model name → model names to try when all its deployments fail with transient errors.
+    public var fallbacks: [String: [String]]
+    /// Model name → larger-context model names to try when the context window is exceeded.
+    public var contextWindowFallbacks: [String: [String]]
+    /// `weighted`, `least_busy` or `lowest_latency`.
+    public var routing: String
+    /// Exact-match response cache: `mem://` or `redis://...` (`nil`: off).
+    public var cacheURL: String?
+    /// How long cached responses live, in seconds.
+    public var cacheTTLSeconds: Int
+    /// The admin key that creates virtual keys (write `env:NAME`). With no master key and no virtual
+    /// keys, the gateway asks for no key at all.
+    public var masterKey: String?
+    /// Where keys and the spend log live (`sqlite://PATH`; relative paths are under the state directory).
+    public var databaseURL: String
+    /// The largest request body accepted, in bytes.
+    public var maxRequestBytes: Int
+    /// Spend records kept in memory while the writer catches up; beyond this, detail rows are dropped
+    /// and counted (key totals stay exact).
+    public var spendLogQueueSize: Int
+
+    enum CodingKeys: String, CodingKey {
+        case models, embeddings, fallbacks, routing
+        case contextWindowFallbacks = "context_window_fallbacks", cacheURL = "cache_url", cacheTTLSeconds = "cache_ttl_seconds"
+        case masterKey = "master_key", databaseURL = "database_url", maxRequestBytes = "max_request_bytes", spendLogQueueSize = "spend_log_queue_size"
+    }
+
+    /// Creates settings.
+    public init(models: [Model] = [], embeddings: [EmbeddingModel] = [], fallbacks: [String: [String]] = [:],
+                contextWindowFallbacks: [String: [String]] = [:], routing: String = "weighted", cacheURL: String? = nil,
+                cacheTTLSeconds: Int = 3600, masterKey: String? = nil, databaseURL: String = "sqlite://gateway.sqlite",
+                maxRequestBytes: Int = 8 * 1024 * 1024, spendLogQueueSize: Int = 10_000) {
+        self.models = models
+        self.embeddings = embeddings
+        self.fallbacks = fallbacks
+        self.contextWindowFallbacks = contextWindowFallbacks
+        self.routing = routing
+        self.cacheURL = cacheURL
+        self.cacheTTLSeconds = cacheTTLSeconds
+        self.masterKey = masterKey
+        self.databaseURL = databaseURL
+        self.maxRequestBytes = maxRequestBytes
+        self.spendLogQueueSize = spendLogQueueSize
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        models = try container.decodeIfPresent([Model].self, forKey: .models) ?? []
+        embeddings = try container.decodeIfPresent([EmbeddingModel].self, forKey: .embeddings) ?? []
+        fallbacks = try container.decodeIfPresent([String: [String]].self, forKey: .fallbacks) ?? [:]
+        contextWindowFallbacks = try container.decodeIfPresent([String: [String]].self, forKey: .contextWindowFallbacks) ?? [:]
+        routing = try container.decodeIfPresent(String.self, forKey: .routing) ?? "weighted"
+        cacheURL = try container.decodeIfPresent(String.self, forKey: .cacheURL)
+        cacheTTLSeconds = try container.decodeIfPresent(Int.self, forKey: .cacheTTLSeconds) ?? 3600
+        masterKey = try container.decodeIfPresent(String.self, forKey: .masterKey)
+        databaseURL = try container.decodeIfPresent(String.self, forKey: .databaseURL) ?? "sqlite://gateway.sqlite"
+        maxRequestBytes = try container.decodeIfPresent(Int.self, forKey: .maxRequestBytes) ?? 8 * 1024 * 1024
+        spendLogQueueSize = try container.decodeIfPresent(Int.self, forKey: .spendLogQueueSize) ?? 10_000
+    }
+
+    /// The embedded defaults: the memory model as `memory` and the hashing embedder, no keys.
+    public static let embedded = GatewayConfiguration(
+        models: [Model(name: "memory", deployments: [Deployment(provider: "memory", model: "memory")])],
+        embeddings: [EmbeddingModel(name: "nimbus-hashing-384", provider: "hashing", model: "nimbus-hashing-384", dimensions: 384)])
+
+    /// Reads YAML or JSON settings, with `env:NAME` values taken from `environment`.
+    /// - Throws: `invalidArgument` naming the file and what is wrong; `failedPrecondition` for a missing environment variable.
+    public static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GatewayConfiguration {
+        let text: String
+        do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
+            throw NimbusError(.invalidArgument, "cannot read the gateway configuration \(file): \(error)", underlying: error)
+        }
+        return try parse(text, source: file, environment: environment)
+    }
+
+    /// Parses YAML or JSON settings.
+    public static func parse(_ text: String, source: String = "configuration", environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GatewayConfiguration {
+        var configuration: GatewayConfiguration
+        do { configuration = try YAMLDecoder().decode(GatewayConfiguration.self, from: text) } catch {
+            throw NimbusError(.invalidArgument, "\(source) is not a valid gateway configuration: \(error)", underlying: error)
+        }
+        try configuration.resolveEnvironment(environment)
+        try configuration.validate()
+        return configuration
+    }
+
+    mutating func resolveEnvironment(_ environment: [String: String]) throws {
+        func resolve(_ value: String?, _ what: String) throws -> String? {
+            guard let value, value.hasPrefix("env:") else { return value }
+            let name = String(value.dropFirst(4))
+            guard let found = environment[name], !found.isEmpty else {
+                throw NimbusError(.failedPrecondition, "\(what) refers to the environment variable \(name), which is not set")
+            }
+            return found
+        }
+        for (m, model) in models.enumerated() {
+            for (d, deployment) in model.deployments.enumerated() {
+                let place = "models[\(model.name)].deployments[\(d)]"
+                models[m].deployments[d].apiKey = try resolve(deployment.apiKey, "\(place).api_key")
+                models[m].deployments[d].accessToken = try resolve(deployment.accessToken, "\(place).access_token")
+                models[m].deployments[d].baseURL = try resolve(deployment.baseURL, "\(place).base_url")
+            }
+        }
+        for (e, embedding) in embeddings.enumerated() {
+            embeddings[e].apiKey = try resolve(embedding.apiKey, "embeddings[\(embedding.name)].api_key")
+            embeddings[e].baseURL = try resolve(embedding.baseURL, "embeddings[\(embedding.name)].base_url")
+        }
+        masterKey = try resolve(masterKey, "master_key")
+        cacheURL = try resolve(cacheURL, "cache_url")
+        databaseURL = try resolve(databaseURL, "database_url") ?? databaseURL
+    }
+
+    func validate() throws {
+        let names = models.map(\.name) + embeddings.map(\.name)
+        if let duplicate = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw NimbusError(.invalidArgument, "model name '\(duplicate)' is defined twice")
+        }
+        for model in models where model.deployments.isEmpty {
+            throw NimbusError(.invalidArgument, "model '\(model.name)' has no deployments")
+        }
+        let known = Set(models.map(\.name))
+        for (name, targets) in fallbacks.merging(contextWindowFallbacks, uniquingKeysWith: +) {
+            for target in [name] + targets where !known.contains(target) {
+                throw NimbusError(.invalidArgument, "fallbacks name '\(target)', which is not a configured model (\(known.sorted().joined(separator: ", ")))")
+            }
+        }
+        guard ["weighted", "least_busy", "lowest_latency"].contains(routing) else {
+            throw NimbusError(.invalidArgument, "routing '\(routing)' is not one of weighted, least_busy, lowest_latency")
+        }
+        guard maxRequestBytes > 0, spendLogQueueSize > 0 else {
+            throw NimbusError(.invalidArgument, "max_request_bytes and spend_log_queue_size must be positive")
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import AsyncHTTPClient
+import Foundation
+import NimbusCache
+import NimbusCore
+import NimbusEmbeddings
+import NimbusHTTP
+import NimbusLLM
+import NimbusLLMAnthropic
+import NimbusLLMGemini
+import NimbusLLMMemoryModel
+import NimbusLLMOllama
+import NimbusLLMOpenAI
+
+/// Builds the router's deployments and the embedders from a ``GatewayConfiguration``.
+enum GatewayProviders {
+    static func driver(_ deployment: GatewayConfiguration.Deployment, model name: String, httpClient: HTTPClient) throws -> any ChatModelDriver {
+        let key = deployment.apiKey.map { Secret($0) }
+        let timeout = deployment.timeoutSeconds.map { Duration.milliseconds(Int64($0 * 1000)) }
+        // The router fails over to other deployments; one quick retry per deployment is enough.
+        let retry = RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(200), maxDelay: .seconds(2))
+        switch deployment.provider {
+        case "openai":
+            var configuration = OpenAIChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.openai.com/v1", retry: retry)
+            if let timeout { configuration.timeout = timeout }
+            return OpenAIChatModel(configuration: configuration, httpClient: httpClient)
+        case "openai-compatible":
+            guard let baseURL = deployment.baseURL else { throw missing("base_url", deployment, name) }
+            var configuration = OpenAIChatModel.Configuration.compatible(baseURL: baseURL, apiKey: key)
+            configuration.retry = retry
+            if let timeout { configuration.timeout = timeout }
+            return OpenAIChatModel(configuration: configuration, httpClient: httpClient)
+        case "azure":
+            guard let endpoint = deployment.baseURL else { throw missing("base_url (the resource endpoint)", deployment, name) }
+            var configuration = OpenAIChatModel.Configuration.azure(endpoint: endpoint, apiKey: key, apiVersion: deployment.apiVersion ?? "2024-10-21",
+                                                                    deployments: [deployment.model: deployment.deployment ?? deployment.model])
+            configuration.retry = retry
+            if let timeout { configuration.timeout = timeout }
+            return OpenAIChatModel(configuration: configuration, httpClient: httpClient)
+        case "anthropic":
+            var configuration = AnthropicChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.anthropic.com", retry: retry)
+            if let timeout { configuration.timeout = timeout }
+            return AnthropicChatModel(configuration: configuration, httpClient: httpClient)
+        case "gemini":
+            var configuration = GeminiChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://generativelanguage.googleapis.com/v1beta", retry: retry)
+            if let timeout { configuration.timeout = timeout }
+            return GeminiChatModel(configuration: configuration, httpClient: httpClient)
+        case "vertex":
+            guard let project = deployment.project, let location = deployment.location, let token = deployment.accessToken else {
+                throw missing("project, location and access_token", deployment, name)
+            }
+            var configuration = GeminiChatModel.Configuration.vertex(project: project, location: location, accessToken: { Secret(token) }, baseURL: deployment.baseURL)
+            configuration.retry = retry
+            return GeminiChatModel(configuration: configuration, httpClient: httpClient)
+        case "ollama":
+            var configuration = OllamaChatModel.Configuration(baseURL: deployment.baseURL ?? "http://127.0.0.1:11434", apiKey: key)
+            if let timeout { configuration.timeout = timeout }
+            return OllamaChatModel(configuration: configuration, httpClient: httpClient)
+        case "memory":
+            return MemoryChatModel(configuration: .init(models: [], latency: .milliseconds(Int64(deployment.latencyMs ?? 0))))
+        default:
+            throw NimbusError(.invalidArgument, "model '\(name)': provider '\(deployment.provider)' is not one of openai, azure, openai-compatible, anthropic, gemini, vertex, ollama, memory")
+        }
+    }
+
+    static func missing(_ what: String, _ deployment: GatewayConfiguration.Deployment, _ name: String) -> NimbusError {
+        NimbusError(.invalidArgument, "model '\(name)': a \(deployment.provider) deployment needs \(what)")
+    }
+
+    static func router(_ configuration: GatewayConfiguration, cache: Cache?, httpClient: HTTPClient,
+                       onCall: @escaping @Sendable (ChatRouter.CallRecord) -> Void) throws -> (ChatRouter, ModelCatalog) {
+        var catalog = ModelCatalog.standard
+        var deployments: [ChatRouter.Deployment] = []
+        for model in configuration.models {
+            for (index, deployment) in model.deployments.enumerated() {
+                let driver = try driver(deployment, model: model.name, httpClient: httpClient)
+                let chat = ChatModel(driver: driver, configuration: .init(defaultModel: deployment.model, catalog: catalog, validatesRequests: false))
+                deployments.append(ChatRouter.Deployment(alias: model.name, model: chat, upstreamModel: deployment.model,
+                                                         name: "\(model.name)#\(index) \(deployment.provider)/\(deployment.model)",
+                                                         weight: deployment.weight ?? 1, requestsPerMinute: deployment.rpm, tokensPerMinute: deployment.tpm))
+                if let input = model.inputCostPerMillion, let output = model.outputCostPerMillion {
+                    catalog.register(ModelInfo(id: deployment.model, provider: deployment.provider, contextWindow: catalog.model(deployment.model)?.contextWindow ?? 128_000,
+                                               pricing: .init(input: input, output: output)))
+                }
+            }
+        }
+        let strategy: ChatRouter.Strategy = switch configuration.routing {
+        case "least_busy": .leastBusy
+        case "lowest_latency": .lowestLatency
+        default: .weighted
+        }
+        let router = ChatRouter(deployments: deployments, configuration: .init(
+            strategy: strategy, fallbacks: configuration.fallbacks, contextWindowFallbacks: configuration.contextWindowFallbacks,
+            cache: cache, cacheTTL: .seconds(configuration.cacheTTLSeconds), catalog: catalog, onCall: onCall))
+        return (router, catalog)
+    }
+
+    static func embedders(_ configuration: GatewayConfiguration, httpClient: HTTPClient) throws -> [String: Embedder] {
+        var result: [String: Embedder] = [:]
+        for embedding in configuration.embeddings {
+            let key = embedding.apiKey.map { Secret($0) }
+            let driver: any EmbeddingDriver
+            switch embedding.provider {
+            case "openai":
+                driver = OpenAIEmbeddingModel(configuration: .init(apiKey: key, baseURL: embedding.baseURL ?? "https://api.openai.com/v1"), httpClient: httpClient)
+            case "openai-compatible":
+                guard let baseURL = embedding.baseURL else { throw NimbusError(.invalidArgument, "embedding '\(embedding.name)' needs base_url") }
+                driver = OpenAIEmbeddingModel(configuration: .compatible(baseURL: baseURL, apiKey: key), httpClient: httpClient)
+            case "gemini":
+                driver = GeminiEmbeddingModel(chat: GeminiChatModel(configuration: .init(apiKey: key, baseURL: embedding.baseURL ?? "https://generativelanguage.googleapis.com/v1beta"), httpClient: httpClient))
+            case "ollama":
+                driver = OllamaEmbeddingModel(chat: OllamaChatModel(configuration: .init(baseURL: embedding.baseURL ?? "http://127.0.0.1:11434"), httpClient: httpClient))
+            case "hashing":
+                driver = HashingEmbedder(dimensions: embedding.dimensions ?? 384)
+            default:
+                throw NimbusError(.invalidArgument, "embedding '\(embedding.name)': provider '\(embedding.provider)' is not one of openai, openai-compatible, gemini, ollama, hashing")
+            }
+            result[embedding.name] = Embedder(driver: driver, configuration: .init(defaultModel: embedding.model, dimensions: nil, normalize: false))
+        }
+        return result
+    }
+}

@@ -1,0 +1,268 @@
+import Crypto
+import Foundation
+import GRDB
+import Logging
+import Metrics
+import NimbusCore
+import ServiceLifecycle
+import Synchronization
+
+/// A virtual API key: what it may call, how fast, and how much it may spend. Only the key's
+/// SHA-256 is stored; the key itself is shown once, when it is created.
+public struct VirtualKey: Sendable, Codable, Hashable {
+    /// The key's public id (`vk_...`), safe to log.
+    public var id: String
+    /// A label.
+    public var name: String
+    /// Model names it may use (empty: all).
+    public var models: [String]
+    /// Requests per minute (`nil`: no limit).
+    public var rpm: Int?
+    /// Tokens per minute (`nil`: no limit).
+    public var tpm: Int?
+    /// USD it may spend in all (`nil`: no budget).
+    public var maxBudget: Decimal?
+    /// USD spent so far.
+    public var spent: Decimal
+    /// When it was created.
+    public var createdAt: Date
+
+    /// Whether the key may use `model`.
+    public func allows(_ model: String) -> Bool { models.isEmpty || models.contains(model) }
+    /// Whether the key has spent its budget.
+    public var isOverBudget: Bool { maxBudget.map { spent >= $0 } ?? false }
+}
+
+/// One call in the spend log.
+public struct SpendRecord: Sendable, Hashable {
+    public var at: Date
+    public var keyID: String?
+    public var route: String
+    public var model: String
+    public var deployment: String
+    public var provider: String
+    public var inputTokens: Int
+    public var outputTokens: Int
+    public var cachedTokens: Int
+    public var reasoningTokens: Int
+    public var cost: Decimal
+    public var latencyMilliseconds: Double
+    public var outcome: String
+    public var cached: Bool
+
+    /// Creates a record.
+    public init(at: Date, keyID: String?, route: String, model: String, deployment: String, provider: String, inputTokens: Int, outputTokens: Int,
+                cachedTokens: Int, reasoningTokens: Int, cost: Decimal, latencyMilliseconds: Double, outcome: String, cached: Bool) {
+        self.at = at; self.keyID = keyID; self.route = route; self.model = model; self.deployment = deployment; self.provider = provider
+        self.inputTokens = inputTokens; self.outputTokens = outputTokens; self.cachedTokens = cachedTokens; self.reasoningTokens = reasoningTokens
+        self.cost = cost; self.latencyMilliseconds = latencyMilliseconds; self.outcome = outcome; self.cached = cached
+    }
+}
+
+/// Keys and the spend log in SQLite. Keys are held in memory (the request path never reads the
+/// database); spend records go through a bounded queue and are written in batches by
+/// ``SpendLogWriter``, so memory stays flat under load.
+public final class GatewayStore: Sendable {
+    private let database: DatabaseQueue
+    private struct State {
+        var keysByHash: [String: VirtualKey] = [:]
+        var pending: [SpendRecord] = []
+        var dirtyKeys: Set<String> = []
+        var dropped = 0
+    }
+    private let state = Mutex(State())
+    /// The most spend records waiting for the writer.
+    public let queueCapacity: Int
+    private let dropCounter = Counter(label: "nimbus_gateway_spend_log_dropped_total")
+
+    /// Opens (and migrates) the database at `path`.
+    /// - Throws: `unavailable` when the file cannot be opened.
+    public init(path: String, queueCapacity: Int = 10_000) throws {
+        self.queueCapacity = queueCapacity
+        do {
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(5)
+            database = try DatabaseQueue(path: path, configuration: configuration)
+            try Self.migrator.migrate(database)
+            let keys = try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM api_keys WHERE revoked = 0") }
+            var byHash: [String: VirtualKey] = [:]
+            for row in keys { byHash[row["key_hash"]] = Self.key(from: row) }
+            state.withLock { $0.keysByHash = byHash }
+        } catch {
+            throw NimbusError(.unavailable, "cannot open the gateway database at \(path): \(error)", underlying: error)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE api_keys (
+                    id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, models TEXT NOT NULL,
+                    rpm INTEGER, tpm INTEGER, max_budget TEXT, spent TEXT NOT NULL, created_at REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+                CREATE TABLE spend_log (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, key_id TEXT, route TEXT NOT NULL, model TEXT NOT NULL,
+                    deployment TEXT NOT NULL, provider TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+                    cached_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL, cost TEXT NOT NULL, latency_ms REAL NOT NULL,
+                    outcome TEXT NOT NULL, cached INTEGER NOT NULL);
+                CREATE INDEX spend_log_key ON spend_log(key_id, at);
+                """)
+        }
+        return migrator
+    }
+
+    static func key(from row: Row) -> VirtualKey {
+        let models = (try? JSONDecoder().decode([String].self, from: Data((row["models"] as String? ?? "[]").utf8))) ?? []
+        return VirtualKey(id: row["id"], name: row["name"], models: models, rpm: row["rpm"], tpm: row["tpm"],
+                          maxBudget: (row["max_budget"] as String?).flatMap { Decimal(string: $0) },
+                          spent: Decimal(string: row["spent"] as String? ?? "0") ?? 0, createdAt: Date(timeIntervalSince1970: row["created_at"]))
+    }
+
+    /// The SHA-256 of a key, hex.
+    static func hash(_ key: String) -> String { SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined() }
+
+    /// Whether any virtual key exists.
+    public var hasKeys: Bool { state.withLock { !$0.keysByHash.isEmpty } }
+
+    /// The key a secret belongs to, if any.
+    public func key(secret: String) -> VirtualKey? {
+        let hash = Self.hash(secret)
+        return state.withLock { $0.keysByHash[hash] }
+    }
+
+    /// The key with this id.
+    public func key(id: String) -> VirtualKey? { state.withLock { $0.keysByHash.values.first { $0.id == id } } }
+
+    /// Creates a key; returns it and its secret (shown once).
+    public func createKey(name: String, models: [String], rpm: Int?, tpm: Int?, maxBudget: Decimal?) throws -> (VirtualKey, String) {
+        let secret = "sk-nimbus-" + Self.randomToken(32)
+        let key = VirtualKey(id: "vk_" + Self.randomToken(16), name: name, models: models, rpm: rpm, tpm: tpm, maxBudget: maxBudget, spent: 0, createdAt: Date())
+        let hash = Self.hash(secret)
+        let modelsJSON = String(decoding: try JSONEncoder().encode(models), as: UTF8.self)
+        try database.write { db in
+            try db.execute(sql: "INSERT INTO api_keys (id, key_hash, name, models, rpm, tpm, max_budget, spent, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '0', ?)",
+                           arguments: [key.id, hash, name, modelsJSON, rpm, tpm, maxBudget.map { "\($0)" }, key.createdAt.timeIntervalSince1970])
+        }
+        state.withLock { $0.keysByHash[hash] = key }
+        return (key, secret)
+    }
+
+    /// Revokes a key by id. - Returns: whether it existed.
+    public func revokeKey(id: String) throws -> Bool {
+        let removed = state.withLock { state -> Bool in
+            guard let hash = state.keysByHash.first(where: { $0.value.id == id })?.key else { return false }
+            state.keysByHash[hash] = nil
+            return true
+        }
+        if removed { try database.write { db in try db.execute(sql: "UPDATE api_keys SET revoked = 1 WHERE id = ?", arguments: [id]) } }
+        return removed
+    }
+
+    /// Records a call: the key's spend now (budgets are enforced on it), the detail row when the writer drains the queue.
+    public func record(_ record: SpendRecord) {
+        let dropped = state.withLock { state -> Bool in
+            if let id = record.keyID, let hash = state.keysByHash.first(where: { $0.value.id == id })?.key {
+                state.keysByHash[hash]?.spent += record.cost
+                state.dirtyKeys.insert(id)
+            }
+            guard state.pending.count < queueCapacity else { state.dropped += 1; return true }
+            state.pending.append(record)
+            return false
+        }
+        if dropped { dropCounter.increment() }
+    }
+
+    /// Spend records dropped because the queue was full.
+    public var droppedRecords: Int { state.withLock { $0.dropped } }
+    /// Spend records waiting for the writer.
+    public var pendingRecords: Int { state.withLock { $0.pending.count } }
+
+    /// Writes queued records and changed key totals in one transaction. - Returns: rows written.
+    @discardableResult
+    public func flush() throws -> Int {
+        let (records, keys) = state.withLock { state -> ([SpendRecord], [(String, Decimal)]) in
+            let records = state.pending
+            state.pending.removeAll(keepingCapacity: true)
+            let keys = state.dirtyKeys.compactMap { id in state.keysByHash.values.first { $0.id == id }.map { (id, $0.spent) } }
+            state.dirtyKeys.removeAll()
+            return (records, keys)
+        }
+        guard !records.isEmpty || !keys.isEmpty else { return 0 }
+        do {
+            try write(records, keys)
+        } catch {
+            // Put them back in front of newer records (within capacity) so the next flush retries them.
+            state.withLock { state in
+                let room = max(0, queueCapacity - state.pending.count)
+                state.pending.insert(contentsOf: records.prefix(room), at: 0)
+                state.dropped += max(0, records.count - room)
+                state.dirtyKeys.formUnion(keys.map(\.0))
+            }
+            throw error
+        }
+        return records.count
+    }
+
+    private func write(_ records: [SpendRecord], _ keys: [(String, Decimal)]) throws {
+        try database.write { db in
+            let insert = try db.makeStatement(sql: """
+                INSERT INTO spend_log (at, key_id, route, model, deployment, provider, input_tokens, output_tokens, cached_tokens,
+                                       reasoning_tokens, cost, latency_ms, outcome, cached) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for record in records {
+                try insert.execute(arguments: [record.at.timeIntervalSince1970, record.keyID, record.route, record.model, record.deployment,
+                                                record.provider, record.inputTokens, record.outputTokens, record.cachedTokens, record.reasoningTokens,
+                                                "\(record.cost)", record.latencyMilliseconds, record.outcome, record.cached])
+            }
+            for (id, spent) in keys {
+                try db.execute(sql: "UPDATE api_keys SET spent = ? WHERE id = ?", arguments: ["\(spent)", id])
+            }
+        }
+    }
+
+    /// Totals per key (and `nil` for keyless calls) from the written log.
+    public func spendByKey() throws -> [(keyID: String?, requests: Int, inputTokens: Int, outputTokens: Int, cost: Decimal)] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT key_id, COUNT(*) AS n, SUM(input_tokens) AS i, SUM(output_tokens) AS o, GROUP_CONCAT(cost, ' ') AS c FROM spend_log GROUP BY key_id")
+                .map { row in
+                    let costs = (row["c"] as String? ?? "").split(separator: " ").compactMap { Decimal(string: String($0)) }
+                    return (row["key_id"], row["n"], row["i"] ?? 0, row["o"] ?? 0, costs.reduce(0, +))
+                }
+        }
+    }
+
+    /// The number of rows in the spend log.
+    public func spendLogCount() throws -> Int { try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM spend_log") ?? 0 } }
+
+    static func randomToken(_ length: Int) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<length).map { _ in alphabet[Int(generator.next(upperBound: UInt32(alphabet.count)))] })
+    }
+}
+
+/// Drains the spend queue into SQLite every `interval`, and once more at shutdown.
+public struct SpendLogWriter: Service {
+    let store: GatewayStore
+    let interval: Duration
+    let logger: Logger
+
+    /// Creates a writer.
+    public init(store: GatewayStore, interval: Duration = .milliseconds(500), logger: Logger = Logger(label: "nimbus.gateway.spend")) {
+        self.store = store
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            write()
+        }
+        write()
+    }
+
+    private func write() {
+        do { try store.flush() } catch { logger.error("spend log write failed; records stay queued for the next try", metadata: ["error": "\(error)"]) }
+    }
+}
