@@ -53,7 +53,10 @@ public struct NimbusError: Error, Sendable, CustomStringConvertible, CustomDebug
     public var description: String {
         var text = "\(code): \(message)"
         if let retryAfter { text += " (retry after \(retryAfter.nimbusFormatted))" }
-        if let underlying { text += " [underlying: \(String(describing: underlying))]" }
+        if let underlying {
+            let detail = String(describing: underlying)
+            if !message.contains(detail) { text += " [underlying: \(detail)]" }
+        }
         return text
     }
 

@@ -514,3 +514,17 @@ extension HTTPField.Name {
     /// Time the gateway added to a call, in milliseconds.
     static let nimbusOverhead = HTTPField.Name("x-nimbus-overhead-ms")!
 }
+
+extension Gateway {
+    /// The chat model a configuration describes (its router behind the portable type), for tools
+    /// such as `nimbus llm` that call models without running the server.
+    public static func chatModel(configuration: GatewayConfiguration, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport) throws -> ChatModel {
+        let (router, catalog) = try GatewayProviders.router(configuration, cache: nil, httpClient: httpClient) { _ in }
+        return ChatModel(driver: router, configuration: .init(defaultModel: configuration.models.first?.name ?? "memory", catalog: catalog))
+    }
+
+    /// The embedders a configuration describes, by model name.
+    public static func embedders(configuration: GatewayConfiguration, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport) throws -> [String: Embedder] {
+        try GatewayProviders.embedders(configuration, httpClient: httpClient)
+    }
+}

@@ -42,7 +42,7 @@ struct CLITests {
     func help() throws {
         let result = try Binary.run(["--help"])
         #expect(result.status == 0)
-        for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
+        for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS", "AI SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
     }
 
     @Test("packages prints the catalog in each format")
@@ -80,7 +80,25 @@ struct CLITests {
         #expect(try Binary.run(["cache", "del", "--url", url, key, key + "-missing"]).stdout == "1\n")
     }
 
-    @Test("serve answers /healthz and /v1/packages, then exits 0 on SIGTERM")
+    @Test("llm chat streams the memory model's reply; models and embed list and embed; unknown models fail")
+    func llm() throws {
+        let chat = try Binary.run(["llm", "chat", "--system", "Be brief.", "Hello from the command line"])
+        #expect(chat.status == 0)
+        #expect(chat.stdout == "Hello from the command line\n")
+        #expect(chat.stderr.contains("[memory] stop"))
+        let json = try Binary.run(["llm", "chat", "--json", "hi"])
+        #expect(try JSONValue.parse(Data(json.stdout.utf8))["finishReason"] == "stop")
+        let models = try Binary.run(["llm", "models"])
+        #expect(models.stdout.contains("memory") && models.stdout.contains("nimbus-hashing-384"))
+        let embed = try Binary.run(["llm", "embed", "first text", "second text"])
+        let lines = embed.stdout.split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(try JSONValue.parse(Data(lines[0].utf8))["dimensions"] == 384)
+        let unknown = try Binary.run(["llm", "chat", "--model", "nope", "x"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("configured models: memory"))
+    }
+
+    @Test("serve answers /healthz, /v1/packages and /v1/chat/completions, then exits 0 on SIGTERM")
     func serve() async throws {
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-serve-\(IDGenerator.shared.ulid())").path
         let process = Process()
@@ -112,6 +130,11 @@ struct CLITests {
         let packages = try await client.json(NimbusHTTPRequest(.GET, "/v1/packages"), as: [JSONValue].self)
         #expect(packages.count == 121)
         #expect(FileManager.default.fileExists(atPath: state))
+        // The LLM gateway answers on embedded defaults: no configuration, no key.
+        var chat = NimbusHTTPRequest(.POST, "/v1/chat/completions")
+        try chat.setJSON(["model": "memory", "messages": [["role": "user", "content": "ping"]]] as JSONValue)
+        let completion = try await client.json(chat, as: JSONValue.self)
+        #expect(completion["choices"]?.arrayValue?.first?["message"]?["content"] == "ping")
 
         kill(process.processIdentifier, SIGTERM)
         let stopDeadline = ContinuousClock.now + .seconds(5)
