@@ -12,6 +12,8 @@ let package = Package(
     dependencies: [
         .package(name: "Nimbus", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .executableTarget(
@@ -25,6 +27,24 @@ let package = Package(
             ],
             path: "Benchmarks/CacheBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // The upstream of Benchmarks/gateway-vs-litellm: an OpenAI-compatible server with a fixed latency.
+        .executableTarget(
+            name: "FakeUpstream",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Benchmarks/FakeUpstream"
+        ),
+        // Where an upstream call's time goes: raw AsyncHTTPClient, NimbusHTTPClient, the OpenAI adapter.
+        .executableTarget(
+            name: "ClientLatency",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NimbusHTTP", package: "Nimbus"),
+                .product(name: "NimbusLLM", package: "Nimbus"),
+                .product(name: "NimbusLLMOpenAI", package: "Nimbus"),
+                .product(name: "NimbusCore", package: "Nimbus"),
+            ],
+            path: "Benchmarks/ClientLatency"
         ),
     ],
     swiftLanguageModes: [.v6]

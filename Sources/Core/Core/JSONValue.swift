@@ -115,3 +115,35 @@ public struct AnyCodingKey: CodingKey, Hashable, Sendable {
     public init?(stringValue: String) { self.stringValue = stringValue }
     public init?(intValue: Int) { nil }
 }
+
+/// A JSON field that is either a string or an array — OpenAI's `content` and `stop`, Anthropic's
+/// `system` and tool-result `content` — decoded as whichever it is and written back the same way.
+public enum StringOrArray<Element: Codable & Sendable & Hashable>: Codable, Sendable, Hashable {
+    /// The string form.
+    case string(String)
+    /// The array form.
+    case array([Element])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self) { self = .string(text) } else { self = .array(try container.decode([Element].self)) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let text): try container.encode(text)
+        case .array(let elements): try container.encode(elements)
+        }
+    }
+}
+
+extension StringOrArray where Element == String {
+    /// The strings, one or many.
+    public var values: [String] {
+        switch self {
+        case .string(let value): [value]
+        case .array(let values): values
+        }
+    }
+}

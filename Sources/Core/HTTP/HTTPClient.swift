@@ -97,15 +97,18 @@ public final class NimbusHTTPClient: Sendable {
     }
 
     /// The process-wide AsyncHTTPClient that vendor clients share: certificate verification on,
-    /// HTTP/2 where offered, and a 10 s connect timeout (AsyncHTTPClient otherwise keeps retrying
-    /// a refused connection until the request's own deadline).
+    /// HTTP/2 where offered, a 10 s connect timeout (AsyncHTTPClient otherwise keeps retrying
+    /// a refused connection until the request's own deadline), and up to 64 HTTP/1 connections per
+    /// host (AsyncHTTPClient's default of 8 caps a 20 ms upstream at 400 calls/s).
     public static let defaultTransport: HTTPClient = makeTransport(connectTimeout: .seconds(10))
 
-    /// A new AsyncHTTPClient with Nimbus' defaults and the given connect timeout. Shut it down when done.
-    public static func makeTransport(connectTimeout: Duration) -> HTTPClient {
+    /// A new AsyncHTTPClient with Nimbus' defaults, the given connect timeout and HTTP/1 connections
+    /// per host (requests beyond it wait for a free connection). Shut it down when done.
+    public static func makeTransport(connectTimeout: Duration, connectionsPerHost: Int = 64) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.timeout.connect = .nanoseconds(connectTimeout.nimbusNanoseconds)
         configuration.httpVersion = .automatic
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(1, connectionsPerHost)
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 

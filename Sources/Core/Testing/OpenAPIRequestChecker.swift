@@ -76,6 +76,17 @@ public struct OpenAPIRequestChecker: @unchecked Sendable {
         return nil
     }
 
+    /// A checker for a committed spec extract, `Fixtures/<name>.json` in a test bundle — loaded once
+    /// per test process when kept in a `static let`.
+    public static func fixture(_ name: String, in bundle: Bundle) -> Result<OpenAPIRequestChecker, any Error> {
+        Result {
+            guard let url = bundle.url(forResource: name, withExtension: "json", subdirectory: "Fixtures") else {
+                throw NimbusError(.notFound, "Fixtures/\(name).json is missing from the test bundle")
+            }
+            return try OpenAPIRequestChecker(contentsOf: url)
+        }
+    }
+
     /// Every mismatch between `request` and the document.
     public func check(_ request: FakeHTTPServer.CapturedRequest) -> [Mismatch] {
         guard let (template, item, operation) = operation(method: request.method, path: request.path) else {

@@ -46,9 +46,13 @@ public final class Gateway: NimbusServerModule {
     @TaskLocal static var currentKey: String?
     @TaskLocal static var currentRoute = ""
 
+    /// The gateway's own upstream transport: up to 1024 HTTP/1 connections per provider host, so
+    /// upstream calls never queue behind a small pool under load.
+    public static let transport: HTTPClient = NimbusHTTPClient.makeTransport(connectTimeout: .seconds(10), connectionsPerHost: 1024)
+
     /// Builds the gateway; creates its SQLite database under `stateDirectory` unless the configuration names another path.
     /// - Throws: `invalidArgument` for a bad configuration; `unavailable` when the database or cache cannot be opened.
-    public init(configuration: GatewayConfiguration, stateDirectory: String, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport,
+    public init(configuration: GatewayConfiguration, stateDirectory: String, httpClient: HTTPClient = Gateway.transport,
                 metricsFactory: any MetricsFactory = MetricsSystem.factory, logger: Logger = Logger(label: "nimbus.gateway")) async throws {
         self.configuration = configuration
         self.logger = logger
@@ -146,6 +150,17 @@ public final class Gateway: NimbusServerModule {
         return nil
     }
 
+    /// Authenticates the caller, reads the body within the size limit and decodes it.
+    func accept<T>(_ request: Request, decode: (Data) throws -> T) async -> Result<(Caller, T), GatewayError> {
+        let caller: Caller
+        switch authenticate(request) { case .success(let value): caller = value; case .failure(let error): return .failure(error) }
+        let body: ByteBuffer
+        switch await readBody(request) { case .success(let value): body = value; case .failure(let error): return .failure(error) }
+        do { return .success((caller, try decode(Data(body.readableBytesView)))) } catch {
+            return .failure(GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "invalid request body: \(Self.describe(error))"))
+        }
+    }
+
     func readBody(_ request: Request) async -> Result<ByteBuffer, GatewayError> {
         do { return .success(try await request.body.collect(upTo: configuration.maxRequestBytes)) } catch {
             return .failure(GatewayError(status: .contentTooLarge, type: "invalid_request_error", code: "request_too_large",
@@ -157,17 +172,13 @@ public final class Gateway: NimbusServerModule {
 
     func chatCompletions(_ request: Request) async -> Response {
         let started = ContinuousClock.now
-        let caller: Caller
-        switch authenticate(request) { case .success(let value): caller = value; case .failure(let error): return error.openAI() }
-        let body: ByteBuffer
-        switch await readBody(request) { case .success(let value): body = value; case .failure(let error): return error.openAI() }
-        let wire: OpenAIWire.ChatCompletionRequest
-        let portable: ChatRequest
-        do {
-            wire = try JSONDecoder().decode(OpenAIWire.ChatCompletionRequest.self, from: Data(body.readableBytesView))
-            portable = try OpenAIWire.portable(wire)
-        } catch {
-            return GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "invalid request body: \(Self.describe(error))").openAI()
+        let caller: Caller, wire: OpenAIWire.ChatCompletionRequest, portable: ChatRequest
+        switch await accept(request, decode: { data in
+            let wire = try JSONDecoder().decode(OpenAIWire.ChatCompletionRequest.self, from: data)
+            return (wire, try OpenAIWire.portable(wire))
+        }) {
+        case .success(let accepted): (caller, (wire, portable)) = accepted
+        case .failure(let error): return error.openAI()
         }
         let model = wire.model
         if let refusal = admit(caller, model: model, estimatedTokens: TokenEstimator.forModel(model).count(portable) + (portable.maxTokens ?? 0)) {
@@ -229,17 +240,13 @@ public final class Gateway: NimbusServerModule {
 
     func messages(_ request: Request) async -> Response {
         let started = ContinuousClock.now
-        let caller: Caller
-        switch authenticate(request) { case .success(let value): caller = value; case .failure(let error): return error.anthropic() }
-        let body: ByteBuffer
-        switch await readBody(request) { case .success(let value): body = value; case .failure(let error): return error.anthropic() }
-        let wire: AnthropicWire.MessagesRequest
-        let portable: ChatRequest
-        do {
-            wire = try JSONDecoder().decode(AnthropicWire.MessagesRequest.self, from: Data(body.readableBytesView))
-            portable = try AnthropicWire.portable(wire)
-        } catch {
-            return GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "invalid request body: \(Self.describe(error))").anthropic()
+        let caller: Caller, wire: AnthropicWire.MessagesRequest, portable: ChatRequest
+        switch await accept(request, decode: { data in
+            let wire = try JSONDecoder().decode(AnthropicWire.MessagesRequest.self, from: data)
+            return (wire, try AnthropicWire.portable(wire))
+        }) {
+        case .success(let accepted): (caller, (wire, portable)) = accepted
+        case .failure(let error): return error.anthropic()
         }
         let model = wire.model
         if let refusal = admit(caller, model: model, estimatedTokens: TokenEstimator.forModel(model).count(portable) + wire.maxTokens) {
@@ -289,29 +296,10 @@ public final class Gateway: NimbusServerModule {
 
     func embeddings(_ request: Request) async -> Response {
         let started = ContinuousClock.now
-        let caller: Caller
-        switch authenticate(request) { case .success(let value): caller = value; case .failure(let error): return error.openAI() }
-        let body: ByteBuffer
-        switch await readBody(request) { case .success(let value): body = value; case .failure(let error): return error.openAI() }
-        struct EmbeddingRequest: Decodable {
-            var model: String
-            var input: Input
-            var dimensions: Int?
-            var encodingFormat: String?
-            enum CodingKeys: String, CodingKey { case model, input, dimensions, encodingFormat = "encoding_format" }
-            enum Input: Decodable {
-                case texts([String])
-                init(from decoder: any Decoder) throws {
-                    let container = try decoder.singleValueContainer()
-                    if let one = try? container.decode(String.self) { self = .texts([one]) }
-                    else if let many = try? container.decode([String].self) { self = .texts(many) }
-                    else { throw DecodingError.dataCorruptedError(in: container, debugDescription: "input must be a string or an array of strings (token arrays are not supported)") }
-                }
-            }
-        }
-        let parsed: EmbeddingRequest
-        do { parsed = try JSONDecoder().decode(EmbeddingRequest.self, from: Data(body.readableBytesView)) } catch {
-            return GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "invalid request body: \(Self.describe(error))").openAI()
+        let caller: Caller, parsed: EmbeddingRequest
+        switch await accept(request, decode: { try JSONDecoder().decode(EmbeddingRequest.self, from: $0) }) {
+        case .success(let accepted): (caller, parsed) = accepted
+        case .failure(let error): return error.openAI()
         }
         guard let embedder = embedders[parsed.model] else {
             return GatewayError(status: .notFound, type: "invalid_request_error", code: "model_not_found",
@@ -340,6 +328,24 @@ public final class Gateway: NimbusServerModule {
             return count(Self.json(Data(response.description.utf8), overhead: overhead), route: "embeddings", model: parsed.model, started: started, overhead: overhead)
         } catch {
             return count(GatewayError(error).openAI(), route: "embeddings", model: parsed.model, started: started)
+        }
+    }
+
+    /// `POST /v1/embeddings` body.
+    struct EmbeddingRequest: Decodable {
+        var model: String
+        var input: Input
+        var dimensions: Int?
+        var encodingFormat: String?
+        enum CodingKeys: String, CodingKey { case model, input, dimensions, encodingFormat = "encoding_format" }
+        enum Input: Decodable {
+            case texts([String])
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                if let one = try? container.decode(String.self) { self = .texts([one]) }
+                else if let many = try? container.decode([String].self) { self = .texts(many) }
+                else { throw DecodingError.dataCorruptedError(in: container, debugDescription: "input must be a string or an array of strings (token arrays are not supported)") }
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import NimbusCore
 import NimbusLLM
+import Synchronization
 import Testing
 
 /// The behaviour every ``NimbusLLM/ChatModelDriver`` must have, stated once and run against each
@@ -330,4 +331,33 @@ public enum LLMConformance {
             #expect([NimbusError.Code.dataLoss, .unavailable].contains(error.code), "\(error)")
         },
     ]
+}
+
+extension LLMConformance {
+    /// The state behind an adapter's conformance fake: scripted answers in order, and the spec
+    /// departures its requests showed (each fails that request, and the test reads them at the end).
+    public final class ScriptedBackend: Sendable {
+        private let queue = Mutex<[Scripted]>([])
+        private let departures = Mutex<[String]>([])
+
+        /// An empty script.
+        public init() {}
+
+        /// Adds an answer.
+        public func script(_ scripted: Scripted) { queue.withLock { $0.append(scripted) } }
+
+        /// The next answer, if any is left.
+        public func next() -> Scripted? { queue.withLock { $0.isEmpty ? nil : $0.removeFirst() } }
+
+        /// Records spec departures; returns whether there were any.
+        @discardableResult
+        public func record(_ found: [String]) -> Bool {
+            guard !found.isEmpty else { return false }
+            departures.withLock { $0 += found }
+            return true
+        }
+
+        /// Every departure recorded.
+        public var specMismatches: [String] { departures.withLock { $0 } }
+    }
 }

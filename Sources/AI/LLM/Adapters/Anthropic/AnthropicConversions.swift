@@ -13,9 +13,9 @@ extension AnthropicWire {
         var wire = MessagesRequest(model: model, messages: try messages(request.messages), maxTokens: request.maxTokens ?? defaultMaxTokens)
         let systems = request.messages.filter { $0.role == .system }
         if systems.contains(where: \.cacheBreakpoint) {
-            wire.system = .blocks(systems.map { Block(type: "text", text: $0.text, cacheControl: $0.cacheBreakpoint ? .ephemeral : nil) })
+            wire.system = .array(systems.map { Block(type: "text", text: $0.text, cacheControl: $0.cacheBreakpoint ? .ephemeral : nil) })
         } else if let text = request.systemText {
-            wire.system = .text(text)
+            wire.system = .string(text)
         }
         if !request.tools.isEmpty {
             wire.tools = request.tools.map { Tool(name: $0.name, description: $0.description, inputSchema: $0.parameters, strict: $0.strict) }
@@ -80,8 +80,8 @@ extension AnthropicWire {
                 append("assistant", withCache(blocks, message.cacheBreakpoint))
             case .tool:
                 let parts = try message.content.compactMap { try block($0, index: index) }
-                let content: ToolResultContent = parts.allSatisfy { $0.type == "text" }
-                    ? .text(parts.compactMap(\.text).joined()) : .blocks(parts)
+                let content: TextOrBlocks = parts.allSatisfy { $0.type == "text" }
+                    ? .string(parts.compactMap(\.text).joined()) : .array(parts)
                 let result = Block(type: "tool_result", toolUseId: message.toolCallID, content: content, isError: message.isError ? true : nil)
                 append("user", withCache([result], message.cacheBreakpoint))
             }
@@ -226,7 +226,7 @@ extension AnthropicWire {
         var messages: [ChatMessage] = []
         if let system = wire.system {
             var message = ChatMessage.system(system.text)
-            if case .blocks(let blocks) = system, blocks.contains(where: { $0.cacheControl != nil }) { message.cacheBreakpoint = true }
+            if case .array(let blocks) = system, blocks.contains(where: { $0.cacheControl != nil }) { message.cacheBreakpoint = true }
             messages.append(message)
         }
         for (index, message) in wire.messages.enumerated() {
@@ -236,8 +236,8 @@ extension AnthropicWire {
                 for block in message.content {
                     if block.type == "tool_result" {
                         let text: String = switch block.content {
-                        case .text(let text)?: text
-                        case .blocks(let blocks)?: blocks.compactMap(\.text).joined()
+                        case .string(let text)?: text
+                        case .array(let blocks)?: blocks.compactMap(\.text).joined()
                         case nil: ""
                         }
                         messages.append(ChatMessage(role: .tool, content: [.text(text)], toolCallID: block.toolUseId, isError: block.isError ?? false))

@@ -11,7 +11,7 @@ public enum AnthropicWire {
         public var model: String
         public var messages: [Message]
         public var maxTokens: Int
-        public var system: SystemValue?
+        public var system: TextOrBlocks?
         public var tools: [Tool]?
         public var toolChoice: ToolChoice?
         public var temperature: Double?
@@ -52,7 +52,7 @@ public enum AnthropicWire {
             model = try container.decode(String.self, forKey: AnyCodingKey("model"))
             messages = try container.decode([Message].self, forKey: AnyCodingKey("messages"))
             maxTokens = try container.decode(Int.self, forKey: AnyCodingKey("max_tokens"))
-            system = try container.decodeIfPresent(SystemValue.self, forKey: AnyCodingKey("system"))
+            system = try container.decodeIfPresent(TextOrBlocks.self, forKey: AnyCodingKey("system"))
             tools = try container.decodeIfPresent([Tool].self, forKey: AnyCodingKey("tools"))
             toolChoice = try container.decodeIfPresent(ToolChoice.self, forKey: AnyCodingKey("tool_choice"))
             temperature = try container.decodeIfPresent(Double.self, forKey: AnyCodingKey("temperature"))
@@ -86,31 +86,8 @@ public enum AnthropicWire {
         }
     }
 
-    /// `system`: a string or text blocks (blocks carry `cache_control`).
-    public enum SystemValue: Codable, Sendable, Hashable {
-        case text(String)
-        case blocks([Block])
-
-        public init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let text = try? container.decode(String.self) { self = .text(text) } else { self = .blocks(try container.decode([Block].self)) }
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            switch self {
-            case .text(let text): try container.encode(text)
-            case .blocks(let blocks): try container.encode(blocks)
-            }
-        }
-
-        var text: String {
-            switch self {
-            case .text(let text): text
-            case .blocks(let blocks): blocks.compactMap(\.text).joined(separator: "\n\n")
-            }
-        }
-    }
+    /// `system`, or a tool result's `content`: a string or blocks (blocks carry `cache_control`).
+    public typealias TextOrBlocks = StringOrArray<Block>
 
     /// An input message: `user` or `assistant`, content a string or blocks.
     public struct Message: Codable, Sendable, Hashable {
@@ -142,7 +119,7 @@ public enum AnthropicWire {
         public var name: String?
         public var input: JSONValue?
         public var toolUseId: String?
-        public var content: ToolResultContent?
+        public var content: TextOrBlocks?
         public var isError: Bool?
         public var thinking: String?
         public var signature: String?
@@ -150,7 +127,7 @@ public enum AnthropicWire {
         public var cacheControl: CacheControl?
 
         public init(type: String, text: String? = nil, source: Source? = nil, id: String? = nil, name: String? = nil, input: JSONValue? = nil,
-                    toolUseId: String? = nil, content: ToolResultContent? = nil, isError: Bool? = nil, thinking: String? = nil,
+                    toolUseId: String? = nil, content: TextOrBlocks? = nil, isError: Bool? = nil, thinking: String? = nil,
                     signature: String? = nil, data: String? = nil, cacheControl: CacheControl? = nil) {
             self.type = type; self.text = text; self.source = source; self.id = id; self.name = name; self.input = input
             self.toolUseId = toolUseId; self.content = content; self.isError = isError; self.thinking = thinking
@@ -177,25 +154,6 @@ public enum AnthropicWire {
         public var data: String?
         public var url: String?
         enum CodingKeys: String, CodingKey { case type, data, url, mediaType = "media_type" }
-    }
-
-    /// A tool result's content: a string or blocks.
-    public enum ToolResultContent: Codable, Sendable, Hashable {
-        case text(String)
-        case blocks([Block])
-
-        public init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let text = try? container.decode(String.self) { self = .text(text) } else { self = .blocks(try container.decode([Block].self)) }
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            switch self {
-            case .text(let text): try container.encode(text)
-            case .blocks(let blocks): try container.encode(blocks)
-            }
-        }
     }
 
     /// A tool definition.
@@ -386,6 +344,16 @@ public enum AnthropicWire {
         case .toolCalls: "tool_use"
         case .contentFilter: "refusal"
         case .other(let raw): raw
+        }
+    }
+}
+
+extension StringOrArray where Element == AnthropicWire.Block {
+    /// The text: the string, or the text blocks joined by blank lines.
+    var text: String {
+        switch self {
+        case .string(let text): text
+        case .array(let blocks): blocks.compactMap(\.text).joined(separator: "\n\n")
         }
     }
 }

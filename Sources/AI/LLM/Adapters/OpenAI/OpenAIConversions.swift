@@ -56,7 +56,7 @@ extension OpenAIWire {
         case .maxCompletionTokens: wire.maxCompletionTokens = request.maxTokens
         case .maxTokens: wire.maxTokens = request.maxTokens
         }
-        if !request.stop.isEmpty { wire.stop = request.stop.count == 1 ? .one(request.stop[0]) : .many(request.stop) }
+        if !request.stop.isEmpty { wire.stop = request.stop.count == 1 ? .string(request.stop[0]) : .array(request.stop) }
         wire.seed = request.seed
         wire.reasoningEffort = request.reasoning?.resolvedEffort?.rawValue
         if !request.metadata.isEmpty { wire.metadata = request.metadata }
@@ -72,19 +72,19 @@ extension OpenAIWire {
     static func message(_ message: ChatMessage, systemRole: String) -> Message {
         switch message.role {
         case .system:
-            return Message(role: systemRole, content: .text(message.text))
+            return Message(role: systemRole, content: .string(message.text))
         case .user:
             let parts = message.content.compactMap(part)
             if parts.count == 1, let text = parts[0].text, parts[0].type == "text" {
-                return Message(role: "user", content: .text(text), name: message.name)
+                return Message(role: "user", content: .string(text), name: message.name)
             }
-            return Message(role: "user", content: .parts(parts), name: message.name)
+            return Message(role: "user", content: .array(parts), name: message.name)
         case .assistant:
             let calls = message.toolCalls.map { WireToolCall(id: $0.id, type: "function", function: .init(name: $0.name, arguments: $0.arguments)) }
             let text = message.text
-            return Message(role: "assistant", content: text.isEmpty && !calls.isEmpty ? nil : .text(text), toolCalls: calls.isEmpty ? nil : calls)
+            return Message(role: "assistant", content: text.isEmpty && !calls.isEmpty ? nil : .string(text), toolCalls: calls.isEmpty ? nil : calls)
         case .tool:
-            return Message(role: "tool", content: .text(message.text), toolCallId: message.toolCallID)
+            return Message(role: "tool", content: .string(message.text), toolCallId: message.toolCallID)
         }
     }
 
@@ -242,8 +242,8 @@ extension OpenAIWire {
         let parts: [ContentPart]
         switch message.content {
         case nil: parts = []
-        case .text(let text)?: parts = [.text(text)]
-        case .parts(let wireParts)?: parts = try wireParts.map { try portable($0, index: index) }
+        case .string(let text)?: parts = [.text(text)]
+        case .array(let wireParts)?: parts = try wireParts.map { try portable($0, index: index) }
         }
         switch message.role {
         case "system", "developer":

@@ -122,23 +122,7 @@ public enum OpenAIWire {
     }
 
     /// A message's content: a string or an array of parts.
-    public enum MessageContent: Codable, Sendable, Hashable {
-        case text(String)
-        case parts([Part])
-
-        public init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let text = try? container.decode(String.self) { self = .text(text) } else { self = .parts(try container.decode([Part].self)) }
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            switch self {
-            case .text(let text): try container.encode(text)
-            case .parts(let parts): try container.encode(parts)
-            }
-        }
-    }
+    public typealias MessageContent = StringOrArray<Part>
 
     /// A content part: `text`, `image_url`, `input_audio`, `file`, `refusal`.
     public struct Part: Codable, Sendable, Hashable {
@@ -221,24 +205,7 @@ public enum OpenAIWire {
     }
 
     /// `stop`: a string or an array of strings.
-    public enum StopValue: Codable, Sendable, Hashable {
-        case one(String)
-        case many([String])
-        var values: [String] { switch self { case .one(let value): [value]; case .many(let values): values } }
-
-        public init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let one = try? container.decode(String.self) { self = .one(one) } else { self = .many(try container.decode([String].self)) }
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            switch self {
-            case .one(let value): try container.encode(value)
-            case .many(let values): try container.encode(values)
-            }
-        }
-    }
+    public typealias StopValue = StringOrArray<String>
 
     // MARK: Responses
 

@@ -6,7 +6,6 @@ import NimbusLLM
 import NimbusLLMAnthropic
 import NimbusLLMConformance
 import NimbusTesting
-import Synchronization
 import Testing
 
 /// A local Anthropic: checks each request against the Messages API spec (the committed extract) and
@@ -14,15 +13,9 @@ import Testing
 final class AnthropicFake: Sendable {
     let server: FakeHTTPServer
     let checker: OpenAPIRequestChecker
-    private let queue = Mutex<[LLMConformance.Scripted]>([])
-    private let mismatches = Mutex<[String]>([])
+    let backend = LLMConformance.ScriptedBackend()
 
-    static let spec: Result<OpenAPIRequestChecker, any Error> = Result {
-        guard let url = Bundle.module.url(forResource: "anthropic-extract", withExtension: "json", subdirectory: "Fixtures") else {
-            throw NimbusError(.notFound, "Fixtures/anthropic-extract.json is missing from the test bundle")
-        }
-        return try OpenAPIRequestChecker(contentsOf: url)
-    }
+    static let spec = OpenAPIRequestChecker.fixture("anthropic-extract", in: .module)
 
     static func start() async throws -> AnthropicFake {
         let fake = AnthropicFake(server: try await FakeHTTPServer.start(), checker: try spec.get())
@@ -40,19 +33,18 @@ final class AnthropicFake: Sendable {
                   configuration: .init(defaultModel: "claude-sonnet-4-20250514"))
     }
 
-    func script(_ scripted: LLMConformance.Scripted) { queue.withLock { $0.append(scripted) } }
-    var specMismatches: [String] { mismatches.withLock { $0 } }
+    func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }
+    var specMismatches: [String] { backend.specMismatches }
 
     func answer(_ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
         let found = checker.check(request).map(\.description)
-        if !found.isEmpty {
-            mismatches.withLock { $0 += found }
+        if backend.record(found) {
             return Self.error(400, "invalid_request_error", "spec mismatch: " + found.joined(separator: "; "))
         }
         guard request.header("x-api-key") == "sk-ant-test" else { return Self.error(401, "authentication_error", "invalid x-api-key") }
         guard request.header("anthropic-version") == "2023-06-01" else { return Self.error(400, "invalid_request_error", "anthropic-version header is required") }
         let stream = ((try? request.json()) ?? .null)["stream"] == true
-        guard let next = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { return Self.error(500, "api_error", "nothing scripted") }
+        guard let next = backend.next() else { return Self.error(500, "api_error", "nothing scripted") }
         switch next {
         case .reply(let exchange): return stream ? .sse(Self.transcript(exchange)) : .json(200, Self.message(exchange))
         case .failure(let failure): return Self.failure(failure, stream: stream)

@@ -6,7 +6,6 @@ import NimbusLLM
 import NimbusLLMConformance
 import NimbusLLMGemini
 import NimbusTesting
-import Synchronization
 import Testing
 
 /// A local Gemini API: checks each body against the `generativelanguage.v1beta` protos (JSON
@@ -14,8 +13,7 @@ import Testing
 final class GeminiFake: Sendable {
     let server: FakeHTTPServer
     let checker: ProtoJSONChecker
-    private let queue = Mutex<[LLMConformance.Scripted]>([])
-    private let mismatches = Mutex<[String]>([])
+    let backend = LLMConformance.ScriptedBackend()
 
     static let protos: Result<ProtoJSONChecker, any Error> = Result {
         let names = ["generative_service", "content", "citation", "retriever", "safety"]
@@ -44,8 +42,8 @@ final class GeminiFake: Sendable {
                   configuration: .init(defaultModel: "gemini-2.5-flash"))
     }
 
-    func script(_ scripted: LLMConformance.Scripted) { queue.withLock { $0.append(scripted) } }
-    var specMismatches: [String] { mismatches.withLock { $0 } }
+    func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }
+    var specMismatches: [String] { backend.specMismatches }
 
     func answer(_ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
         let body = (try? request.json()) ?? .null
@@ -53,12 +51,11 @@ final class GeminiFake: Sendable {
         let stream = request.path.hasSuffix(":streamGenerateContent")
         if !stream && !request.path.hasSuffix(":generateContent") { found.append("path \(request.path) is not a generateContent method") }
         if stream && request.queryItem("alt") != "sse" { found.append("streaming without alt=sse") }
-        if !found.isEmpty {
-            mismatches.withLock { $0 += found }
+        if backend.record(found) {
             return Self.error(400, "INVALID_ARGUMENT", "spec mismatch: " + found.joined(separator: "; "))
         }
         guard request.header("x-goog-api-key") == "AIza-test" else { return Self.failure(.unauthenticated, stream: false) }
-        guard let next = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { return Self.error(500, "INTERNAL", "nothing scripted") }
+        guard let next = backend.next() else { return Self.error(500, "INTERNAL", "nothing scripted") }
         switch next {
         case .reply(let exchange): return stream ? .sse(Self.chunks(exchange).map { ServerSentEvent(data: $0.description) }) : .json(200, Self.response(exchange))
         case .failure(let failure): return Self.failure(failure, stream: stream)

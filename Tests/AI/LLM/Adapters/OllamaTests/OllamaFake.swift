@@ -6,7 +6,6 @@ import NimbusLLM
 import NimbusLLMConformance
 import NimbusLLMOllama
 import NimbusTesting
-import Synchronization
 import Testing
 
 /// A local Ollama: checks each request against Ollama's OpenAPI description and answers with the
@@ -14,15 +13,9 @@ import Testing
 final class OllamaFake: Sendable {
     let server: FakeHTTPServer
     let checker: OpenAPIRequestChecker
-    private let queue = Mutex<[LLMConformance.Scripted]>([])
-    private let mismatches = Mutex<[String]>([])
+    let backend = LLMConformance.ScriptedBackend()
 
-    static let spec: Result<OpenAPIRequestChecker, any Error> = Result {
-        guard let url = Bundle.module.url(forResource: "ollama-extract", withExtension: "json", subdirectory: "Fixtures") else {
-            throw NimbusError(.notFound, "Fixtures/ollama-extract.json is missing from the test bundle")
-        }
-        return try OpenAPIRequestChecker(contentsOf: url)
-    }
+    static let spec = OpenAPIRequestChecker.fixture("ollama-extract", in: .module)
 
     static func start() async throws -> OllamaFake {
         let fake = OllamaFake(server: try await FakeHTTPServer.start(), checker: try spec.get())
@@ -41,17 +34,16 @@ final class OllamaFake: Sendable {
                   configuration: .init(defaultModel: "llama3.2"))
     }
 
-    func script(_ scripted: LLMConformance.Scripted) { queue.withLock { $0.append(scripted) } }
-    var specMismatches: [String] { mismatches.withLock { $0 } }
+    func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }
+    var specMismatches: [String] { backend.specMismatches }
 
     func answer(_ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
         let found = checker.check(request).map(\.description)
-        if !found.isEmpty {
-            mismatches.withLock { $0 += found }
+        if backend.record(found) {
             return .json(400, ["error": .string("spec mismatch: " + found.joined(separator: "; "))])
         }
         let stream = ((try? request.json()) ?? .null)["stream"] != false   // Ollama streams unless told not to
-        guard let next = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { return .json(500, ["error": "nothing scripted"]) }
+        guard let next = backend.next() else { return .json(500, ["error": "nothing scripted"]) }
         switch next {
         case .reply(let exchange):
             return stream ? .ndjson(Self.lines(exchange).map(\.description)) : .json(200, Self.final(exchange, content: exchange.text, thinking: exchange.reasoning, calls: true))

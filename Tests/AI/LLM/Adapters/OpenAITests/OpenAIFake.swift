@@ -6,7 +6,6 @@ import NimbusLLM
 import NimbusLLMConformance
 import NimbusLLMOpenAI
 import NimbusTesting
-import Synchronization
 import Testing
 
 /// A local OpenAI: checks each request against OpenAI's published spec (the committed extract) and
@@ -14,16 +13,9 @@ import Testing
 final class OpenAIFake: Sendable {
     let server: FakeHTTPServer
     let checker: OpenAPIRequestChecker
-    private let queue = Mutex<[LLMConformance.Scripted]>([])
-    private let mismatches = Mutex<[String]>([])
+    let backend = LLMConformance.ScriptedBackend()
 
-    /// The spec, parsed once for all tests.
-    static let spec: Result<OpenAPIRequestChecker, any Error> = Result {
-        guard let url = Bundle.module.url(forResource: "openai-extract", withExtension: "json", subdirectory: "Fixtures") else {
-            throw NimbusError(.notFound, "Fixtures/openai-extract.json is missing from the test bundle")
-        }
-        return try OpenAPIRequestChecker(contentsOf: url)
-    }
+    static let spec = OpenAPIRequestChecker.fixture("openai-extract", in: .module)
 
     static func start() async throws -> OpenAIFake {
         let fake = OpenAIFake(server: try await FakeHTTPServer.start(), checker: try spec.get())
@@ -44,15 +36,14 @@ final class OpenAIFake: Sendable {
                   configuration: .init(defaultModel: "gpt-4o-mini"))
     }
 
-    func script(_ scripted: LLMConformance.Scripted) { queue.withLock { $0.append(scripted) } }
+    func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }
 
     /// Spec departures seen so far (each also fails its request with a 400).
-    var specMismatches: [String] { mismatches.withLock { $0 } }
+    var specMismatches: [String] { backend.specMismatches }
 
     func answer(_ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
         let found = checker.check(request).map(\.description)
-        if !found.isEmpty {
-            mismatches.withLock { $0 += found }
+        if backend.record(found) {
             return .json(400, ["error": ["message": .string("spec mismatch: " + found.joined(separator: "; ")), "type": "invalid_request_error", "param": nil, "code": "nimbus_spec_mismatch"]])
         }
         guard request.header("authorization") == "Bearer sk-test-123" else {
@@ -61,7 +52,7 @@ final class OpenAIFake: Sendable {
         let body = (try? request.json()) ?? .null
         let stream = body["stream"] == true
         let includeUsage = body["stream_options"]?["include_usage"] == true
-        guard let next = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else {
+        guard let next = backend.next() else {
             return Self.error(500, "nothing scripted", type: "server_error", code: nil)
         }
         switch next {
