@@ -23,7 +23,8 @@ func median(_ label: String, _ operation: () async throws -> Void) async throws 
         samples.append(ContinuousClock.now - start)
     }
     samples.sort()
-    print("\(label): p50 \(samples[samples.count / 2].nimbusFormatted), p99 \(samples[samples.count * 99 / 100].nimbusFormatted)")
+    func ms(_ d: Duration) -> String { String(format: "%.3f ms", Double(d.nimbusNanoseconds) / 1e6) }
+    print("\(label): p50 \(ms(samples[samples.count / 2])), p99 \(ms(samples[samples.count * 99 / 100]))")
 }
 
 let http = NimbusHTTPClient.defaultTransport

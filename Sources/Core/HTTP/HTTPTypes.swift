@@ -116,53 +116,40 @@ public struct NimbusHTTPResponse: Sendable {
 }
 
 /// A response body: an async sequence of byte chunks that enforces the client's size limit.
+///
+/// Iterating reads straight from the transport (no task or buffer in between); stopping early
+/// drops the transport's iterator, which cancels the request.
 public struct HTTPBody: AsyncSequence, Sendable {
     public typealias Element = ByteBuffer
-    private let stream: AsyncThrowingStream<ByteBuffer, any Error>
+    private let makeSource: @Sendable () -> any ChunkSource
 
     /// An empty body.
     public init() { self.init(ByteBuffer()) }
 
     /// A body of fixed bytes.
     public init(_ buffer: ByteBuffer) {
-        self.init(stream: AsyncThrowingStream { continuation in
-            if buffer.readableBytes > 0 { continuation.yield(buffer) }
-            continuation.finish()
-        })
+        makeSource = { FixedChunk(buffer) }
     }
 
     /// A body that streams.
     public init(stream: AsyncThrowingStream<ByteBuffer, any Error>) {
-        self.stream = stream
+        self.init(stream, limit: nil, mapError: nil)
     }
 
     /// A body over any sequence of chunks, cut off with `resourceExhausted` after `limit` bytes;
     /// errors of the sequence pass through `mapError` (a transport's errors become `NimbusError`s).
     public init<S: AsyncSequence & Sendable>(_ chunks: S, limit: Int? = nil,
                                              mapError: (@Sendable (any Error) -> any Error)? = nil) where S.Element == ByteBuffer {
-        self.init(stream: AsyncThrowingStream(ByteBuffer.self) { continuation in
-            let task = Task {
-                var total = 0
-                do {
-                    for try await chunk in chunks {
-                        total += chunk.readableBytes
-                        if let limit, total > limit {
-                            throw NimbusError(.resourceExhausted, "response body is over the \(limit)-byte limit; raise maxResponseSize if this is expected")
-                        }
-                        continuation.yield(chunk)
-                    }
-                    continuation.finish()
-                } catch let error as NimbusError {
-                    continuation.finish(throwing: error)
-                } catch {
-                    continuation.finish(throwing: mapError?(error) ?? error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        })
+        makeSource = { SequenceChunks(chunks.makeAsyncIterator(), limit: limit, mapError: mapError) }
     }
 
-    public func makeAsyncIterator() -> AsyncThrowingStream<ByteBuffer, any Error>.AsyncIterator { stream.makeAsyncIterator() }
+    /// Reads the chunks in order.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let source: any ChunkSource
+        public mutating func next() async throws -> ByteBuffer? { try await source.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: makeSource()) }
 
     /// Reads the whole body. - Throws: `resourceExhausted` once more than `limit` bytes arrived.
     public func collect(upTo limit: Int) async throws -> ByteBuffer {
@@ -174,6 +161,54 @@ public struct HTTPBody: AsyncSequence, Sendable {
             result.writeBuffer(&chunk)
         }
         return result
+    }
+}
+
+/// Where an ``HTTPBody`` iterator reads from: one iterator of the underlying sequence, owned by one
+/// consumer.
+protocol ChunkSource: AnyObject {
+    func next() async throws -> ByteBuffer?
+}
+
+final class FixedChunk: ChunkSource {
+    private var buffer: ByteBuffer?
+    init(_ buffer: ByteBuffer) { self.buffer = buffer.readableBytes > 0 ? buffer : nil }
+    func next() async throws -> ByteBuffer? {
+        defer { buffer = nil }
+        return buffer
+    }
+}
+
+final class SequenceChunks<Iterator: AsyncIteratorProtocol>: ChunkSource where Iterator.Element == ByteBuffer {
+    private var iterator: Iterator
+    private var total = 0
+    private var finished = false
+    private let limit: Int?
+    private let mapError: (@Sendable (any Error) -> any Error)?
+
+    init(_ iterator: Iterator, limit: Int?, mapError: (@Sendable (any Error) -> any Error)?) {
+        self.iterator = iterator
+        self.limit = limit
+        self.mapError = mapError
+    }
+
+    func next() async throws -> ByteBuffer? {
+        guard !finished else { return nil }
+        let chunk: ByteBuffer?
+        do { chunk = try await iterator.next() } catch let error as NimbusError {
+            finished = true
+            throw error
+        } catch {
+            finished = true
+            throw mapError?(error) ?? error
+        }
+        guard let chunk else { finished = true; return nil }
+        total += chunk.readableBytes
+        if let limit, total > limit {
+            finished = true
+            throw NimbusError(.resourceExhausted, "response body is over the \(limit)-byte limit; raise maxResponseSize if this is expected")
+        }
+        return chunk
     }
 }
 
