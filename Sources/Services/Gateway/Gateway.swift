@@ -191,7 +191,8 @@ public final class Gateway: NimbusServerModule {
                     do {
                         let stream = try await chat.stream(portable)
                         let overhead = (ContinuousClock.now - started) - (ContinuousClock.now - upstreamStart)
-                        return count(streamOpenAI(stream, model: model, includeUsage: wire.streamOptions?.includeUsage == true, overhead: overhead),
+                        return count(streamOpenAI(stream, model: model, includeUsage: wire.streamOptions?.includeUsage == true, overhead: overhead,
+                                                  keyID: caller.keyID),
                                      route: "chat", model: model, started: started)
                     } catch {
                         return count(GatewayError(error).openAI(), route: "chat", model: model, started: started)
@@ -211,18 +212,17 @@ public final class Gateway: NimbusServerModule {
         }
     }
 
-    func streamOpenAI(_ stream: ChatStream, model: String, includeUsage: Bool, overhead: Duration) -> Response {
+    func streamOpenAI(_ stream: ChatStream, model: String, includeUsage: Bool, overhead: Duration, keyID: String?) -> Response {
         let created = Int(Date().timeIntervalSince1970)
-        let body = ResponseBody { writer in
+        // The body is written after the handler returns: the spend record (made when the stream ends) needs the key again.
+        let body = ResponseBody { writer in try await Gateway.$currentKey.withValue(keyID) { try await Gateway.$currentRoute.withValue("chat.completions") {
             var encoder = OpenAIWire.StreamEncoder(id: "chatcmpl-\(IDGenerator.shared.ulid())", model: model, created: created)
             let json = JSONEncoder()
             var usage: Usage?
             do {
                 for try await event in stream {
                     if case .usage(let latest) = event { usage = latest }
-                    for chunk in encoder.encode(event) {
-                        try await writer.write(Self.sse(try json.encode(chunk)))
-                    }
+                    if let bytes = try encoder.sse(event, encoder: json) { try await writer.write(bytes) }
                 }
                 if includeUsage, let usage { try await writer.write(Self.sse(try json.encode(encoder.usageChunk(usage)))) }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
@@ -232,7 +232,7 @@ public final class Gateway: NimbusServerModule {
                 try? await writer.write(Self.sse(try json.encode(failure.openAIBody)))
             }
             try await writer.finish(nil)
-        }
+        } } }
         return Response(status: .ok, headers: Self.streamHeaders(overhead: overhead), body: body)
     }
 
@@ -259,7 +259,7 @@ public final class Gateway: NimbusServerModule {
                     if wire.stream == true {
                         let stream = try await chat.stream(portable)
                         let overhead = (ContinuousClock.now - started) - (ContinuousClock.now - upstreamStart)
-                        return count(streamAnthropic(stream, model: model, overhead: overhead), route: "messages", model: model, started: started)
+                        return count(streamAnthropic(stream, model: model, overhead: overhead, keyID: caller.keyID), route: "messages", model: model, started: started)
                     }
                     let response = try await chat.chat(portable)
                     let upstream = ContinuousClock.now - upstreamStart
@@ -273,8 +273,8 @@ public final class Gateway: NimbusServerModule {
         }
     }
 
-    func streamAnthropic(_ stream: ChatStream, model: String, overhead: Duration) -> Response {
-        let body = ResponseBody { writer in
+    func streamAnthropic(_ stream: ChatStream, model: String, overhead: Duration, keyID: String?) -> Response {
+        let body = ResponseBody { writer in try await Gateway.$currentKey.withValue(keyID) { try await Gateway.$currentRoute.withValue("messages") {
             var encoder = AnthropicWire.StreamEncoder(id: "msg_\(IDGenerator.shared.ulid())", model: model)
             do {
                 for try await event in stream {
@@ -288,7 +288,7 @@ public final class Gateway: NimbusServerModule {
                 try? await writer.write(ByteBuffer(string: "event: \(name)\ndata: \(data.description)\n\n"))
             }
             try await writer.finish(nil)
-        }
+        } } }
         return Response(status: .ok, headers: Self.streamHeaders(overhead: overhead), body: body)
     }
 

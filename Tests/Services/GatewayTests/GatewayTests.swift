@@ -173,11 +173,13 @@ func testConfiguration(extraModels: [GatewayConfiguration.Model] = [], maxReques
         let key = try #require(try await rig.call(.POST, "/key/generate", ["name": "spender"], key: "sk-master-test").body["key"]?.stringValue)
         for index in 0..<3 { _ = try await rig.call(.POST, "/v1/chat/completions", GatewayRig.chat("call \(index)", model: "priced"), key: key) }
         _ = try await rig.call(.POST, "/v1/embeddings", ["model": "nimbus-hashing-384", "input": ["a", "b"]], key: key)
+        let streamed = try await rig.call(.POST, "/v1/chat/completions", GatewayRig.chat("streamed call", model: "priced", stream: true), key: key)
+        #expect(streamed.status == 200)
         let spend = try await rig.call(.GET, "/v1/gateway/spend", key: "sk-master-test").body
         let row = try #require(spend["keys"]?.arrayValue?.first { $0["key_id"] != .null })
-        #expect(row["requests"] == 4)
+        #expect(row["requests"] == 5, "streamed calls are charged to the key too: \(spend)")
         #expect(Decimal(string: row["cost"]?.stringValue ?? "") ?? 0 > 3)
-        #expect(try rig.gateway.store.spendLogCount() == 4)
+        #expect(try rig.gateway.store.spendLogCount() == 5)
         let metrics = try await rig.call(.GET, "/metrics")
         #expect(metrics.body.stringValue?.contains("nimbus_gateway_requests_total") == true)
 

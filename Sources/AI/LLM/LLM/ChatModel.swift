@@ -130,28 +130,46 @@ public final class ChatModel: Sendable {
             record(model: model, usage: nil, outcome: error.code.description, started: started, span: nil)
             throw error
         }
-        return ChatStream { yield in
-            var usage: Usage?
-            var finished = false
-            do {
-                for try await event in upstream {
-                    switch event {
-                    case .usage(let latest): usage = latest
-                    case .finish: finished = true
-                    default: break
-                    }
-                    yield(event)
-                }
-                try Task.checkCancellation()
-                guard finished else {
-                    throw NimbusError(.dataLoss, "\(self.provider) ended the stream before the model finished (the connection was cut mid-reply); the partial reply is not complete")
-                }
-                self.record(model: model, usage: usage, outcome: "ok", started: started, span: nil)
-            } catch {
-                let error = NimbusError.wrap(error, "\(self.provider) stream with \(model)")
-                self.record(model: model, usage: usage, outcome: error.code.description, started: started, span: nil)
+        return ChatStream(observing: upstream) { StreamRecorder(model: self, modelID: model, started: started) }
+    }
+
+    /// Records a stream's usage and outcome when it ends, and turns a stream that ends without a
+    /// finish event into `dataLoss`.
+    final class StreamRecorder: ChatStreamObserver {
+        let model: ChatModel
+        let modelID: String
+        let started: ContinuousClock.Instant
+        var usage: Usage?
+        var sawFinish = false
+
+        init(model: ChatModel, modelID: String, started: ContinuousClock.Instant) {
+            self.model = model
+            self.modelID = modelID
+            self.started = started
+        }
+
+        func observe(_ event: ChatStreamEvent) throws {
+            switch event {
+            case .usage(let latest): usage = latest
+            case .finish: sawFinish = true
+            default: break
+            }
+        }
+
+        func finished() throws {
+            try Task.checkCancellation()
+            guard sawFinish else {
+                let error = NimbusError(.dataLoss, "\(model.provider) ended the stream before the model finished (the connection was cut mid-reply); the partial reply is not complete")
+                model.record(model: modelID, usage: usage, outcome: error.code.description, started: started, span: nil)
                 throw error
             }
+            model.record(model: modelID, usage: usage, outcome: "ok", started: started, span: nil)
+        }
+
+        func failed(_ error: any Error) -> any Error {
+            let error = NimbusError.wrap(error, "\(model.provider) stream with \(modelID)")
+            model.record(model: modelID, usage: usage, outcome: error.code.description, started: started, span: nil)
+            return error
         }
     }
 
@@ -175,7 +193,7 @@ public final class ChatModel: Sendable {
         return request
     }
 
-    private func record(model: String, usage: Usage?, outcome: String, started: ContinuousClock.Instant, span: (any Span)?) {
+    func record(model: String, usage: Usage?, outcome: String, started: ContinuousClock.Instant, span: (any Span)?) {
         let factory = configuration.metricsFactory
         let dimensions = [("provider", provider), ("model", model)]
         Counter(label: "nimbus_llm_requests_total", dimensions: dimensions + [("outcome", outcome)], factory: factory).increment()

@@ -207,26 +207,51 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
         } usage: { _ in nil }
         let index = chosen
         let triedBefore = attempts - 1
-        return ChatStream { [self] yield in
-            var accumulator = ChatResponseAccumulator()
-            do {
-                for try await event in upstream {
-                    accumulator.add(event)
-                    yield(event)
-                }
-                let response = try accumulator.response()
-                if let index { self.finished(index, tokens: response.usage.totalTokens, started: started, failure: nil) }
-                self.report(alias: alias, deployment: index, usage: response.usage, started: started, cached: false, outcome: "ok", attempts: triedBefore)
-                if let cache = self.configuration.cache, let key {
-                    try? await cache.set(key, response, ttl: self.configuration.cacheTTL)
-                }
-            } catch {
-                let error = NimbusError.wrap(error, "stream from \(alias)")
-                if let index { self.finished(index, tokens: accumulator.usage.totalTokens, started: started, failure: error) }
-                self.report(alias: alias, deployment: index, usage: accumulator.usage, started: started, cached: false,
-                            outcome: error.code.description, attempts: triedBefore)
-                throw error
+        return ChatStream(observing: upstream) {
+            StreamAccounting(router: self, alias: alias, index: index, started: started, attempts: triedBefore, cacheKey: key)
+        }
+    }
+
+    /// Accounts for a routed stream when it ends: deployment health, the call record, the cache.
+    final class StreamAccounting: ChatStreamObserver {
+        let router: ChatRouter
+        let alias: String
+        let index: Int?
+        let started: ContinuousClock.Instant
+        let attempts: Int
+        let cacheKey: String?
+        var accumulator = ChatResponseAccumulator()
+
+        init(router: ChatRouter, alias: String, index: Int?, started: ContinuousClock.Instant, attempts: Int, cacheKey: String?) {
+            self.router = router
+            self.alias = alias
+            self.index = index
+            self.started = started
+            self.attempts = attempts
+            self.cacheKey = cacheKey
+        }
+
+        func observe(_ event: ChatStreamEvent) throws { accumulator.add(event) }
+
+        func finished() throws {
+            let response: ChatResponse
+            do { response = try accumulator.response() } catch {
+                throw failed(error)
             }
+            if let index { router.finished(index, tokens: response.usage.totalTokens, started: started, failure: nil) }
+            router.report(alias: alias, deployment: index, usage: response.usage, started: started, cached: false, outcome: "ok", attempts: attempts)
+            if let cache = router.configuration.cache, let cacheKey {
+                let ttl = router.configuration.cacheTTL
+                Task { try? await cache.set(cacheKey, response, ttl: ttl) }
+            }
+        }
+
+        func failed(_ error: any Error) -> any Error {
+            let error = NimbusError.wrap(error, "stream from \(alias)")
+            if let index { router.finished(index, tokens: accumulator.usage.totalTokens, started: started, failure: error) }
+            router.report(alias: alias, deployment: index, usage: accumulator.usage, started: started, cached: false,
+                          outcome: error.code.description, attempts: attempts)
+            return error
         }
     }
 
@@ -363,7 +388,7 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
         }
     }
 
-    private func finished(_ index: Int, tokens: Int, started: ContinuousClock.Instant, failure: NimbusError?) {
+    func finished(_ index: Int, tokens: Int, started: ContinuousClock.Instant, failure: NimbusError?) {
         let instant = now()
         let cooldown = configuration.cooldown, allowed = configuration.allowedFailures
         health.withLock { health in
@@ -388,7 +413,7 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
         }
     }
 
-    private func report(alias: String, deployment index: Int?, usage: Usage?, started: ContinuousClock.Instant, cached: Bool, outcome: String, attempts: Int) {
+    func report(alias: String, deployment index: Int?, usage: Usage?, started: ContinuousClock.Instant, cached: Bool, outcome: String, attempts: Int) {
         guard let onCall = configuration.onCall else { return }
         let deployment = index.map { deployments[$0] }
         let model = deployment?.upstreamModel ?? alias

@@ -46,18 +46,18 @@ public struct ToolCallDelta: Sendable, Hashable {
 /// ```
 public struct ChatStream: AsyncSequence, Sendable {
     public typealias Element = ChatStreamEvent
-    private let events: AsyncThrowingStream<ChatStreamEvent, any Error>
+    private let makeSource: @Sendable () -> any ChatEventSource
 
     /// Wraps a stream of events.
     public init(_ events: AsyncThrowingStream<ChatStreamEvent, any Error>) {
-        self.events = events
+        makeSource = { StreamEventSource(events.makeAsyncIterator()) }
     }
 
     /// A stream fed by `produce`, which runs in a task that is cancelled when the consumer stops.
     /// `produce` yields events; throwing ends the stream with that error.
     public init(bufferingPolicy: AsyncThrowingStream<ChatStreamEvent, any Error>.Continuation.BufferingPolicy = .unbounded,
                 _ produce: @escaping @Sendable (_ yield: @escaping @Sendable (ChatStreamEvent) -> Void) async throws -> Void) {
-        self.events = AsyncThrowingStream(bufferingPolicy: bufferingPolicy) { continuation in
+        self.init(AsyncThrowingStream(bufferingPolicy: bufferingPolicy) { continuation in
             let task = Task {
                 do {
                     try await produce { continuation.yield($0) }
@@ -67,16 +67,81 @@ public struct ChatStream: AsyncSequence, Sendable {
                 }
             }
             continuation.onTermination = { _ in task.cancel() }
-        }
+        })
     }
 
-    public func makeAsyncIterator() -> AsyncThrowingStream<ChatStreamEvent, any Error>.AsyncIterator { events.makeAsyncIterator() }
+    /// `upstream`'s events passed through an observer, in the consumer's task (no task or buffer in
+    /// between): the observer sees each event, the end and any error, and may replace the error or
+    /// fail the end. Stopping early drops the upstream iterator, which cancels the provider call.
+    public init(observing upstream: ChatStream, _ makeObserver: @escaping @Sendable () -> any ChatStreamObserver) {
+        makeSource = { ObservedEventSource(upstream.makeSource(), observer: makeObserver()) }
+    }
+
+    /// Reads the events in order.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let source: any ChatEventSource
+        public mutating func next() async throws -> ChatStreamEvent? { try await source.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: makeSource()) }
 
     /// Reads the whole stream into the response a non-streaming call would have given.
     public func collect() async throws -> ChatResponse {
         var accumulator = ChatResponseAccumulator()
         for try await event in self { accumulator.add(event) }
         return try accumulator.response()
+    }
+}
+
+/// Watches a stream as it passes (see ``ChatStream/init(observing:_:)``); one observer per iteration.
+public protocol ChatStreamObserver: AnyObject {
+    /// Sees an event before the consumer does. Throwing ends the stream with that error.
+    func observe(_ event: ChatStreamEvent) throws
+    /// The upstream ended. Throwing ends the stream with that error instead.
+    func finished() throws
+    /// The upstream failed: the error the consumer gets.
+    func failed(_ error: any Error) -> any Error
+}
+
+/// One consumer's reader of a ``ChatStream``.
+public protocol ChatEventSource: AnyObject {
+    /// The next event, `nil` at the end.
+    func next() async throws -> ChatStreamEvent?
+}
+
+final class StreamEventSource: ChatEventSource {
+    private var iterator: AsyncThrowingStream<ChatStreamEvent, any Error>.AsyncIterator
+    init(_ iterator: AsyncThrowingStream<ChatStreamEvent, any Error>.AsyncIterator) { self.iterator = iterator }
+    func next() async throws -> ChatStreamEvent? { try await iterator.next() }
+}
+
+final class ObservedEventSource: ChatEventSource {
+    private let upstream: any ChatEventSource
+    private let observer: any ChatStreamObserver
+    private var done = false
+
+    init(_ upstream: any ChatEventSource, observer: any ChatStreamObserver) {
+        self.upstream = upstream
+        self.observer = observer
+    }
+
+    func next() async throws -> ChatStreamEvent? {
+        guard !done else { return nil }
+        let event: ChatStreamEvent?
+        do { event = try await upstream.next() } catch {
+            done = true
+            throw observer.failed(error)
+        }
+        guard let event else {
+            done = true
+            try observer.finished()
+            return nil
+        }
+        do { try observer.observe(event) } catch {
+            done = true
+            throw error
+        }
+        return event
     }
 }
 

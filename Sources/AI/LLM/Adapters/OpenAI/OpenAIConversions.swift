@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NimbusCore
 import NimbusLLM
 
@@ -336,6 +337,72 @@ extension OpenAIWire {
             case .finish(let reason):
                 return [chunk(ChatCompletionChunk.Delta(), finishReason: wireFinishReason(reason))]
             }
+        }
+
+        /// The chunks for one event as Server-Sent Events (`data: {...}\n\n`), written directly for the
+        /// frequent kinds (role, text, finish) and through `JSONEncoder` for the rest.
+        public mutating func sse(_ event: ChatStreamEvent, encoder: JSONEncoder) throws -> ByteBuffer? {
+            switch event {
+            case .start, .textDelta, .finish:
+                var buffer = ByteBuffer()
+                for chunk in encode(event) {
+                    let choice = chunk.choices.first
+                    buffer.writeString("data: {\"id\":")
+                    Self.writeJSONString(chunk.id, to: &buffer)
+                    buffer.writeString(",\"object\":\"chat.completion.chunk\",\"created\":\(chunk.created),\"model\":")
+                    Self.writeJSONString(chunk.model, to: &buffer)
+                    buffer.writeString(",\"choices\":[{\"index\":0,\"delta\":{")
+                    var first = true
+                    if let role = choice?.delta.role {
+                        buffer.writeString("\"role\":")
+                        Self.writeJSONString(role, to: &buffer)
+                        first = false
+                    }
+                    if let content = choice?.delta.content {
+                        if !first { buffer.writeString(",") }
+                        buffer.writeString("\"content\":")
+                        Self.writeJSONString(content, to: &buffer)
+                    }
+                    buffer.writeString("},\"finish_reason\":")
+                    if let reason = choice?.finishReason { Self.writeJSONString(reason, to: &buffer) } else { buffer.writeString("null") }
+                    buffer.writeString("}]}\n\n")
+                }
+                return buffer.readableBytes > 0 ? buffer : nil
+            default:
+                var buffer = ByteBuffer()
+                for chunk in encode(event) {
+                    buffer.writeString("data: ")
+                    buffer.writeBytes(try encoder.encode(chunk))
+                    buffer.writeString("\n\n")
+                }
+                return buffer.readableBytes > 0 ? buffer : nil
+            }
+        }
+
+        /// Writes `text` as a JSON string literal (RFC 8259 escapes).
+        static func writeJSONString(_ text: String, to buffer: inout ByteBuffer) {
+            buffer.writeInteger(UInt8(ascii: "\""))
+            var start = text.utf8.startIndex
+            let utf8 = text.utf8
+            var index = start
+            while index != utf8.endIndex {
+                let byte = utf8[index]
+                if byte == 0x22 || byte == 0x5C || byte < 0x20 {
+                    buffer.writeBytes(utf8[start..<index])
+                    switch byte {
+                    case 0x22: buffer.writeString("\\\"")
+                    case 0x5C: buffer.writeString("\\\\")
+                    case 0x0A: buffer.writeString("\\n")
+                    case 0x0D: buffer.writeString("\\r")
+                    case 0x09: buffer.writeString("\\t")
+                    default: buffer.writeString(String(format: "\\u%04x", byte))
+                    }
+                    start = utf8.index(after: index)
+                }
+                index = utf8.index(after: index)
+            }
+            buffer.writeBytes(utf8[start..<utf8.endIndex])
+            buffer.writeInteger(UInt8(ascii: "\""))
         }
 
         /// The usage chunk sent last when the client asked for `stream_options.include_usage`.

@@ -181,3 +181,30 @@ import Testing
         #expect(try await model.models().map(\.id) == ["gpt-4o", "o3-mini"])
     }
 }
+
+@Suite struct OpenAIStreamEncoderTests {
+    @Test func directlyWrittenChunksAreValidJSONThatRoundTrips() throws {
+        var encoder = OpenAIWire.StreamEncoder(id: "chatcmpl-\"x\"", model: "m\\1", created: 7)
+        let tricky = "quote \" backslash \\ newline \n tab \t bell \u{07} ünïcödé 🚀"
+        var text = ""
+        var decoder = OpenAIWire.StreamDecoder(provider: "test")
+        for event: ChatStreamEvent in [.start(id: "", model: ""), .textDelta(tricky), .toolCallDelta(ToolCallDelta(index: 0, id: "c", name: "f", arguments: "{}")),
+                                       .finish(.toolCalls)] {
+            guard let bytes = try encoder.sse(event, encoder: JSONEncoder()) else { continue }
+            text += String(buffer: bytes)
+        }
+        var events: [ChatStreamEvent] = []
+        for block in text.components(separatedBy: "\n\n") where block.hasPrefix("data: ") {
+            events += try decoder.decode(String(block.dropFirst(6)), decoder: JSONDecoder())
+        }
+        events += try decoder.decode("[DONE]", decoder: JSONDecoder())
+        var accumulator = ChatResponseAccumulator()
+        events.forEach { accumulator.add($0) }
+        let response = try accumulator.response()
+        #expect(response.text == tricky)
+        #expect(response.id == "chatcmpl-\"x\"")
+        #expect(response.model == "m\\1")
+        #expect(response.toolCalls == [ToolCall(id: "c", name: "f", arguments: "{}")])
+        #expect(response.finishReason == .toolCalls)
+    }
+}
