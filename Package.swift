@@ -26,6 +26,7 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/mattpolzin/OpenAPIKit.git", from: "6.4.0", traits: []),
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
 ]
 
 // MARK: - Products of the dependencies, named once
@@ -57,6 +58,7 @@ enum Dep {
     static let openAPIKitCompat = Target.Dependency.product(name: "OpenAPIKitCompat", package: "OpenAPIKit")
     static let yams = Target.Dependency.product(name: "Yams", package: "Yams")
     static let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+    static let postgresNIO = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
 }
 
 let swiftSettings: [SwiftSetting] = [
@@ -146,8 +148,9 @@ tests("NimbusServer", "Services/Server", [Dep.hummingbird, Dep.hummingbirdTestin
 module("NimbusGateway", "Services/Gateway", ["NimbusServer", "NimbusCore", "NimbusHTTP", "NimbusLLM", "NimbusEmbeddings", "NimbusCache",
                                              "NimbusCacheMemory", "NimbusCacheRedis", "NimbusLLMMemoryModel", "NimbusLLMOpenAI",
                                              "NimbusLLMAnthropic", "NimbusLLMGemini", "NimbusLLMOllama", Dep.hummingbird, Dep.httpTypes, Dep.asyncHTTPClient,
-                                             Dep.nioCore, Dep.grdb, Dep.yams, Dep.crypto, Dep.logging, Dep.metrics, Dep.serviceLifecycle])
-tests("NimbusGateway", "Services/Gateway", ["NimbusLLM", "NimbusServer", "NimbusLLMOpenAI", Dep.hummingbird, Dep.hummingbirdTesting, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.prometheus, Dep.logging], fixtures: true)
+                                             Dep.nioCore, Dep.nioSSL, Dep.grdb, Dep.postgresNIO, Dep.yams, Dep.crypto, Dep.logging, Dep.metrics,
+                                             Dep.serviceLifecycle])
+tests("NimbusGateway", "Services/Gateway", ["NimbusLLM", "NimbusServer", "NimbusLLMOpenAI", Dep.hummingbird, Dep.hummingbirdTesting, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.prometheus, Dep.logging, Dep.postgresNIO], fixtures: true)
 
 targets.append(.executableTarget(
     name: "nimbus",

@@ -33,6 +33,9 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// redis-server's TLS listener (same server as ``redis``); its CA is ``setting(_:)`` `NIMBUS_PEER_REDIS_TLS_CA`.
     public static let redisTLS = Peer("redis-tls", script: "redis")
 
+    /// PostgreSQL (`postgres://postgres@127.0.0.1:54329/postgres?sslmode=disable`).
+    public static let postgres = Peer("postgres")
+
     /// The official OpenAI and Anthropic Python SDKs in a venv; ``url()`` is that venv's `python`.
     public static let llmSDKs = Peer("llm-sdks")
 

@@ -41,6 +41,7 @@ public final class Gateway: NimbusServerModule {
     let logger: Logger
     let writer: SpendLogWriter
     let metricsFactory: any MetricsFactory
+    private let postgresRunner: Task<Void, Never>?
 
     /// The key of the request being served, for spend records written by the router.
     @TaskLocal static var currentKey: String?
@@ -57,13 +58,27 @@ public final class Gateway: NimbusServerModule {
         self.configuration = configuration
         self.logger = logger
         self.metricsFactory = metricsFactory
-        guard configuration.databaseURL.hasPrefix("sqlite://") else {
-            throw NimbusError(.invalidArgument, "database_url '\(configuration.databaseURL)' is not supported; use sqlite://PATH")
+        let database: any GatewayDatabase
+        var runner: Task<Void, Never>?
+        if configuration.databaseURL.hasPrefix("sqlite://") {
+            var path = String(configuration.databaseURL.dropFirst("sqlite://".count))
+            if !path.hasPrefix("/") { path = stateDirectory + "/" + path }
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            database = try SQLiteGatewayDatabase(path: path)
+        } else if configuration.databaseURL.hasPrefix("postgres://") || configuration.databaseURL.hasPrefix("postgresql://") {
+            let postgres = try PostgresGatewayDatabase(url: configuration.databaseURL)
+            // The pool must run before the store migrates; it runs as a gateway service from then on.
+            runner = Task { await postgres.client.run() }
+            database = postgres
+        } else {
+            throw NimbusError(.invalidArgument, "database_url '\(Redaction.url(configuration.databaseURL))' is not supported; use sqlite://PATH or postgres://...")
         }
-        var path = String(configuration.databaseURL.dropFirst("sqlite://".count))
-        if !path.hasPrefix("/") { path = stateDirectory + "/" + path }
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let store = try GatewayStore(path: path, queueCapacity: configuration.spendLogQueueSize)
+        self.postgresRunner = runner
+        let store: GatewayStore
+        do { store = try await GatewayStore(database: database, queueCapacity: configuration.spendLogQueueSize) } catch {
+            runner?.cancel()
+            throw error
+        }
         self.store = store
         var cache: Cache?
         if let url = configuration.cacheURL {
@@ -79,7 +94,9 @@ public final class Gateway: NimbusServerModule {
         self.writer = SpendLogWriter(store: store)
     }
 
-    public var services: [any Service] { [writer] }
+    public var services: [any Service] {
+        [writer] + (postgresRunner.map { [TaskStopper(task: $0, after: writer)] } ?? [])
+    }
 
     public func isReady() async -> Bool { !router.deployments.isEmpty || !embedders.isEmpty }
 
@@ -108,7 +125,7 @@ public final class Gateway: NimbusServerModule {
         router.post("/key/generate") { request, _ in await self.generateKey(request) }
         router.get("/key/info") { request, _ in self.keyInfo(request) }
         router.post("/key/delete") { request, _ in await self.deleteKey(request) }
-        router.get("/v1/gateway/spend") { request, _ in self.spend(request) }
+        router.get("/v1/gateway/spend") { request, _ in await self.spend(request) }
     }
 
     /// Who is calling.
@@ -380,7 +397,7 @@ public final class Gateway: NimbusServerModule {
         switch await readBody(request) { case .success(let value): body = value; case .failure(let error): return error.openAI() }
         do {
             let parsed = body.readableBytes == 0 ? Body() : try JSONDecoder().decode(Body.self, from: Data(body.readableBytesView))
-            let (key, secret) = try store.createKey(name: parsed.name ?? "key", models: parsed.models ?? [], rpm: parsed.rpm, tpm: parsed.tpm, maxBudget: parsed.maxBudget)
+            let (key, secret) = try await store.createKey(name: parsed.name ?? "key", models: parsed.models ?? [], rpm: parsed.rpm, tpm: parsed.tpm, maxBudget: parsed.maxBudget)
             let response: JSONValue = ["key": .string(secret), "key_id": .string(key.id), "name": .string(key.name),
                                        "models": .array(key.models.map(JSONValue.string)), "rpm": key.rpm.map { .number(Double($0)) } ?? .null,
                                        "tpm": key.tpm.map { .number(Double($0)) } ?? .null, "max_budget": key.maxBudget.map { .string("\($0)") } ?? .null]
@@ -414,18 +431,18 @@ public final class Gateway: NimbusServerModule {
             return GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "send {\"key_id\": \"vk_...\"}").openAI()
         }
         do {
-            let removed = try store.revokeKey(id: id)
+            let removed = try await store.revokeKey(id: id)
             return Self.json(Data(JSONValue.object(["deleted": .bool(removed), "key_id": .string(id)]).description.utf8), overhead: nil)
         } catch {
             return GatewayError(error).openAI()
         }
     }
 
-    func spend(_ request: Request) -> Response {
+    func spend(_ request: Request) async -> Response {
         if let refusal = requireMaster(request) { return refusal.openAI() }
         do {
-            try store.flush()
-            let rows = try store.spendByKey().map { row -> JSONValue in
+            try await store.flush()
+            let rows = try await store.spendByKey().map { row -> JSONValue in
                 ["key_id": row.keyID.map(JSONValue.string) ?? .null, "requests": .number(Double(row.requests)),
                  "input_tokens": .number(Double(row.inputTokens)), "output_tokens": .number(Double(row.outputTokens)), "cost": .string("\(row.cost)")]
             }
@@ -486,6 +503,19 @@ public final class Gateway: NimbusServerModule {
             }
         }
         return "\(error)"
+    }
+}
+
+/// Cancels a background task (the PostgreSQL pool) at graceful shutdown, once the spend writer had
+/// its last flush.
+struct TaskStopper: Service {
+    let task: Task<Void, Never>
+    let after: SpendLogWriter
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try? await Task.sleep(for: .milliseconds(200))
+        task.cancel()
     }
 }
 

@@ -59,11 +59,42 @@ public struct SpendRecord: Sendable, Hashable {
     }
 }
 
-/// Keys and the spend log in SQLite. Keys are held in memory (the request path never reads the
-/// database); spend records go through a bounded queue and are written in batches by
-/// ``SpendLogWriter``, so memory stays flat under load.
+/// Per-key totals of the written spend log.
+public struct SpendTotal: Sendable, Hashable {
+    /// The key (`nil`: calls made without one).
+    public var keyID: String?
+    public var requests: Int
+    public var inputTokens: Int
+    public var outputTokens: Int
+    /// US dollars.
+    public var cost: Decimal
+}
+
+/// Where keys and the spend log persist: SQLite (``SQLiteGatewayDatabase``, the embedded default)
+/// or PostgreSQL (``PostgresGatewayDatabase``).
+public protocol GatewayDatabase: Sendable {
+    /// Creates the tables if needed.
+    func migrate() async throws
+    /// Every key not revoked, with the SHA-256 of its secret.
+    func activeKeys() async throws -> [(hash: String, key: VirtualKey)]
+    /// Stores a new key.
+    func insert(_ key: VirtualKey, hash: String) async throws
+    /// Marks a key revoked.
+    func revoke(id: String) async throws
+    /// Appends spend records and sets key totals, in one transaction.
+    func write(_ records: [SpendRecord], spent: [(id: String, spent: Decimal)]) async throws
+    /// Totals per key.
+    func spendByKey() async throws -> [SpendTotal]
+    /// Rows in the spend log.
+    func spendLogCount() async throws -> Int
+}
+
+/// Keys and the spend log. Keys are held in memory (the request path never reads the database);
+/// spend records go through a bounded queue and are written in batches by ``SpendLogWriter``, so
+/// memory stays flat under load.
 public final class GatewayStore: Sendable {
-    private let database: DatabaseQueue
+    /// The database.
+    public let database: any GatewayDatabase
     private struct State {
         var keysByHash: [String: VirtualKey] = [:]
         var pending: [SpendRecord] = []
@@ -75,47 +106,23 @@ public final class GatewayStore: Sendable {
     public let queueCapacity: Int
     private let dropCounter = Counter(label: "nimbus_gateway_spend_log_dropped_total")
 
-    /// Opens (and migrates) the database at `path`.
-    /// - Throws: `unavailable` when the file cannot be opened.
-    public init(path: String, queueCapacity: Int = 10_000) throws {
+    /// Opens a store: migrates the database and loads the keys.
+    /// - Throws: `unavailable` when the database cannot be reached or migrated.
+    public init(database: any GatewayDatabase, queueCapacity: Int = 10_000) async throws {
+        self.database = database
         self.queueCapacity = queueCapacity
         do {
-            var configuration = Configuration()
-            configuration.busyMode = .timeout(5)
-            database = try DatabaseQueue(path: path, configuration: configuration)
-            try Self.migrator.migrate(database)
-            let keys = try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM api_keys WHERE revoked = 0") }
-            var byHash: [String: VirtualKey] = [:]
-            for row in keys { byHash[row["key_hash"]] = Self.key(from: row) }
-            state.withLock { $0.keysByHash = byHash }
+            try await database.migrate()
+            let keys = try await database.activeKeys()
+            state.withLock { state in for (hash, key) in keys { state.keysByHash[hash] = key } }
         } catch {
-            throw NimbusError(.unavailable, "cannot open the gateway database at \(path): \(error)", underlying: error)
+            throw NimbusError(.unavailable, "cannot open the gateway database: \(error)", underlying: error)
         }
     }
 
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE api_keys (
-                    id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, models TEXT NOT NULL,
-                    rpm INTEGER, tpm INTEGER, max_budget TEXT, spent TEXT NOT NULL, created_at REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
-                CREATE TABLE spend_log (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, key_id TEXT, route TEXT NOT NULL, model TEXT NOT NULL,
-                    deployment TEXT NOT NULL, provider TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-                    cached_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL, cost TEXT NOT NULL, latency_ms REAL NOT NULL,
-                    outcome TEXT NOT NULL, cached INTEGER NOT NULL);
-                CREATE INDEX spend_log_key ON spend_log(key_id, at);
-                """)
-        }
-        return migrator
-    }
-
-    static func key(from row: Row) -> VirtualKey {
-        let models = (try? JSONDecoder().decode([String].self, from: Data((row["models"] as String? ?? "[]").utf8))) ?? []
-        return VirtualKey(id: row["id"], name: row["name"], models: models, rpm: row["rpm"], tpm: row["tpm"],
-                          maxBudget: (row["max_budget"] as String?).flatMap { Decimal(string: $0) },
-                          spent: Decimal(string: row["spent"] as String? ?? "0") ?? 0, createdAt: Date(timeIntervalSince1970: row["created_at"]))
+    /// Opens a store over SQLite at `path`.
+    public convenience init(path: String, queueCapacity: Int = 10_000) async throws {
+        try await self.init(database: try SQLiteGatewayDatabase(path: path), queueCapacity: queueCapacity)
     }
 
     /// The SHA-256 of a key, hex.
@@ -134,27 +141,23 @@ public final class GatewayStore: Sendable {
     public func key(id: String) -> VirtualKey? { state.withLock { $0.keysByHash.values.first { $0.id == id } } }
 
     /// Creates a key; returns it and its secret (shown once).
-    public func createKey(name: String, models: [String], rpm: Int?, tpm: Int?, maxBudget: Decimal?) throws -> (VirtualKey, String) {
+    public func createKey(name: String, models: [String], rpm: Int?, tpm: Int?, maxBudget: Decimal?) async throws -> (VirtualKey, String) {
         let secret = "sk-nimbus-" + Self.randomToken(32)
         let key = VirtualKey(id: "vk_" + Self.randomToken(16), name: name, models: models, rpm: rpm, tpm: tpm, maxBudget: maxBudget, spent: 0, createdAt: Date())
         let hash = Self.hash(secret)
-        let modelsJSON = String(decoding: try JSONEncoder().encode(models), as: UTF8.self)
-        try database.write { db in
-            try db.execute(sql: "INSERT INTO api_keys (id, key_hash, name, models, rpm, tpm, max_budget, spent, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '0', ?)",
-                           arguments: [key.id, hash, name, modelsJSON, rpm, tpm, maxBudget.map { "\($0)" }, key.createdAt.timeIntervalSince1970])
-        }
+        try await database.insert(key, hash: hash)
         state.withLock { $0.keysByHash[hash] = key }
         return (key, secret)
     }
 
     /// Revokes a key by id. - Returns: whether it existed.
-    public func revokeKey(id: String) throws -> Bool {
+    public func revokeKey(id: String) async throws -> Bool {
         let removed = state.withLock { state -> Bool in
             guard let hash = state.keysByHash.first(where: { $0.value.id == id })?.key else { return false }
             state.keysByHash[hash] = nil
             return true
         }
-        if removed { try database.write { db in try db.execute(sql: "UPDATE api_keys SET revoked = 1 WHERE id = ?", arguments: [id]) } }
+        if removed { try await database.revoke(id: id) }
         return removed
     }
 
@@ -179,32 +182,97 @@ public final class GatewayStore: Sendable {
 
     /// Writes queued records and changed key totals in one transaction. - Returns: rows written.
     @discardableResult
-    public func flush() throws -> Int {
-        let (records, keys) = state.withLock { state -> ([SpendRecord], [(String, Decimal)]) in
+    public func flush() async throws -> Int {
+        let (records, keys) = state.withLock { state -> ([SpendRecord], [(id: String, spent: Decimal)]) in
             let records = state.pending
             state.pending.removeAll(keepingCapacity: true)
-            let keys = state.dirtyKeys.compactMap { id in state.keysByHash.values.first { $0.id == id }.map { (id, $0.spent) } }
+            let keys = state.dirtyKeys.compactMap { id in state.keysByHash.values.first { $0.id == id }.map { (id: id, spent: $0.spent) } }
             state.dirtyKeys.removeAll()
             return (records, keys)
         }
         guard !records.isEmpty || !keys.isEmpty else { return 0 }
         do {
-            try write(records, keys)
+            try await database.write(records, spent: keys)
         } catch {
             // Put them back in front of newer records (within capacity) so the next flush retries them.
             state.withLock { state in
                 let room = max(0, queueCapacity - state.pending.count)
                 state.pending.insert(contentsOf: records.prefix(room), at: 0)
                 state.dropped += max(0, records.count - room)
-                state.dirtyKeys.formUnion(keys.map(\.0))
+                state.dirtyKeys.formUnion(keys.map(\.id))
             }
             throw error
         }
         return records.count
     }
 
-    private func write(_ records: [SpendRecord], _ keys: [(String, Decimal)]) throws {
-        try database.write { db in
+    /// Totals per key from the written log.
+    public func spendByKey() async throws -> [SpendTotal] { try await database.spendByKey() }
+
+    /// The number of rows in the spend log.
+    public func spendLogCount() async throws -> Int { try await database.spendLogCount() }
+
+    static func randomToken(_ length: Int) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<length).map { _ in alphabet[Int(generator.next(upperBound: UInt32(alphabet.count)))] })
+    }
+}
+
+/// Keys and the spend log in SQLite (GRDB): the embedded default.
+public struct SQLiteGatewayDatabase: GatewayDatabase {
+    private let queue: DatabaseQueue
+
+    /// Opens (creating) the file at `path`.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        queue = try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    public func migrate() async throws {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE api_keys (
+                    id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, models TEXT NOT NULL,
+                    rpm INTEGER, tpm INTEGER, max_budget TEXT, spent TEXT NOT NULL, created_at REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+                CREATE TABLE spend_log (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, key_id TEXT, route TEXT NOT NULL, model TEXT NOT NULL,
+                    deployment TEXT NOT NULL, provider TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+                    cached_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL, cost TEXT NOT NULL, latency_ms REAL NOT NULL,
+                    outcome TEXT NOT NULL, cached INTEGER NOT NULL);
+                CREATE INDEX spend_log_key ON spend_log(key_id, at);
+                """)
+        }
+        try migrator.migrate(queue)
+    }
+
+    public func activeKeys() async throws -> [(hash: String, key: VirtualKey)] {
+        try await queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM api_keys WHERE revoked = 0").map { row in
+                (row["key_hash"], VirtualKey(id: row["id"], name: row["name"], models: GatewayRows.models(row["models"]), rpm: row["rpm"], tpm: row["tpm"],
+                                             maxBudget: (row["max_budget"] as String?).flatMap { Decimal(string: $0) },
+                                             spent: Decimal(string: row["spent"] as String? ?? "0") ?? 0,
+                                             createdAt: Date(timeIntervalSince1970: row["created_at"])))
+            }
+        }
+    }
+
+    public func insert(_ key: VirtualKey, hash: String) async throws {
+        let models = GatewayRows.modelsJSON(key.models)
+        try await queue.write { db in
+            try db.execute(sql: "INSERT INTO api_keys (id, key_hash, name, models, rpm, tpm, max_budget, spent, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '0', ?)",
+                           arguments: [key.id, hash, key.name, models, key.rpm, key.tpm, key.maxBudget.map { "\($0)" }, key.createdAt.timeIntervalSince1970])
+        }
+    }
+
+    public func revoke(id: String) async throws {
+        try await queue.write { db in try db.execute(sql: "UPDATE api_keys SET revoked = 1 WHERE id = ?", arguments: [id]) }
+    }
+
+    public func write(_ records: [SpendRecord], spent: [(id: String, spent: Decimal)]) async throws {
+        try await queue.write { db in
             let insert = try db.makeStatement(sql: """
                 INSERT INTO spend_log (at, key_id, route, model, deployment, provider, input_tokens, output_tokens, cached_tokens,
                                        reasoning_tokens, cost, latency_ms, outcome, cached) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -214,34 +282,40 @@ public final class GatewayStore: Sendable {
                                                 record.provider, record.inputTokens, record.outputTokens, record.cachedTokens, record.reasoningTokens,
                                                 "\(record.cost)", record.latencyMilliseconds, record.outcome, record.cached])
             }
-            for (id, spent) in keys {
-                try db.execute(sql: "UPDATE api_keys SET spent = ? WHERE id = ?", arguments: ["\(spent)", id])
+            for (id, total) in spent {
+                try db.execute(sql: "UPDATE api_keys SET spent = ? WHERE id = ?", arguments: ["\(total)", id])
             }
         }
     }
 
-    /// Totals per key (and `nil` for keyless calls) from the written log.
-    public func spendByKey() throws -> [(keyID: String?, requests: Int, inputTokens: Int, outputTokens: Int, cost: Decimal)] {
-        try database.read { db in
+    public func spendByKey() async throws -> [SpendTotal] {
+        try await queue.read { db in
             try Row.fetchAll(db, sql: "SELECT key_id, COUNT(*) AS n, SUM(input_tokens) AS i, SUM(output_tokens) AS o, GROUP_CONCAT(cost, ' ') AS c FROM spend_log GROUP BY key_id")
                 .map { row in
-                    let costs = (row["c"] as String? ?? "").split(separator: " ").compactMap { Decimal(string: String($0)) }
-                    return (row["key_id"], row["n"], row["i"] ?? 0, row["o"] ?? 0, costs.reduce(0, +))
+                    SpendTotal(keyID: row["key_id"], requests: row["n"], inputTokens: row["i"] ?? 0, outputTokens: row["o"] ?? 0,
+                               cost: GatewayRows.sum(row["c"] as String? ?? ""))
                 }
         }
     }
 
-    /// The number of rows in the spend log.
-    public func spendLogCount() throws -> Int { try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM spend_log") ?? 0 } }
+    public func spendLogCount() async throws -> Int { try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM spend_log") ?? 0 } }
+}
 
-    static func randomToken(_ length: Int) -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-        var generator = SystemRandomNumberGenerator()
-        return String((0..<length).map { _ in alphabet[Int(generator.next(upperBound: UInt32(alphabet.count)))] })
+/// Row helpers both databases use.
+enum GatewayRows {
+    static func models(_ json: String?) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data((json ?? "[]").utf8))) ?? []
+    }
+    static func modelsJSON(_ models: [String]) -> String {
+        (try? JSONEncoder().encode(models)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+    /// Exact sum of decimal strings (costs are stored as text so no database rounds them).
+    static func sum(_ joined: String) -> Decimal {
+        joined.split(separator: " ").compactMap { Decimal(string: String($0)) }.reduce(0, +)
     }
 }
 
-/// Drains the spend queue into SQLite every `interval`, and once more at shutdown.
+/// Drains the spend queue into the database every `interval`, and once more at shutdown.
 public struct SpendLogWriter: Service {
     let store: GatewayStore
     let interval: Duration
@@ -257,12 +331,12 @@ public struct SpendLogWriter: Service {
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            write()
+            await write()
         }
-        write()
+        await write()
     }
 
-    private func write() {
-        do { try store.flush() } catch { logger.error("spend log write failed; records stay queued for the next try", metadata: ["error": "\(error)"]) }
+    private func write() async {
+        do { try await store.flush() } catch { logger.error("spend log write failed; records stay queued for the next try", metadata: ["error": "\(error)"]) }
     }
 }

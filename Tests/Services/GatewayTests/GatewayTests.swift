@@ -179,12 +179,12 @@ func testConfiguration(extraModels: [GatewayConfiguration.Model] = [], maxReques
         let row = try #require(spend["keys"]?.arrayValue?.first { $0["key_id"] != .null })
         #expect(row["requests"] == 5, "streamed calls are charged to the key too: \(spend)")
         #expect(Decimal(string: row["cost"]?.stringValue ?? "") ?? 0 > 3)
-        #expect(try rig.gateway.store.spendLogCount() == 5)
+        #expect(try await rig.gateway.store.spendLogCount() == 5)
         let metrics = try await rig.call(.GET, "/metrics")
         #expect(metrics.body.stringValue?.contains("nimbus_gateway_requests_total") == true)
 
-        let store = try GatewayStore(path: rig.stateDirectory + "/bounded.sqlite", queueCapacity: 2)
-        let (small, _) = try store.createKey(name: "k", models: [], rpm: nil, tpm: nil, maxBudget: 10)
+        let store = try await GatewayStore(path: rig.stateDirectory + "/bounded.sqlite", queueCapacity: 2)
+        let (small, _) = try await store.createKey(name: "k", models: [], rpm: nil, tpm: nil, maxBudget: 10)
         for _ in 0..<5 {
             store.record(SpendRecord(at: Date(), keyID: small.id, route: "chat", model: "m", deployment: "d", provider: "p", inputTokens: 1,
                                      outputTokens: 1, cachedTokens: 0, reasoningTokens: 0, cost: 3, latencyMilliseconds: 1, outcome: "ok", cached: false))
@@ -193,7 +193,7 @@ func testConfiguration(extraModels: [GatewayConfiguration.Model] = [], maxReques
         #expect(store.droppedRecords == 3)
         #expect(store.key(id: small.id)?.spent == 15, "key totals stay exact when detail rows are dropped")
         #expect(store.key(id: small.id)?.isOverBudget == true)
-        #expect(try store.flush() == 2)
+        #expect(try await store.flush() == 2)
     }
 
     @Test func configurationFilesResolveEnvironmentAndExplainMistakes() throws {

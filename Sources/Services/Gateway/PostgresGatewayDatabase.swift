@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import NIOSSL
+import NimbusCore
+import PostgresNIO
+import ServiceLifecycle
+
+/// Keys and the spend log in PostgreSQL, for gateways that run as several instances or whose
+/// spend data feeds other systems. Costs are stored as exact decimal text.
+///
+/// ```yaml
+/// database_url: postgres://gateway:env-password@db.internal:5432/llm?sslmode=verify-full
+/// ```
+/// The client is a `Service`: the gateway runs it beside the HTTP server.
+public struct PostgresGatewayDatabase: GatewayDatabase, Service {
+    /// The connection pool.
+    public let client: PostgresClient
+    private let logger: Logger
+
+    /// A database at `postgres://user:password@host:port/database?sslmode=disable|prefer|require|verify-full`
+    /// (default `verify-full`: TLS with certificate and host checks).
+    /// - Throws: `invalidArgument` for a URL it cannot use.
+    public init(url: String, logger: Logger = Logger(label: "nimbus.gateway.postgres")) throws {
+        let parsed = try OpenURL(url)
+        guard parsed.scheme == "postgres" || parsed.scheme == "postgresql" else {
+            throw NimbusError(.invalidArgument, "'\(parsed)' is not a postgres:// URL")
+        }
+        try parsed.options.validate(known: ["sslmode"], for: "postgres")
+        guard let host = parsed.host, !host.isEmpty else { throw NimbusError(.invalidArgument, "the postgres URL needs a host") }
+        let database = parsed.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let tls: PostgresClient.Configuration.TLS
+        switch parsed.options.string("sslmode") ?? "verify-full" {
+        case "disable": tls = .disable
+        case "prefer": tls = .prefer(.makeClientConfiguration())
+        case "require":
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            tls = .require(configuration)
+        case "verify-full": tls = .require(.makeClientConfiguration())
+        case let other: throw NimbusError(.invalidArgument, "sslmode '\(other)' is not one of disable, prefer, require, verify-full")
+        }
+        let configuration = PostgresClient.Configuration(host: host, port: parsed.port ?? 5432, username: parsed.user ?? "postgres",
+                                                         password: parsed.password?.reveal(), database: database.isEmpty ? nil : database, tls: tls)
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.logger = logger
+    }
+
+    public func run() async throws { await client.run() }
+
+    public func migrate() async throws {
+        try await client.query("""
+            CREATE TABLE IF NOT EXISTS nimbus_api_keys (
+                id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, models TEXT NOT NULL,
+                rpm BIGINT, tpm BIGINT, max_budget TEXT, spent TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, revoked BOOLEAN NOT NULL DEFAULT FALSE)
+            """)
+        try await client.query("""
+            CREATE TABLE IF NOT EXISTS nimbus_spend_log (
+                id BIGSERIAL PRIMARY KEY, at DOUBLE PRECISION NOT NULL, key_id TEXT, route TEXT NOT NULL, model TEXT NOT NULL,
+                deployment TEXT NOT NULL, provider TEXT NOT NULL, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
+                cached_tokens BIGINT NOT NULL, reasoning_tokens BIGINT NOT NULL, cost TEXT NOT NULL, latency_ms DOUBLE PRECISION NOT NULL,
+                outcome TEXT NOT NULL, cached BOOLEAN NOT NULL)
+            """)
+        try await client.query("CREATE INDEX IF NOT EXISTS nimbus_spend_log_key ON nimbus_spend_log(key_id, at)")
+    }
+
+    public func activeKeys() async throws -> [(hash: String, key: VirtualKey)] {
+        let rows = try await client.query("SELECT id, key_hash, name, models, rpm, tpm, max_budget, spent, created_at FROM nimbus_api_keys WHERE NOT revoked")
+        var keys: [(hash: String, key: VirtualKey)] = []
+        for try await (id, hash, name, models, rpm, tpm, budget, spent, created) in rows.decode((String, String, String, String, Int?, Int?, String?, String, Double).self) {
+            keys.append((hash, VirtualKey(id: id, name: name, models: GatewayRows.models(models), rpm: rpm, tpm: tpm, maxBudget: budget.flatMap { Decimal(string: $0) },
+                                          spent: Decimal(string: spent) ?? 0, createdAt: Date(timeIntervalSince1970: created))))
+        }
+        return keys
+    }
+
+    public func insert(_ key: VirtualKey, hash: String) async throws {
+        let models = GatewayRows.modelsJSON(key.models), budget = key.maxBudget.map { "\($0)" }, created = key.createdAt.timeIntervalSince1970
+        try await client.query("""
+            INSERT INTO nimbus_api_keys (id, key_hash, name, models, rpm, tpm, max_budget, spent, created_at)
+            VALUES (\(key.id), \(hash), \(key.name), \(models), \(key.rpm), \(key.tpm), \(budget), '0', \(created))
+            """)
+    }
+
+    public func revoke(id: String) async throws {
+        try await client.query("UPDATE nimbus_api_keys SET revoked = TRUE WHERE id = \(id)")
+    }
+
+    public func write(_ records: [SpendRecord], spent: [(id: String, spent: Decimal)]) async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            for record in records {
+                let at = record.at.timeIntervalSince1970, cost = "\(record.cost)"
+                let insert: PostgresQuery = """
+                    INSERT INTO nimbus_spend_log (at, key_id, route, model, deployment, provider, input_tokens, output_tokens, cached_tokens,
+                                                  reasoning_tokens, cost, latency_ms, outcome, cached)
+                    VALUES (\(at), \(record.keyID), \(record.route), \(record.model), \(record.deployment), \(record.provider), \(record.inputTokens),
+                            \(record.outputTokens), \(record.cachedTokens), \(record.reasoningTokens), \(cost), \(record.latencyMilliseconds),
+                            \(record.outcome), \(record.cached))
+                    """
+                try await connection.query(insert, logger: logger)
+            }
+            for (id, total) in spent {
+                let text = "\(total)"
+                let update: PostgresQuery = "UPDATE nimbus_api_keys SET spent = \(text) WHERE id = \(id)"
+                try await connection.query(update, logger: logger)
+            }
+        }
+    }
+
+    public func spendByKey() async throws -> [SpendTotal] {
+        let rows = try await client.query("""
+            SELECT key_id, COUNT(*)::BIGINT, COALESCE(SUM(input_tokens), 0)::BIGINT, COALESCE(SUM(output_tokens), 0)::BIGINT, STRING_AGG(cost, ' ')
+            FROM nimbus_spend_log GROUP BY key_id
+            """)
+        var totals: [SpendTotal] = []
+        for try await (key, count, input, output, costs) in rows.decode((String?, Int, Int, Int, String?).self) {
+            totals.append(SpendTotal(keyID: key, requests: count, inputTokens: input, outputTokens: output, cost: GatewayRows.sum(costs ?? "")))
+        }
+        return totals
+    }
+
+    public func spendLogCount() async throws -> Int {
+        for try await count in try await client.query("SELECT COUNT(*)::BIGINT FROM nimbus_spend_log").decode(Int.self) { return count }
+        return 0
+    }
+}

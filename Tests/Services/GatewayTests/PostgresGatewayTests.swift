@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+import NimbusCore
+import NimbusGateway
+import NimbusTesting
+import PostgresNIO
+import Testing
+
+/// A fresh database on the PostgreSQL peer, so tests can run in parallel.
+func freshPostgresDatabase() async throws -> String {
+    let base = try Peer.postgres.url()
+    let name = "nimbus_gw_\(IDGenerator.shared.ulid().description.lowercased())"
+    let admin = try PostgresGatewayDatabase(url: base)
+    let runner = Task { await admin.client.run() }
+    defer { runner.cancel() }
+    try await admin.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+    return base.replacingOccurrences(of: "/postgres?", with: "/\(name)?")
+}
+
+@Suite(.requires(.postgres), .timeLimit(.minutes(2))) struct PostgresGatewayTests {
+    @Test func keysAndSpendPersistInPostgreSQL() async throws {
+        let url = try await freshPostgresDatabase()
+        let database = try PostgresGatewayDatabase(url: url)
+        let runner = Task { await database.client.run() }
+        defer { runner.cancel() }
+        let store = try await GatewayStore(database: database)
+        let (key, secret) = try await store.createKey(name: "pg", models: ["memory"], rpm: 10, tpm: nil, maxBudget: Decimal(string: "2.50"))
+        for cost in ["0.10", "0.25", "1.05"] {
+            store.record(SpendRecord(at: Date(), keyID: key.id, route: "chat", model: "memory", deployment: "d", provider: "memory", inputTokens: 3,
+                                     outputTokens: 4, cachedTokens: 0, reasoningTokens: 0, cost: Decimal(string: cost) ?? 0, latencyMilliseconds: 1.5,
+                                     outcome: "ok", cached: false))
+        }
+        #expect(try await store.flush() == 3)
+        let totals = try await store.spendByKey()
+        #expect(totals.first { $0.keyID == key.id }?.cost == Decimal(string: "1.40"), "costs are summed exactly: \(totals)")
+        #expect(totals.first?.inputTokens == 9)
+
+        let reopened = try await GatewayStore(database: database)
+        let loaded = try #require(reopened.key(secret: secret))
+        #expect(loaded.spent == Decimal(string: "1.40"))
+        #expect(loaded.maxBudget == Decimal(string: "2.50"))
+        #expect(loaded.models == ["memory"] && loaded.rpm == 10)
+        #expect(try await reopened.spendLogCount() == 3)
+        #expect(try await reopened.revokeKey(id: key.id))
+        #expect(try await GatewayStore(database: database).key(secret: secret) == nil)
+    }
+
+    @Test func theGatewayLogsToPostgreSQLWhenConfigured() async throws {
+        var configuration = testConfiguration()
+        configuration.databaseURL = try await freshPostgresDatabase()
+        let rig = try await GatewayRig.start(configuration)
+        defer { Task { await rig.shutdown() } }
+        let key = try #require(try await rig.call(.POST, "/key/generate", ["name": "pg"], key: "sk-master-test").body["key"]?.stringValue)
+        #expect(try await rig.call(.POST, "/v1/chat/completions", GatewayRig.chat("to postgres", model: "priced"), key: key).status == 200)
+        let spend = try await rig.call(.GET, "/v1/gateway/spend", key: "sk-master-test").body
+        #expect(spend["keys"]?.arrayValue?.first?["requests"] == 1, "\(spend)")
+        #expect(try await rig.gateway.store.database is PostgresGatewayDatabase)
+    }
+
+    @Test func badURLsExplainThemselves() {
+        #expect(throws: NimbusError.self) { try PostgresGatewayDatabase(url: "mysql://x/y") }
+        #expect(throws: NimbusError.self) { try PostgresGatewayDatabase(url: "postgres://h/db?sslmode=sometimes") }
+        #expect(throws: NimbusError.self) { try PostgresGatewayDatabase(url: "postgres://h/db?colour=blue") }
+    }
+}
