@@ -32,7 +32,9 @@ struct ServerTests {
             }
             try await client.execute(uri: "/v1/packages?status=done", method: .get) { response in
                 let entries = try JSONDecoder().decode([PackageEntry].self, from: Data(response.body.readableBytesView))
-                #expect(entries.map(\.module) == ["NimbusCache"])
+                #expect(entries.allSatisfy { $0.status == .done })
+                #expect(entries.map(\.module) == PackageCatalog.entries.filter { $0.status == .done }.map(\.module))
+                #expect(entries.map(\.module).contains("NimbusCache"))
             }
             try await client.execute(uri: "/v1/packages?status=finished", method: .get) { response in
                 #expect(response.status == .badRequest)
