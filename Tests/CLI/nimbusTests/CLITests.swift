@@ -18,83 +18,70 @@ enum Binary {
         return found
     }
 
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        let process = Process()
-        process.executableURL = try url()
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessRunner.Result {
+        try await ProcessRunner.run(url().path, arguments, environment: environment)
     }
 }
 
 @Suite("nimbus command line", .timeLimit(.minutes(2)))
 struct CLITests {
     @Test("--help groups commands by domain")
-    func help() throws {
-        let result = try Binary.run(["--help"])
+    func help() async throws {
+        let result = try await Binary.run(["--help"])
         #expect(result.status == 0)
         for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS", "AI SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
     }
 
     @Test("packages prints the catalog in each format")
-    func packages() throws {
-        let json = try Binary.run(["packages", "--format", "json"])
+    func packages() async throws {
+        let json = try await Binary.run(["packages", "--format", "json"])
         #expect(json.status == 0)
         let rows = try JSONValue.parse(Data(json.stdout.utf8)).arrayValue
         #expect(rows?.count == 121)
-        let done = try Binary.run(["packages", "--status", "done"])
+        let done = try await Binary.run(["packages", "--status", "done"])
         #expect(done.stdout.contains("NimbusCache"))
-        let bad = try Binary.run(["packages", "--format", "xml"])
+        let bad = try await Binary.run(["packages", "--format", "xml"])
         #expect(bad.status != 0)
     }
 
     @Test("cache set/get/del on mem:// in one process is empty afterwards; bad URLs explain themselves")
-    func cacheMemory() throws {
-        let set = try Binary.run(["cache", "set", "--url", "mem://", "k", "v"])
+    func cacheMemory() async throws {
+        let set = try await Binary.run(["cache", "set", "--url", "mem://", "k", "v"])
         #expect(set.status == 0 && set.stdout == "OK\n")
-        let get = try Binary.run(["cache", "get", "--url", "mem://", "k"])   // a new process: a new memory cache
+        let get = try await Binary.run(["cache", "get", "--url", "mem://", "k"])   // a new process: a new memory cache
         #expect(get.status == 1 && get.stderr.contains("(nil)"))
-        let bad = try Binary.run(["cache", "get", "--url", "memcached://x", "k"])
+        let bad = try await Binary.run(["cache", "get", "--url", "memcached://x", "k"])
         #expect(bad.status != 0 && bad.stderr.contains("mem://"))
-        let ttl = try Binary.run(["cache", "set", "--ttl", "soon", "k", "v"])
+        let ttl = try await Binary.run(["cache", "set", "--ttl", "soon", "k", "v"])
         #expect(ttl.status != 0)
     }
 
     @Test("cache commands against redis-server", .requires(.redis))
-    func cacheRedis() throws {
+    func cacheRedis() async throws {
         let url = try Peer.redis.url()
         let key = "cli:\(IDGenerator.shared.ulid())"
-        #expect(try Binary.run(["cache", "set", "--url", url, key, "hello world", "--ttl", "60s"]).status == 0)
-        let get = try Binary.run(["cache", "get", key], environment: ["NIMBUS_CACHE_URL": url])
+        #expect(try await Binary.run(["cache", "set", "--url", url, key, "hello world", "--ttl", "60s"]).status == 0)
+        let get = try await Binary.run(["cache", "get", key], environment: ["NIMBUS_CACHE_URL": url])
         #expect(get.status == 0 && get.stdout == "hello world\n")
-        #expect(try Binary.run(["cache", "set", "--url", url, "--if-absent", key, "other"]).status == 1)
-        #expect(try Binary.run(["cache", "del", "--url", url, key, key + "-missing"]).stdout == "1\n")
+        #expect(try await Binary.run(["cache", "set", "--url", url, "--if-absent", key, "other"]).status == 1)
+        #expect(try await Binary.run(["cache", "del", "--url", url, key, key + "-missing"]).stdout == "1\n")
     }
 
     @Test("llm chat streams the memory model's reply; models and embed list and embed; unknown models fail")
-    func llm() throws {
-        let chat = try Binary.run(["llm", "chat", "--system", "Be brief.", "Hello from the command line"])
+    func llm() async throws {
+        let chat = try await Binary.run(["llm", "chat", "--system", "Be brief.", "Hello from the command line"])
         #expect(chat.status == 0)
         #expect(chat.stdout == "Hello from the command line\n")
         #expect(chat.stderr.contains("[memory] stop"))
-        let json = try Binary.run(["llm", "chat", "--json", "hi"])
+        let json = try await Binary.run(["llm", "chat", "--json", "hi"])
         #expect(try JSONValue.parse(Data(json.stdout.utf8))["finishReason"] == "stop")
-        let models = try Binary.run(["llm", "models"])
+        let models = try await Binary.run(["llm", "models"])
         #expect(models.stdout.contains("memory") && models.stdout.contains("nimbus-hashing-384"))
-        let embed = try Binary.run(["llm", "embed", "first text", "second text"])
+        let embed = try await Binary.run(["llm", "embed", "first text", "second text"])
         let lines = embed.stdout.split(separator: "\n")
         #expect(lines.count == 2)
         #expect(try JSONValue.parse(Data(lines[0].utf8))["dimensions"] == 384)
-        let unknown = try Binary.run(["llm", "chat", "--model", "nope", "x"])
+        let unknown = try await Binary.run(["llm", "chat", "--model", "nope", "x"])
         #expect(unknown.status != 0 && unknown.stderr.contains("configured models: memory"))
     }
 
@@ -109,20 +96,12 @@ struct CLITests {
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         defer { if process.isRunning { process.terminate() } }
-        // The server logs its port as JSON on standard error.
-        var port: Int?
-        var buffer = Data()
-        let deadline = ContinuousClock.now + .seconds(30)
-        while port == nil, ContinuousClock.now < deadline {
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            buffer.append(chunk)
-            for line in String(decoding: buffer, as: UTF8.self).split(separator: "\n") {
-                if let value = try? JSONValue.parse(Data(line.utf8)), value["msg"] == "nimbus serving", let text = value["port"]?.stringValue {
-                    port = Int(text)
-                }
-            }
+        // The server logs its port as JSON on standard error (read off the cooperative pool).
+        let (port, logged) = await ProcessRunner.firstLine(from: err.fileHandleForReading, timeout: .seconds(30)) { line -> Int? in
+            guard let value = try? JSONValue.parse(Data(line.utf8)), value["msg"] == "nimbus serving", let text = value["port"]?.stringValue else { return nil }
+            return Int(text)
         }
+        let buffer = Data(logged.utf8)
         let bound = try #require(port, "the server did not log its port: \(String(decoding: buffer, as: UTF8.self))")
         let client = NimbusHTTPClient(configuration: .init(service: "nimbus", baseURL: "http://127.0.0.1:\(bound)"))
         let health = try await client.send(NimbusHTTPRequest(.GET, "/healthz"))

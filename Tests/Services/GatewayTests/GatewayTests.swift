@@ -28,21 +28,10 @@ func testConfiguration(extraModels: [GatewayConfiguration.Model] = [], maxReques
         let poor = try await rig.call(.POST, "/key/generate", ["name": "poor", "models": ["priced"], "max_budget": 0.5], key: "sk-master-test").body["key"]?.stringValue
         let python = try Peer.llmSDKs.url()
         let script = try #require(Bundle.module.url(forResource: "sdk_check", withExtension: "py", subdirectory: "Fixtures"))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script.path, rig.baseURL]
-        var environment = ProcessInfo.processInfo.environment
-        environment["GATEWAY_KEY"] = try #require(key)
-        environment["GATEWAY_POOR_KEY"] = try #require(poor)
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = await Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(text)")
+        let result = try await ProcessRunner.run(python, [script.path, rig.baseURL],
+                                                 environment: ["GATEWAY_KEY": try #require(key), "GATEWAY_POOR_KEY": try #require(poor)])
+        let text = result.output
+        #expect(result.status == 0, "\(text)")
         #expect(text.contains("all checks passed"), "\(text)")
     }
 

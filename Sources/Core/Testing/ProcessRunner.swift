@@ -1,0 +1,81 @@
+import Dispatch
+import Foundation
+
+/// Runs a program to completion off Swift's cooperative thread pool. Waiting for a process blocks
+/// a thread; on the pool (two threads on a two-core machine) that starves every other test's
+/// timers and I/O for as long as the program runs.
+///
+/// ```swift
+/// let result = try await ProcessRunner.run("/usr/bin/python3", ["check.py", baseURL], environment: ["KEY": key])
+/// #expect(result.status == 0, "\(result.output)")
+/// ```
+public enum ProcessRunner {
+    /// What a program did.
+    public struct Result: Sendable {
+        /// The exit status.
+        public var status: Int32
+        /// Standard output.
+        public var stdout: String
+        /// Standard error.
+        public var stderr: String
+        /// Both, for messages.
+        public var output: String { stdout + stderr }
+    }
+
+    /// Runs `executable` with `arguments`, the current environment overlaid with `environment`.
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: executable)
+                    process.arguments = arguments
+                    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+                    let out = Pipe(), err = Pipe()
+                    process.standardOutput = out
+                    process.standardError = err
+                    try process.run()
+                    // Read both pipes concurrently so neither fills up and blocks the program.
+                    let group = DispatchGroup()
+                    nonisolated(unsafe) var stderr = Data()
+                    group.enter()
+                    DispatchQueue.global().async {
+                        stderr = err.fileHandleForReading.readDataToEndOfFile()
+                        group.leave()
+                    }
+                    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+                    group.wait()
+                    process.waitUntilExit()
+                    continuation.resume(returning: Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                                                          stderr: String(decoding: stderr, as: UTF8.self)))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// Reads lines from `handle` off the cooperative pool until `match` returns a value or the
+    /// stream ends or `timeout` passes. Returns the value and all text read.
+    public static func firstLine<T: Sendable>(from handle: FileHandle, timeout: Duration,
+                                              _ match: @escaping @Sendable (String) -> T?) async -> (T?, String) {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var buffer = Data()
+                let deadline = ContinuousClock.now + timeout
+                while ContinuousClock.now < deadline {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    buffer.append(chunk)
+                    for line in String(decoding: buffer, as: UTF8.self).split(separator: "\n") {
+                        if let found = match(String(line)) {
+                            continuation.resume(returning: (found, String(decoding: buffer, as: UTF8.self)))
+                            return
+                        }
+                    }
+                }
+                continuation.resume(returning: (nil, String(decoding: buffer, as: UTF8.self)))
+            }
+        }
+    }
+}
