@@ -103,6 +103,15 @@ public struct NimbusHTTPResponse: Sendable {
         }
     }
 
+    /// `nil` when the `Content-Type` contains `fragment` (`text/event-stream`); otherwise the type found
+    /// and the start of the body, for an error that shows what came instead (a proxy's HTML page, say).
+    public func contentTypeMismatch(expecting fragment: String) async -> (found: String, body: String)? {
+        let found = headers.first(name: "Content-Type") ?? ""
+        guard !found.lowercased().contains(fragment) else { return nil }
+        let body = (try? await collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
+        return (found, body)
+    }
+
     /// `Retry-After` as a duration: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
     public func retryAfter(now: Date = Date()) -> Duration? {
         headers.first(name: "Retry-After").flatMap { HTTPDate.retryAfter($0, now: now) }

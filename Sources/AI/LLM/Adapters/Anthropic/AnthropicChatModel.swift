@@ -87,11 +87,9 @@ public final class AnthropicChatModel: ChatModelDriver, ModelListingDriver {
     public func stream(_ request: ChatRequest) async throws -> ChatStream {
         let response = try await send(request, stream: true)
         let provider = self.provider
-        let contentType = response.headers.first(name: "Content-Type") ?? ""
-        guard contentType.contains("text/event-stream") else {
-            let body = (try? await response.collect(upTo: 64 * 1024)).map { String(buffer: $0) } ?? ""
+        if let mismatch = await response.contentTypeMismatch(expecting: "text/event-stream") {
             throw LLMFailure(kind: .malformedResponse, provider: provider, status: Int(response.status.code),
-                             message: "expected an event stream, got '\(contentType)'", rawBody: body).nimbusError()
+                             message: "expected text/event-stream, got '\(mismatch.found)'", rawBody: mismatch.body).nimbusError()
         }
         return ChatStream { yield in
             var decoder = AnthropicWire.StreamDecoder(provider: provider)

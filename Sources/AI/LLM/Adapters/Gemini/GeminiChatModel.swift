@@ -107,6 +107,10 @@ public final class GeminiChatModel: ChatModelDriver, ModelListingDriver {
         let model = request.model ?? ""
         let response = try await send(request, path: "\(modelPath(model)):streamGenerateContent?alt=sse", operation: "models.streamGenerateContent")
         let provider = self.provider
+        if let mismatch = await response.contentTypeMismatch(expecting: "text/event-stream") {
+            throw LLMFailure(kind: .malformedResponse, provider: provider, status: Int(response.status.code),
+                             message: "expected text/event-stream, got '\(mismatch.found)'", rawBody: mismatch.body).nimbusError()
+        }
         return ChatStream { yield in
             var decoder = GeminiStreamDecoder(provider: provider, model: model)
             let json = JSONDecoder()

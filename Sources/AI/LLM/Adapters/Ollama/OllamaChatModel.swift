@@ -79,6 +79,10 @@ public final class OllamaChatModel: ChatModelDriver, ModelListingDriver {
     public func stream(_ request: ChatRequest) async throws -> ChatStream {
         let response = try await send(request, stream: true)
         let provider = self.provider
+        if let mismatch = await response.contentTypeMismatch(expecting: "application/x-ndjson") {
+            throw LLMFailure(kind: .malformedResponse, provider: provider, status: Int(response.status.code),
+                             message: "expected application/x-ndjson, got '\(mismatch.found)'", rawBody: mismatch.body).nimbusError()
+        }
         return ChatStream { yield in
             var decoder = OllamaStreamDecoder(provider: provider)
             var splitter = NDJSONLineSplitter()

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NimbusCore
 import NimbusHTTP
 import NimbusLLM
@@ -55,6 +56,20 @@ import Testing
         do { _ = try await fake.model().chat([.user("hi")]) } catch let error as NimbusError {
             #expect(error.llmFailure?.kind == .modelNotFound)
             #expect(error.code == .notFound)
+        }
+    }
+
+    @Test func aProxyPageInsteadOfAStreamIsMalformed() async throws {
+        let fake = try await OllamaFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        fake.server.route(.POST, "/api/chat", reply: .response(status: 200, headers: [("Content-Type", "text/html")],
+                                                               body: ByteBuffer(string: "<html>Sign in to the proxy</html>")))
+        do {
+            _ = try await fake.model().stream(ChatRequest(messages: [.user("hi")])).collect()
+            Issue.record("expected malformedResponse")
+        } catch let error as NimbusError {
+            #expect(error.code == .dataLoss)
+            #expect(error.llmFailure?.rawBody?.contains("Sign in") == true)
         }
     }
 
