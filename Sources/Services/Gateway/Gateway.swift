@@ -95,7 +95,7 @@ public final class Gateway: NimbusServerModule {
     }
 
     public var services: [any Service] {
-        [writer] + (postgresRunner.map { [TaskStopper(task: $0, after: writer)] } ?? [])
+        [writer] + (postgresRunner.map { [TaskStopper(task: $0)] } ?? [])
     }
 
     public func isReady() async -> Bool { !router.deployments.isEmpty || !embedders.isEmpty }
@@ -506,11 +506,10 @@ public final class Gateway: NimbusServerModule {
     }
 }
 
-/// Cancels a background task (the PostgreSQL pool) at graceful shutdown, once the spend writer had
-/// its last flush.
+/// Cancels a background task (the PostgreSQL pool) at graceful shutdown, a moment after it began so
+/// that the spend writer's last flush still has its connections.
 struct TaskStopper: Service {
     let task: Task<Void, Never>
-    let after: SpendLogWriter
 
     func run() async throws {
         try? await gracefulShutdown()
