@@ -123,6 +123,7 @@ tests("NimbusCacheRedis", "Cache/Adapters/Redis", ["NimbusCacheConformance", "Ni
 
 module("NimbusLLM", "AI/LLM/LLM", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging, Dep.metrics, Dep.tracing])
 module("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging])
+module("NimbusLLMMemory", "AI/LLM/Memory", ["NimbusLLM", "NimbusCore"])
 module("NimbusLLMConformance", "AI/LLM/Conformance", ["NimbusLLM", "NimbusCore"])
 adapter("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", domain: "NimbusLLM")
 adapter("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", domain: "NimbusLLM", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
@@ -132,6 +133,7 @@ adapter("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", domain: "NimbusLLM", ["Nimb
 
 tests("NimbusLLM", "AI/LLM/LLM", ["NimbusLLMMemoryModel", "NimbusCache", "NimbusCacheMemory", Dep.metricsTestKit])
 tests("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusCache", "NimbusCacheMemory"])
+tests("NimbusLLMMemory", "AI/LLM/Memory", ["NimbusLLM"])
 tests("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", ["NimbusLLMConformance", "NimbusLLM"])
 tests("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", ["NimbusLLMConformance", "NimbusLLM", "NimbusHTTP", Dep.nioCore], fixtures: true)
 tests("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", ["NimbusLLMConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
