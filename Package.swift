@@ -123,7 +123,7 @@ tests("NimbusCacheRedis", "Cache/Adapters/Redis", ["NimbusCacheConformance", "Ni
 
 module("NimbusLLM", "AI/LLM/LLM", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging, Dep.metrics, Dep.tracing])
 module("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging])
-module("NimbusLLMMemory", "AI/LLM/Memory", ["NimbusLLM", "NimbusCore"])
+module("NimbusLLMMemory", "AI/LLM/Memory", ["NimbusLLM", "NimbusCore", Dep.grdb])
 module("NimbusLLMConformance", "AI/LLM/Conformance", ["NimbusLLM", "NimbusCore"])
 adapter("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", domain: "NimbusLLM")
 adapter("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", domain: "NimbusLLM", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])

@@ -110,3 +110,55 @@ func toolHistory() -> [ChatMessage] {
         try ChatRequest(messages: context).validate()
     }
 }
+
+@Suite struct SQLiteConversationStoreTests {
+    final class Now: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = Date(timeIntervalSince1970: 1_800_000_000)
+        var date: Date { lock.withLock { value } }
+        func advance(_ seconds: TimeInterval) { lock.withLock { value += seconds } }
+    }
+
+    func path() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-conversations-\(IDGenerator.shared.ulid()).sqlite").path
+    }
+
+    @Test func conversationsPersistAcrossReopeningAndExpire() async throws {
+        let file = path()
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let now = Now()
+        let store = try SQLiteConversationStore(path: file, defaultTTL: .seconds(60)) { now.date }
+        try await store.append(toolHistory(), to: "s1")
+        try await store.append([.user("kept")], to: "s2")
+        try await store.setTimeToLive(nil, for: "s2")
+        let reopened = try SQLiteConversationStore(path: file, defaultTTL: .seconds(60)) { now.date }
+        #expect(try await reopened.messages(of: "s1") == toolHistory())
+        now.advance(61)
+        #expect(try await reopened.messages(of: "s1").isEmpty)
+        #expect(try await reopened.messages(of: "s2").map(\.text) == ["kept"])
+        #expect(try await reopened.delete("s2"))
+        #expect(try await reopened.delete("s2") == false)
+    }
+
+    @Test func concurrentAppendsLandWholeInSQLite() async throws {
+        let file = path()
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let store = try SQLiteConversationStore(path: file)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<50 {
+                group.addTask {
+                    let call = ToolCall(id: "call\(index)", name: "t", arguments: "{}")
+                    try await store.append([.assistant("", toolCalls: [call]), .tool(callID: "call\(index)", "\(index)")], to: "busy")
+                }
+            }
+            try await group.waitForAll()
+        }
+        let messages = try await store.messages(of: "busy")
+        #expect(messages.count == 100)
+        try ChatRequest(messages: [.user("go")] + messages).validate()
+        let exported = try await store.export("busy")
+        let copy = MemoryConversationStore()
+        try await copy.importConversation(exported)
+        #expect(try await copy.messages(of: "busy") == messages)
+    }
+}
