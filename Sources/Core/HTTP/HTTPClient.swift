@@ -162,12 +162,22 @@ public final class NimbusHTTPClient: Sendable {
         _ request: NimbusHTTPRequest, as type: T.Type, decoder: JSONDecoder = .nimbus,
         errorMapper: @Sendable (NimbusHTTPResponse, ByteBuffer) -> NimbusError = NimbusHTTPClient.defaultErrorMapper
     ) async throws -> T {
+        let response = try await send(request, errorMapper: errorMapper)
+        return try await response.decode(T.self, decoder: decoder, operation: request.operation)
+    }
+
+    /// Sends a request and returns a 2xx answer with its body unread (a stream, say); any other status
+    /// throws `errorMapper`'s error for it, given the first 256 KiB of the error body.
+    public func send(
+        _ request: NimbusHTTPRequest,
+        errorMapper: @Sendable (NimbusHTTPResponse, ByteBuffer) -> NimbusError
+    ) async throws -> NimbusHTTPResponse {
         let response = try await send(request)
         guard response.isSuccess else {
-            let body = (try? await response.collect(upTo: 64 * 1024)) ?? ByteBuffer()
+            let body = (try? await response.collect(upTo: 256 * 1024)) ?? ByteBuffer()
             throw errorMapper(response, body)
         }
-        return try await response.decode(T.self, decoder: decoder, operation: request.operation)
+        return response
     }
 
     /// The error for a non-2xx answer when the adapter has no vendor-specific parser.

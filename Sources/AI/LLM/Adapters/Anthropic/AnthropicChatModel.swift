@@ -118,12 +118,8 @@ public final class AnthropicChatModel: ChatModelDriver, ModelListingDriver {
         try http.setJSON(wire, encoder: JSONEncoder())
         if stream { http.headers.replaceOrAdd(name: "Accept", value: "text/event-stream") }
         http.safeToRetry = true
-        let response = try await client.send(http)
-        guard response.isSuccess else {
-            let body = (try? await response.collect(upTo: 256 * 1024)) ?? ByteBuffer()
-            throw AnthropicErrors.error(for: response, body: body, provider: provider)
-        }
-        return response
+        let provider = self.provider
+        return try await client.send(http) { response, body in AnthropicErrors.error(for: response, body: body, provider: provider) }
     }
 }
 

@@ -154,12 +154,8 @@ public final class GeminiChatModel: ChatModelDriver, ModelListingDriver {
         var http = NimbusHTTPRequest(.POST, path, operation: operation)
         try http.setJSON(body, encoder: JSONEncoder())
         http.safeToRetry = true
-        let response = try await client.send(http)
-        guard response.isSuccess else {
-            let bytes = (try? await response.collect(upTo: 256 * 1024)) ?? ByteBuffer()
-            throw GeminiErrors.error(for: response, body: bytes, provider: provider)
-        }
-        return response
+        let provider = self.provider
+        return try await client.send(http) { response, body in GeminiErrors.error(for: response, body: body, provider: provider) }
     }
 }
 

@@ -120,13 +120,10 @@ public final class OllamaChatModel: ChatModelDriver, ModelListingDriver {
         var http = NimbusHTTPRequest(.POST, "/api/chat", operation: "chat")
         try http.setJSON(body, encoder: JSONEncoder())
         http.safeToRetry = true
-        let response = try await client.send(http)
-        guard response.isSuccess else {
-            let bytes = (try? await response.collect(upTo: 256 * 1024)) ?? ByteBuffer()
-            throw OllamaStreamDecoder.error(status: Int(response.status.code), raw: String(buffer: bytes), provider: provider,
-                                            retryAfter: response.retryAfter())
+        let provider = self.provider
+        return try await client.send(http) { response, body in
+            OllamaStreamDecoder.error(status: Int(response.status.code), raw: String(buffer: body), provider: provider, retryAfter: response.retryAfter())
         }
-        return response
     }
 
     /// The request with `http(s)` image URLs replaced by their bytes.
