@@ -101,6 +101,7 @@ module("NimbusRedis", "Core/Redis", ["NimbusCore", Dep.nioCore, Dep.nioPosix, De
 module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", Dep.hummingbird, Dep.httpTypes, Dep.nioCore, Dep.nioHTTP1, Dep.nioPosix,
                                          Dep.openAPIKit, Dep.openAPIKit30, Dep.openAPIKitCompat, Dep.yams])
 module("NimbusCatalog", "Core/Catalog")
+module("NimbusPostgres", "Core/Postgres", ["NimbusCore", Dep.postgresNIO, Dep.nioSSL])
 
 tests("NimbusCore", "Core/Core")
 tests("NimbusHTTP", "Core/HTTP", [Dep.nioCore, Dep.nioHTTP1, Dep.asyncHTTPClient, Dep.metricsTestKit, Dep.logging])
@@ -123,7 +124,10 @@ tests("NimbusCacheRedis", "Cache/Adapters/Redis", ["NimbusCacheConformance", "Ni
 
 module("NimbusLLM", "AI/LLM/LLM", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging, Dep.metrics, Dep.tracing])
 module("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging])
-module("NimbusLLMMemory", "AI/LLM/Memory", ["NimbusLLM", "NimbusCore", Dep.grdb])
+module("NimbusLLMMemory", "AI/LLM/Memory/Memory", ["NimbusLLM", "NimbusCore", Dep.grdb, Dep.crypto])
+module("NimbusLLMMemoryConformance", "AI/LLM/Memory/Conformance", ["NimbusLLMMemory", "NimbusLLM", "NimbusCore"])
+adapter("NimbusLLMMemoryRedis", "AI/LLM/Memory/Adapters/Redis", domain: "NimbusLLMMemory", ["NimbusLLM", "NimbusRedis", Dep.nioCore])
+adapter("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", domain: "NimbusLLMMemory", ["NimbusLLM", "NimbusPostgres", Dep.postgresNIO, Dep.logging])
 module("NimbusLLMConformance", "AI/LLM/Conformance", ["NimbusLLM", "NimbusCore"])
 adapter("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", domain: "NimbusLLM")
 adapter("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", domain: "NimbusLLM", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
@@ -133,7 +137,9 @@ adapter("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", domain: "NimbusLLM", ["Nimb
 
 tests("NimbusLLM", "AI/LLM/LLM", ["NimbusLLMMemoryModel", "NimbusCache", "NimbusCacheMemory", Dep.metricsTestKit])
 tests("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusCache", "NimbusCacheMemory"])
-tests("NimbusLLMMemory", "AI/LLM/Memory", ["NimbusLLM"])
+tests("NimbusLLMMemory", "AI/LLM/Memory/Memory", ["NimbusLLM", "NimbusLLMMemoryConformance", "NimbusLLMMemoryModel"])
+tests("NimbusLLMMemoryRedis", "AI/LLM/Memory/Adapters/Redis", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusRedis"])
+tests("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusPostgres", Dep.postgresNIO])
 tests("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", ["NimbusLLMConformance", "NimbusLLM"])
 tests("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", ["NimbusLLMConformance", "NimbusLLM", "NimbusHTTP", Dep.nioCore], fixtures: true)
 tests("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", ["NimbusLLMConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
@@ -148,7 +154,7 @@ tests("NimbusServer", "Services/Server", [Dep.hummingbird, Dep.hummingbirdTestin
 
 // The llm-gateway service (seed: llm-gateway, over pkg/ai/llm/*)
 module("NimbusGateway", "Services/Gateway", ["NimbusServer", "NimbusCore", "NimbusHTTP", "NimbusLLM", "NimbusEmbeddings", "NimbusCache",
-                                             "NimbusCacheMemory", "NimbusCacheRedis", "NimbusLLMMemoryModel", "NimbusLLMOpenAI",
+                                             "NimbusCacheMemory", "NimbusCacheRedis", "NimbusPostgres", "NimbusLLMMemoryModel", "NimbusLLMOpenAI",
                                              "NimbusLLMAnthropic", "NimbusLLMGemini", "NimbusLLMOllama", Dep.hummingbird, Dep.httpTypes, Dep.asyncHTTPClient,
                                              Dep.nioCore, Dep.nioSSL, Dep.grdb, Dep.postgresNIO, Dep.yams, Dep.crypto, Dep.logging, Dep.metrics,
                                              Dep.serviceLifecycle])

@@ -53,7 +53,7 @@ public enum PackageCatalog {
         PackageEntry("pkg/ai/llm/chains", "NimbusLLMChains", "Sources/AI/LLM/Chains", seed: .missing, status: .planned,
                      section: "AI & Machine Learning / LLM Core", summary: "LangChain-style chains", services: "agent-orchestrator",
                      embedded: "runs on the memory model", adapters: []),
-        PackageEntry("pkg/ai/llm/memory", "NimbusLLMMemory", "Sources/AI/LLM/Memory", seed: .missing, status: .partial,
+        PackageEntry("pkg/ai/llm/memory", "NimbusLLMMemory", "Sources/AI/LLM/Memory/Memory", seed: .missing, status: .done,
                      section: "AI & Machine Learning / LLM Core", summary: "Conversation History", services: "context-manager",
                      embedded: "memory / SQLite history", adapters: [.init("Redis", peer: "redis-server"), .init("PostgreSQL", peer: "PostgreSQL")]),
         PackageEntry("pkg/ai/llm/rag", "NimbusLLMRAG", "Sources/AI/LLM/RAG", seed: .missing, status: .planned,

@@ -79,4 +79,15 @@ extension RedisClient {
         let millis = try await send(RedisCommand("PTTL", key)).int(for: "PTTL")
         return millis < 0 ? nil : .milliseconds(millis)
     }
+
+    /// `EVAL script numkeys keys... args...`: runs a Lua script atomically on the server and returns its reply.
+    ///
+    /// ```swift
+    /// let length = try await client.eval("return redis.call('RPUSH', KEYS[1], ARGV[1])", keys: ["list"], arguments: [ByteBuffer(string: "x")])
+    /// ```
+    @discardableResult
+    public func eval(_ script: String, keys: [String], arguments: [ByteBuffer] = []) async throws -> RESPValue {
+        try await send(RedisCommand("EVAL", arguments: [ByteBuffer(string: script), ByteBuffer(string: String(keys.count))]
+                                    + keys.map { ByteBuffer(string: $0) } + arguments))
+    }
 }

@@ -115,3 +115,18 @@ extension Trait where Self == ConditionTrait {
         .enabled(if: peer.shouldRun, "peer '\(peer.name)' is not running; start it with: \(peer.startCommand)")
     }
 }
+
+extension Peer {
+    /// A new, empty database on the PostgreSQL peer (made with `psql`), so tests that create tables
+    /// can run in parallel. - Returns: its URL.
+    public static func freshPostgresDatabase(prefix: String = "nimbus_test") async throws -> String {
+        let base = try Peer.postgres.url()
+        let name = "\(prefix)_\(IDGenerator.shared.ulid().description.lowercased())"
+        let psqlURL = base.replacingOccurrences(of: "?sslmode=disable", with: "")
+        let result = try await ProcessRunner.run("/usr/bin/env", ["psql", psqlURL, "-v", "ON_ERROR_STOP=1", "-qc", "CREATE DATABASE \(name)"])
+        guard result.status == 0 else {
+            throw NimbusError(.unavailable, "psql could not create database \(name) on \(base): \(result.output)")
+        }
+        return base.replacingOccurrences(of: "/postgres?", with: "/\(name)?")
+    }
+}

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import NIOSSL
 import NimbusCore
+import NimbusPostgres
 import PostgresNIO
 import ServiceLifecycle
 
@@ -21,26 +21,7 @@ public struct PostgresGatewayDatabase: GatewayDatabase, Service {
     /// (default `verify-full`: TLS with certificate and host checks).
     /// - Throws: `invalidArgument` for a URL it cannot use.
     public init(url: String, logger: Logger = Logger(label: "nimbus.gateway.postgres")) throws {
-        let parsed = try OpenURL(url)
-        guard parsed.scheme == "postgres" || parsed.scheme == "postgresql" else {
-            throw NimbusError(.invalidArgument, "'\(parsed)' is not a postgres:// URL")
-        }
-        try parsed.options.validate(known: ["sslmode"], for: "postgres")
-        guard let host = parsed.host, !host.isEmpty else { throw NimbusError(.invalidArgument, "the postgres URL needs a host") }
-        let database = parsed.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        let tls: PostgresClient.Configuration.TLS
-        switch parsed.options.string("sslmode") ?? "verify-full" {
-        case "disable": tls = .disable
-        case "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require":
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.certificateVerification = .none
-            tls = .require(configuration)
-        case "verify-full": tls = .require(.makeClientConfiguration())
-        case let other: throw NimbusError(.invalidArgument, "sslmode '\(other)' is not one of disable, prefer, require, verify-full")
-        }
-        let configuration = PostgresClient.Configuration(host: host, port: parsed.port ?? 5432, username: parsed.user ?? "postgres",
-                                                         password: parsed.password?.reveal(), database: database.isEmpty ? nil : database, tls: tls)
+        let configuration = try PostgresClient.Configuration(url: url)
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
     }

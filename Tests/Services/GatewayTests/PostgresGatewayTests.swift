@@ -6,20 +6,9 @@ import NimbusTesting
 import PostgresNIO
 import Testing
 
-/// A fresh database on the PostgreSQL peer, so tests can run in parallel.
-func freshPostgresDatabase() async throws -> String {
-    let base = try Peer.postgres.url()
-    let name = "nimbus_gw_\(IDGenerator.shared.ulid().description.lowercased())"
-    let admin = try PostgresGatewayDatabase(url: base)
-    let runner = Task { await admin.client.run() }
-    defer { runner.cancel() }
-    try await admin.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
-    return base.replacingOccurrences(of: "/postgres?", with: "/\(name)?")
-}
-
 @Suite(.requires(.postgres), .timeLimit(.minutes(2))) struct PostgresGatewayTests {
     @Test func keysAndSpendPersistInPostgreSQL() async throws {
-        let url = try await freshPostgresDatabase()
+        let url = try await Peer.freshPostgresDatabase(prefix: "nimbus_gw")
         let database = try PostgresGatewayDatabase(url: url)
         let runner = Task { await database.client.run() }
         defer { runner.cancel() }
@@ -47,7 +36,7 @@ func freshPostgresDatabase() async throws -> String {
 
     @Test func theGatewayLogsToPostgreSQLWhenConfigured() async throws {
         var configuration = testConfiguration()
-        configuration.databaseURL = try await freshPostgresDatabase()
+        configuration.databaseURL = try await Peer.freshPostgresDatabase(prefix: "nimbus_gw")
         let rig = try await GatewayRig.start(configuration)
         defer { Task { await rig.shutdown() } }
         let key = try #require(try await rig.call(.POST, "/key/generate", ["name": "pg"], key: "sk-master-test").body["key"]?.stringValue)

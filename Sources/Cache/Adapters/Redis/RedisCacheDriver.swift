@@ -61,7 +61,7 @@ public struct RedisCacheDriver: CacheDriver {
     public func increment(_ key: String, by delta: Int64, ttl: Duration?) async throws -> Int64 {
         guard let ttl else { return try await client.increment(key, by: delta) }
         let millis = String(max(1, ttl.nimbusMilliseconds))
-        let reply = try await client.send(RedisCommand("EVAL", Self.incrementScript, "1", key, String(delta), millis))
+        let reply = try await client.eval(Self.incrementScript, keys: [key], arguments: [ByteBuffer(string: String(delta)), ByteBuffer(string: millis)])
         return try reply.int(for: "EVAL(increment)")
     }
 

@@ -1,0 +1,131 @@
+import Foundation
+import NimbusCore
+import NimbusLLM
+import NimbusLLMMemory
+import Testing
+
+/// The behaviour every ``ConversationStore`` must have, stated once and run against each store
+/// (memory, SQLite, Redis, PostgreSQL).
+///
+/// ```swift
+/// @Test(arguments: ConversationStoreConformance.checks)
+/// func conformance(_ check: ConversationStoreConformance.Check) async throws {
+///     let clock = ManualClock()
+///     try await check.run(.init(makeStore: { ttl in MemoryConversationStore(clock: clock, defaultTTL: ttl) },
+///                               advance: { clock.advance(by: $0) }))
+/// }
+/// ```
+/// Each check uses its own random conversation ids, so checks can run in parallel on one server.
+public enum ConversationStoreConformance {
+    /// How a check reaches the store under test.
+    public struct Harness: Sendable {
+        /// Makes a store whose conversations live `defaultTTL` after their last append (`nil`: forever).
+        public var makeStore: @Sendable (_ defaultTTL: Duration?) async throws -> any ConversationStore
+        /// Lets at least `duration` pass for the store: advance its clock, or sleep for a server.
+        public var advance: @Sendable (Duration) async throws -> Void
+        /// The TTL the expiry checks use: short for stores on real time, so the checks sleep little.
+        public var unit: Duration
+
+        /// Creates a harness.
+        public init(makeStore: @escaping @Sendable (_ defaultTTL: Duration?) async throws -> any ConversationStore,
+                    advance: @escaping @Sendable (Duration) async throws -> Void, unit: Duration = .seconds(60)) {
+            self.makeStore = makeStore
+            self.advance = advance
+            self.unit = unit
+        }
+    }
+
+    /// One named behaviour.
+    public struct Check: Sendable, CustomTestStringConvertible {
+        /// What the check states.
+        public let name: String
+        let body: @Sendable (Harness, String) async throws -> Void
+
+        public var testDescription: String { name }
+
+        /// Runs the check with a fresh conversation-id prefix.
+        public func run(_ harness: Harness) async throws {
+            try await body(harness, "conformance-\(IDGenerator.shared.ulid())-")
+        }
+    }
+
+    /// A history with a parallel tool round, a single tool round, and multimodal and reasoning parts:
+    /// what a store must give back exactly.
+    public static func sampleHistory() -> [ChatMessage] {
+        let a = ToolCall(id: "a", name: "weather", arguments: #"{"city":"Oslo"}"#)
+        let b = ToolCall(id: "b", name: "weather", arguments: #"{"city":"Rome"}"#)
+        let c = ToolCall(id: "c", name: "time", arguments: "{}")
+        return [
+            .system("Be brief."),
+            ChatMessage(role: .user, content: [.text("Weather in Oslo and Rome? Ünïcödé ✓"), .image(.url("https://example.com/sky.png"))]),
+            .assistant("", toolCalls: [a, b]), .tool(callID: "a", "-3"), .tool(callID: "b", "21"),
+            ChatMessage(role: .assistant, content: [.reasoning("compare", signature: "sig"), .text("Oslo -3, Rome 21.")]),
+            .user("And the time?"),
+            .assistant("", toolCalls: [c]), .tool(callID: "c", "12:00"),
+            .assistant("Noon."),
+        ]
+    }
+
+    /// Every check.
+    public static let checks: [Check] = [
+        Check(name: "messages come back exactly and in order, appended in several calls") { harness, prefix in
+            let store = try await harness.makeStore(nil)
+            let history = sampleHistory()
+            try await store.append(Array(history[0..<2]), to: prefix + "c")
+            try await store.append(Array(history[2..<5]), to: prefix + "c")
+            try await store.append(Array(history[5...]), to: prefix + "c")
+            #expect(try await store.messages(of: prefix + "c") == history)
+            #expect(try await store.messages(of: prefix + "other").isEmpty)
+        },
+        Check(name: "conversations expire their TTL after the last append, and a TTL can be changed or removed") { harness, prefix in
+            let unit = harness.unit
+            let store = try await harness.makeStore(unit * 2)
+            try await store.append([.user("hi")], to: prefix + "a")
+            try await store.append([.user("kept")], to: prefix + "b")
+            try await store.setTimeToLive(nil, for: prefix + "b")
+            try await store.append([.user("short")], to: prefix + "s")
+            try await store.setTimeToLive(unit / 2, for: prefix + "s")
+            try await harness.advance(unit)
+            try await store.append([.assistant("hello")], to: prefix + "a")   // renews a's TTL
+            #expect(try await store.messages(of: prefix + "s").isEmpty)
+            try await harness.advance(unit + unit / 2)
+            #expect(try await store.messages(of: prefix + "a").map(\.text) == ["hi", "hello"])
+            try await harness.advance(unit)
+            #expect(try await store.messages(of: prefix + "a").isEmpty)
+            #expect(try await store.messages(of: prefix + "b").map(\.text) == ["kept"])
+            try await store.append([.user("again")], to: prefix + "a")         // an expired conversation starts anew
+            #expect(try await store.messages(of: prefix + "a").map(\.text) == ["again"])
+            try await store.setTimeToLive(unit, for: prefix + "never-created")
+            #expect(try await store.messages(of: prefix + "never-created").isEmpty)
+        },
+        Check(name: "concurrent appends to one conversation each land whole") { harness, prefix in
+            let store = try await harness.makeStore(nil)
+            let conversation = prefix + "busy"
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<40 {
+                    group.addTask {
+                        let call = ToolCall(id: "call\(index)", name: "t", arguments: "{}")
+                        try await store.append([.assistant("", toolCalls: [call]), .tool(callID: "call\(index)", "\(index)")], to: conversation)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let messages = try await store.messages(of: conversation)
+            #expect(messages.count == 80)
+            try ChatRequest(messages: [.user("go")] + messages).validate()   // each call is followed by its own result
+        },
+        Check(name: "delete says whether the conversation existed; export and import round-trip through JSON") { harness, prefix in
+            let store = try await harness.makeStore(nil)
+            try await store.append(sampleHistory(), to: prefix + "s")
+            let data = try JSONEncoder().encode(try await store.export(prefix + "s"))
+            var exported = try JSONDecoder().decode(Conversation.self, from: data)
+            exported.id = prefix + "copy"
+            try await store.append([.user("replaced")], to: prefix + "copy")
+            try await store.importConversation(exported)
+            #expect(try await store.messages(of: prefix + "copy") == sampleHistory())
+            #expect(try await store.delete(prefix + "s"))
+            #expect(try await store.delete(prefix + "s") == false)
+            #expect(try await store.messages(of: prefix + "s").isEmpty)
+        },
+    ]
+}

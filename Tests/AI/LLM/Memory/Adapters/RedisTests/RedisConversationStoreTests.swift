@@ -1,0 +1,31 @@
+import Foundation
+import NimbusCore
+import NimbusLLMMemory
+import NimbusLLMMemoryConformance
+import NimbusLLMMemoryRedis
+import NimbusRedis
+import NimbusTesting
+import Testing
+
+@Suite("Redis conversation store (real redis-server)", .requires(.redis), .timeLimit(.minutes(2)))
+struct RedisConversationStoreTests {
+    @Test(arguments: ConversationStoreConformance.checks)
+    func conforms(_ check: ConversationStoreConformance.Check) async throws {
+        let client = try RedisClient(url: try Peer.redis.url())
+        defer { Task { try? await client.shutdown() } }
+        // Redis keeps time itself, so the TTL checks sleep: units of 400 ms keep them short and clear of jitter.
+        try await check.run(.init(makeStore: { ttl in RedisConversationStore(client: client, defaultTTL: ttl) },
+                                  advance: { try await Task.sleep(for: $0) }, unit: .milliseconds(400)))
+    }
+
+    @Test func aCorruptEntryIsDataLossNamingTheMessage() async throws {
+        let client = try RedisClient(url: try Peer.redis.url())
+        defer { Task { try? await client.shutdown() } }
+        let store = RedisConversationStore(client: client, keyPrefix: "test:\(IDGenerator.shared.ulid()):")
+        try await store.append([.user("fine")], to: "c")
+        try await client.send(RedisCommand("RPUSH", "\(store.keyPrefix){c}:messages", "{not json"))
+        let error = await #expect(throws: NimbusError.self) { try await store.messages(of: "c") }
+        #expect(error?.code == .dataLoss)
+        #expect(error?.message.contains("message 1") == true)
+    }
+}
