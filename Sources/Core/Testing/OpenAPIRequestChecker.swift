@@ -5,6 +5,9 @@ import OpenAPIKit
 import Testing
 import Yams
 
+/// OpenAPIKit's schema type (NimbusCore has a `JSONSchema` namespace too).
+typealias JSONSchema = OpenAPIKit.JSONSchema
+
 /// Checks requests an adapter sent against the vendor's published OpenAPI document: that the
 /// operation exists, that required path, query and header parameters are there, and that the
 /// JSON or form body matches the operation's schema (types, required and unknown properties,
