@@ -129,6 +129,8 @@ module("NimbusLLMMemoryConformance", "AI/LLM/Memory/Conformance", ["NimbusLLMMem
 adapter("NimbusLLMMemoryRedis", "AI/LLM/Memory/Adapters/Redis", domain: "NimbusLLMMemory", ["NimbusLLM", "NimbusRedis", Dep.nioCore])
 adapter("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", domain: "NimbusLLMMemory", ["NimbusLLM", "NimbusPostgres", Dep.postgresNIO, Dep.logging])
 module("NimbusLLMConformance", "AI/LLM/Conformance", ["NimbusLLM", "NimbusCore"])
+module("NimbusLLMTools", "AI/LLM/Tools/Tools", ["NimbusLLM", "NimbusCore", Dep.logging, Dep.tracing])
+module("NimbusLLMToolsConformance", "AI/LLM/Tools/Conformance", ["NimbusLLMTools", "NimbusLLMConformance", "NimbusLLM", "NimbusCore"])
 adapter("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", domain: "NimbusLLM")
 adapter("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", domain: "NimbusLLM", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 adapter("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", domain: "NimbusLLM", ["NimbusEmbeddings", "NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
@@ -140,11 +142,12 @@ tests("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusCache", "NimbusCacheMemor
 tests("NimbusLLMMemory", "AI/LLM/Memory/Memory", ["NimbusLLM", "NimbusLLMMemoryConformance", "NimbusLLMMemoryModel"])
 tests("NimbusLLMMemoryRedis", "AI/LLM/Memory/Adapters/Redis", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusRedis"])
 tests("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusPostgres", Dep.postgresNIO])
-tests("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", ["NimbusLLMConformance", "NimbusLLM"])
-tests("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", ["NimbusLLMConformance", "NimbusLLM", "NimbusHTTP", Dep.nioCore], fixtures: true)
-tests("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", ["NimbusLLMConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
-tests("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", ["NimbusLLMConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
-tests("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", ["NimbusLLMConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
+tests("NimbusLLMTools", "AI/LLM/Tools/Tools", ["NimbusLLM", "NimbusLLMMemoryModel"])
+tests("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM"])
+tests("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusHTTP", Dep.nioCore], fixtures: true)
+tests("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
+tests("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
+tests("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
 
 // MARK: - Services and the command-line tool
 

@@ -59,7 +59,7 @@ public enum PackageCatalog {
         PackageEntry("pkg/ai/llm/rag", "NimbusLLMRAG", "Sources/AI/LLM/RAG", seed: .missing, status: .planned,
                      section: "AI & Machine Learning / LLM Core", summary: "Retrieval Augmented Generation", services: "rag-service",
                      embedded: "in-memory vector index", adapters: []),
-        PackageEntry("pkg/ai/llm/tools", "NimbusLLMTools", "Sources/AI/LLM/Tools", seed: .missing, status: .planned,
+        PackageEntry("pkg/ai/llm/tools", "NimbusLLMTools", "Sources/AI/LLM/Tools/Tools", seed: .missing, status: .partial,
                      section: "AI & Machine Learning / LLM Core", summary: "Function Calling/Tool Registry", services: "agent-runtime",
                      embedded: "in-process tool registry", adapters: [.init("MCP", peer: "modelcontextprotocol swift-sdk (stdio/HTTP, in-process)")]),
         PackageEntry("pkg/ai/llm/embeddings", "NimbusEmbeddings", "Sources/AI/LLM/Embeddings", seed: .missing, status: .done,

@@ -4,21 +4,34 @@ import NimbusHTTP
 import NimbusLLM
 import NimbusLLMAnthropic
 import NimbusLLMConformance
+import NimbusLLMToolsConformance
 import NimbusTesting
 import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct AnthropicChatModelTests {
-    @Test(arguments: LLMConformance.checks)
-    func conformance(_ check: LLMConformance.Check) async throws {
-        let fake = try await AnthropicFake.start()
-        defer { Task { await fake.server.shutdown() } }
-        let harness = LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .providerToolCallIDs, .reasoning, .rawErrors, .malformedBodies, .contentFilterFinish],
+    /// The conformance harness over a fresh fake.
+    static func harness(_ fake: AnthropicFake) -> LLMConformance.Harness {
+        LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .providerToolCallIDs, .reasoning, .rawErrors, .malformedBodies, .contentFilterFinish],
                                              script: { fake.script($0) }, expectedUsage: { usage in
                                                  var usage = usage
                                                  usage.reasoningTokens = 0   // Anthropic does not count thinking tokens apart
                                                  return usage
                                              })
-        try await check.run(harness)
+    }
+
+    @Test(arguments: LLMConformance.checks)
+    func conformance(_ check: LLMConformance.Check) async throws {
+        let fake = try await AnthropicFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        try await check.run(Self.harness(fake))
+        #expect(fake.specMismatches.isEmpty, "requests departed from the Messages API spec: \(fake.specMismatches)")
+    }
+
+    @Test(arguments: AgentConformance.checks)
+    func agent(_ check: AgentConformance.Check) async throws {
+        let fake = try await AnthropicFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        try await check.run(Self.harness(fake))
         #expect(fake.specMismatches.isEmpty, "requests departed from the Messages API spec: \(fake.specMismatches)")
     }
 

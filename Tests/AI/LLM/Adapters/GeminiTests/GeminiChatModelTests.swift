@@ -3,18 +3,32 @@ import NimbusCore
 import NimbusHTTP
 import NimbusLLM
 import NimbusLLMConformance
+import NimbusLLMToolsConformance
 import NimbusLLMGemini
 import NimbusTesting
 import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct GeminiChatModelTests {
+    /// The conformance harness over a fresh fake.
+    static func harness(_ fake: GeminiFake) -> LLMConformance.Harness {
+        LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .reasoning, .rawErrors, .malformedBodies, .contentFilterFinish]) {
+            fake.script($0)
+        }
+    }
+
     @Test(arguments: LLMConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await GeminiFake.start()
         defer { Task { await fake.server.shutdown() } }
-        try await check.run(LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .reasoning, .rawErrors, .malformedBodies, .contentFilterFinish]) {
-            fake.script($0)
-        })
+        try await check.run(Self.harness(fake))
+        #expect(fake.specMismatches.isEmpty, "requests departed from the generativelanguage protos: \(fake.specMismatches)")
+    }
+
+    @Test(arguments: AgentConformance.checks)
+    func agent(_ check: AgentConformance.Check) async throws {
+        let fake = try await GeminiFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        try await check.run(Self.harness(fake))
         #expect(fake.specMismatches.isEmpty, "requests departed from the generativelanguage protos: \(fake.specMismatches)")
     }
 

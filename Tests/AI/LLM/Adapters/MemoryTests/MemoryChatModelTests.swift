@@ -2,6 +2,7 @@ import Foundation
 import NimbusCore
 import NimbusLLM
 import NimbusLLMConformance
+import NimbusLLMToolsConformance
 import NimbusLLMMemoryModel
 import Testing
 
@@ -32,6 +33,11 @@ import Testing
 
     @Test(arguments: LLMConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
+        try await check.run(Self.harness().0)
+    }
+
+    @Test(arguments: AgentConformance.checks)
+    func agent(_ check: AgentConformance.Check) async throws {
         try await check.run(Self.harness().0)
     }
 
