@@ -27,6 +27,8 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+    .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
+    .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
 ]
 
 // MARK: - Products of the dependencies, named once
@@ -59,6 +61,8 @@ enum Dep {
     static let yams = Target.Dependency.product(name: "Yams", package: "Yams")
     static let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
     static let postgresNIO = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
+    static let mcp = Target.Dependency.product(name: "MCP", package: "swift-sdk")
+    static let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
 }
 
 let swiftSettings: [SwiftSetting] = [
@@ -131,6 +135,8 @@ adapter("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", domain: "N
 module("NimbusLLMConformance", "AI/LLM/Conformance", ["NimbusLLM", "NimbusCore"])
 module("NimbusLLMTools", "AI/LLM/Tools/Tools", ["NimbusLLM", "NimbusCore", Dep.logging, Dep.tracing])
 module("NimbusLLMToolsConformance", "AI/LLM/Tools/Conformance", ["NimbusLLMTools", "NimbusLLMConformance", "NimbusLLM", "NimbusCore"])
+adapter("NimbusLLMToolsMCP", "AI/LLM/Tools/Adapters/MCP", domain: "NimbusLLMTools", ["NimbusLLM", "NimbusHTTP", Dep.mcp, Dep.systemPackage, Dep.httpTypes,
+                                                                                      Dep.hummingbird, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 adapter("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", domain: "NimbusLLM")
 adapter("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", domain: "NimbusLLM", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 adapter("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", domain: "NimbusLLM", ["NimbusEmbeddings", "NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
@@ -143,6 +149,7 @@ tests("NimbusLLMMemory", "AI/LLM/Memory/Memory", ["NimbusLLM", "NimbusLLMMemoryC
 tests("NimbusLLMMemoryRedis", "AI/LLM/Memory/Adapters/Redis", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusRedis"])
 tests("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusPostgres", Dep.postgresNIO])
 tests("NimbusLLMTools", "AI/LLM/Tools/Tools", ["NimbusLLM", "NimbusLLMMemoryModel"])
+tests("NimbusLLMToolsMCP", "AI/LLM/Tools/Adapters/MCP", ["NimbusLLMTools", "NimbusLLM", Dep.hummingbird, Dep.mcp], fixtures: true)
 tests("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM"])
 tests("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusHTTP", Dep.nioCore], fixtures: true)
 tests("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)

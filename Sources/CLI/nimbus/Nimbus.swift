@@ -1,4 +1,5 @@
 import ArgumentParser
+import NimbusCore
 
 /// `nimbus`: the command-line face of the Nimbus platform kit.
 @main
@@ -7,7 +8,7 @@ struct Nimbus: AsyncParsableCommand {
         commandName: "nimbus",
         abstract: "Nimbus: one Swift API per platform concern, an embedded implementation of each, and real vendor adapters.",
         discussion: "Every command runs on embedded defaults (no account, no server). Settings come from flags, then NIMBUS_* environment variables, then --config FILE (YAML or JSON).",
-        version: "0.1.0",
+        version: NimbusVersion.current,
         groupedSubcommands: [
             CommandGroup(name: "Server", subcommands: [Serve.self]),
             CommandGroup(name: "Catalog", subcommands: [Packages.self]),

@@ -7,3 +7,9 @@
 // - ``URLOpenerRegistry``: open an adapter from a URL such as `redis://host:6379/0`.
 // - ``NimbusConfiguration``: environment + YAML/JSON settings through swift-configuration.
 // - ``JSONValue``, ``JSONLogHandler``.
+
+/// The version of Nimbus, as the CLI and protocol handshakes (MCP `initialize`, User-Agent) report it.
+public enum NimbusVersion {
+    /// The current version.
+    public static let current = "0.1.0"
+}

@@ -39,6 +39,9 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// The official OpenAI and Anthropic Python SDKs in a venv; ``url()`` is that venv's `python`.
     public static let llmSDKs = Peer("llm-sdks")
 
+    /// The reference MCP Python SDK (pip `mcp`) in a venv; ``url()`` is that venv's `python`.
+    public static let mcpSDK = Peer("mcp-sdk")
+
     /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
     public static func setting(_ variable: String) -> String? {
         if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }

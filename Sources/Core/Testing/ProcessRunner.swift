@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import NimbusCore
 
 /// Runs a program to completion off Swift's cooperative thread pool. Waiting for a process blocks
 /// a thread; on the pool (two threads on a two-core machine) that starves every other test's
@@ -52,6 +53,24 @@ public enum ProcessRunner {
                     continuation.resume(throwing: error)
                 }
             }
+        }
+    }
+
+    /// Waits, off the cooperative pool, for a started process to exit and returns its status.
+    /// - Throws: `deadlineExceeded` after `timeout`, having terminated the process.
+    public static func wait(for process: Process, timeout: Duration) async throws -> Int32 {
+        do {
+            return try await withTimeLimit(timeout, "process \(process.executableURL?.lastPathComponent ?? "?")") {
+                await withCheckedContinuation { continuation in
+                    DispatchQueue.global().async {
+                        process.waitUntilExit()
+                        continuation.resume(returning: process.terminationStatus)
+                    }
+                }
+            }
+        } catch {
+            if process.isRunning { process.terminate() }
+            throw error
         }
     }
 
