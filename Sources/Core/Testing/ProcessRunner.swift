@@ -1,6 +1,9 @@
 import Dispatch
 import Foundation
 import NimbusCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs a program to completion off Swift's cooperative thread pool. Waiting for a process blocks
 /// a thread; on the pool (two threads on a two-core machine) that starves every other test's
@@ -56,21 +59,29 @@ public enum ProcessRunner {
         }
     }
 
-    /// Waits, off the cooperative pool, for a started process to exit and returns its status.
-    /// - Throws: `deadlineExceeded` after `timeout`, having terminated the process.
+    /// Waits for a started process to exit and returns its status (polling: Foundation's
+    /// `waitUntilExit` spins a CPU on Linux threads without a run loop).
+    /// - Throws: `deadlineExceeded` after `timeout`, having stopped the process.
     public static func wait(for process: Process, timeout: Duration) async throws -> Int32 {
-        do {
-            return try await withTimeLimit(timeout, "process \(process.executableURL?.lastPathComponent ?? "?")") {
-                await withCheckedContinuation { continuation in
-                    DispatchQueue.global().async {
-                        process.waitUntilExit()
-                        continuation.resume(returning: process.terminationStatus)
-                    }
-                }
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                stop(process)
+                throw NimbusError(.deadlineExceeded, "process \(process.executableURL?.lastPathComponent ?? "?") did not exit within \(timeout); it was stopped")
             }
-        } catch {
-            if process.isRunning { process.terminate() }
-            throw error
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    /// Stops a process a test started: SIGTERM, then SIGKILL if it is still running after `grace`
+    /// (servers that shut down gracefully can wait forever on an idle keep-alive connection).
+    public static func stop(_ process: Process, grace: Duration = .seconds(1)) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let pid = process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + Double(grace.nimbusMilliseconds) / 1000) {
+            if process.isRunning { kill(pid, SIGKILL) }
         }
     }
 

@@ -45,13 +45,13 @@ final class Gauge: Sendable {
     @Test func aToolThatIgnoresCancellationStillTimesOutOnTime() async throws {
         let stubborn = try Tool("stubborn", description: "Ignores cancellation", timeout: .milliseconds(100)) { (_: [String: String]) in
             // A wait that cancellation cannot interrupt (a blocking client, a stuck lock).
-            await withCheckedContinuation { continuation in DispatchQueue.global().asyncAfter(deadline: .now() + 3) { continuation.resume() } }
+            await withCheckedContinuation { continuation in DispatchQueue.global().asyncAfter(deadline: .now() + 60) { continuation.resume() } }
             return "late"
         }
         let registry = try ToolRegistry([stubborn, sleeper()])
         let started = ContinuousClock.now
         let executions = await registry.execute([ToolCall(id: "s", name: "stubborn", arguments: "{}"), call("q", "quick", 1)])
-        #expect(ContinuousClock.now - started < .seconds(2), "the registry did not wait for the stubborn tool")
+        #expect(ContinuousClock.now - started < .seconds(30), "the registry did not wait the stubborn tool's 60 s")
         #expect(executions.map(\.outcome) == [.timedOut, .succeeded])
         #expect(executions[0].output.text.contains("did not finish within"))
     }

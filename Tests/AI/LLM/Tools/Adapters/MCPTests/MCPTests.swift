@@ -27,11 +27,11 @@ struct PythonServer {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        do { try await LocalPorts.waitUntilListening(port) } catch { process.terminate(); throw error }
+        do { try await LocalPorts.waitUntilListening(port) } catch { ProcessRunner.stop(process); throw error }
         return PythonServer(process: process, url: "http://127.0.0.1:\(port)/mcp")
     }
 
-    func stop() { if process.isRunning { process.terminate() } }
+    func stop() { ProcessRunner.stop(process) }
 }
 
 /// Registry tools on a Python reference server: the same checks over both transports.
