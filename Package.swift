@@ -124,6 +124,11 @@ tests("NimbusCache", "Cache/Cache", ["NimbusCacheMemory", Dep.nioCore])
 tests("NimbusCacheMemory", "Cache/Adapters/Memory", ["NimbusCacheConformance", "NimbusCache"])
 tests("NimbusCacheRedis", "Cache/Adapters/Redis", ["NimbusCacheConformance", "NimbusCache", "NimbusRedis"])
 
+// MARK: - Database (seed: pkg/database/*)
+
+module("NimbusVector", "Database/Vector/Vector", ["NimbusCore", Dep.grdb])
+tests("NimbusVector", "Database/Vector/Vector")
+
 // MARK: - AI / LLM (seed: pkg/ai/llm/* — the portable model API, its adapters, embeddings)
 
 module("NimbusLLM", "AI/LLM/LLM", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging, Dep.metrics, Dep.tracing])

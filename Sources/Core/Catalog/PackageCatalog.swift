@@ -14,7 +14,7 @@ public enum PackageCatalog {
         PackageEntry("pkg/concurrency/distlock/*", "NimbusDistributedLock", "Sources/Concurrency/DistributedLock", seed: .existingDomain, status: .planned,
                      section: "What Already Exists", summary: "Distributed Lock", services: "",
                      embedded: "memory (fenced leases)", adapters: [.init("Redis", peer: "redis-server"), .init("etcd", peer: "etcd"), .init("PostgreSQL advisory locks", peer: "PostgreSQL")]),
-        PackageEntry("pkg/database/vector/*, pkg/database/rerank/*", "NimbusVector", "Sources/Database/Vector", seed: .existingDomain, status: .planned,
+        PackageEntry("pkg/database/vector/*, pkg/database/rerank/*", "NimbusVector", "Sources/Database/Vector/Vector", seed: .existingDomain, status: .partial,
                      section: "What Already Exists", summary: "Vector Search", services: "",
                      embedded: "memory / SQLite (exact and HNSW search)", adapters: [.init("PostgreSQL", peer: "PostgreSQL (no pgvector in Debian 12: brute-force SQL)")]),
         PackageEntry("pkg/bigdata/*", "NimbusBigData", "Sources/Data/BigData", seed: .existingDomain, status: .planned,
