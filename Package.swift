@@ -140,6 +140,7 @@ adapter("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", domain: "N
 module("NimbusLLMConformance", "AI/LLM/Conformance", ["NimbusLLM", "NimbusCore"])
 module("NimbusLLMTools", "AI/LLM/Tools/Tools", ["NimbusLLM", "NimbusCore", Dep.logging, Dep.tracing])
 module("NimbusLLMToolsConformance", "AI/LLM/Tools/Conformance", ["NimbusLLMTools", "NimbusLLMConformance", "NimbusLLM", "NimbusCore"])
+module("NimbusLLMRAG", "AI/LLM/RAG", ["NimbusLLM", "NimbusEmbeddings", "NimbusVector", "NimbusCore", Dep.grdb])
 adapter("NimbusLLMToolsMCP", "AI/LLM/Tools/Adapters/MCP", domain: "NimbusLLMTools", ["NimbusLLM", "NimbusHTTP", Dep.mcp, Dep.systemPackage, Dep.httpTypes,
                                                                                       Dep.hummingbird, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 adapter("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", domain: "NimbusLLM")
@@ -154,6 +155,7 @@ tests("NimbusLLMMemory", "AI/LLM/Memory/Memory", ["NimbusLLM", "NimbusLLMMemoryC
 tests("NimbusLLMMemoryRedis", "AI/LLM/Memory/Adapters/Redis", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusRedis"])
 tests("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusPostgres", Dep.postgresNIO])
 tests("NimbusLLMTools", "AI/LLM/Tools/Tools", ["NimbusLLM", "NimbusLLMMemoryModel"])
+tests("NimbusLLMRAG", "AI/LLM/RAG", ["NimbusLLM", "NimbusEmbeddings", "NimbusVector", "NimbusLLMMemoryModel"], fixtures: true)
 tests("NimbusLLMToolsMCP", "AI/LLM/Tools/Adapters/MCP", ["NimbusLLMTools", "NimbusLLM", Dep.hummingbird, Dep.mcp], fixtures: true)
 tests("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM"])
 tests("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusHTTP", Dep.nioCore], fixtures: true)
@@ -179,7 +181,7 @@ targets.append(.executableTarget(
     name: "nimbus",
     dependencies: ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusCache", "NimbusCacheMemory", "NimbusCacheRedis",
                    "NimbusGateway", "NimbusLLM", "NimbusEmbeddings", "NimbusLLMMemoryModel", "NimbusLLMOpenAI", "NimbusLLMAnthropic",
-                   "NimbusLLMGemini", "NimbusLLMOllama", Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
+                   "NimbusLLMGemini", "NimbusLLMOllama", "NimbusLLMRAG", Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings
 ))

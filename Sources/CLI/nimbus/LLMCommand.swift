@@ -43,6 +43,19 @@ struct LLMCommand: AsyncParsableCommand {
             }
             return try Gateway.chatModel(configuration: gatewayConfiguration())
         }
+
+        /// The embedder named `model` (default: the first configured one; offline: the hashing embedder).
+        func embedder(model: String?) throws -> Embedder {
+            if let baseURL {
+                return Embedder(driver: OpenAIEmbeddingModel(configuration: .compatible(baseURL: baseURL, apiKey: apiKey)),
+                                configuration: .init(defaultModel: model ?? "nimbus-hashing-384", normalize: false))
+            }
+            let embedders = try Gateway.embedders(configuration: gatewayConfiguration())
+            guard let name = model ?? embedders.keys.sorted().first, let found = embedders[name] else {
+                throw ValidationError("no embedding model '\(model ?? "")'; configured: \(embedders.keys.sorted().joined(separator: ", "))")
+            }
+            return found
+        }
     }
 
     struct Chat: AsyncParsableCommand {
@@ -93,20 +106,8 @@ struct LLMCommand: AsyncParsableCommand {
         @Argument(help: "Texts to embed.") var texts: [String]
 
         func run() async throws {
-            let embedder: Embedder
-            var name = model
-            if let baseURL = source.baseURL {
-                embedder = Embedder(driver: OpenAIEmbeddingModel(configuration: .compatible(baseURL: baseURL, apiKey: source.apiKey)),
-                                    configuration: .init(defaultModel: model ?? "nimbus-hashing-384", normalize: false))
-            } else {
-                let embedders = try Gateway.embedders(configuration: source.gatewayConfiguration())
-                name = name ?? embedders.keys.sorted().first
-                guard let name, let found = embedders[name] else {
-                    throw ValidationError("no embedding model '\(model ?? "")'; configured: \(embedders.keys.sorted().joined(separator: ", "))")
-                }
-                embedder = found
-            }
-            let vectors = try await embedder.embed(texts, model: source.baseURL != nil ? name : nil)
+            let embedder = try source.embedder(model: model)
+            let vectors = try await embedder.embed(texts)
             for (text, vector) in zip(texts, vectors) {
                 let line: JSONValue = ["text": .string(text), "dimensions": .number(Double(vector.count)), "vector": .array(vector.map { .number(Double($0)) })]
                 print(line.description)

@@ -13,7 +13,7 @@ struct Nimbus: AsyncParsableCommand {
             CommandGroup(name: "Server", subcommands: [Serve.self]),
             CommandGroup(name: "Catalog", subcommands: [Packages.self]),
             CommandGroup(name: "Cache", subcommands: [CacheCommand.self]),
-            CommandGroup(name: "AI", subcommands: [LLMCommand.self]),
+            CommandGroup(name: "AI", subcommands: [LLMCommand.self, RAGCommand.self]),
         ]
     )
 }

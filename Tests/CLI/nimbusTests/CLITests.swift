@@ -67,6 +67,28 @@ struct CLITests {
         #expect(try await Binary.run(["cache", "del", "--url", url, key, key + "-missing"]).stdout == "1\n")
     }
 
+    @Test("rag ingest indexes a directory offline, skips unchanged files, and rag ask cites the passage that answers")
+    func rag() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-cli-rag-\(IDGenerator.shared.ulid())")
+        let docs = root.appendingPathComponent("docs"), index = root.appendingPathComponent("index").path
+        try FileManager.default.createDirectory(at: docs, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Data("# Ops\n\n## Backups\n\nBackups run nightly and are kept for thirty days.\n\n## Keys\n\nRotate keys every ninety days.".utf8)
+            .write(to: docs.appendingPathComponent("ops.md"))
+        try Data("<h1>Billing</h1><p>Refunds take five business days.</p>".utf8).write(to: docs.appendingPathComponent("billing.html"))
+        let ingest = try await Binary.run(["rag", "ingest", docs.path, "--index", index])
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        #expect(ingest.stdout.contains("documents: 2 (0 unchanged)"))
+        #expect(try await Binary.run(["rag", "ingest", docs.path, "--index", index]).stdout.contains("documents: 2 (2 unchanged), chunks stored: 0"))
+        let ask = try await Binary.run(["rag", "ask", "--index", index, "--json", "--passages", "2", "how long are backups kept"])
+        #expect(ask.status == 0, "\(ask.stderr)")
+        let sources = try JSONValue.parse(Data(ask.stdout.utf8))["sources"]?.arrayValue ?? []
+        #expect(sources.first?["document"]?.stringValue?.hasSuffix("ops.md") == true)
+        #expect(sources.first?["chunk"]?.stringValue?.hasSuffix("ops.md#1") == true, "the Backups section ranks first: \(ask.stdout)")
+        let missing = try await Binary.run(["rag", "ask", "--index", root.appendingPathComponent("nope").path, "q"])
+        #expect(missing.status != 0 && missing.stderr.contains("no RAG index"))
+    }
+
     @Test("llm chat streams the memory model's reply; models and embed list and embed; unknown models fail")
     func llm() async throws {
         let chat = try await Binary.run(["llm", "chat", "--system", "Be brief.", "Hello from the command line"])
