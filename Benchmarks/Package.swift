@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .executableTarget(
@@ -45,6 +46,18 @@ let package = Package(
                 .product(name: "NimbusCore", package: "Nimbus"),
             ],
             path: "Benchmarks/ClientLatency"
+        ),
+        // HNSWIndex against hnswlib and BM25Index against SQLite FTS5 (Benchmarks/vector-vs-hnswlib).
+        .executableTarget(
+            name: "RetrievalBenchmarks",
+            dependencies: [
+                .product(name: "NimbusVector", package: "Nimbus"),
+                .product(name: "NimbusLLMRAG", package: "Nimbus"),
+                .product(name: "NimbusEmbeddings", package: "Nimbus"),
+                .product(name: "NimbusCore", package: "Nimbus"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Benchmarks/RetrievalBenchmarks"
         ),
     ],
     swiftLanguageModes: [.v6]

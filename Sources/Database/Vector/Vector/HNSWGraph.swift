@@ -236,10 +236,28 @@ final class HNSWGraph: @unchecked Sendable {
     private func searchLevel(_ query: UnsafePointer<Float>, entry: Int32, ef: Int, level: Int,
                              accept: ((Int32) -> Bool)?) -> [(Float, Int32)] {
         let tag = nextVisitTag()
-        let visited = visited
+        // Hot loop: everything it touches is in locals (no class-property access checks per step).
+        let visited = visited, vectors = UnsafePointer(vectors), dimensions = dimensions, metric = metric
+        let stride = level == 0 ? m0 + 1 : 0
+        let links0 = UnsafePointer(links0)
+        @inline(__always) func measure(_ node: Int32) -> Float {
+            let other = vectors + Int(node) * dimensions
+            switch metric {
+            case .cosine: return 1 - VectorMath.dot(query, other, count: dimensions)
+            case .dot: return -VectorMath.dot(query, other, count: dimensions)
+            case .euclidean: return VectorMath.squaredDistance(query, other, count: dimensions)
+            }
+        }
+        var candidates = NodeHeap(capacity: 0), results = NodeHeap(capacity: 0)
+        swap(&candidates, &self.candidates)
+        swap(&results, &self.results)
+        defer {
+            swap(&candidates, &self.candidates)
+            swap(&results, &self.results)
+        }
         candidates.removeAll()
         results.removeAll()
-        let entryDistance = distance(query, entry)
+        let entryDistance = measure(entry)
         visited[Int(entry)] = tag
         candidates.push(entryDistance, entry)
         var bound = Float.infinity
@@ -252,7 +270,7 @@ final class HNSWGraph: @unchecked Sendable {
             if closest > bound && results.count >= ef { break }
             let node = candidates.topNode
             candidates.pop()
-            let block = links(node, level)
+            let block = level == 0 ? links0 + Int(node) * stride : UnsafePointer(links(node, level))
             let degree = Int(block[0])
             var index = 1
             while index <= degree {
@@ -260,7 +278,7 @@ final class HNSWGraph: @unchecked Sendable {
                 index += 1
                 if visited[Int(neighbour)] == tag { continue }
                 visited[Int(neighbour)] = tag
-                let d = distance(query, neighbour)
+                let d = measure(neighbour)
                 if results.count < ef || d < bound {
                     candidates.push(d, neighbour)
                     if accept?(neighbour) ?? true {
