@@ -50,7 +50,7 @@ public enum PackageCatalog {
         PackageEntry("pkg/ai/llm/adapters/memory", "NimbusLLMMemoryModel", "Sources/AI/LLM/Adapters/Memory", seed: .missing, status: .done,
                      section: "AI & Machine Learning / LLM Core", summary: "In-memory Mock", services: "testing",
                      embedded: "scripted deterministic model", adapters: []),
-        PackageEntry("pkg/ai/llm/chains", "NimbusLLMChains", "Sources/AI/LLM/Chains", seed: .missing, status: .planned,
+        PackageEntry("pkg/ai/llm/chains", "NimbusLLMChains", "Sources/AI/LLM/Chains", seed: .missing, status: .done,
                      section: "AI & Machine Learning / LLM Core", summary: "LangChain-style chains", services: "agent-orchestrator",
                      embedded: "runs on the memory model", adapters: []),
         PackageEntry("pkg/ai/llm/memory", "NimbusLLMMemory", "Sources/AI/LLM/Memory/Memory", seed: .missing, status: .done,
