@@ -63,6 +63,13 @@ public struct ToolRegistry: Sendable {
         order.append(tool.name)
     }
 
+    /// Adds several tools (an MCP server's, say). - Throws: `alreadyExists` at the first name taken; none of them is added then.
+    public mutating func register(contentsOf tools: [Tool]) throws {
+        var copy = self
+        for tool in tools { try copy.register(tool) }
+        self = copy
+    }
+
     /// Removes a tool. - Returns: whether it was there.
     @discardableResult public mutating func remove(_ name: String) -> Bool {
         guard tools.removeValue(forKey: name) != nil else { return false }

@@ -135,7 +135,7 @@ struct MCPReferenceTests {
         process.standardInput = toClient
         process.standardOutput = fromClient
         let errorsPath = out + ".stderr"
-        FileManager.default.createFile(atPath: errorsPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorsPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: errorsPath) }
         process.standardError = FileHandle(forWritingAtPath: errorsPath)
         try process.run()
