@@ -124,6 +124,11 @@ public enum LLMConformance {
         public let name: String
         let body: @Sendable (Harness) async throws -> Void
         public var testDescription: String { name }
+        /// A check stated elsewhere (the agent loop's, say) that runs on the same harness.
+        public init(name: String, body: @escaping @Sendable (Harness) async throws -> Void) {
+            self.name = name
+            self.body = body
+        }
         /// Runs the check.
         public func run(_ harness: Harness) async throws { try await body(harness) }
     }

@@ -68,12 +68,8 @@ public final class ExactVectorIndex: VectorStore {
     }
 
     public func upsert(_ records: [VectorRecord]) async throws {
-        let dimensions = dimensions, metric = metric
-        let prepared = try records.map { record -> VectorRecord in
-            var copy = record
-            copy.vector = try VectorStores.validated(record.vector, dimensions: dimensions, metric: metric, id: record.id)
-            return copy
-        }
+        let prepared = try VectorStores.validated(records, dimensions: dimensions, metric: metric)
+        let dimensions = dimensions
         state.withLock { state in
             for record in prepared {
                 var stored = record

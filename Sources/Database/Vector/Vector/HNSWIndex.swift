@@ -69,12 +69,8 @@ public final class HNSWIndex: VectorStore {
 
     /// ``upsert(_:)`` without suspending (bulk loads, benchmarks).
     public func upsertNow(_ records: [VectorRecord]) throws {
-        let dimensions = dimensions, metric = metric
-        let prepared = try records.map { record -> VectorRecord in
-            var copy = record
-            copy.vector = try VectorStores.validated(record.vector, dimensions: dimensions, metric: metric, id: record.id)
-            return copy
-        }
+        let prepared = try VectorStores.validated(records, dimensions: dimensions, metric: metric)
+        let dimensions = dimensions
         state.withLock { state in
             state.graph.reserve(state.graph.count + prepared.count)
             for record in prepared {

@@ -125,6 +125,16 @@ public enum VectorStores {
         return prepare(vector, metric)
     }
 
+    /// Records with their vectors checked and prepared for `metric`.
+    /// - Throws: `invalidArgument` naming the first record whose vector is unusable.
+    public static func validated(_ records: [VectorRecord], dimensions: Int, metric: DistanceMetric) throws -> [VectorRecord] {
+        try records.map { record in
+            var copy = record
+            copy.vector = try validated(record.vector, dimensions: dimensions, metric: metric, id: record.id)
+            return copy
+        }
+    }
+
     /// Normalized for cosine, unchanged otherwise.
     public static func prepare(_ vector: [Float], _ metric: DistanceMetric) -> [Float] {
         metric == .cosine ? VectorMath.normalized(vector) : vector

@@ -11,22 +11,15 @@ import Testing
 /// must behave the same whichever provider answers.
 ///
 /// ```swift
-/// @Test(arguments: AgentConformance.checks)
-/// func agent(_ check: AgentConformance.Check) async throws {
+/// @Test(arguments: LLMConformance.checks + AgentConformance.checks)
+/// func conformance(_ check: LLMConformance.Check) async throws {
 ///     let fake = try await OpenAIFake.start()
 ///     try await check.run(LLMConformance.Harness(model: fake.model(), features: [...]) { fake.script($0) })
 /// }
 /// ```
 public enum AgentConformance {
-    /// One named behaviour.
-    public struct Check: Sendable, CustomTestStringConvertible {
-        /// What the check states.
-        public let name: String
-        let body: @Sendable (LLMConformance.Harness) async throws -> Void
-        public var testDescription: String { name }
-        /// Runs the check.
-        public func run(_ harness: LLMConformance.Harness) async throws { try await body(harness) }
-    }
+    /// One named behaviour, run on an adapter's ``LLMConformance/Harness`` like its own checks.
+    public typealias Check = LLMConformance.Check
 
     struct WeatherInput: Codable, Sendable, Hashable { var city: String }
     struct Weather: Codable, Sendable { var city: String; var celsius: Int }

@@ -19,7 +19,7 @@ import Testing
                                              })
     }
 
-    @Test(arguments: LLMConformance.checks)
+    @Test(arguments: LLMConformance.checks + AgentConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await AnthropicFake.start()
         defer { Task { await fake.server.shutdown() } }
@@ -27,13 +27,6 @@ import Testing
         #expect(fake.specMismatches.isEmpty, "requests departed from the Messages API spec: \(fake.specMismatches)")
     }
 
-    @Test(arguments: AgentConformance.checks)
-    func agent(_ check: AgentConformance.Check) async throws {
-        let fake = try await AnthropicFake.start()
-        defer { Task { await fake.server.shutdown() } }
-        try await check.run(Self.harness(fake))
-        #expect(fake.specMismatches.isEmpty, "requests departed from the Messages API spec: \(fake.specMismatches)")
-    }
 
     @Test func requestsUseTopLevelSystemToolResultTurnsCacheControlAndThinking() async throws {
         let fake = try await AnthropicFake.start()

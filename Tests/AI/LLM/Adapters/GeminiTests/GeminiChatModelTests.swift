@@ -16,7 +16,7 @@ import Testing
         }
     }
 
-    @Test(arguments: LLMConformance.checks)
+    @Test(arguments: LLMConformance.checks + AgentConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await GeminiFake.start()
         defer { Task { await fake.server.shutdown() } }
@@ -24,13 +24,6 @@ import Testing
         #expect(fake.specMismatches.isEmpty, "requests departed from the generativelanguage protos: \(fake.specMismatches)")
     }
 
-    @Test(arguments: AgentConformance.checks)
-    func agent(_ check: AgentConformance.Check) async throws {
-        let fake = try await GeminiFake.start()
-        defer { Task { await fake.server.shutdown() } }
-        try await check.run(Self.harness(fake))
-        #expect(fake.specMismatches.isEmpty, "requests departed from the generativelanguage protos: \(fake.specMismatches)")
-    }
 
     @Test func requestsFollowTheProtoJSONMapping() async throws {
         let fake = try await GeminiFake.start()

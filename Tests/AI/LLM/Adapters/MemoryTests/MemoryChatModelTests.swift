@@ -31,15 +31,11 @@ import Testing
         return (harness, memory)
     }
 
-    @Test(arguments: LLMConformance.checks)
+    @Test(arguments: LLMConformance.checks + AgentConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
         try await check.run(Self.harness().0)
     }
 
-    @Test(arguments: AgentConformance.checks)
-    func agent(_ check: AgentConformance.Check) async throws {
-        try await check.run(Self.harness().0)
-    }
 
     @Test func echoesTheLastUserMessageWithEstimatedUsage() async throws {
         let model = ChatModel(driver: MemoryChatModel(), configuration: .init(defaultModel: "memory"))

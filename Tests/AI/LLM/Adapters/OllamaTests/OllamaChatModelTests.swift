@@ -17,7 +17,7 @@ import Testing
                                              imageURL: fake.server.baseURL + "/images/cat.png")
     }
 
-    @Test(arguments: LLMConformance.checks)
+    @Test(arguments: LLMConformance.checks + AgentConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await OllamaFake.start()
         defer { Task { await fake.server.shutdown() } }
@@ -25,13 +25,6 @@ import Testing
         #expect(fake.specMismatches.isEmpty, "requests departed from Ollama's API description: \(fake.specMismatches)")
     }
 
-    @Test(arguments: AgentConformance.checks)
-    func agent(_ check: AgentConformance.Check) async throws {
-        let fake = try await OllamaFake.start()
-        defer { Task { await fake.server.shutdown() } }
-        try await check.run(Self.harness(fake))
-        #expect(fake.specMismatches.isEmpty, "requests departed from Ollama's API description: \(fake.specMismatches)")
-    }
 
     @Test func requestsCarryOptionsFormatThinkToolNamesAndKeepAlive() async throws {
         let fake = try await OllamaFake.start()

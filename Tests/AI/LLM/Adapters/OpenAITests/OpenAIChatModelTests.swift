@@ -17,7 +17,7 @@ import Testing
         }
     }
 
-    @Test(arguments: LLMConformance.checks)
+    @Test(arguments: LLMConformance.checks + AgentConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await OpenAIFake.start()
         defer { Task { await fake.server.shutdown() } }
@@ -25,13 +25,6 @@ import Testing
         #expect(fake.specMismatches.isEmpty, "requests departed from OpenAI's spec: \(fake.specMismatches)")
     }
 
-    @Test(arguments: AgentConformance.checks)
-    func agent(_ check: AgentConformance.Check) async throws {
-        let fake = try await OpenAIFake.start()
-        defer { Task { await fake.server.shutdown() } }
-        try await check.run(Self.harness(fake))
-        #expect(fake.specMismatches.isEmpty, "requests departed from OpenAI's spec: \(fake.specMismatches)")
-    }
 
     @Test func requestsAreWrittenTheWayOpenAIDocumentsThem() async throws {
         let fake = try await OpenAIFake.start()
