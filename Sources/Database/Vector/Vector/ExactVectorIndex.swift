@@ -59,7 +59,7 @@ public final class ExactVectorIndex: VectorStore {
 
     public let dimensions: Int
     public let metric: DistanceMetric
-    private let state = Mutex(State())
+    private let state = ReadWriteLocked(State())
 
     /// Creates an empty index.
     public init(dimensions: Int, metric: DistanceMetric = .cosine) {
@@ -70,7 +70,7 @@ public final class ExactVectorIndex: VectorStore {
     public func upsert(_ records: [VectorRecord]) async throws {
         let prepared = try VectorStores.validated(records, dimensions: dimensions, metric: metric)
         let dimensions = dimensions
-        state.withLock { state in
+        state.write { state in
             for record in prepared {
                 var stored = record
                 stored.vector = []
@@ -88,7 +88,7 @@ public final class ExactVectorIndex: VectorStore {
 
     @discardableResult public func delete(ids: [String]) async throws -> Int {
         let dimensions = dimensions
-        return state.withLock { state in
+        return state.write { state in
             var removed = 0
             for id in ids {
                 guard let slot = state.slots.removeValue(forKey: id) else { continue }
@@ -110,7 +110,7 @@ public final class ExactVectorIndex: VectorStore {
         let prepared = try VectorStores.validated(query, dimensions: dimensions, metric: metric)
         guard k > 0 else { return [] }
         let dimensions = dimensions, metric = metric
-        return state.withLock { state in
+        return state.read { state in
             var top = TopK(k)
             prepared.withUnsafeBufferPointer { q in
                 state.vectors.withUnsafeBufferPointer { all in
@@ -126,10 +126,10 @@ public final class ExactVectorIndex: VectorStore {
 
     public func records(ids: [String]) async throws -> [VectorRecord] {
         let dimensions = dimensions
-        return state.withLock { state in ids.compactMap { state.slots[$0].map { state.record($0, dimensions) } } }
+        return state.read { state in ids.compactMap { state.slots[$0].map { state.record($0, dimensions) } } }
     }
 
-    public func count() async throws -> Int { state.withLock { $0.records.count } }
+    public func count() async throws -> Int { state.read { $0.records.count } }
 }
 
 extension ExactVectorIndex.State {

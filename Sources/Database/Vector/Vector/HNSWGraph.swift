@@ -61,6 +61,35 @@ struct NodeHeap {
     }
 }
 
+/// What one search needs for itself (a visited set by generation tag, two heaps), so searches can run
+/// concurrently on a graph that does not change meanwhile.
+final class SearchScratch: @unchecked Sendable {
+    private(set) var visited: UnsafeMutablePointer<UInt32> = .allocate(capacity: 0)
+    private var capacity = 0
+    private var tag: UInt32 = 0
+    var candidates = NodeHeap(capacity: 256)
+    var results = NodeHeap(capacity: 256)
+
+    deinit { visited.deallocate() }
+
+    /// A fresh tag for a graph of `count` nodes (the visited array grows as needed).
+    func nextTag(count: Int) -> UInt32 {
+        if count > capacity {
+            let grown = max(count, capacity * 2, 1024)
+                visited = .allocate(capacity: grown)
+            visited.initialize(repeating: 0, count: grown)
+            capacity = grown
+            tag = 0
+        }
+        tag &+= 1
+        if tag == 0 {
+            visited.update(repeating: 0, count: capacity)
+            tag = 1
+        }
+        return tag
+    }
+}
+
 /// SplitMix64: a small, fast, seedable generator (levels are reproducible for a seed).
 struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
@@ -92,8 +121,6 @@ final class HNSWGraph: @unchecked Sendable {
     private(set) var levels: UnsafeMutablePointer<Int32>
     private(set) var upperOffsets: UnsafeMutablePointer<Int32>     // into upperLinks, or −1
     private(set) var deleted: UnsafeMutablePointer<UInt8>
-    private var visited: UnsafeMutablePointer<UInt32>
-    private var visitTag: UInt32 = 0
     private(set) var upperLinks: UnsafeMutablePointer<Int32>       // per upper level of a node: count, then m slots
     private(set) var upperCount = 0
     private var upperCapacity = 0
@@ -101,8 +128,8 @@ final class HNSWGraph: @unchecked Sendable {
     private(set) var maxLevel: Int32 = -1
     private(set) var deletedCount = 0
 
-    private var candidates = NodeHeap(capacity: 256)
-    private var results = NodeHeap(capacity: 256)
+    /// The scratch of inserts (which hold the graph exclusively).
+    private let insertScratch = SearchScratch()
 
     init(dimensions: Int, metric: DistanceMetric, m: Int, efConstruction: Int, seed: UInt64, capacity: Int = 1024) {
         self.dimensions = dimensions
@@ -117,7 +144,6 @@ final class HNSWGraph: @unchecked Sendable {
         levels = .allocate(capacity: 0)
         upperOffsets = .allocate(capacity: 0)
         deleted = .allocate(capacity: 0)
-        visited = .allocate(capacity: 0)
         upperLinks = .allocate(capacity: 0)
         reserve(capacity)
     }
@@ -128,7 +154,6 @@ final class HNSWGraph: @unchecked Sendable {
         levels.deallocate()
         upperOffsets.deallocate()
         deleted.deallocate()
-        visited.deallocate()
         upperLinks.deallocate()
     }
 
@@ -161,7 +186,6 @@ final class HNSWGraph: @unchecked Sendable {
         levels = Self.grown(levels, count: self.capacity, to: capacity, fill: 0)
         upperOffsets = Self.grown(upperOffsets, count: self.capacity, to: capacity, fill: -1)
         deleted = Self.grown(deleted, count: self.capacity, to: capacity, fill: 0)
-        visited = Self.grown(visited, count: self.capacity, to: capacity, fill: 0)
         self.capacity = capacity
     }
 
@@ -195,15 +219,6 @@ final class HNSWGraph: @unchecked Sendable {
         deletedCount += 1
     }
 
-    private func nextVisitTag() -> UInt32 {
-        visitTag &+= 1
-        if visitTag == 0 {
-            visited.update(repeating: 0, count: capacity)
-            visitTag = 1
-        }
-        return visitTag
-    }
-
     // MARK: Search
 
     /// Greedy descent on an upper level: the closest node reachable from `entry`.
@@ -234,10 +249,10 @@ final class HNSWGraph: @unchecked Sendable {
     /// results (deleted or filtered-out nodes still route). Returns the results, unordered, as
     /// (distance, node).
     private func searchLevel(_ query: UnsafePointer<Float>, entry: Int32, ef: Int, level: Int,
-                             accept: ((Int32) -> Bool)?) -> [(Float, Int32)] {
-        let tag = nextVisitTag()
+                             accept: ((Int32) -> Bool)?, scratch: SearchScratch) -> [(Float, Int32)] {
+        let tag = scratch.nextTag(count: count)
         // Hot loop: everything it touches is in locals (no class-property access checks per step).
-        let visited = visited, vectors = UnsafePointer(vectors), dimensions = dimensions, metric = metric
+        let visited = scratch.visited, vectors = UnsafePointer(vectors), dimensions = dimensions, metric = metric
         let stride = level == 0 ? m0 + 1 : 0
         let links0 = UnsafePointer(links0)
         @inline(__always) func measure(_ node: Int32) -> Float {
@@ -249,11 +264,11 @@ final class HNSWGraph: @unchecked Sendable {
             }
         }
         var candidates = NodeHeap(capacity: 0), results = NodeHeap(capacity: 0)
-        swap(&candidates, &self.candidates)
-        swap(&results, &self.results)
+        swap(&candidates, &scratch.candidates)
+        swap(&results, &scratch.results)
         defer {
-            swap(&candidates, &self.candidates)
-            swap(&results, &self.results)
+            swap(&candidates, &scratch.candidates)
+            swap(&results, &scratch.results)
         }
         candidates.removeAll()
         results.removeAll()
@@ -295,8 +310,9 @@ final class HNSWGraph: @unchecked Sendable {
         return found
     }
 
-    /// The `k` closest accepted nodes to `query` (prepared for the metric), closest first.
-    func search(_ query: UnsafePointer<Float>, k: Int, ef: Int, accept: ((Int32) -> Bool)?) -> [(Float, Int32)] {
+    /// The `k` closest accepted nodes to `query` (prepared for the metric), closest first. Safe to call
+    /// concurrently (each call with its own scratch) while nothing inserts.
+    func search(_ query: UnsafePointer<Float>, k: Int, ef: Int, accept: ((Int32) -> Bool)?, scratch: SearchScratch) -> [(Float, Int32)] {
         guard entryPoint >= 0, k > 0 else { return [] }
         var entry = entryPoint
         var level = Int(maxLevel)
@@ -304,7 +320,7 @@ final class HNSWGraph: @unchecked Sendable {
             entry = greedy(query, from: entry, level: level)
             level -= 1
         }
-        let found = searchLevel(query, entry: entry, ef: max(ef, k), level: 0, accept: accept)
+        let found = searchLevel(query, entry: entry, ef: max(ef, k), level: 0, accept: accept, scratch: scratch)
         return Array(found.sorted { $0.0 < $1.0 }.prefix(k))
     }
 
@@ -379,7 +395,7 @@ final class HNSWGraph: @unchecked Sendable {
         }
         current = min(Int(level), Int(maxLevel))
         while current >= 0 {
-            let found = searchLevel(query, entry: entry, ef: efConstruction, level: current, accept: nil).sorted { $0.0 < $1.0 }
+            let found = searchLevel(query, entry: entry, ef: efConstruction, level: current, accept: nil, scratch: insertScratch).sorted { $0.0 < $1.0 }
             let chosen = selectNeighbours(found, limit: m)
             let block = links(node, current)
             block[0] = Int32(chosen.count)

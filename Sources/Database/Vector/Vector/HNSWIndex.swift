@@ -46,21 +46,22 @@ public final class HNSWIndex: VectorStore {
     public let metric: DistanceMetric
     /// The settings it was built with.
     public let configuration: Configuration
-    private let state: Mutex<State>
+    private let state: ReadWriteLocked<State>
+    private let scratchPool = Mutex<[SearchScratch]>([])
 
     /// Creates an empty index.
     public init(dimensions: Int, metric: DistanceMetric = .cosine, configuration: Configuration = Configuration()) {
         self.dimensions = max(1, dimensions)
         self.metric = metric
         self.configuration = configuration
-        state = Mutex(State(graph: HNSWGraph(dimensions: max(1, dimensions), metric: metric, m: configuration.m,
+        state = ReadWriteLocked(State(graph: HNSWGraph(dimensions: max(1, dimensions), metric: metric, m: configuration.m,
                                              efConstruction: configuration.efConstruction, seed: configuration.seed), efSearch: configuration.efSearch))
     }
 
     /// The search beam width, changeable at any time (the recall/speed dial).
     public var efSearch: Int {
-        get { state.withLock { $0.efSearch } }
-        set { state.withLock { $0.efSearch = max(1, newValue) } }
+        get { state.read { $0.efSearch } }
+        set { state.write { $0.efSearch = max(1, newValue) } }
     }
 
     public func upsert(_ records: [VectorRecord]) async throws {
@@ -70,8 +71,7 @@ public final class HNSWIndex: VectorStore {
     /// ``upsert(_:)`` without suspending (bulk loads, benchmarks).
     public func upsertNow(_ records: [VectorRecord]) throws {
         let prepared = try VectorStores.validated(records, dimensions: dimensions, metric: metric)
-        let dimensions = dimensions
-        state.withLock { state in
+        state.write { state in
             state.graph.reserve(state.graph.count + prepared.count)
             for record in prepared {
                 if let old = state.nodes[record.id] {
@@ -90,7 +90,7 @@ public final class HNSWIndex: VectorStore {
     }
 
     @discardableResult public func delete(ids: [String]) async throws -> Int {
-        state.withLock { state in
+        state.write { state in
             var removed = 0
             for id in ids {
                 guard let node = state.nodes.removeValue(forKey: id) else { continue }
@@ -107,21 +107,25 @@ public final class HNSWIndex: VectorStore {
         try searchNow(query, k: k, filter: filter)
     }
 
-    /// ``search(_:k:filter:)`` without suspending (benchmarks, tight loops).
+    /// ``search(_:k:filter:)`` without suspending (benchmarks, tight loops). Searches run concurrently;
+    /// inserts and deletes wait for them and exclude them.
     public func searchNow(_ query: [Float], k: Int, filter: MetadataFilter? = nil) throws -> [VectorMatch] {
         let prepared = try VectorStores.validated(query, dimensions: dimensions, metric: metric)
         guard k > 0 else { return [] }
-        return state.withLock { state in
+        let scratch = scratchPool.withLock { $0.popLast() } ?? SearchScratch()
+        defer { scratchPool.withLock { if $0.count < 64 { $0.append(scratch) } } }
+        let dimensions = dimensions, metric = metric
+        return state.read { state in
             let records = state.records
             let found: [(Float, Int32)] = prepared.withUnsafeBufferPointer { q in
                 if filter == nil, state.graph.deletedCount == 0 {
-                    return state.graph.search(q.baseAddress!, k: k, ef: state.efSearch, accept: nil)
+                    return state.graph.search(q.baseAddress!, k: k, ef: state.efSearch, accept: nil, scratch: scratch)
                 }
                 let accept: (Int32) -> Bool = { node in
                     guard let record = records[Int(node)] else { return false }
                     return filter?.matches(record.metadata) ?? true
                 }
-                let hits = state.graph.search(q.baseAddress!, k: k, ef: state.efSearch, accept: accept)
+                let hits = state.graph.search(q.baseAddress!, k: k, ef: state.efSearch, accept: accept, scratch: scratch)
                 if hits.count >= k || filter == nil { return hits }
                 // A selective filter can starve the beam: score the matching records exactly instead.
                 var top = TopK(k)
@@ -148,7 +152,7 @@ public final class HNSWIndex: VectorStore {
 
     public func records(ids: [String]) async throws -> [VectorRecord] {
         let dimensions = dimensions
-        return state.withLock { state in
+        return state.read { state in
             ids.compactMap { id in
                 guard let node = state.nodes[id], var record = state.records[Int(node)] else { return nil }
                 record.vector = Array(UnsafeBufferPointer(start: state.graph.vector(node), count: dimensions))
@@ -157,11 +161,12 @@ public final class HNSWIndex: VectorStore {
         }
     }
 
-    public func count() async throws -> Int { state.withLock { $0.nodes.count } }
+    public func count() async throws -> Int { state.read { $0.nodes.count } }
 
     /// Rebuilds the graph from the live records only (drops tombstones).
     public func compact() {
-        state.withLock { Self.compact(&$0, configuration) }
+        let configuration = configuration
+        state.write { Self.compact(&$0, configuration) }
     }
 
     private static func compact(_ state: inout State, _ configuration: Configuration) {
@@ -188,7 +193,7 @@ public final class HNSWIndex: VectorStore {
 
     /// Writes the index to `path` (a temporary file renamed over it, so readers never see half a file).
     public func save(to path: String) throws {
-        let data: Data = state.withLock { state in
+        let data: Data = state.read { state in
             var writer = BinaryWriter()
             writer.bytes(Self.magic)
             writer.u32(Self.formatVersion)
@@ -259,7 +264,7 @@ public final class HNSWIndex: VectorStore {
             guard records.count == count, entryPoint < Int32(count), links0.allSatisfy({ $0 >= 0 && $0 < max(Int32(count), Int32(m0 + 1)) }) else {
                 throw reader.corrupt("its parts do not agree")
             }
-            state.withLock { state in
+            state.write { state in
                 state.graph.restore(count: count, vectors: vectors, links0: links0, levels: levels, upperOffsets: upperOffsets,
                                     upperLinks: upperLinks, deleted: deleted, entryPoint: entryPoint, maxLevel: maxLevel)
                 state.records = records

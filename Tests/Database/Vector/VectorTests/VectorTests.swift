@@ -163,3 +163,27 @@ func records(_ vectors: [[Float]]) -> [VectorRecord] {
         #expect(mismatch?.code == .failedPrecondition)
     }
 }
+
+@Suite struct ConcurrentSearchTests {
+    @Test(arguments: [true, false])
+    func searchesRunAlongsideEachOtherAndAlongsideInserts(_ hnsw: Bool) async throws {
+        let data = randomVectors(800, dimensions: 16, seed: 31)
+        let store: any VectorStore = hnsw ? HNSWIndex(dimensions: 16) : ExactVectorIndex(dimensions: 16)
+        try await store.upsert(Array(records(data).prefix(400)))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for batch in stride(from: 400, to: 800, by: 50) { try await store.upsert(Array(records(data)[batch..<(batch + 50)])) }
+            }
+            for worker in 0..<8 {
+                group.addTask {
+                    for index in stride(from: worker, to: 400, by: 8) {
+                        let hit = try await store.search(data[index], k: 1).first
+                        #expect(hit?.record.id == "v\(index)", "a stored vector finds itself while others are inserted")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await store.count() == 800)
+    }
+}
