@@ -13,3 +13,17 @@ public enum NimbusVersion {
     /// The current version.
     public static let current = "0.1.0"
 }
+
+extension Sequence where Element == UInt8 {
+    /// Lower-case hexadecimal, two digits per byte (digests, MACs): `SHA256.hash(data: d).hexString`.
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(underestimatedCount * 2)
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

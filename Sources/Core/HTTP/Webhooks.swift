@@ -25,7 +25,7 @@ public enum WebhookSignature {
     public static func sign(payload: some DataProtocol, secret: Secret<String>, algorithm: Algorithm = .sha256, encoding: Encoding = .hex) -> String {
         let mac = hmac(payload: payload, key: Array(secret.reveal().utf8), algorithm: algorithm)
         switch encoding {
-        case .hex: return mac.map { String(format: "%02x", $0) }.joined()
+        case .hex: return mac.hexString
         case .base64: return Data(mac).base64EncodedString()
         }
     }

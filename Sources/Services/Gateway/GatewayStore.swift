@@ -126,7 +126,7 @@ public final class GatewayStore: Sendable {
     }
 
     /// The SHA-256 of a key, hex.
-    static func hash(_ key: String) -> String { SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined() }
+    static func hash(_ key: String) -> String { SHA256.hash(data: Data(key.utf8)).hexString }
 
     /// Whether any virtual key exists.
     public var hasKeys: Bool { state.withLock { !$0.keysByHash.isEmpty } }

@@ -96,17 +96,17 @@ public struct ChatPromptInput: Sendable, ExpressibleByDictionaryLiteral {
 public struct ChatPromptTemplate: Runnable {
     /// One entry of the template.
     public enum Entry: Sendable {
-        /// A message whose text is a template.
-        case message(ChatMessage.Role, PromptTemplate)
+        /// A message whose text is a template (checked when the prompt is formatted).
+        case message(ChatMessage.Role, String)
         /// A list of messages given at run time (missing: an error unless optional).
         case placeholder(String, optional: Bool)
 
         /// A system message template.
-        public static func system(_ text: String) -> Entry { .message(.system, try! PromptTemplate(text)) }
+        public static func system(_ text: String) -> Entry { .message(.system, text) }
         /// A user message template.
-        public static func user(_ text: String) -> Entry { .message(.user, try! PromptTemplate(text)) }
+        public static func user(_ text: String) -> Entry { .message(.user, text) }
         /// An assistant message template.
-        public static func assistant(_ text: String) -> Entry { .message(.assistant, try! PromptTemplate(text)) }
+        public static func assistant(_ text: String) -> Entry { .message(.assistant, text) }
         /// A required placeholder.
         public static func placeholder(_ name: String) -> Entry { .placeholder(name, optional: false) }
     }
@@ -117,13 +117,13 @@ public struct ChatPromptTemplate: Runnable {
     /// Creates a template.
     public init(_ entries: [Entry]) { self.entries = entries }
 
-    /// The messages. - Throws: `invalidArgument` for a missing variable or required placeholder.
+    /// The messages. - Throws: `invalidArgument` for a malformed template, a missing variable or a missing required placeholder.
     public func format(_ input: ChatPromptInput) throws -> [ChatMessage] {
         var messages: [ChatMessage] = []
         for entry in entries {
             switch entry {
             case .message(let role, let template):
-                let text = try template.format(input.values)
+                let text = try PromptTemplate(template).format(input.values)
                 messages.append(ChatMessage(role: role, content: [.text(text)]))
             case .placeholder(let name, let optional):
                 guard let list = input.messages[name] else {

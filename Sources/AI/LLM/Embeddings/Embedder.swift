@@ -195,7 +195,7 @@ public final class Embedder: Sendable {
 
     /// `embedding:<model>:<dimensions>:<sha256 of the text>`.
     public static func cacheKey(model: String, dimensions: Int?, text: String) -> String {
-        let digest = SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256.hash(data: Data(text.utf8)).hexString
         return "embedding:\(model):\(dimensions.map(String.init) ?? "native"):\(digest)"
     }
 

@@ -459,7 +459,7 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
                                      request.seed.map { .number(Double($0)) } ?? .null, .string("\(String(describing: request.responseFormat))"),
                                      .string("\(String(describing: request.reasoning))"), .object(request.providerOptions)])
         let digest = SHA256.hash(data: Data(JSONValue.object(fields).description.utf8))
-        return "llm:response:" + digest.map { String(format: "%02x", $0) }.joined()
+        return "llm:response:" + digest.hexString
     }
 
     /// The events that replay a whole response as a stream.

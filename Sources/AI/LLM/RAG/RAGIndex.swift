@@ -110,7 +110,7 @@ public final class RAGIndex: Sendable {
         var report = IngestReport()
         for document in input {
             report.documents += 1
-            let hash = SHA256.hash(data: Data(document.text.utf8)).map { String(format: "%02x", $0) }.joined()
+            let hash = SHA256.hash(data: Data(document.text.utf8)).hexString
             let previous = documents.withLock { $0[document.id] }
             if previous?.hash == hash { report.unchanged += 1; continue }
             if let old = previous?.chunks, !old.isEmpty {

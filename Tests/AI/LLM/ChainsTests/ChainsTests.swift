@@ -40,6 +40,7 @@ enum Sentiment: String, CaseIterable, Sendable { case positive, negative, neutra
         #expect(messages.map(\.role) == [.system, .user, .assistant, .user])
         #expect(messages.first?.text == "You are terse." && messages.last?.text == "And now?")
         #expect(throws: NimbusError.self) { try prompt.format(["persona": "x", "question": "y"]) }
+        #expect(throws: NimbusError.self) { try ChatPromptTemplate([.user("unclosed {brace")]).format([:]) }
     }
 }
 
