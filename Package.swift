@@ -29,6 +29,7 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
     .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+    .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
 ]
 
 // MARK: - Products of the dependencies, named once
@@ -64,6 +65,7 @@ enum Dep {
     static let postgresNIO = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
     static let mcp = Target.Dependency.product(name: "MCP", package: "swift-sdk")
     static let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
+    static let propertyBased = Target.Dependency.product(name: "PropertyBased", package: "swift-property-based")
 }
 
 let swiftSettings: [SwiftSetting] = [
@@ -165,6 +167,11 @@ tests("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", ["NimbusLLMConformance"
 tests("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
 tests("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
 tests("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
+
+// MARK: - Commerce (seed: pkg/commerce/*) — exact money first; payments, billing and tax build on it
+
+module("NimbusCurrency", "Commerce/Currency", ["NimbusCore"], resources: [.copy("Resources/iso4217.csv")])
+tests("NimbusCurrency", "Commerce/Currency", [Dep.propertyBased])
 
 // MARK: - Services and the command-line tool
 

@@ -152,7 +152,7 @@ public enum PackageCatalog {
         PackageEntry("pkg/commerce/tax", "NimbusTax", "Sources/Commerce/Tax", seed: .missing, status: .planned,
                      section: "Commerce", summary: "Tax Calculation", services: "tax-service",
                      embedded: "shipped VAT/sales-tax tables", adapters: []),
-        PackageEntry("pkg/commerce/currency", "NimbusCurrency", "Sources/Commerce/Currency", seed: .missing, status: .planned,
+        PackageEntry("pkg/commerce/currency", "NimbusCurrency", "Sources/Commerce/Currency", seed: .missing, status: .partial,
                      section: "Commerce", summary: "FX Rates & Conversion", services: "currency-exchange",
                      embedded: "ISO 4217 + ECB reference rates file", adapters: [.init("ECB", peer: "fake server + ECB XML samples")]),
         PackageEntry("pkg/data/etl/adapters/glue", "NimbusETLGlue", "Sources/Data/ETL/Adapters/Glue", seed: .missing, status: .planned,
