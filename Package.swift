@@ -170,8 +170,8 @@ tests("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", ["NimbusLLMConformance", "Nim
 
 // MARK: - Commerce (seed: pkg/commerce/*) — exact money first; payments, billing and tax build on it
 
-module("NimbusCurrency", "Commerce/Currency", ["NimbusCore"], resources: [.copy("Resources/iso4217.csv")])
-tests("NimbusCurrency", "Commerce/Currency", [Dep.propertyBased])
+module("NimbusCurrency", "Commerce/Currency", ["NimbusCore", "NimbusHTTP", Dep.nioCore], resources: [.copy("Resources/iso4217.csv")])
+tests("NimbusCurrency", "Commerce/Currency", ["NimbusHTTP", Dep.propertyBased], fixtures: true)
 
 // MARK: - Services and the command-line tool
 
