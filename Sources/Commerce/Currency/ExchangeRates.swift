@@ -213,3 +213,61 @@ public struct CurrencyConverter: Sendable {
         return Money(money.amount * rate, currency).rounded(rounding)
     }
 }
+
+/// Open Exchange Rates (`openexchangerates.org`): `latest.json` and `historical/YYYY-MM-DD.json`
+/// with an App ID (sent as a header, never in logged URLs). The free plan's base is USD; other bases
+/// need a paid plan, so the default is to triangulate from USD.
+public struct OpenExchangeRatesProvider: RateProvider {
+    /// The API root (overridable for tests).
+    public var baseURL: String
+    /// The base currency asked for (`USD` on the free plan).
+    public var base: String
+    private let appID: Secret<String>
+    private let http: NimbusHTTPClient
+
+    /// Creates a provider.
+    public init(appID: Secret<String>, base: String = "USD", baseURL: String = "https://openexchangerates.org/api", http: NimbusHTTPClient? = nil) {
+        self.baseURL = baseURL
+        self.base = base
+        self.appID = appID
+        self.http = http ?? NimbusHTTPClient(configuration: .init(service: "openexchangerates", timeout: .seconds(20)))
+    }
+
+    private struct Reply: Decodable {
+        var base: String
+        var timestamp: Int64
+        var rates: [String: Decimal]
+    }
+
+    private struct Failure: Decodable {
+        var status: Int?
+        var message: String?
+        var description: String?
+    }
+
+    public func rates(on date: Date?) async throws -> RateTable {
+        let path = date.map { "/historical/\(RateTable.day($0)).json" } ?? "/latest.json"
+        let url = baseURL + path + (base == "USD" ? "" : "?base=\(base)")
+        var request = NimbusHTTPRequest(.GET, url, operation: "openexchangerates.rates")
+        request.headers.add(name: "Authorization", value: "Token \(appID.reveal())")
+        let response = try await http.send(request, errorMapper: { response, body in
+            let failure = try? JSONDecoder().decode(Failure.self, from: Data(body.readableBytesView))
+            let reason = [failure?.message, failure?.description].compactMap { $0 }.joined(separator: ": ")
+            var error = response.error("Open Exchange Rates answered \(response.status.code)\(reason.isEmpty ? "" : ": \(reason)")")
+            if failure?.message == "invalid_app_id" || failure?.message == "missing_app_id" { error.code = .unauthenticated }
+            if failure?.message == "not_allowed" || failure?.message == "access_restricted" { error.code = .permissionDenied }
+            return error
+        })
+        let reply: Reply
+        do {
+            reply = try JSONDecoder().decode(Reply.self, from: Data(try await response.collect(upTo: 1024 * 1024).readableBytesView))
+        } catch {
+            throw NimbusError(.dataLoss, "the Open Exchange Rates reply is not the documented JSON: \(error)", underlying: error)
+        }
+        guard !reply.rates.isEmpty, reply.rates.values.allSatisfy({ $0 > 0 }) else {
+            throw NimbusError(.dataLoss, "the Open Exchange Rates reply holds no usable rates")
+        }
+        let day = Calendar(identifier: .gregorian).startOfDay(for: Date(timeIntervalSince1970: TimeInterval(reply.timestamp)))
+        return RateTable(base: reply.base, date: date.map { Calendar(identifier: .gregorian).startOfDay(for: $0) } ?? day, rates: reply.rates)
+    }
+}

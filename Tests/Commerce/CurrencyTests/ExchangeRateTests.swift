@@ -97,3 +97,28 @@ func day(_ text: String) -> Date {
         await #expect(throws: NimbusError.self) { try await cache.rates(on: nil) }
     }
 }
+
+@Suite struct OpenExchangeRatesTests {
+    @Test func latestAndHistoricalRatesWithTheAppIDInAHeaderAndDocumentedErrors() async throws {
+        let server = try await FakeHTTPServer.start()
+        defer { Task { await server.shutdown() } }
+        let body = #"{"disclaimer":"Usage subject to terms","license":"https://openexchangerates.org/license","timestamp":1528675200,"base":"USD","rates":{"EUR":0.848176,"JPY":109.94,"USD":1}}"#
+        server.route(.GET, "/api/latest.json") { request in
+            request.header("authorization") == "Token app-123"
+                ? .json(200, body)
+                : .json(401, #"{"error":true,"status":401,"message":"invalid_app_id","description":"Invalid App ID provided."}"#)
+        }
+        server.route(.GET, "/api/historical/2018-06-10.json", replies: [.json(200, body), .json(200, #"{"base":"USD","rates":"nope"}"#)])
+        let http = NimbusHTTPClient(configuration: .init(service: "oxr", retry: .none))
+        let oxr = OpenExchangeRatesProvider(appID: Secret("app-123"), baseURL: server.baseURL + "/api", http: http)
+        let latest = try await oxr.rates(on: nil)
+        #expect(latest.base == "USD" && latest.date == day("2018-06-11") && latest.rates["JPY"] == Decimal(string: "109.94"))
+        let converter = CurrencyConverter(provider: oxr)
+        #expect(try await converter.convert(Money("10", .eur), to: try Currency("JPY"), on: day("2018-06-10")) == Money("1296", try Currency("JPY")))
+        #expect((await #expect(throws: NimbusError.self) { try await oxr.rates(on: day("2018-06-10")) })?.code == .dataLoss)
+        let wrongKey = OpenExchangeRatesProvider(appID: Secret("wrong"), baseURL: server.baseURL + "/api", http: http)
+        let denied = await #expect(throws: NimbusError.self) { try await wrongKey.rates(on: nil) }
+        #expect(denied?.code == .unauthenticated && denied?.message.contains("Invalid App ID") == true)
+        #expect(denied?.message.contains("wrong") == false, "the App ID never appears in errors")
+    }
+}
