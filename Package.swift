@@ -172,6 +172,8 @@ tests("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", ["NimbusLLMConformance", "Nim
 
 module("NimbusCurrency", "Commerce/Currency", ["NimbusCore", "NimbusHTTP", Dep.nioCore], resources: [.copy("Resources/iso4217.csv")])
 tests("NimbusCurrency", "Commerce/Currency", ["NimbusHTTP", Dep.propertyBased], fixtures: true)
+module("NimbusPayment", "Commerce/Payment/Payment", ["NimbusCore", "NimbusCurrency"])
+tests("NimbusPayment", "Commerce/Payment/Payment", ["NimbusCurrency"])
 
 // MARK: - Services and the command-line tool
 

@@ -137,7 +137,7 @@ public enum PackageCatalog {
         PackageEntry("pkg/communication/template", "NimbusTemplate", "Sources/Communication/Template", seed: .missing, status: .planned,
                      section: "Communication", summary: "Production Template Engine", services: "notification",
                      embedded: "Mustache (swift-mustache)", adapters: []),
-        PackageEntry("pkg/commerce/payment", "NimbusPayment", "Sources/Commerce/Payment/Payment", seed: .missing, status: .planned,
+        PackageEntry("pkg/commerce/payment", "NimbusPayment", "Sources/Commerce/Payment/Payment", seed: .missing, status: .partial,
                      section: "Commerce", summary: "Payment Interface", services: "payment-gateway",
                      embedded: "memory ledger (NimbusPaymentMemory)", adapters: [.init("Stripe", peer: "fake server + spec"), .init("PayPal", peer: "fake server + spec")]),
         PackageEntry("pkg/commerce/payment/adapters/stripe", "NimbusPaymentStripe", "Sources/Commerce/Payment/Adapters/Stripe", seed: .missing, status: .planned,
