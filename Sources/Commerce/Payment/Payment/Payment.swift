@@ -133,18 +133,10 @@ public struct Payment: Sendable, Hashable, Codable {
     /// Checks a capture of `requested` (all that is capturable when `nil`) and returns the amount.
     /// - Throws: `failedPrecondition` outside `requiresCapture`, `invalidArgument` for another currency, zero, or more than capturable.
     public func checkCapture(_ requested: Money?) throws -> Money {
-        try status.checkTransition(to: .succeeded, operation: "capture")
         guard status == .requiresCapture else {
             throw NimbusError(.failedPrecondition, "cannot capture a payment that is \(status.rawValue); only requires_capture payments are captured")
         }
-        let amount = requested ?? amountCapturable
-        guard amount.currency == self.amount.currency else {
-            throw NimbusError(.invalidArgument, "capture in \(amount.currency.code) for a \(self.amount.currency.code) payment")
-        }
-        guard amount.amount > 0, amount <= amountCapturable else {
-            throw NimbusError(.invalidArgument, "capture \(amount) must be above zero and at most the capturable \(amountCapturable)")
-        }
-        return amount
+        return try checkAmount(requested, limit: amountCapturable, operation: "capture", limitName: "capturable")
     }
 
     /// Checks a refund of `requested` (all that is refundable when `nil`) and returns the amount.
@@ -153,14 +145,19 @@ public struct Payment: Sendable, Hashable, Codable {
         guard status == .succeeded else {
             throw NimbusError(.failedPrecondition, "cannot refund a payment that is \(status.rawValue); only succeeded payments are refunded")
         }
-        let amount = requested ?? refundable
-        guard amount.currency == self.amount.currency else {
-            throw NimbusError(.invalidArgument, "refund in \(amount.currency.code) for a \(self.amount.currency.code) payment")
+        return try checkAmount(requested, limit: refundable, operation: "refund", limitName: "refundable")
+    }
+
+    /// `requested` (or all of `limit`), in the payment's currency, above zero and at most `limit`.
+    private func checkAmount(_ requested: Money?, limit: Money, operation: String, limitName: String) throws -> Money {
+        let value = requested ?? limit
+        guard value.currency == amount.currency else {
+            throw NimbusError(.invalidArgument, "\(operation) in \(value.currency.code) for a \(amount.currency.code) payment")
         }
-        guard amount.amount > 0, amount <= refundable else {
-            throw NimbusError(.invalidArgument, "refund \(amount) must be above zero and at most the refundable \(refundable)")
+        guard value.amount > 0, value <= limit else {
+            throw NimbusError(.invalidArgument, "\(operation) \(value) must be above zero and at most the \(limitName) \(limit)")
         }
-        return amount
+        return value
     }
 }
 
