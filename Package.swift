@@ -174,6 +174,9 @@ module("NimbusCurrency", "Commerce/Currency", ["NimbusCore", "NimbusHTTP", Dep.n
 tests("NimbusCurrency", "Commerce/Currency", ["NimbusHTTP", Dep.propertyBased], fixtures: true)
 module("NimbusPayment", "Commerce/Payment/Payment", ["NimbusCore", "NimbusCurrency"])
 tests("NimbusPayment", "Commerce/Payment/Payment", ["NimbusCurrency"])
+module("NimbusPaymentConformance", "Commerce/Payment/Conformance", ["NimbusPayment", "NimbusCurrency", "NimbusCore"])
+adapter("NimbusPaymentMemory", "Commerce/Payment/Adapters/Memory", domain: "NimbusPayment", ["NimbusCurrency", Dep.grdb])
+tests("NimbusPaymentMemory", "Commerce/Payment/Adapters/Memory", ["NimbusPaymentConformance", "NimbusPayment", "NimbusCurrency"])
 
 // MARK: - Services and the command-line tool
 

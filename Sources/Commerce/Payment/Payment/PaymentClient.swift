@@ -31,24 +31,41 @@ public struct PaymentRequest: Sendable, Hashable {
 
 /// A refund.
 public struct Refund: Sendable, Hashable, Codable {
+    /// Where a refund stands (unknown provider values are kept as they come).
+    public struct Status: OpenEnumeration {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        /// Sent back to the payer.
+        public static let succeeded = Status(rawValue: "succeeded")
+        /// On its way.
+        public static let pending = Status(rawValue: "pending")
+        /// The payer's bank refused it (the funds return to the merchant balance).
+        public static let failed = Status(rawValue: "failed")
+        /// Canceled before it was sent.
+        public static let canceled = Status(rawValue: "canceled")
+    }
+
     /// Its id.
     public var id: String
     /// The payment refunded.
     public var paymentID: String
     /// How much.
     public var amount: Money
-    /// `succeeded`, `pending` or `failed`, as the provider says.
-    public var status: String
+    /// Where it stands.
+    public var status: Status
     /// Why (`requested_by_customer`, `duplicate`, `fraudulent`).
     public var reason: String?
+    /// When it was created.
+    public var createdAt: Date
 
     /// Creates a refund.
-    public init(id: String, paymentID: String, amount: Money, status: String, reason: String? = nil) {
+    public init(id: String, paymentID: String, amount: Money, status: Status, reason: String? = nil, createdAt: Date = Date()) {
         self.id = id
         self.paymentID = paymentID
         self.amount = amount
         self.status = status
         self.reason = reason
+        self.createdAt = createdAt
     }
 }
 
@@ -67,8 +84,12 @@ public protocol PaymentDriver: Sendable {
     func cancel(_ paymentID: String, idempotencyKey: IdempotencyKey) async throws -> Payment
     /// Refunds all or part of a succeeded payment (several partial refunds allowed).
     func refund(_ paymentID: String, amount: Money?, reason: String?, idempotencyKey: IdempotencyKey) async throws -> Refund
-    /// Reads a payment.
+    /// Reads a payment. - Throws: `notFound` for an unknown id.
     func payment(_ paymentID: String) async throws -> Payment
+    /// The refunds of a payment, oldest first.
+    func refunds(of paymentID: String) async throws -> [Refund]
+    /// The disputes of a payment, oldest first.
+    func disputes(of paymentID: String) async throws -> [Dispute]
 }
 
 /// The portable payment API: every mutating call gets **one** idempotency key, sent on every retry of
@@ -127,5 +148,15 @@ public struct PaymentClient: Sendable {
     /// Reads a payment (retried freely: reads are safe).
     public func payment(_ paymentID: String) async throws -> Payment {
         try await retry.run(clock: ContinuousClock()) { _ in try await driver.payment(paymentID) }
+    }
+
+    /// The refunds of a payment, oldest first.
+    public func refunds(of paymentID: String) async throws -> [Refund] {
+        try await retry.run(clock: ContinuousClock()) { _ in try await driver.refunds(of: paymentID) }
+    }
+
+    /// The disputes of a payment, oldest first.
+    public func disputes(of paymentID: String) async throws -> [Dispute] {
+        try await retry.run(clock: ContinuousClock()) { _ in try await driver.disputes(of: paymentID) }
     }
 }

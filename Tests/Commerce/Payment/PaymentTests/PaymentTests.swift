@@ -68,9 +68,21 @@ final class FlakyDriver: PaymentDriver {
     func cancel(_ paymentID: String, idempotencyKey: IdempotencyKey) async throws -> Payment { throw NimbusError(.unimplemented, "not scripted") }
     func refund(_ paymentID: String, amount: Money?, reason: String?, idempotencyKey: IdempotencyKey) async throws -> Refund {
         try attempt(idempotencyKey)
-        return Refund(id: "re_1", paymentID: paymentID, amount: amount ?? .zero(.eur), status: "succeeded", reason: reason)
+        return Refund(id: "re_1", paymentID: paymentID, amount: amount ?? .zero(.eur), status: .succeeded, reason: reason)
     }
     func payment(_ paymentID: String) async throws -> Payment { throw NimbusError(.notFound, "no payment \(paymentID)") }
+    func refunds(of paymentID: String) async throws -> [Refund] { [] }
+    func disputes(of paymentID: String) async throws -> [Dispute] { [] }
+}
+
+@Suite struct OpenEnumerationTests {
+    @Test func unknownProviderValuesAreKeptNotRejected() throws {
+        let decoded = try JSONDecoder().decode([Dispute.Status].self, from: Data(#"["needs_response","prearbitration"]"#.utf8))
+        #expect(decoded == [.needsResponse, Dispute.Status(rawValue: "prearbitration")])
+        #expect(!decoded[1].isClosed && Dispute.Status.lost.isClosed)
+        #expect(String(decoding: try JSONEncoder().encode(decoded), as: UTF8.self) == #"["needs_response","prearbitration"]"#)
+        #expect(["Stripe-Signature": "x"].header("stripe-signature") == "x")
+    }
 }
 
 @Suite struct PaymentClientTests {
