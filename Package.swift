@@ -177,6 +177,8 @@ tests("NimbusPayment", "Commerce/Payment/Payment", ["NimbusCurrency"])
 module("NimbusPaymentConformance", "Commerce/Payment/Conformance", ["NimbusPayment", "NimbusCurrency", "NimbusCore"])
 adapter("NimbusPaymentMemory", "Commerce/Payment/Adapters/Memory", domain: "NimbusPayment", ["NimbusCurrency", Dep.grdb])
 tests("NimbusPaymentMemory", "Commerce/Payment/Adapters/Memory", ["NimbusPaymentConformance", "NimbusPayment", "NimbusCurrency"])
+adapter("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", domain: "NimbusPayment", ["NimbusCurrency", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging, Dep.nioCore, Dep.nioHTTP1])
+tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPaymentConformance", "NimbusPaymentMemory", "NimbusPayment", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true)
 
 // MARK: - Services and the command-line tool
 

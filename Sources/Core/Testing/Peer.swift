@@ -42,6 +42,9 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// The reference MCP Python SDK (pip `mcp`) in a venv; ``url()`` is that venv's `python`.
     public static let mcpSDK = Peer("mcp-sdk")
 
+    /// The official Stripe Python library and python-stdnum in a venv; ``url()`` is that venv's `python`.
+    public static let commerceSDKs = Peer("commerce-sdks")
+
     /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
     public static func setting(_ variable: String) -> String? {
         if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }
