@@ -178,6 +178,8 @@ module("NimbusPaymentConformance", "Commerce/Payment/Conformance", ["NimbusPayme
 adapter("NimbusPaymentMemory", "Commerce/Payment/Adapters/Memory", domain: "NimbusPayment", ["NimbusCurrency", Dep.grdb])
 tests("NimbusPaymentMemory", "Commerce/Payment/Adapters/Memory", ["NimbusPaymentConformance", "NimbusPayment", "NimbusCurrency"])
 adapter("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", domain: "NimbusPayment", ["NimbusCurrency", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging, Dep.nioCore, Dep.nioHTTP1])
+adapter("NimbusPaymentPayPal", "Commerce/Payment/Adapters/PayPal", domain: "NimbusPayment", ["NimbusCurrency", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging, Dep.nioCore, Dep.nioHTTP1, Dep.crypto])
+tests("NimbusPaymentPayPal", "Commerce/Payment/Adapters/PayPal", ["NimbusPaymentConformance", "NimbusPayment", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true)
 tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPaymentConformance", "NimbusPaymentMemory", "NimbusPayment", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true)
 
 // MARK: - Services and the command-line tool

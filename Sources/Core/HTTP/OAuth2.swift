@@ -1,0 +1,136 @@
+import Foundation
+import NIOCore
+import NimbusCore
+
+/// A short-lived access token, fetched when needed and reused until shortly before it expires.
+/// Concurrent callers share one fetch; a failed fetch is not cached.
+///
+/// Vendor adapters build on it: PayPal and Azure (client credentials), Google (a signed JWT
+/// exchanged for a token), any OAuth2 API.
+///
+/// ```swift
+/// let tokens = AccessTokenCache(refreshAhead: .seconds(300)) { try await oauth.fetchToken() }
+/// let client = NimbusHTTPClient(configuration: .init(service: "paypal", auth: tokens.bearerAuth))
+/// ```
+public actor AccessTokenCache {
+    /// A token and how long it lives.
+    public struct Token: Sendable {
+        /// The token. Never logged.
+        public var value: Secret<String>
+        /// Its lifetime from when it was issued.
+        public var expiresIn: Duration
+        /// Creates a token.
+        public init(value: Secret<String>, expiresIn: Duration) {
+            self.value = value
+            self.expiresIn = expiresIn
+        }
+    }
+
+    private let fetch: @Sendable () async throws -> Token
+    private let refreshAhead: Duration
+    private let now: @Sendable () -> Date
+    private var cached: (token: Secret<String>, expiresAt: Date)?
+    private var inFlight: Task<Token, any Error>?
+    /// How many tokens were fetched (for tests and metrics).
+    public private(set) var fetchCount = 0
+
+    /// Creates a cache. A token is renewed once less than `refreshAhead` of its life remains.
+    public init(refreshAhead: Duration = .seconds(300), now: @escaping @Sendable () -> Date = { Date() },
+                fetch: @escaping @Sendable () async throws -> Token) {
+        self.fetch = fetch
+        self.refreshAhead = refreshAhead
+        self.now = now
+    }
+
+    /// A valid token: the cached one, or a new one (one fetch, however many callers wait for it).
+    public func current() async throws -> Secret<String> {
+        if let cached, now().addingTimeInterval(refreshAhead.nimbusSeconds) < cached.expiresAt { return cached.token }
+        let task: Task<Token, any Error>
+        if let inFlight { task = inFlight } else {
+            let fetch = self.fetch
+            task = Task { try await fetch() }
+            inFlight = task
+            fetchCount += 1
+        }
+        let issued = now()
+        do {
+            let token = try await task.value
+            if inFlight == task {
+                inFlight = nil
+                cached = (token.value, issued.addingTimeInterval(token.expiresIn.nimbusSeconds))
+            }
+            return token.value
+        } catch {
+            if inFlight == task { inFlight = nil }
+            throw error
+        }
+    }
+
+    /// Forgets the cached token (after the API answered 401 with it).
+    public func invalidate() { cached = nil }
+
+    /// `Authorization: Bearer <current token>` on every attempt.
+    public nonisolated var bearerAuth: AuthMiddleware {
+        AuthMiddleware { [("Authorization", try await self.current().map { "Bearer " + $0 })] }
+    }
+}
+
+/// The OAuth2 client-credentials grant (RFC 6749 §4.4): the client's id and secret in HTTP Basic
+/// auth, `grant_type=client_credentials` in a form body, a JSON token in return.
+///
+/// ```swift
+/// let grant = OAuth2ClientCredentials(tokenURL: "https://api-m.paypal.com/v1/oauth2/token", clientID: id, clientSecret: Secret(secret))
+/// let tokens = AccessTokenCache { try await grant.fetchToken() }
+/// ```
+public struct OAuth2ClientCredentials: Sendable {
+    /// The token endpoint.
+    public var tokenURL: String
+    /// The client id.
+    public var clientID: String
+    /// The client secret. Never logged.
+    public var clientSecret: Secret<String>
+    /// Scopes to ask for (space-separated on the wire), if the server wants them.
+    public var scopes: [String]
+    private let http: NimbusHTTPClient
+
+    /// Creates the grant; `http` sends the token requests (its retries apply).
+    public init(tokenURL: String, clientID: String, clientSecret: Secret<String>, scopes: [String] = [], http: NimbusHTTPClient) {
+        self.tokenURL = tokenURL
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+        self.scopes = scopes
+        self.http = http
+    }
+
+    /// Asks for a token.
+    /// - Throws: `unauthenticated` when the server refuses the client (`invalid_client`), or the server's error mapped.
+    public func fetchToken() async throws -> AccessTokenCache.Token {
+        var fields: [String: JSONValue] = ["grant_type": "client_credentials"]
+        if !scopes.isEmpty { fields["scope"] = .string(scopes.joined(separator: " ")) }
+        var request = NimbusHTTPRequest(.POST, tokenURL, operation: "oauth2 token")
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "Authorization", value: "Basic " + Data("\(clientID):\(clientSecret.reveal())".utf8).base64EncodedString())
+        request.body = ByteBuffer(string: try FormEncoder().encode(JSONValue.object(fields)))
+        request.safeToRetry = true          // asking again only issues another token
+        let response = try await http.send(request)
+        let body = try await response.collect(upTo: 64 * 1024)
+        let json = try? JSONValue.parse(Array(body.readableBytesView))
+        guard response.isSuccess else {
+            let code = json?["error"]?.stringValue ?? "HTTP \(response.status.code)"
+            let description = json?["error_description"]?.stringValue ?? ""
+            let mapped: NimbusError.Code = ["invalid_client", "unauthorized_client", "invalid_grant"].contains(code) || response.status.code == 401
+                ? .unauthenticated : HTTPStatusMapping.code(for: response.status)
+            throw NimbusError(mapped, "\(http.configuration.service) refused the client credentials of '\(clientID)': \(code) \(description)"
+                              + (mapped == .unauthenticated ? "; check the client id and secret" : ""), retryAfter: response.retryAfter())
+        }
+        guard let token = json?["access_token"]?.stringValue, !token.isEmpty else {
+            throw NimbusError(.internal, "\(http.configuration.service) token endpoint answered without an access_token")
+        }
+        if let type = json?["token_type"]?.stringValue, type.lowercased() != "bearer" {
+            throw NimbusError(.internal, "\(http.configuration.service) issued a '\(type)' token; only bearer tokens are supported")
+        }
+        let lifetime = json?["expires_in"]?.numberValue ?? 3600
+        return AccessTokenCache.Token(value: Secret(token), expiresIn: .seconds(max(0, lifetime)))
+    }
+}
