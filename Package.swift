@@ -200,7 +200,8 @@ targets.append(.executableTarget(
     name: "nimbus",
     dependencies: ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusCache", "NimbusCacheMemory", "NimbusCacheRedis",
                    "NimbusGateway", "NimbusLLM", "NimbusEmbeddings", "NimbusLLMMemoryModel", "NimbusLLMOpenAI", "NimbusLLMAnthropic",
-                   "NimbusLLMGemini", "NimbusLLMOllama", "NimbusLLMRAG", Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
+                   "NimbusLLMGemini", "NimbusLLMOllama", "NimbusLLMRAG", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory",
+                   "NimbusPaymentStripe", "NimbusPaymentPayPal", Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings
 ))

@@ -88,6 +88,38 @@ public struct Money: Sendable, Hashable, Codable, Comparable, CustomStringConver
     /// Zero in `currency`.
     public static func zero(_ currency: Currency) -> Money { Money(0, currency) }
 
+    /// The amount as plain decimal text with at least the currency's minor digits: `"49.90"`, `"500"` (JPY), `"0.0125"`.
+    public var amountText: String {
+        let text = "\(amount)"
+        guard let digits = currency.minorUnits, digits > 0 else { return text }
+        let fraction = text.split(separator: ".", maxSplits: 1).dropFirst().first?.count ?? 0
+        guard fraction < digits else { return text }
+        return text + (fraction == 0 ? "." : "") + String(repeating: "0", count: digits - fraction)
+    }
+
+    private enum CodingKeys: String, CodingKey { case amount, currency }
+
+    /// Decodes `{"amount": "49.90", "currency": "EUR"}`; the currency must be in ``CurrencyRegistry/standard``.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let code = try container.decode(String.self, forKey: .currency)
+        guard let currency = try? CurrencyRegistry.standard.currency(code) else {
+            throw DecodingError.dataCorruptedError(forKey: .currency, in: container,
+                                                   debugDescription: "unknown currency '\(code)'; register it with CurrencyRegistry.standard.register")
+        }
+        let text = try container.decode(String.self, forKey: .amount)
+        do { self = try Money(text, currency) } catch {
+            throw DecodingError.dataCorruptedError(forKey: .amount, in: container, debugDescription: "'\(text)' is not a decimal amount")
+        }
+    }
+
+    /// Encodes `{"amount": "49.90", "currency": "EUR"}`: the amount as text, so no JSON library turns it into a binary float.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(amountText, forKey: .amount)
+        try container.encode(currency.code, forKey: .currency)
+    }
+
     static func power(_ digits: Int) -> Decimal { Decimal(sign: .plus, exponent: digits, significand: 1) }
 
     /// The amount in minor units. - Throws: `invalidArgument` when it has more digits than the currency's

@@ -29,7 +29,7 @@ struct CLITests {
     func help() async throws {
         let result = try await Binary.run(["--help"])
         #expect(result.status == 0)
-        for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS", "AI SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
+        for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS", "AI SUBCOMMANDS", "COMMERCE SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
     }
 
     @Test("packages prints the catalog in each format")
@@ -145,5 +145,45 @@ struct CLITests {
             #expect(process.terminationStatus == 0)
             #expect(process.terminationReason == .exit)
         }
+    }
+}
+
+@Suite("nimbus fx and pay", .timeLimit(.minutes(2)))
+struct CommerceCLITests {
+    @Test func fxConvertsWithECBRatesFromAFile() async throws {
+        let root = try #require(Peer.packageRoot())
+        let daily = "\(root)/Tests/Commerce/CurrencyTests/Fixtures/ecb-daily.xml"
+        let result = try await Binary.run(["fx", "convert", "100", "USD", "EUR", "--rates", daily, "--json"])
+        #expect(result.status == 0, "\(result.output)")
+        let json = try JSONValue.parse(Data(result.stdout.utf8))
+        #expect(json["currency"] == "EUR" && json["date"] == "2018-06-11")
+        // USD 1.1790 per EUR on 2018-06-11: 100 / 1.1790 = 84.8176..., half-even to cents.
+        #expect(json["amount"] == "84.82", "\(result.stdout)")
+        let down = try await Binary.run(["fx", "convert", "100", "USD", "EUR", "--rates", daily, "--rounding", "down"])
+        #expect(down.stdout.hasPrefix("84.81 EUR"), "\(down.output)")
+        let unknown = try await Binary.run(["fx", "convert", "100", "USD", "XYZ", "--rates", daily])
+        #expect(unknown.status != 0 && unknown.stderr.contains("XYZ"))
+    }
+
+    @Test func payCreatesCapturesAndRefundsAcrossInvocationsWithTheEmbeddedEngine() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cli-pay-\(UUID().uuidString).sqlite").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let via = ["--via", "mem://\(path)"]
+        let created = try await Binary.run(["pay", "create", "50", "EUR", "--method", "pm_card_visa", "--confirm", "--manual", "--metadata", "order=9"] + via)
+        #expect(created.status == 0, "\(created.output)")
+        let payment = try JSONValue.parse(Data(created.stdout.utf8))
+        let id = try #require(payment["id"]?.stringValue)
+        #expect(payment["status"] == "requires_capture" && payment["amount"] == ["amount": "50.00", "currency": "EUR"])
+        let captured = try JSONValue.parse(Data(try await Binary.run(["pay", "capture", id, "--amount", "30"] + via).stdout.utf8))
+        #expect(captured["status"] == "succeeded" && captured["amountReceived"]?["amount"] == "30.00")
+        let first = try await Binary.run(["pay", "refund", id, "--amount", "10", "--idempotency-key", "cli-refund-1"] + via)
+        let again = try await Binary.run(["pay", "refund", id, "--amount", "10", "--idempotency-key", "cli-refund-1"] + via)
+        #expect(try JSONValue.parse(Data(first.stdout.utf8))["id"] == JSONValue.parse(Data(again.stdout.utf8))["id"], "\(again.output)")
+        let refunds = try JSONValue.parse(Data(try await Binary.run(["pay", "refunds", id] + via).stdout.utf8))
+        #expect(refunds.arrayValue?.count == 1)
+        let tooMuch = try await Binary.run(["pay", "refund", id, "--amount", "25"] + via)
+        #expect(tooMuch.status != 0 && tooMuch.stderr.contains("refundable"), "\(tooMuch.output)")
+        let stripe = try await Binary.run(["pay", "show", id, "--via", "stripe://"], environment: ["STRIPE_SECRET_KEY": ""])
+        #expect(stripe.status != 0 && stripe.stderr.contains("STRIPE_SECRET_KEY"))
     }
 }

@@ -109,3 +109,18 @@ func money(_ text: String, _ code: String = "EUR") throws -> Money { try Money(t
         }
     }
 }
+
+@Suite struct MoneyCodingTests {
+    @Test func moneyTravelsAsTextAndACodeNeverAsAFloat() throws {
+        let values = [try Money("49.9", .eur), try Money("0.1", .usd), try Money("500", Currency("JPY")), try Money("0.012345", .usd),
+                      try Money("-12345678901234567.89", .eur)]
+        let data = try JSONEncoder().encode(values)
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains(#"{"amount":"49.90","currency":"EUR"}"#) || text.contains(#"{"currency":"EUR","amount":"49.90"}"#))
+        #expect(text.contains(#""500""#) && text.contains(#""0.012345""#) && text.contains(#""-12345678901234567.89""#))
+        #expect(try JSONDecoder().decode([Money].self, from: data) == values)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Money.self, from: Data(#"{"amount":"1.00","currency":"XYZ"}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Money.self, from: Data(#"{"amount":"1e3","currency":"EUR"}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Money.self, from: Data(#"{"amount":1.5,"currency":"EUR"}"#.utf8)) }
+    }
+}
