@@ -180,6 +180,8 @@ tests("NimbusPaymentMemory", "Commerce/Payment/Adapters/Memory", ["NimbusPayment
 adapter("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", domain: "NimbusPayment", ["NimbusCurrency", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging, Dep.nioCore, Dep.nioHTTP1])
 adapter("NimbusPaymentPayPal", "Commerce/Payment/Adapters/PayPal", domain: "NimbusPayment", ["NimbusCurrency", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging, Dep.nioCore, Dep.nioHTTP1, Dep.crypto])
 tests("NimbusPaymentPayPal", "Commerce/Payment/Adapters/PayPal", ["NimbusPaymentConformance", "NimbusPayment", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true)
+module("NimbusTax", "Commerce/Tax", ["NimbusCore", "NimbusCurrency", "NimbusHTTP", Dep.nioCore], resources: [.copy("Resources/vat-rates.json")])
+tests("NimbusTax", "Commerce/Tax", ["NimbusCurrency", "NimbusHTTP"])
 tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPaymentConformance", "NimbusPaymentMemory", "NimbusPayment", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true)
 
 // MARK: - Services and the command-line tool
@@ -201,7 +203,7 @@ targets.append(.executableTarget(
     dependencies: ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusCache", "NimbusCacheMemory", "NimbusCacheRedis",
                    "NimbusGateway", "NimbusLLM", "NimbusEmbeddings", "NimbusLLMMemoryModel", "NimbusLLMOpenAI", "NimbusLLMAnthropic",
                    "NimbusLLMGemini", "NimbusLLMOllama", "NimbusLLMRAG", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory",
-                   "NimbusPaymentStripe", "NimbusPaymentPayPal", Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
+                   "NimbusPaymentStripe", "NimbusPaymentPayPal", "NimbusTax", Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings
 ))

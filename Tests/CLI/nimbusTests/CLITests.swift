@@ -186,4 +186,18 @@ struct CommerceCLITests {
         let stripe = try await Binary.run(["pay", "show", id, "--via", "stripe://"], environment: ["STRIPE_SECRET_KEY": ""])
         #expect(stripe.status != 0 && stripe.stderr.contains("STRIPE_SECRET_KEY"))
     }
+
+    @Test func taxQuotesVATAndChecksNumbers() async throws {
+        let quote = try await Binary.run(["tax", "quote", "--seller", "DE", "--registration", "DE", "--registration", "EU-OSS", "--country", "FR",
+                                          "--line", "ebook=10.00:reduced:inclusive", "--line", "course=100", "--date", "2024-05-02"])
+        #expect(quote.status == 0, "\(quote.output)")
+        #expect(quote.stdout.contains("ebook: net 9.48  tax 0.52 at 5.5% FR") && quote.stdout.contains("total: net 109.48  tax 20.52  gross 130.00 EUR"), "\(quote.stdout)")
+        let b2b = try await Binary.run(["tax", "quote", "--seller", "DE", "--registration", "DE", "--country", "FR", "--vat-number", "FR25064285364",
+                                        "--line", "license=1000", "--json"])
+        let json = try JSONValue.parse(Data(b2b.stdout.utf8))
+        #expect(json["tax"] == ["amount": "0.00", "currency": "EUR"] && json["lines"]?.arrayValue?.first?["exemption"] == "reverse_charge", "\(b2b.output)")
+        #expect(try await Binary.run(["tax", "validate", "ATU87001119"]).status == 0)
+        let bad = try await Binary.run(["tax", "validate", "ATU87001118"])
+        #expect(bad.status == 1 && bad.stderr.contains("check digits"))
+    }
 }
