@@ -182,6 +182,9 @@ adapter("NimbusPaymentPayPal", "Commerce/Payment/Adapters/PayPal", domain: "Nimb
 tests("NimbusPaymentPayPal", "Commerce/Payment/Adapters/PayPal", ["NimbusPaymentConformance", "NimbusPayment", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true)
 module("NimbusTax", "Commerce/Tax", ["NimbusCore", "NimbusCurrency", "NimbusHTTP", Dep.nioCore], resources: [.copy("Resources/vat-rates.json")])
 tests("NimbusTax", "Commerce/Tax", ["NimbusCurrency", "NimbusHTTP"])
+module("NimbusBilling", "Commerce/Billing/Billing", ["NimbusCore", "NimbusCurrency", "NimbusPayment", "NimbusTax", Dep.grdb])
+module("NimbusBillingConformance", "Commerce/Billing/Conformance", ["NimbusBilling", "NimbusCore", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory", "NimbusTax"])
+tests("NimbusBilling", "Commerce/Billing/Billing", ["NimbusBillingConformance", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory", "NimbusTax"])
 tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPaymentConformance", "NimbusPaymentMemory", "NimbusPayment", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true)
 
 // MARK: - Services and the command-line tool
