@@ -184,6 +184,8 @@ module("NimbusTax", "Commerce/Tax", ["NimbusCore", "NimbusCurrency", "NimbusHTTP
 tests("NimbusTax", "Commerce/Tax", ["NimbusCurrency", "NimbusHTTP"])
 module("NimbusBilling", "Commerce/Billing/Billing", ["NimbusCore", "NimbusCurrency", "NimbusPayment", "NimbusTax", Dep.grdb])
 module("NimbusBillingConformance", "Commerce/Billing/Conformance", ["NimbusBilling", "NimbusCore", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory", "NimbusTax"])
+adapter("NimbusBillingPostgres", "Commerce/Billing/Adapters/Postgres", domain: "NimbusBilling", [Dep.postgresNIO, Dep.logging])
+tests("NimbusBillingPostgres", "Commerce/Billing/Adapters/Postgres", ["NimbusBillingConformance", "NimbusBilling", "NimbusPostgres", Dep.postgresNIO])
 tests("NimbusBilling", "Commerce/Billing/Billing", ["NimbusBillingConformance", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory", "NimbusTax"])
 tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPaymentConformance", "NimbusPaymentMemory", "NimbusPayment", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true)
 
@@ -206,7 +208,7 @@ targets.append(.executableTarget(
     dependencies: ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusCache", "NimbusCacheMemory", "NimbusCacheRedis",
                    "NimbusGateway", "NimbusLLM", "NimbusEmbeddings", "NimbusLLMMemoryModel", "NimbusLLMOpenAI", "NimbusLLMAnthropic",
                    "NimbusLLMGemini", "NimbusLLMOllama", "NimbusLLMRAG", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory",
-                   "NimbusPaymentStripe", "NimbusPaymentPayPal", "NimbusTax", Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
+                   "NimbusPaymentStripe", "NimbusPaymentPayPal", "NimbusTax", "NimbusBilling", Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings
 ))

@@ -14,7 +14,7 @@ struct Nimbus: AsyncParsableCommand {
             CommandGroup(name: "Catalog", subcommands: [Packages.self]),
             CommandGroup(name: "Cache", subcommands: [CacheCommand.self]),
             CommandGroup(name: "AI", subcommands: [LLMCommand.self, RAGCommand.self]),
-            CommandGroup(name: "Commerce", subcommands: [FXCommand.self, PayCommand.self, TaxCommand.self]),
+            CommandGroup(name: "Commerce", subcommands: [FXCommand.self, PayCommand.self, TaxCommand.self, BillingCommand.self]),
         ]
     )
 }

@@ -200,4 +200,26 @@ struct CommerceCLITests {
         let bad = try await Binary.run(["tax", "validate", "ATU87001118"])
         #expect(bad.status == 1 && bad.stderr.contains("check digits"))
     }
+
+    @Test func billingRunsTheEmbeddedEngineOnLocalFiles() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-billing-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let common = ["--db", "\(directory)/billing.sqlite", "--via", "mem://\(directory)/payments.sqlite", "--tax-home", "DE", "--tax-registration", "DE"]
+        func run(_ arguments: [String], at day: String = "2025-01-15") async throws -> ProcessRunner.Result {
+            let result = try await Binary.run(["billing"] + arguments + common + ["--at", day])
+            #expect(result.status == 0, "\(arguments): \(result.output)")
+            return result
+        }
+        _ = try await run(["add-plan", "basic", "--price", "10.00"])
+        _ = try await run(["add-customer", "ada", "--name", "Ada", "--country", "DE", "--method", "pm_card_visa"])
+        let subscription = try JSONValue.parse(Data(try await run(["subscribe", "ada", "basic"]).stdout.utf8))
+        #expect(subscription["status"] == "active")
+        let renewal = try await run(["advance"], at: "2025-02-15")
+        #expect(renewal.stdout.contains("INV-000002  paid  total 11.90 EUR"), "\(renewal.stdout)")
+        #expect(try await run(["advance"], at: "2025-02-16").stdout.contains("nothing due"))
+        let list = try await run(["invoices", "ada"])
+        #expect(list.stdout.split(separator: "\n").count == 2 && list.stdout.contains("INV-000001  2025-01-15  paid  subtotal 10.00  tax 1.90  total 11.90 EUR"), "\(list.stdout)")
+        let missing = try await Binary.run(["billing", "subscribe", "nobody", "basic"] + common)
+        #expect(missing.status != 0 && missing.stderr.contains("nobody"))
+    }
 }
