@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import NimbusBilling
+import NimbusBillingPostgres
+import NimbusPostgres
+import PostgresNIO
 import NimbusCore
 import NimbusCurrency
 import NimbusPayment
@@ -15,15 +18,24 @@ struct BillingCommand: AsyncParsableCommand {
     )
 
     struct Engine: ParsableArguments {
-        @Option(help: "The billing database (default .nimbus/billing.sqlite).") var db: String = ".nimbus/billing.sqlite"
+        @Option(help: "The billing database: a SQLite file (default .nimbus/billing.sqlite) or a postgres:// URL.") var db: String = ".nimbus/billing.sqlite"
         @Option(help: "Where invoices are charged (default mem://, the embedded payment engine).") var via: String = "mem://"
         @Option(name: .customLong("tax-home"), help: "Where the seller is established, to add VAT to invoices (ISO code).") var taxHome: String?
         @Option(name: .customLong("tax-registration"), help: "Where the seller collects VAT (repeatable; EU-OSS for the One-Stop Shop).") var taxRegistration: [String] = []
         @Option(help: "The engine's clock: act as of this instant (YYYY-MM-DD or ISO 8601; default now).") var at: String?
 
-        func open() async throws -> BillingEngine {
+        func store() throws -> any BillingStore {
+            if db.hasPrefix("postgres://") || db.hasPrefix("postgresql://") {
+                let client = PostgresClient(configuration: try .init(url: db))
+                Task { await client.run() }            // lives as long as the command
+                return PostgresBillingStore(client: client)
+            }
             let directory = (db as NSString).deletingLastPathComponent
             if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            return try SQLiteBillingStore(path: db)
+        }
+
+        func open() async throws -> BillingEngine {
             var now = Date()
             if let at {
                 let formatter = ISO8601DateFormatter()
@@ -38,7 +50,7 @@ struct BillingCommand: AsyncParsableCommand {
                 }))
             }
             let payments = PaymentClient(driver: try PayCommand.Provider.driver(via, environment: ProcessInfo.processInfo.environment))
-            return try await BillingEngine(store: try SQLiteBillingStore(path: db), configuration: .init(payments: payments, tax: tax, now: { instant }))
+            return try await BillingEngine(store: try store(), configuration: .init(payments: payments, tax: tax, now: { instant }))
         }
     }
 

@@ -222,4 +222,21 @@ struct CommerceCLITests {
         let missing = try await Binary.run(["billing", "subscribe", "nobody", "basic"] + common)
         #expect(missing.status != 0 && missing.stderr.contains("nobody"))
     }
+
+    @Test(.requires(.postgres)) func billingKeepsItsBooksInPostgreSQLWhenGivenAURL() async throws {
+        let url = try await Peer.freshPostgresDatabase(prefix: "nimbus_cli_billing")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-billing-pg-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let common = ["--db", url, "--via", "mem://\(directory)/payments.sqlite", "--at", "2025-01-15"]
+        for arguments in [["add-plan", "basic", "--price", "10.00"], ["add-customer", "ada", "--name", "Ada", "--country", "DE", "--method", "pm_card_visa"],
+                          ["subscribe", "ada", "basic"]] {
+            let result = try await Binary.run(["billing"] + arguments + common)
+            #expect(result.status == 0, "\(arguments): \(result.output)")
+        }
+        let list = try await Binary.run(["billing", "invoices", "ada"] + common)
+        #expect(list.stdout.contains("INV-000001  2025-01-15  paid  subtotal 10.00  tax 0.00  total 10.00 EUR"), "\(list.output)")
+        let rows = try await ProcessRunner.run("/usr/bin/env", ["psql", url.replacingOccurrences(of: "?sslmode=disable", with: ""), "-tAc",
+                                                                "SELECT count(*) FROM nimbus_billing_documents WHERE kind = 'invoice'"])
+        #expect(rows.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "\(rows.output)")
+    }
 }
