@@ -96,7 +96,9 @@ public enum ConversationStoreConformance {
                 #expect(try await store.messages(of: short).isEmpty)
                 try await harness.advance(unit + unit / 2)
                 let alive = try await store.messages(of: a).map(\.text)
-                let stalled = renewed - started >= unit * 2 || ContinuousClock.now - renewed >= unit * 2
+                // A server's clock can lag too (Redis stamps expiries with a cached time): a renewal that
+                // took more than half the TTL is treated as stalled.
+                let stalled = renewed - started >= unit || ContinuousClock.now - renewed >= unit * 2
                 if stalled, attempt < 3 { continue }
                 #expect(alive == ["hi", "hello"])
                 try await harness.advance(unit)
