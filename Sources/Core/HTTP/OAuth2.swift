@@ -26,48 +26,26 @@ public actor AccessTokenCache {
         }
     }
 
-    private let fetch: @Sendable () async throws -> Token
-    private let refreshAhead: Duration
-    private let now: @Sendable () -> Date
-    private var cached: (token: Secret<String>, expiresAt: Date)?
-    private var inFlight: Task<Token, any Error>?
+    private let cache: ExpiringValueCache<Secret<String>>
+
     /// How many tokens were fetched (for tests and metrics).
-    public private(set) var fetchCount = 0
+    public var fetchCount: Int { get async { await cache.fetchCount } }
 
     /// Creates a cache. A token is renewed once less than `refreshAhead` of its life remains.
     public init(refreshAhead: Duration = .seconds(300), now: @escaping @Sendable () -> Date = { Date() },
                 fetch: @escaping @Sendable () async throws -> Token) {
-        self.fetch = fetch
-        self.refreshAhead = refreshAhead
-        self.now = now
+        cache = ExpiringValueCache(refreshAhead: refreshAhead, now: now) {
+            let issued = now()
+            let token = try await fetch()
+            return (token.value, issued.addingTimeInterval(token.expiresIn.nimbusSeconds))
+        }
     }
 
     /// A valid token: the cached one, or a new one (one fetch, however many callers wait for it).
-    public func current() async throws -> Secret<String> {
-        if let cached, now().addingTimeInterval(refreshAhead.nimbusSeconds) < cached.expiresAt { return cached.token }
-        let task: Task<Token, any Error>
-        if let inFlight { task = inFlight } else {
-            let fetch = self.fetch
-            task = Task { try await fetch() }
-            inFlight = task
-            fetchCount += 1
-        }
-        let issued = now()
-        do {
-            let token = try await task.value
-            if inFlight == task {
-                inFlight = nil
-                cached = (token.value, issued.addingTimeInterval(token.expiresIn.nimbusSeconds))
-            }
-            return token.value
-        } catch {
-            if inFlight == task { inFlight = nil }
-            throw error
-        }
-    }
+    public func current() async throws -> Secret<String> { try await cache.value() }
 
     /// Forgets the cached token (after the API answered 401 with it).
-    public func invalidate() { cached = nil }
+    public func invalidate() async { await cache.invalidate() }
 
     /// `Authorization: Bearer <current token>` on every attempt.
     public nonisolated var bearerAuth: AuthMiddleware {

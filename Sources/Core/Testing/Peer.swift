@@ -42,6 +42,10 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// The reference MCP Python SDK (pip `mcp`) in a venv; ``url()`` is that venv's `python`.
     public static let mcpSDK = Peer("mcp-sdk")
 
+    /// moto_server with signature and IAM checks; ``setting(_:)`` `NIMBUS_PEER_MOTO_ACCESS_KEY_ID` / `_SECRET_ACCESS_KEY`
+    /// are the keys of its allow-all user, `NIMBUS_PEER_MOTO_S3_URL` a second moto without checks (for S3).
+    public static let moto = Peer("moto")
+
     /// The official Stripe Python library and python-stdnum in a venv; ``url()`` is that venv's `python`.
     public static let commerceSDKs = Peer("commerce-sdks")
 
