@@ -298,10 +298,21 @@ public final class AWSClient: Sendable {
         let responseHeaders = response.headers.map { ($0.name, $0.value) }
         guard response.isSuccess else {
             let error = AWSServiceError.parse(status: Int(response.status.code), headers: responseHeaders, body: method == .HEAD ? [] : data)
-            if error.isClockSkew, let date = response.headers.first(name: "Date").flatMap(HTTPDate.parse) { lastServerDate.withLock { $0 = date } }
+            if error.isClockSkew, let date = Self.serverTime(body: data, headers: response.headers[canonicalForm: "Date"].map(String.init)) {
+                lastServerDate.withLock { $0 = date }
+            }
             throw error.nimbusError(service: service.serviceID, operation: operation, retryAfter: response.retryAfter())
         }
         return Response(status: Int(response.status.code), headers: responseHeaders, body: data)
+    }
+
+    /// The server's clock: S3's `<ServerTime>` in the error, else the (last) `Date` header.
+    static func serverTime(body: [UInt8], headers dates: [String]) -> Date? {
+        if let xml = try? XMLElement.parse(body), let text = xml["ServerTime"]?.text ?? xml["Error"]?["ServerTime"]?.text,
+           let date = ISO8601DateFormatter().date(from: text) {
+            return date
+        }
+        return dates.last.flatMap(HTTPDate.parse)
     }
 
     static func json(_ body: [UInt8], service: AWSService, operation: String) throws -> JSONValue {
