@@ -212,14 +212,14 @@ targets.append(.executableTarget(
     dependencies: ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusCache", "NimbusCacheMemory", "NimbusCacheRedis",
                    "NimbusGateway", "NimbusLLM", "NimbusEmbeddings", "NimbusLLMMemoryModel", "NimbusLLMOpenAI", "NimbusLLMAnthropic",
                    "NimbusLLMGemini", "NimbusLLMOllama", "NimbusLLMRAG", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory",
-                   "NimbusPaymentStripe", "NimbusPaymentPayPal", "NimbusTax", "NimbusBilling", "NimbusBillingPostgres", "NimbusPostgres", Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
+                   "NimbusPaymentStripe", "NimbusPaymentPayPal", "NimbusTax", "NimbusBilling", "NimbusBillingPostgres", "NimbusPostgres", "NimbusAWS", Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings
 ))
 products.append(.executable(name: "nimbus", targets: ["nimbus"]))
 targets.append(.testTarget(
     name: "nimbusTests",
-    dependencies: ["nimbus", "NimbusCatalog", "NimbusTesting", "NimbusHTTP"],
+    dependencies: ["nimbus", "NimbusCatalog", "NimbusTesting", "NimbusHTTP", "NimbusAWS"],
     path: "Tests/CLI/nimbusTests",
     swiftSettings: swiftSettings
 ))

@@ -14,6 +14,7 @@ struct Nimbus: AsyncParsableCommand {
             CommandGroup(name: "Catalog", subcommands: [Packages.self]),
             CommandGroup(name: "Cache", subcommands: [CacheCommand.self]),
             CommandGroup(name: "AI", subcommands: [LLMCommand.self, RAGCommand.self]),
+            CommandGroup(name: "Cloud", subcommands: [AWSCommand.self]),
             CommandGroup(name: "Commerce", subcommands: [FXCommand.self, PayCommand.self, TaxCommand.self, BillingCommand.self]),
         ]
     )

@@ -1,4 +1,5 @@
 import Foundation
+import NimbusAWS
 import NimbusCore
 import NimbusHTTP
 import NimbusTesting
@@ -29,7 +30,7 @@ struct CLITests {
     func help() async throws {
         let result = try await Binary.run(["--help"])
         #expect(result.status == 0)
-        for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS", "AI SUBCOMMANDS", "COMMERCE SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
+        for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS", "AI SUBCOMMANDS", "CLOUD SUBCOMMANDS", "COMMERCE SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
     }
 
     @Test("packages prints the catalog in each format")
@@ -148,7 +149,7 @@ struct CLITests {
     }
 }
 
-@Suite("nimbus fx and pay", .timeLimit(.minutes(2)))
+@Suite("nimbus fx, pay, tax, billing and aws", .timeLimit(.minutes(2)))
 struct CommerceCLITests {
     @Test func fxConvertsWithECBRatesFromAFile() async throws {
         let root = try #require(Peer.packageRoot())
@@ -238,5 +239,29 @@ struct CommerceCLITests {
         let rows = try await ProcessRunner.run("/usr/bin/env", ["psql", url.replacingOccurrences(of: "?sslmode=disable", with: ""), "-tAc",
                                                                 "SELECT count(*) FROM nimbus_billing_documents WHERE kind = 'invoice'"])
         #expect(rows.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "\(rows.output)")
+    }
+
+    @Test(.requires(.moto)) func awsCallsMotoAndPresignsADownloadableURL() async throws {
+        let moto = try Peer.moto.url()
+        let keys = ["AWS_ACCESS_KEY_ID": Peer.setting("NIMBUS_PEER_MOTO_ACCESS_KEY_ID") ?? "", "AWS_SECRET_ACCESS_KEY": Peer.setting("NIMBUS_PEER_MOTO_SECRET_ACCESS_KEY") ?? "",
+                    "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"]
+        let identity = try await Binary.run(["aws", "call", "sts", "GetCallerIdentity", "--endpoint-url", moto], environment: keys)
+        #expect(identity.status == 0 && identity.stdout.contains(":user/nimbus"), "\(identity.output)")
+        var wrong = keys
+        wrong["AWS_SECRET_ACCESS_KEY"] = "wrong"
+        let refused = try await Binary.run(["aws", "call", "sts", "GetCallerIdentity", "--endpoint-url", moto], environment: wrong)
+        #expect(refused.status == 254 && refused.stderr.contains("An error occurred (") , "\(refused.output)")
+        let s3 = try #require(Peer.setting("NIMBUS_PEER_MOTO_S3_URL"))
+        let plain = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"]
+        let bucket = "cli-\(UUID().uuidString.lowercased().prefix(8))"
+        #expect(try await Binary.run(["aws", "call", "s3", "CreateBucket", "--method", "PUT", "--path", "/\(bucket)", "--endpoint-url", s3], environment: plain).status == 0)
+        let aws = AWSClient(configuration: .init(region: "us-east-1", credentials: AWSCredentials(accessKeyID: "test", secretAccessKey: Secret("test")),
+                                                 endpointURL: s3, environment: [:]))
+        _ = try await aws.rest(.s3, method: .PUT, path: AWSClient.s3Path(bucket: bucket, key: "report.txt"), body: Array("quarterly".utf8))
+        let presigned = try await Binary.run(["aws", "presign", "GET", "s3://\(bucket)/report.txt", "--expires", "300", "--endpoint-url", s3], environment: plain)
+        #expect(presigned.status == 0, "\(presigned.output)")
+        let url = presigned.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let download = try await ProcessRunner.run("/usr/bin/env", ["curl", "-sf", url])
+        #expect(download.stdout == "quarterly", "\(download.output)")
     }
 }
