@@ -59,6 +59,15 @@ let package = Package(
             ],
             path: "Benchmarks/RetrievalBenchmarks"
         ),
+        // SigV4 signatures per second against botocore (Benchmarks/sigv4-vs-botocore).
+        .executableTarget(
+            name: "SigV4Benchmark",
+            dependencies: [
+                .product(name: "NimbusAWS", package: "Nimbus"),
+                .product(name: "NimbusCore", package: "Nimbus"),
+            ],
+            path: "Benchmarks/SigV4Benchmark"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
