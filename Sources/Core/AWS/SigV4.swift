@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NimbusCore
+import Synchronization
 
 /// AWS credentials: an access key, its secret, and a session token for temporary credentials.
 public struct AWSCredentials: Sendable, Hashable, CustomStringConvertible {
@@ -192,7 +193,15 @@ public struct SigV4: Sendable {
     func payloadHash(_ body: [UInt8]) -> String { options.unsignedPayload ? "UNSIGNED-PAYLOAD" : Self.sha256Hex(body) }
 
     func canonicalRequest(_ request: Request, canonicalHeaders: String, signedHeaders: String, canonicalQuery: String, payloadHash: String) -> String {
-        [request.method.uppercased(), canonicalPath(request.path), canonicalQuery, canonicalHeaders, signedHeaders, payloadHash].joined(separator: "\n")
+        let path = canonicalPath(request.path)
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(request.method.utf8.count + path.utf8.count + canonicalQuery.utf8.count + canonicalHeaders.utf8.count
+                              + signedHeaders.utf8.count + payloadHash.utf8.count + 5)
+        for (index, part) in [request.method.uppercased(), path, canonicalQuery, canonicalHeaders, signedHeaders, payloadHash].enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: "\n")) }
+            bytes += part.utf8
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The path as the service expects it in the canonical request.
@@ -204,6 +213,9 @@ public struct SigV4: Sendable {
 
     /// Removes `.`/`..` segments and empty segments, keeping a leading and a trailing slash.
     static func normalize(_ path: String) -> String {
+        if path.hasPrefix("/"), !path.contains("//"), !path.contains("/./"), !path.contains("/../"), !path.hasSuffix("/."), !path.hasSuffix("/..") {
+            return path
+        }
         var segments: [Substring] = []
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         for part in parts {
@@ -221,16 +233,78 @@ public struct SigV4: Sendable {
 
     /// Lower-cased, trimmed, whitespace-collapsed headers, sorted; repeated names joined with commas.
     func canonicalHeaders(_ headers: [Request.Pair]) -> (canonical: String, signed: String) {
-        var merged: [String: [String]] = [:]
-        for header in headers {
-            let name = header.name.lowercased().trimmingCharacters(in: .whitespaces)
+        var entries: [(name: String, value: String, order: Int)] = []
+        entries.reserveCapacity(headers.count)
+        for (order, header) in headers.enumerated() {
+            let name = Self.lowercasedTrimmed(header.name)
             guard !Self.unsignedHeaders.contains(name) else { continue }
-            let value = header.value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(separator: " ")
-            merged[name, default: []].append(value)
+            entries.append((name, Self.collapseWhitespace(header.value), order))
         }
-        let names = merged.keys.sorted()
-        let canonical = names.map { "\($0):\(merged[$0]!.joined(separator: ","))\n" }.joined()
-        return (canonical, names.joined(separator: ";"))
+        // Sort by name, keeping the order of repeated names (their values are joined in order).
+        entries.sort { $0.name == $1.name ? $0.order < $1.order : $0.name < $1.name }
+        var canonical = [UInt8]()
+        var signed = [UInt8]()
+        canonical.reserveCapacity(entries.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 2 })
+        var index = 0
+        while index < entries.count {
+            let name = entries[index].name
+            if !signed.isEmpty { signed.append(UInt8(ascii: ";")) }
+            signed += name.utf8
+            canonical += name.utf8
+            canonical.append(UInt8(ascii: ":"))
+            canonical += entries[index].value.utf8
+            index += 1
+            while index < entries.count, entries[index].name == name {
+                canonical.append(UInt8(ascii: ","))
+                canonical += entries[index].value.utf8
+                index += 1
+            }
+            canonical.append(UInt8(ascii: "\n"))
+        }
+        return (String(decoding: canonical, as: UTF8.self), String(decoding: signed, as: UTF8.self))
+    }
+
+    /// ASCII-lowercases and trims a header name (header names are ASCII tokens).
+    static func lowercasedTrimmed(_ name: String) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(name.utf8.count)
+        for byte in name.utf8 where byte != 0x20 && byte != 0x09 {
+            out.append(byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte)
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Lower-case hex of contiguous bytes (a digest, a MAC), without generic iteration.
+    static func hex(_ bytes: some ContiguousBytes) -> String {
+        bytes.withUnsafeBytes { raw in
+            String(unsafeUninitializedCapacity: raw.count * 2) { buffer in
+                var index = 0
+                for byte in raw {
+                    buffer[index] = lowerHex[Int(byte >> 4)]
+                    buffer[index + 1] = lowerHex[Int(byte & 0x0F)]
+                    index += 2
+                }
+                return index
+            }
+        }
+    }
+
+    private static let lowerHex: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Trims a header value and collapses each run of spaces, tabs and line breaks into one space.
+    static func collapseWhitespace(_ value: String) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(value.utf8.count)
+        var pendingSpace = false
+        for byte in value.utf8 {
+            if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+                pendingSpace = !out.isEmpty
+            } else {
+                if pendingSpace { out.append(0x20); pendingSpace = false }
+                out.append(byte)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// `a=1&b=2`, keys and values URI-encoded, sorted by key then value.
@@ -250,7 +324,11 @@ public struct SigV4: Sendable {
         }
     }
 
-    private static let unreserved: Set<UInt8> = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8)
+    private static let unreserved: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for byte in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8 { table[Int(byte)] = true }
+        return table
+    }()
     private static let hexDigits = Array("0123456789ABCDEF".utf8)
 
     /// RFC 3986 encoding of everything but unreserved characters (and `/` when asked).
@@ -258,7 +336,7 @@ public struct SigV4: Sendable {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         for byte in text.utf8 {
-            if unreserved.contains(byte) || (keepSlash && byte == UInt8(ascii: "/")) {
+            if unreserved[Int(byte)] || (keepSlash && byte == UInt8(ascii: "/")) {
                 bytes.append(byte)
             } else {
                 bytes += [UInt8(ascii: "%"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0x0F)]]
@@ -274,8 +352,9 @@ public struct SigV4: Sendable {
     }
 
     static func signature(_ stringToSign: String, secret: Secret<String>, day: String, region: String, service: String) -> String {
-        let key = signingKey(secret: secret, day: day, region: region, service: service)
-        return HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key).hexString
+        var mac = SigningKeyCache.shared.mac(secret: secret, day: day, region: region, service: service)
+        mac.update(data: Array(stringToSign.utf8))
+        return hex(mac.finalize())
     }
 
     /// `HMAC(HMAC(HMAC(HMAC("AWS4" + secret, day), region), service), "aws4_request")`.
@@ -287,14 +366,59 @@ public struct SigV4: Sendable {
         return key
     }
 
-    static func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).hexString }
+    static func sha256Hex(_ bytes: [UInt8]) -> String { hex(SHA256.hash(data: bytes)) }
 
-    /// `20150830T123600Z` and `20150830`.
+    /// `20150830T123600Z` and `20150830` (integer civil-date arithmetic; no Calendar on the hot path).
     static func timestamps(_ date: Date) -> (amzDate: String, day: String) {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        let day = String(format: "%04d%02d%02d", c.year!, c.month!, c.day!)
-        return (day + String(format: "T%02d%02d%02dZ", c.hour!, c.minute!, c.second!), day)
+        let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = seconds - days * 86_400
+        // Howard Hinnant's days-from-civil inverse.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthPrime = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthPrime + 2) / 5 + 1
+        let month = monthPrime < 10 ? monthPrime + 3 : monthPrime - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(16)
+        func append(_ value: Int64, width: Int) {
+            var digits = [UInt8](repeating: UInt8(ascii: "0"), count: width)
+            var rest = value
+            for index in stride(from: width - 1, through: 0, by: -1) {
+                digits[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            }
+            bytes += digits
+        }
+        append(year, width: 4); append(month, width: 2); append(day, width: 2)
+        let dayText = String(decoding: bytes, as: UTF8.self)
+        bytes.append(UInt8(ascii: "T"))
+        append(secondOfDay / 3600, width: 2); append(secondOfDay / 60 % 60, width: 2); append(secondOfDay % 60, width: 2)
+        bytes.append(UInt8(ascii: "Z"))
+        return (String(decoding: bytes, as: UTF8.self), dayText)
+    }
+}
+
+/// Derived SigV4 keys, one per secret, day, region and service — four HMACs saved on every signature,
+/// as the AWS SDKs do. Keys are bound to a hash of the secret (the secret itself is not kept as a key).
+final class SigningKeyCache: Sendable {
+    static let shared = SigningKeyCache()
+    /// Keyed by the secret with the scope; an HMAC already keyed with the derived key is kept, so each
+    /// signature copies it and only hashes the string to sign.
+    private let macs = Mutex<[String: HMAC<SHA256>]>([:])
+
+    func mac(secret: Secret<String>, day: String, region: String, service: String) -> HMAC<SHA256> {
+        let identity = "\(day)/\(region)/\(service)/\(secret.reveal())"
+        if let cached = macs.withLock({ $0[identity] }) { return cached }
+        let mac = HMAC<SHA256>(key: SigV4.signingKey(secret: secret, day: day, region: region, service: service))
+        macs.withLock { cache in
+            if cache.count > 256 { cache.removeAll() }
+            cache[identity] = mac
+        }
+        return mac
     }
 }

@@ -14,10 +14,12 @@ public enum NimbusVersion {
     public static let current = "0.1.0"
 }
 
+private let lowerHexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
 extension Sequence where Element == UInt8 {
     /// Lower-case hexadecimal, two digits per byte (digests, MACs): `SHA256.hash(data: d).hexString`.
     public var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
+        let digits = lowerHexDigits
         var out: [UInt8] = []
         out.reserveCapacity(underestimatedCount * 2)
         for byte in self {

@@ -131,6 +131,20 @@ struct SigV4SuiteTests {
         #expect(SigV4(service: "service", region: "us-east-1").canonicalPath("/a%20b/c") == "/a%2520b/c", "other services encode twice")
     }
 
+    @Test func amzDatesMatchFoundationsCalendarOnAnyDay() {
+        let formatter = ISO8601DateFormatter()
+        var generator = SystemRandomNumberGenerator()
+        let signer = SigV4(service: "service", region: "us-east-1")
+        let credentials = AWSCredentials(accessKeyID: "AKID", secretAccessKey: Secret("s"))
+        let samples = [0, 951_782_400, 1_709_164_799, 4_107_542_399] + (0..<500).map { _ in Int.random(in: 0...4_102_444_800, using: &generator) }
+        for seconds in samples {
+            let date = Date(timeIntervalSince1970: TimeInterval(seconds))
+            let expected = formatter.string(from: date).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
+            let signed = signer.sign(SigV4.Request(method: "GET", path: "/", headers: [("Host", "h")]), credentials: credentials, date: date)
+            #expect(signed.headers.first { $0.name == "X-Amz-Date" }?.value == expected, "\(seconds)")
+        }
+    }
+
     @Test func secretsNeverShowInDescriptions() {
         let credentials = AWSCredentials(accessKeyID: "AKID", secretAccessKey: Secret("very-secret"), sessionToken: Secret("token-secret"))
         #expect(!"\(credentials)".contains("very-secret") && !"\(credentials)".contains("token-secret"))
