@@ -128,6 +128,13 @@ public struct SigV4: Sendable {
     /// Headers never signed: they are added or changed on the way (botocore's list).
     public static let unsignedHeaders: Set<String> = ["authorization", "user-agent", "x-amzn-trace-id", "expect", "connection"]
 
+    static func isUnsigned(_ name: String) -> Bool {
+        switch name {
+        case "authorization", "user-agent", "x-amzn-trace-id", "expect", "connection": true
+        default: false
+        }
+    }
+
     /// The service's signing name (`s3`, `sts`, `dynamodb`...).
     public var service: String
     /// The region (`us-east-1`).
@@ -154,8 +161,8 @@ public struct SigV4: Sendable {
         if let token = credentials.sessionToken, !options.sessionTokenAfterSigning {
             added.append(Request.Pair("X-Amz-Security-Token", token.reveal()))
         }
-        let addedNames = Set(added.map { $0.name.lowercased() })
-        request.headers.removeAll { addedNames.contains($0.name.lowercased()) }
+        let addedNames = added.map { Self.lowercasedTrimmed($0.name) }          // two or three names: a list beats a set
+        request.headers.removeAll { header in addedNames.contains { Self.equalsIgnoringASCIICase(header.name, lowercased: $0) } }
         request.headers += added
         let (canonicalHeaders, signedHeaders) = canonicalHeaders(request.headers)
         let canonical = canonicalRequest(request, canonicalHeaders: canonicalHeaders, signedHeaders: signedHeaders,
@@ -211,11 +218,28 @@ public struct SigV4: Sendable {
         return options.doubleEncodePath ? Self.uriEncode(value, keepSlash: true) : value
     }
 
+    /// Whether a path has no empty, `.` or `..` segment (a byte scan; most paths take this fast path).
+    static func isNormal(_ path: String) -> Bool {
+        var previousSlash = false, segmentStart = true, dots = 0
+        var first = true
+        for byte in path.utf8 {
+            if first { first = false; guard byte == UInt8(ascii: "/") else { return false } ; previousSlash = true; continue }
+            if byte == UInt8(ascii: "/") {
+                if previousSlash || (segmentStart && dots > 0) { return false }
+                previousSlash = true
+                segmentStart = true
+                dots = 0
+            } else {
+                previousSlash = false
+                if segmentStart && byte == UInt8(ascii: ".") { dots += 1; if dots > 2 { segmentStart = false } } else { segmentStart = false }
+            }
+        }
+        return !(segmentStart && dots > 0)
+    }
+
     /// Removes `.`/`..` segments and empty segments, keeping a leading and a trailing slash.
     static func normalize(_ path: String) -> String {
-        if path.hasPrefix("/"), !path.contains("//"), !path.contains("/./"), !path.contains("/../"), !path.hasSuffix("/."), !path.hasSuffix("/..") {
-            return path
-        }
+        if isNormal(path) { return path }
         var segments: [Substring] = []
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         for part in parts {
@@ -237,7 +261,7 @@ public struct SigV4: Sendable {
         entries.reserveCapacity(headers.count)
         for (order, header) in headers.enumerated() {
             let name = Self.lowercasedTrimmed(header.name)
-            guard !Self.unsignedHeaders.contains(name) else { continue }
+            guard !Self.isUnsigned(name) else { continue }
             entries.append((name, Self.collapseWhitespace(header.value), order))
         }
         // Sort by name, keeping the order of repeated names (their values are joined in order).
@@ -266,12 +290,22 @@ public struct SigV4: Sendable {
 
     /// ASCII-lowercases and trims a header name (header names are ASCII tokens).
     static func lowercasedTrimmed(_ name: String) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity(name.utf8.count)
-        for byte in name.utf8 where byte != 0x20 && byte != 0x09 {
-            out.append(byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte)
+        if !name.utf8.contains(where: { ($0 >= 0x41 && $0 <= 0x5A) || $0 == 0x20 || $0 == 0x09 }) { return name }   // already canonical
+        return String(unsafeUninitializedCapacity: name.utf8.count) { buffer in
+            var count = 0
+            for byte in name.utf8 where byte != 0x20 && byte != 0x09 {
+                buffer[count] = byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte
+                count += 1
+            }
+            return count
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Whether `name` equals the lower-case `lowercased`, ignoring ASCII case (no allocation).
+    static func equalsIgnoringASCIICase(_ name: String, lowercased: String) -> Bool {
+        guard name.utf8.count == lowercased.utf8.count else { return false }
+        for (byte, other) in zip(name.utf8, lowercased.utf8) where (byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte) != other { return false }
+        return true
     }
 
     /// Lower-case hex of contiguous bytes (a digest, a MAC), without generic iteration.
@@ -293,6 +327,13 @@ public struct SigV4: Sendable {
 
     /// Trims a header value and collapses each run of spaces, tabs and line breaks into one space.
     static func collapseWhitespace(_ value: String) -> String {
+        // Fast path: no tabs or line breaks, no leading, trailing or doubled spaces.
+        var clean = true, previousSpace = true
+        for byte in value.utf8 {
+            if byte == 0x09 || byte == 0x0A || byte == 0x0D || (byte == 0x20 && previousSpace) { clean = false; break }
+            previousSpace = byte == 0x20
+        }
+        if clean && !previousSpace || value.isEmpty { return value }
         var out = [UInt8]()
         out.reserveCapacity(value.utf8.count)
         var pendingSpace = false
@@ -309,6 +350,7 @@ public struct SigV4: Sendable {
 
     /// `a=1&b=2`, keys and values URI-encoded, sorted by key then value.
     static func canonicalQuery(_ query: [Request.Pair]) -> String {
+        if query.isEmpty { return "" }
         let encoded: [(name: String, value: String)] = query.map { (uriEncode($0.name, keepSlash: false), uriEncode($0.value, keepSlash: false)) }
         let sorted = encoded.sorted { lhs, rhs in lhs.name == rhs.name ? lhs.value < rhs.value : lhs.name < rhs.name }
         return sorted.map { $0.name + "=" + $0.value }.joined(separator: "&")
@@ -333,6 +375,7 @@ public struct SigV4: Sendable {
 
     /// RFC 3986 encoding of everything but unreserved characters (and `/` when asked).
     public static func uriEncode(_ text: String, keepSlash: Bool) -> String {
+        if text.utf8.allSatisfy({ unreserved[Int($0)] || (keepSlash && $0 == UInt8(ascii: "/")) }) { return text }   // nothing to encode
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         for byte in text.utf8 {
@@ -348,12 +391,13 @@ public struct SigV4: Sendable {
     // MARK: Keys
 
     static func stringToSign(amzDate: String, scope: String, canonicalRequest: String) -> String {
-        "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n\(sha256Hex(Array(canonicalRequest.utf8)))"
+        "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n\(sha256Hex(canonicalRequest))"
     }
 
     static func signature(_ stringToSign: String, secret: Secret<String>, day: String, region: String, service: String) -> String {
         var mac = SigningKeyCache.shared.mac(secret: secret, day: day, region: region, service: service)
-        mac.update(data: Array(stringToSign.utf8))
+        var text = stringToSign
+        text.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
         return hex(mac.finalize())
     }
 
@@ -366,7 +410,12 @@ public struct SigV4: Sendable {
         return key
     }
 
-    static func sha256Hex(_ bytes: [UInt8]) -> String { hex(SHA256.hash(data: bytes)) }
+    static func sha256Hex(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { hex(SHA256.hash(data: $0)) } }
+
+    static func sha256Hex(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { hex(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
+    }
 
     /// `20150830T123600Z` and `20150830` (integer civil-date arithmetic; no Calendar on the hot path).
     static func timestamps(_ date: Date) -> (amzDate: String, day: String) {
@@ -383,23 +432,22 @@ public struct SigV4: Sendable {
         let day = dayOfYear - (153 * monthPrime + 2) / 5 + 1
         let month = monthPrime < 10 ? monthPrime + 3 : monthPrime - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(16)
-        func append(_ value: Int64, width: Int) {
-            var digits = [UInt8](repeating: UInt8(ascii: "0"), count: width)
-            var rest = value
-            for index in stride(from: width - 1, through: 0, by: -1) {
-                digits[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
+        let fields: [(Int64, Int)] = [(year, 4), (month, 2), (day, 2), (secondOfDay / 3600, 2), (secondOfDay / 60 % 60, 2), (secondOfDay % 60, 2)]
+        let amzDate = String(unsafeUninitializedCapacity: 16) { buffer in
+            var position = 0
+            for (index, (value, width)) in fields.enumerated() {
+                if index == 3 { buffer[position] = UInt8(ascii: "T"); position += 1 }
+                var rest = value
+                for offset in stride(from: width - 1, through: 0, by: -1) {
+                    buffer[position + offset] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                position += width
             }
-            bytes += digits
+            buffer[position] = UInt8(ascii: "Z")
+            return position + 1
         }
-        append(year, width: 4); append(month, width: 2); append(day, width: 2)
-        let dayText = String(decoding: bytes, as: UTF8.self)
-        bytes.append(UInt8(ascii: "T"))
-        append(secondOfDay / 3600, width: 2); append(secondOfDay / 60 % 60, width: 2); append(secondOfDay % 60, width: 2)
-        bytes.append(UInt8(ascii: "Z"))
-        return (String(decoding: bytes, as: UTF8.self), dayText)
+        return (amzDate, String(amzDate.prefix(8)))
     }
 }
 
@@ -409,15 +457,24 @@ final class SigningKeyCache: Sendable {
     static let shared = SigningKeyCache()
     /// Keyed by the secret with the scope; an HMAC already keyed with the derived key is kept, so each
     /// signature copies it and only hashes the string to sign.
-    private let macs = Mutex<[String: HMAC<SHA256>]>([:])
+    private struct Scope: Hashable {
+        var day: String, region: String, service: String, secret: String
+    }
+    private let macs = Mutex<(last: (Scope, HMAC<SHA256>)?, all: [Scope: HMAC<SHA256>])>((nil, [:]))
 
     func mac(secret: Secret<String>, day: String, region: String, service: String) -> HMAC<SHA256> {
-        let identity = "\(day)/\(region)/\(service)/\(secret.reveal())"
-        if let cached = macs.withLock({ $0[identity] }) { return cached }
+        let scope = Scope(day: day, region: region, service: service, secret: secret.reveal())
+        let found: HMAC<SHA256>? = macs.withLock { state in
+            if let last = state.last, last.0 == scope { return last.1 }          // the common case: one client, one service
+            if let cached = state.all[scope] { state.last = (scope, cached); return cached }
+            return nil
+        }
+        if let found { return found }
         let mac = HMAC<SHA256>(key: SigV4.signingKey(secret: secret, day: day, region: region, service: service))
-        macs.withLock { cache in
-            if cache.count > 256 { cache.removeAll() }
-            cache[identity] = mac
+        macs.withLock { state in
+            if state.all.count > 256 { state.all.removeAll() }
+            state.all[scope] = mac
+            state.last = (scope, mac)
         }
         return mac
     }
