@@ -174,6 +174,8 @@ module("NimbusAWS", "Core/AWS", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.asy
 tests("NimbusAWS", "Core/AWS", ["NimbusHTTP"], fixtures: true)
 module("NimbusGCP", "Core/GCP", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 tests("NimbusGCP", "Core/GCP", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras])
+module("NimbusAzure", "Core/Azure", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
+tests("NimbusAzure", "Core/Azure", ["NimbusHTTP"])
 
 // MARK: - Commerce (seed: pkg/commerce/*) — exact money first; payments, billing and tax build on it
 

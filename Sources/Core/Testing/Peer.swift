@@ -46,6 +46,9 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// are the keys of its allow-all user, `NIMBUS_PEER_MOTO_S3_URL` a second moto without checks (for S3).
     public static let moto = Peer("moto")
 
+    /// Microsoft's azure-storage-blob Python SDK in a venv; ``url()`` is that venv's `python`.
+    public static let azureSDK = Peer("azure-sdk")
+
     /// gcp-storage-emulator: Cloud Storage's JSON API.
     public static let gcs = Peer("gcs")
 
