@@ -144,18 +144,31 @@ enum Sentiment: String, CaseIterable, Sendable { case positive, negative, neutra
 
     @Test func breakingOutOfAStreamCancelsTheRun() async throws {
         let (model, _) = memoryModel()
-        let finished = Mutex(false)
+        // (started, cancelled, finished) of the slow step.
+        let state = Mutex((false, false, false))
         let chain = ModelStep(model).then(TextParser()).then("slow") { (text: String) -> String in
-            try await Task.sleep(for: .seconds(30))
-            finished.withLock { $0 = true }
+            state.withLock { $0.0 = true }
+            do { try await Task.sleep(for: .seconds(30)) } catch {
+                state.withLock { $0.1 = true }
+                throw error
+            }
+            state.withLock { $0.2 = true }
             return text
         }
-        let started = ContinuousClock.now
         for try await event in chain.stream([.user("one two three")]) {
             if case .progress(.token) = event { break }
         }
+        // The run is cancelled: the slow step either never starts or is cancelled in its sleep — never finishes.
+        // (Polled, not timed: a loaded machine may take a while; the 60 s bound only guards against a hang.)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let (started, cancelled, _) = state.withLock { $0 }
+            if !started || cancelled { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
         try await Task.sleep(for: .milliseconds(50))
-        #expect(finished.withLock { $0 } == false)
-        #expect(ContinuousClock.now - started < .seconds(20))
+        let (started, cancelled, finished) = state.withLock { $0 }
+        #expect(!finished)
+        #expect(!started || cancelled, "a started slow step is cancelled")
     }
 }
