@@ -1,5 +1,7 @@
 import Foundation
+import NIOHTTP1
 import NimbusCore
+import NimbusHTTP
 
 /// An error as AWS answered it, kept as the `underlying` of the `NimbusError` the client throws.
 public struct AWSServiceError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -46,17 +48,7 @@ public struct AWSServiceError: Error, Sendable, Hashable, CustomStringConvertibl
         if Self.exists.contains(code) || code.hasSuffix(".Duplicate") { return .alreadyExists }
         if Self.precondition.contains(code) { return .failedPrecondition }
         if Self.transient.contains(code) { return .unavailable }
-        switch status {
-        case 400, 422: return .invalidArgument
-        case 401: return .unauthenticated
-        case 403: return .permissionDenied
-        case 404: return .notFound
-        case 409: return .alreadyExists
-        case 412: return .failedPrecondition
-        case 429: return .resourceExhausted
-        case 500...: return .unavailable
-        default: return .internal
-        }
+        return status >= 500 ? .unavailable : HTTPStatusMapping.code(for: HTTPResponseStatus(statusCode: status))
     }
 
     /// Reads the error of any protocol: JSON (`__type`, `code`, `message`), query/rest-xml

@@ -129,17 +129,7 @@ public enum AzureErrorCodes {
         case "ConditionNotMet", "LeaseIdMissing", "LeaseAlreadyPresent", "PreconditionFailed":
             return .failedPrecondition
         default:
-            switch status {
-            case 400: return .invalidArgument
-            case 401: return .unauthenticated
-            case 403: return .permissionDenied
-            case 404: return .notFound
-            case 409: return .alreadyExists
-            case 412: return .failedPrecondition
-            case 429: return .resourceExhausted
-            case 500...: return .unavailable
-            default: return .internal
-            }
+            return status >= 500 ? .unavailable : HTTPStatusMapping.code(for: HTTPResponseStatus(statusCode: status))
         }
     }
 }

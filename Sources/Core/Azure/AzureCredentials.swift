@@ -17,31 +17,6 @@ enum EntraEndpoint {
         return authority.trimmingSuffixSlash + "/\(tenant)/oauth2/v2.0/token"
     }
 
-    static func post(_ http: NimbusHTTPClient, url: String, form: [String: String], who: String) async throws -> AccessTokenCache.Token {
-        var request = NimbusHTTPRequest(.POST, url, operation: "entra token")
-        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-        request.body = ByteBuffer(string: form.sorted { $0.key < $1.key }.map { "\(FormEncoder.escape($0.key))=\(FormEncoder.escape($0.value))" }.joined(separator: "&"))
-        request.safeToRetry = true
-        let response = try await http.send(request)
-        let body = Array(try await response.collect(upTo: 64 * 1024).readableBytesView)
-        guard response.isSuccess else {
-            let json = try? JSONValue.parse(body)
-            let code = json?["error"]?.stringValue ?? "HTTP \(response.status.code)"
-            let description = json?["error_description"]?.stringValue.map { String($0.prefix(300)) } ?? ""
-            throw NimbusError(response.status.code >= 500 ? .unavailable : .unauthenticated, "Entra ID refused \(who): \(code) \(description)",
-                              retryAfter: response.retryAfter())
-        }
-        return try token(body, who: who)
-    }
-
-    /// `expires_in` is a number from Entra ID and a string from managed identity endpoints.
-    static func token(_ body: [UInt8], who: String) throws -> AccessTokenCache.Token {
-        guard let json = try? JSONValue.parse(body), let token = json["access_token"]?.stringValue, !token.isEmpty else {
-            throw NimbusError(.internal, "the token endpoint answered no access_token for \(who)")
-        }
-        let lifetime = json["expires_in"]?.numberValue ?? json["expires_in"]?.stringValue.flatMap(Double.init) ?? 3600
-        return AccessTokenCache.Token(value: Secret(token), expiresIn: .seconds(lifetime))
-    }
 }
 
 /// An app registration's client secret (client credentials grant).
@@ -60,7 +35,7 @@ public struct ClientSecretCredential: AzureTokenSource {
     }
 
     public func fetchToken(scope: String) async throws -> AccessTokenCache.Token {
-        try await EntraEndpoint.post(http, url: url, form: ["grant_type": "client_credentials", "client_id": clientID, "client_secret": secret.reveal(),
+        try await OAuth2TokenEndpoint.request(http, url: url, form: ["grant_type": "client_credentials", "client_id": clientID, "client_secret": secret.reveal(),
                                                             "scope": scope], who: "client \(clientID)")
     }
 }
@@ -89,7 +64,7 @@ public struct WorkloadIdentityCredential: AzureTokenSource {
         do { assertion = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) } catch {
             throw NimbusError(.unauthenticated, "cannot read the federated token file \(tokenFile): \(error)", underlying: error)
         }
-        return try await EntraEndpoint.post(http, url: url, form: [
+        return try await OAuth2TokenEndpoint.request(http, url: url, form: [
             "grant_type": "client_credentials", "client_id": clientID, "scope": scope,
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": assertion,
         ], who: "workload identity \(clientID)")
@@ -131,7 +106,7 @@ public struct ManagedIdentityCredential: AzureTokenSource {
         guard response.isSuccess else {
             throw NimbusError(.unauthenticated, "the managed identity endpoint answered \(response.status.code): \(String(decoding: body.prefix(200), as: UTF8.self))")
         }
-        return try EntraEndpoint.token(body, who: "the managed identity")
+        return try OAuth2TokenEndpoint.token(body, who: "the managed identity")
     }
 }
 

@@ -89,7 +89,7 @@ public struct ServiceAccountTokenSource: GCPTokenSource {
     public func fetchToken() async throws -> AccessTokenCache.Token {
         let assertion = try account.signedJWT(claims: ["iss": .string(account.clientEmail), "scope": .string(scopes.joined(separator: " ")),
                                                        "aud": .string(account.tokenURI)])
-        return try await GCPTokenExchange.post(http, url: account.tokenURI,
+        return try await OAuth2TokenEndpoint.request(http, url: account.tokenURI,
                                                form: ["grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion], who: account.clientEmail)
     }
 }
@@ -137,7 +137,7 @@ public struct AuthorizedUserTokenSource: GCPTokenSource {
     }
 
     public func fetchToken() async throws -> AccessTokenCache.Token {
-        try await GCPTokenExchange.post(http, url: tokenURI, form: ["grant_type": "refresh_token", "client_id": clientID,
+        try await OAuth2TokenEndpoint.request(http, url: tokenURI, form: ["grant_type": "refresh_token", "client_id": clientID,
                                                                    "client_secret": clientSecret.reveal(), "refresh_token": refreshToken.reveal()], who: clientID)
     }
 }
@@ -166,7 +166,7 @@ public struct MetadataServerTokenSource: GCPTokenSource {
         }
         let body = Array(try await response.collect(upTo: 64 * 1024).readableBytesView)
         guard response.isSuccess else { throw NimbusError(.unauthenticated, "the metadata server answered \(response.status.code) for a token") }
-        return try GCPTokenExchange.token(body, who: "the metadata server")
+        return try OAuth2TokenEndpoint.token(body, who: "the metadata server")
     }
 }
 
@@ -227,29 +227,3 @@ public struct ApplicationDefaultCredentials: GCPTokenSource {
     public func fetchToken() async throws -> AccessTokenCache.Token { try await source.fetchToken() }
 }
 
-/// OAuth2 token endpoint calls.
-enum GCPTokenExchange {
-    static func post(_ http: NimbusHTTPClient, url: String, form: [String: String], who: String) async throws -> AccessTokenCache.Token {
-        var request = NimbusHTTPRequest(.POST, url, operation: "oauth2 token")
-        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-        request.body = ByteBuffer(string: form.sorted { $0.key < $1.key }.map { "\(FormEncoder.escape($0.key))=\(FormEncoder.escape($0.value))" }.joined(separator: "&"))
-        request.safeToRetry = true
-        let response = try await http.send(request)
-        let body = Array(try await response.collect(upTo: 64 * 1024).readableBytesView)
-        guard response.isSuccess else {
-            let json = try? JSONValue.parse(body)
-            let code = json?["error"]?.stringValue ?? "HTTP \(response.status.code)"
-            let description = json?["error_description"]?.stringValue ?? ""
-            throw NimbusError(response.status.code >= 500 ? .unavailable : .unauthenticated,
-                              "the token endpoint refused \(who): \(code) \(description)", retryAfter: response.retryAfter())
-        }
-        return try token(body, who: who)
-    }
-
-    static func token(_ body: [UInt8], who: String) throws -> AccessTokenCache.Token {
-        guard let json = try? JSONValue.parse(body), let token = json["access_token"]?.stringValue, !token.isEmpty else {
-            throw NimbusError(.internal, "the token endpoint answered no access_token for \(who)")
-        }
-        return AccessTokenCache.Token(value: Secret(token), expiresIn: .seconds(json["expires_in"]?.numberValue ?? 3600))
-    }
-}

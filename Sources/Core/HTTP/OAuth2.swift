@@ -83,32 +83,51 @@ public struct OAuth2ClientCredentials: Sendable {
     /// Asks for a token.
     /// - Throws: `unauthenticated` when the server refuses the client (`invalid_client`), or the server's error mapped.
     public func fetchToken() async throws -> AccessTokenCache.Token {
-        var fields: [String: JSONValue] = ["grant_type": "client_credentials"]
-        if !scopes.isEmpty { fields["scope"] = .string(scopes.joined(separator: " ")) }
-        var request = NimbusHTTPRequest(.POST, tokenURL, operation: "oauth2 token")
+        var form = ["grant_type": "client_credentials"]
+        if !scopes.isEmpty { form["scope"] = scopes.joined(separator: " ") }
+        let basic = "Basic " + Data("\(clientID):\(clientSecret.reveal())".utf8).base64EncodedString()
+        return try await OAuth2TokenEndpoint.request(http, url: tokenURL, form: form, headers: [("Authorization", basic)], who: "the client credentials of '\(clientID)'")
+    }
+}
+
+/// An OAuth2 token endpoint (RFC 6749 §5): a form POST answered by `access_token` and `expires_in` (a number,
+/// or a string as Azure's managed identity sends it), or by `error` and `error_description`. Google, Entra ID,
+/// PayPal and the client-credentials grant above all go through here.
+public enum OAuth2TokenEndpoint {
+    /// Posts `form` (and `headers`) to `url` and reads the token. `who` names the client in errors (never its secret).
+    /// - Throws: `unauthenticated` when the server refuses the client or grant; `unavailable` for 5xx.
+    public static func request(_ http: NimbusHTTPClient, url: String, form: [String: String], headers: [(String, String)] = [],
+                               who: String) async throws -> AccessTokenCache.Token {
+        var request = NimbusHTTPRequest(.POST, url, operation: "oauth2 token")
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.headers.add(name: "Accept", value: "application/json")
-        request.headers.add(name: "Authorization", value: "Basic " + Data("\(clientID):\(clientSecret.reveal())".utf8).base64EncodedString())
-        request.body = ByteBuffer(string: try FormEncoder().encode(JSONValue.object(fields)))
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = ByteBuffer(string: form.sorted { $0.key < $1.key }.map { "\(FormEncoder.escape($0.key))=\(FormEncoder.escape($0.value))" }.joined(separator: "&"))
         request.safeToRetry = true          // asking again only issues another token
         let response = try await http.send(request)
-        let body = try await response.collect(upTo: 64 * 1024)
-        let json = try? JSONValue.parse(Array(body.readableBytesView))
+        let body = Array(try await response.collect(upTo: 64 * 1024).readableBytesView)
         guard response.isSuccess else {
+            let json = try? JSONValue.parse(body)
             let code = json?["error"]?.stringValue ?? "HTTP \(response.status.code)"
-            let description = json?["error_description"]?.stringValue ?? ""
-            let mapped: NimbusError.Code = ["invalid_client", "unauthorized_client", "invalid_grant"].contains(code) || response.status.code == 401
+            let description = json?["error_description"]?.stringValue.map { String($0.prefix(300)) } ?? ""
+            let mapped: NimbusError.Code = response.status.code >= 500 ? .unavailable
+                : ["invalid_client", "unauthorized_client", "invalid_grant"].contains(code) || [400, 401].contains(response.status.code)
                 ? .unauthenticated : HTTPStatusMapping.code(for: response.status)
-            throw NimbusError(mapped, "\(http.configuration.service) refused the client credentials of '\(clientID)': \(code) \(description)"
+            throw NimbusError(mapped, "\(http.configuration.service) refused \(who): \(code) \(description)"
                               + (mapped == .unauthenticated ? "; check the client id and secret" : ""), retryAfter: response.retryAfter())
         }
-        guard let token = json?["access_token"]?.stringValue, !token.isEmpty else {
-            throw NimbusError(.internal, "\(http.configuration.service) token endpoint answered without an access_token")
+        return try token(body, who: who)
+    }
+
+    /// Reads `access_token`, `token_type` (bearer only) and `expires_in` (default one hour).
+    public static func token(_ body: [UInt8], who: String) throws -> AccessTokenCache.Token {
+        guard let json = try? JSONValue.parse(body), let token = json["access_token"]?.stringValue, !token.isEmpty else {
+            throw NimbusError(.internal, "the token endpoint answered no access_token for \(who)")
         }
-        if let type = json?["token_type"]?.stringValue, type.lowercased() != "bearer" {
-            throw NimbusError(.internal, "\(http.configuration.service) issued a '\(type)' token; only bearer tokens are supported")
+        if let type = json["token_type"]?.stringValue, type.lowercased() != "bearer" {
+            throw NimbusError(.internal, "the token endpoint issued a '\(type)' token for \(who); only bearer tokens are supported")
         }
-        let lifetime = json?["expires_in"]?.numberValue ?? 3600
+        let lifetime = json["expires_in"]?.numberValue ?? json["expires_in"]?.stringValue.flatMap(Double.init) ?? 3600
         return AccessTokenCache.Token(value: Secret(token), expiresIn: .seconds(max(0, lifetime)))
     }
 }
