@@ -44,8 +44,11 @@ public struct VATRates: Sendable {
 
     /// Periods by country, newest first.
     public let periods: [String: [Period]]
+    /// Why the table is empty, when loading it failed (every lookup then throws this).
+    private let loadProblem: NimbusError?
 
-    /// The EU (and UK) rates shipped with Nimbus: ibericode/vat-rates @ 5abb1e1.
+    /// The EU (and UK) rates shipped with Nimbus: ibericode/vat-rates @ 5abb1e1. A damaged install gives an
+    /// empty table whose lookups throw `dataLoss`, rather than a crash.
     public static let eu: VATRates = {
         do {
             guard let url = Bundle.module.url(forResource: "vat-rates", withExtension: "json") else {
@@ -53,9 +56,14 @@ public struct VATRates: Sendable {
             }
             return try VATRates(json: try Data(contentsOf: url))
         } catch {
-            fatalError("NimbusTax's bundled VAT table cannot be read: \(error)")
+            return VATRates(empty: NimbusError(.dataLoss, "NimbusTax's bundled VAT table cannot be read (\(error)); reinstall or load one with VATRates(json:)"))
         }
     }()
+
+    private init(empty problem: NimbusError) {
+        periods = [:]
+        loadProblem = problem
+    }
 
     /// Reads the ibericode/vat-rates format. - Throws: `invalidArgument` naming what is malformed.
     public init(json: Data) throws {
@@ -94,6 +102,7 @@ public struct VATRates: Sendable {
             periods[country] = parsed.sorted { $0.effectiveFrom > $1.effectiveFrom }
         }
         self.periods = periods
+        loadProblem = nil
     }
 
     /// `19.6` stays `19.6` (not `19.600000000000001`).
@@ -104,6 +113,7 @@ public struct VATRates: Sendable {
 
     /// The period in force on `date`. - Throws: `notFound` for a country not in the table.
     public func period(country: String, on date: Date) throws -> Period {
+        if let loadProblem { throw loadProblem }
         guard let list = periods[country.uppercased()] else {
             throw NimbusError(.notFound, "no VAT rates for '\(country)'; the table covers \(countries.joined(separator: ", "))")
         }

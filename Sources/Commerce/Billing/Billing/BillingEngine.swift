@@ -337,15 +337,12 @@ public actor BillingEngine {
             let retries = try await store.documents(.invoice, owner: nil).map { try decode(Invoice.self, $0) }
                 .filter { $0.status == .open && ($0.nextPaymentAttempt.map { $0 <= now } ?? false) }
             let nextRenewal = subscriptions.min { $0.currentPeriodEnd < $1.currentPeriodEnd }
-            let nextRetry = retries.min { $0.nextPaymentAttempt! < $1.nextPaymentAttempt! }
-            switch (nextRenewal, nextRetry) {
-            case (nil, nil):
-                return created
-            case (let renewal?, let retry) where retry == nil || renewal.currentPeriodEnd <= retry!.nextPaymentAttempt!:
+            let nextRetry = retries.compactMap { invoice in invoice.nextPaymentAttempt.map { (invoice, $0) } }.min { $0.1 < $1.1 }
+            if let renewal = nextRenewal, nextRetry.map({ renewal.currentPeriodEnd <= $0.1 }) ?? true {
                 if let invoice = try await renew(renewal) { created.append(invoice) }
-            case (_, let retry?):
-                try await collect(retry.id, at: retry.nextPaymentAttempt!)
-            default:
+            } else if let (retry, at) = nextRetry {
+                try await collect(retry.id, at: at)
+            } else {
                 return created
             }
         }
