@@ -119,11 +119,3 @@ public struct AWSEndpointResolver: Sendable {
         return ("https://\(service.endpointPrefix).\(region).\(partition.dnsSuffix)", region, false)
     }
 }
-
-extension String {
-    func trimmingSuffix(_ suffix: String) -> String {
-        var text = self
-        while text.hasSuffix(suffix) { text.removeLast(suffix.count) }
-        return text
-    }
-}

@@ -23,7 +23,7 @@ public final class AzureARMClient: Sendable {
     /// Creates a client.
     public init(credential: any AzureTokenSource, endpoint: String = "https://management.azure.com", httpClient: HTTPClient = NimbusHTTPClient.defaultTransport,
                 logger: Logger? = nil) {
-        self.endpoint = endpoint.trimmingSuffixSlash
+        self.endpoint = endpoint.trimmingSuffix("/")
         let scope = self.endpoint + "/.default"
         tokens = AccessTokenCache(refreshAhead: .seconds(300)) { try await credential.fetchToken(scope: scope) }
         http = NimbusHTTPClient(configuration: .init(service: "azure-arm", auth: tokens.bearerAuth,

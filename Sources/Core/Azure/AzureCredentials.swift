@@ -14,7 +14,7 @@ public protocol AzureTokenSource: Sendable {
 enum EntraEndpoint {
     static func url(tenant: String, environment: [String: String]) -> String {
         let authority = (environment["AZURE_AUTHORITY_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://login.microsoftonline.com")
-        return authority.trimmingSuffixSlash + "/\(tenant)/oauth2/v2.0/token"
+        return authority.trimmingSuffix("/") + "/\(tenant)/oauth2/v2.0/token"
     }
 
 }
@@ -94,7 +94,7 @@ public struct ManagedIdentityCredential: AzureTokenSource {
             request = NimbusHTTPRequest(.GET, "\(endpoint)?api-version=2019-08-01&\(query)", operation: "managed identity token")
             request.headers.add(name: "X-IDENTITY-HEADER", value: header)
         } else {
-            let base = (environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://169.254.169.254").trimmingSuffixSlash
+            let base = (environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://169.254.169.254").trimmingSuffix("/")
             request = NimbusHTTPRequest(.GET, "\(base)/metadata/identity/oauth2/token?api-version=2018-02-01&\(query)", operation: "managed identity token")
             request.headers.add(name: "Metadata", value: "true")
         }
@@ -108,8 +108,4 @@ public struct ManagedIdentityCredential: AzureTokenSource {
         }
         return try OAuth2TokenEndpoint.token(body, who: "the managed identity")
     }
-}
-
-extension String {
-    var trimmingSuffixSlash: String { hasSuffix("/") ? String(dropLast()) : self }
 }

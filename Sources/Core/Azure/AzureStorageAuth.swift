@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NimbusCore
+import NimbusHTTP
 
 /// A storage account's name and key.
 public struct AzureStorageAccount: Sendable, Hashable, CustomStringConvertible {
@@ -95,13 +96,7 @@ public enum AzureSharedKey {
     }
 
     /// An RFC 1123 date for `x-ms-date`.
-    public static func date(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.string(from: date)
-    }
+    public static func date(_ date: Date) -> String { HTTPDate.format(date) }
 }
 
 /// Shared access signatures for Azure Storage.

@@ -29,3 +29,13 @@ extension Sequence where Element == UInt8 {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension String {
+    /// The string without any trailing repetitions of `suffix` (`"https://x//".trimmingSuffix("/")` is `"https://x"`).
+    public func trimmingSuffix(_ suffix: String) -> String {
+        guard !suffix.isEmpty else { return self }
+        var text = self
+        while text.hasSuffix(suffix) { text.removeLast(suffix.count) }
+        return text
+    }
+}

@@ -233,11 +233,3 @@ struct Transport: Sendable {
         return NimbusError(.unavailable, "\(service) \(operation) failed in transport: \(error)", underlying: error)
     }
 }
-
-extension String {
-    func trimmingSuffix(_ suffix: String) -> String {
-        var text = self
-        while text.hasSuffix(suffix) { text.removeLast(suffix.count) }
-        return text
-    }
-}

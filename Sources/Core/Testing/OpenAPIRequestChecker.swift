@@ -60,7 +60,7 @@ public struct OpenAPIRequestChecker: @unchecked Sendable {
             throw NimbusError(.invalidArgument, "not an OpenAPI 3.0/3.1 document: \(error)", underlying: error)
         }
         let serverPath = document.servers.first.flatMap { URL(string: $0.urlTemplate.absoluteString)?.path } ?? ""
-        serverPathPrefix = serverPath == "/" ? "" : serverPath.trimmingSuffixSlash
+        serverPathPrefix = serverPath == "/" ? "" : serverPath.trimmingSuffix("/")
     }
 
     /// The operation for a method and concrete path, with its path template.
@@ -328,5 +328,4 @@ struct SchemaValidator {
 }
 
 extension String {
-    fileprivate var trimmingSuffixSlash: String { hasSuffix("/") ? String(dropLast()) : self }
 }

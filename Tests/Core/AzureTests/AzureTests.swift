@@ -87,7 +87,7 @@ struct AzureTokenAndARMTests {
         let server = try await FakeHTTPServer.start()
         defer { Task { await server.shutdown() } }
         server.route(.POST, "/tenant-1/oauth2/v2.0/token") { request in
-            let form = Dictionary(SigV4Free.pairs(request.bodyText), uniquingKeysWith: { $1 })
+            let form = Dictionary(FormDecoder.pairs(request.bodyText), uniquingKeysWith: { $1 })
             #expect(form["scope"] == "https://storage.azure.com/.default" && form["grant_type"] == "client_credentials")
             if form["client_secret"] == "s3cret" { return .json(200, #"{"token_type":"Bearer","expires_in":3599,"access_token":"entra-token"}"#) }
             if form["client_assertion"] == "federated-jwt", form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
@@ -169,15 +169,5 @@ struct AzureTokenAndARMTests {
             try await arm.call(.PUT, "/subscriptions/s/resourceGroups/rg/providers/X/things/failing", apiVersion: "2023-01-01", body: [:], pollInterval: .milliseconds(10))
         }
         #expect(AzureErrorCodes.map("BlobNotFound", status: 404) == .notFound && AzureErrorCodes.map("ServerBusy", status: 503) == .resourceExhausted)
-    }
-}
-
-/// Form decoding for the fakes.
-enum SigV4Free {
-    static func pairs(_ body: String) -> [(String, String)] {
-        body.split(separator: "&").map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
-            return (parts[0], parts.count > 1 ? parts[1] : "")
-        }
     }
 }

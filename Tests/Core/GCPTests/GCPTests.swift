@@ -22,10 +22,7 @@ final class FakeGoogleOAuth: Sendable {
         let publicKey = key.publicKey
         let tokenURL = server.baseURL + "/token"
         server.route(.POST, "/token") { [self] request in
-            let form = Dictionary(request.bodyText.split(separator: "&").map { pair -> (String, String) in
-                let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
-                return (parts[0], parts.count > 1 ? parts[1] : "")
-            }, uniquingKeysWith: { $1 })
+            let form = Dictionary(FormDecoder.pairs(request.bodyText), uniquingKeysWith: { $1 })
             if form["grant_type"] == "refresh_token" {
                 guard form["refresh_token"] == "user-refresh", form["client_secret"] == "user-secret" else {
                     return .json(400, #"{"error":"invalid_grant","error_description":"Bad Request"}"#)
