@@ -171,7 +171,7 @@ tests("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", ["NimbusLLMConformance", "Nim
 
 // MARK: - Cloud provider cores: one per provider, every AWS/GCP/Azure adapter builds on them
 module("NimbusAWS", "Core/AWS", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
-tests("NimbusAWS", "Core/AWS", ["NimbusHTTP"], fixtures: true)
+tests("NimbusAWS", "Core/AWS", ["NimbusHTTP", Dep.crypto], fixtures: true)
 module("NimbusGCP", "Core/GCP", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 tests("NimbusGCP", "Core/GCP", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras])
 module("NimbusAzure", "Core/Azure", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])

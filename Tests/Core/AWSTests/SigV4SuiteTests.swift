@@ -1,5 +1,6 @@
 import Foundation
-import NimbusAWS
+import Crypto
+@testable import NimbusAWS
 import NimbusCore
 import Testing
 
@@ -151,6 +152,30 @@ struct SigV4SuiteTests {
             let expected = SigV4.uriEncode(SigV4Reference.normalize(path), keepSlash: true)
             #expect(signer.canonicalPath(path) == expected, "\(path)")
         }
+    }
+
+    @Test func thePreparedHMACEqualsSwiftCryptosHMAC() {
+        var generator = SystemRandomNumberGenerator()
+        for length in [0, 1, 55, 56, 63, 64, 65, 200, 1000] {
+            let key = SymmetricKey(data: (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let message = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let prepared = message.withUnsafeBytes { PreparedHMAC(key: key).authenticationCode(for: $0) }
+            #expect(Array(prepared) == Array(HMAC<SHA256>.authenticationCode(for: message, using: key)), "\(length) bytes")
+        }
+    }
+
+    @Test func headerOrderAndGroupingAgreeWithASimpleSortOfLowerCasedNames() {
+        // Names sharing a 16-byte prefix (the slow comparison), mixed case, blanks around names, repeated names in order.
+        let headers = [("X-Amz-Meta-Long-Prefix-Beta", "2"), ("host", "h"), ("x-amz-meta-long-prefix-alpha", " a   b "), (" Content-Type ", "t"),
+                       ("X-AMZ-META-LONG-PREFIX-BETA", "1"), ("x-amz-meta-long-prefix", "short"), ("User-Agent", "never signed"), ("X-Amz-Date", "replaced")]
+        let signed = SigV4(service: "service", region: "us-east-1")
+            .sign(SigV4.Request(method: "get", path: "/", headers: headers), credentials: AWSCredentials(accessKeyID: "AKID", secretAccessKey: Secret("s")),
+                  date: Date(timeIntervalSince1970: 0))
+        let lines = signed.canonicalRequest.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines[0] == "GET")
+        #expect(Array(lines[3...9]) == ["content-type:t", "host:h", "x-amz-date:19700101T000000Z", "x-amz-meta-long-prefix:short",
+                                        "x-amz-meta-long-prefix-alpha:a b", "x-amz-meta-long-prefix-beta:2,1", ""])
+        #expect(lines[10] == "content-type;host;x-amz-date;x-amz-meta-long-prefix;x-amz-meta-long-prefix-alpha;x-amz-meta-long-prefix-beta")
     }
 
     @Test func secretsNeverShowInDescriptions() {
