@@ -90,8 +90,8 @@ public enum AzureSharedKey {
     /// Unfolds a header value — a line break with the whitespace around it becomes one space — and trims it.
     /// Spaces inside a line are kept as they are (Azure signs them, as Microsoft's SDKs do).
     static func unfold(_ value: String) -> String {
-        guard value.contains(where: { $0 == "\n" || $0 == "\r" }) else { return value.trimmingCharacters(in: .whitespaces) }
-        let lines = value.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard value.contains(where: { $0.isNewline }) else { return value.trimmingCharacters(in: .whitespaces) }
+        let lines = value.split(whereSeparator: { $0.isNewline }).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         return lines.joined(separator: " ")
     }
 

@@ -55,6 +55,11 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// The official Stripe Python library and python-stdnum in a venv; ``url()`` is that venv's `python`.
     public static let commerceSDKs = Peer("commerce-sdks")
 
+    /// aiosmtpd: `smtp://127.0.0.1:2525` (STARTTLS, AUTH `nimbus`/`peer-password` or XOAUTH2 `peer-oauth-token`), 2465 (implicit
+    /// TLS), 2526 (plain, no AUTH). ``setting(_:)`` `NIMBUS_PEER_SMTP_MAILDIR` holds what it received, `NIMBUS_PEER_SMTP_CA` its
+    /// CA certificate, `NIMBUS_PEER_SMTP_PYTHON` a python with dkimpy and the `email` package.
+    public static let smtp = Peer("smtp")
+
     /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
     public static func setting(_ variable: String) -> String? {
         if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }
