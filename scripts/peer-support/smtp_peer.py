@@ -6,7 +6,8 @@
 
 Every port advertises PIPELINING, SIZE (1 MiB), 8BITMIME and SMTPUTF8. Recipients whose local part starts
 with "reject" are refused (550 5.1.1), "busy" temporarily (451 4.2.1); a message to "tempfail-data" is
-refused at the end of DATA (451 4.3.0). Each accepted message is written to MAILDIR/<queue id>.eml with
+refused at the end of DATA (451 4.3.0); "drop-at-rcpt" and "drop-after-data" make the server hang up
+there without a reply. Each accepted message is written to MAILDIR/<queue id>.eml with
 MAILDIR/<queue id>.json (the envelope), and the 250 reply names the queue id.
 
 usage: smtp_peer.py MAILDIR CERT KEY
@@ -58,6 +59,9 @@ class Handler:
         local = address.split("@")[0].lower()
         if local.startswith("reject"):
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        if local.startswith("drop-at-rcpt"):
+            server.transport.close()
+            return "421 4.4.2 unused: the connection is already closed"
         if local.startswith("busy"):
             return "451 4.2.1 <%s>: Mailbox busy, try again later" % address
         envelope.rcpt_tos.append(address)
@@ -67,6 +71,9 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         if any(rcpt.lower().startswith("tempfail-data") for rcpt in envelope.rcpt_tos):
             return "451 4.3.0 Temporary failure, try again"
+        if any(rcpt.lower().startswith("drop-after-data") for rcpt in envelope.rcpt_tos):
+            server.transport.close()                         # the message was read, the reply never comes
+            return "250 unused: the connection is already closed"
         queue_id = "Q%d%06d" % (self.port, next(counter))
         with open(os.path.join(self.maildir, queue_id + ".eml"), "wb") as f:
             f.write(envelope.original_content)
