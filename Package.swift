@@ -203,6 +203,8 @@ tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPayment
 module("NimbusEmail", "Communication/Email/Email", ["NimbusCore", Dep.crypto, Dep.cryptoExtras, Dep.logging])
 tests("NimbusEmail", "Communication/Email/Email", [Dep.crypto, Dep.cryptoExtras], fixtures: true)
 adapter("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", domain: "NimbusEmail", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.logging])
+adapter("NimbusEmailSES", "Communication/Email/Adapters/SES", domain: "NimbusEmail", ["NimbusAWS"])
+tests("NimbusEmailSES", "Communication/Email/Adapters/SES", ["NimbusEmail", "NimbusAWS", Dep.asyncHTTPClient])
 tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true)
 
 // MARK: - Services and the command-line tool

@@ -1,0 +1,76 @@
+import AsyncHTTPClient
+import Foundation
+import NimbusAWS
+import NimbusCore
+import NimbusEmail
+import NimbusTesting
+import Testing
+@testable import NimbusEmailSES
+
+/// SES v2 SendEmail against moto with signature checking on (`scripts/peers up moto`).
+@Suite("SES against moto", .requires(.moto))
+struct SESTests {
+    static func aws() throws -> AWSClient {
+        guard let id = Peer.setting("NIMBUS_PEER_MOTO_ACCESS_KEY_ID"), let secret = Peer.setting("NIMBUS_PEER_MOTO_SECRET_ACCESS_KEY") else {
+            throw NimbusError(.unavailable, "the moto peer exported no IAM keys; run scripts/peers up moto")
+        }
+        return AWSClient(configuration: .init(region: "eu-west-1", credentials: AWSCredentials(accessKeyID: id, secretAccessKey: Secret(secret)),
+                                              endpointURL: try Peer.moto.url(), environment: [:]))
+    }
+
+    /// What moto stored for a message id: the raw MIME it received.
+    static func rawMessage(_ id: String) async throws -> String? {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: try Peer.moto.url() + "/moto-api/data.json"), timeout: .seconds(10))
+        let json = try JSONValue.parse(Array(try await response.body.collect(upTo: 64 * 1024 * 1024).readableBytesView))
+        return json["ses"]?["RawMessage"]?.arrayValue?.first { $0["id"]?.stringValue == id }?["raw_data"]?.stringValue
+    }
+
+    @Test func aVerifiedSenderSendsRawMIMEThatArrivesByteForByte() async throws {
+        let aws = try Self.aws()
+        let domain = "ses-\(IDGenerator.shared.ulid().description.lowercased().prefix(10)).example.com"
+        _ = try await aws.rest(.ses, method: .POST, path: "/v2/email/identities", headers: [("Content-Type", "application/json")],
+                               body: Array(#"{"EmailIdentity":"\#(domain)"}"#.utf8), operation: "CreateEmailIdentity")
+        let client = EmailClient(driver: SESEmailDriver(aws: aws))
+        var message = EmailMessage(from: try EmailAddress("Shop <shop@\(domain)>"), to: [try EmailAddress("zoe@example.org")],
+                                   bcc: [try EmailAddress("audit@example.org")], subject: "Grüße from SES", text: "Hello", html: "<p>Hello</p>",
+                                   attachments: [.file(named: "a.txt", contentType: "text/plain", data: Array("attached".utf8))])
+        message.metadata = ["order": "1042"]
+        message.tags = ["receipt"]
+        let rendered = try client.render(message)
+        let receipt = try await client.send(message)
+        let id = try #require(receipt.providerMessageID)
+        #expect(receipt.provider == "ses" && Set(receipt.accepted.map(\.address)) == ["zoe@example.org", "audit@example.org"])
+        let stored = try #require(try await Self.rawMessage(id), "moto keeps the raw message")
+        // Same message apart from the Date and Message-ID made at each render.
+        func stable(_ text: String) -> [String] {
+            text.components(separatedBy: "\r\n").filter { !$0.hasPrefix("Date:") && !$0.hasPrefix("Message-ID:") && !$0.contains("=_nimbus_") }
+        }
+        #expect(stable(stored) == stable(String(decoding: rendered.document.bytes, as: UTF8.self)))
+        #expect(stored.contains("Subject: =?UTF-8?B?") && !stored.contains("audit@"), "Bcc travels in the envelope only")
+    }
+
+    @Test func anUnverifiedSenderIsAFailedPreconditionNotRetried() async throws {
+        let client = EmailClient(driver: SESEmailDriver(aws: try Self.aws()))
+        let message = EmailMessage(from: try EmailAddress("nobody@unverified-\(UUID().uuidString.prefix(8)).example"), to: [try EmailAddress("a@example.org")],
+                                   subject: "x", text: "x")
+        let error = await #expect(throws: NimbusError.self) { try await client.send(message) }
+        #expect(error?.code == .failedPrecondition && error?.isRetryable == false && error?.message.contains("MessageRejected") == true, "\(String(describing: error))")
+    }
+
+    @Test func tagsFollowSESRules() throws {
+        var message = EmailMessage(from: try EmailAddress("a@example.com"), to: [try EmailAddress("b@example.org")], subject: "x", text: "x",
+                                   tags: ["welcome"], metadata: ["user_id": "u-42"])
+        #expect(try SESEmailDriver.tags(message).map { "\($0.name)=\($0.value)" } == ["user_id=u-42", "welcome=true"])
+        message.metadata = ["bad key": "x"]
+        #expect(throws: NimbusError.self) { try SESEmailDriver.tags(message) }
+    }
+
+    @Test func aWrongSecretIsUnauthenticated() async throws {
+        let aws = AWSClient(configuration: .init(region: "eu-west-1", credentials: AWSCredentials(accessKeyID: Peer.setting("NIMBUS_PEER_MOTO_ACCESS_KEY_ID") ?? "AKID",
+                                                                                                 secretAccessKey: Secret("wrong")),
+                                                 endpointURL: try Peer.moto.url(), maxAttempts: 1, environment: [:]))
+        let message = EmailMessage(from: try EmailAddress("a@example.com"), to: [try EmailAddress("b@example.org")], subject: "x", text: "x")
+        let error = await #expect(throws: NimbusError.self) { try await EmailClient(driver: SESEmailDriver(aws: aws), configuration: .init(retry: .none)).send(message) }
+        #expect(error?.code == .unauthenticated, "\(String(describing: error))")
+    }
+}
