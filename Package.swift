@@ -207,6 +207,9 @@ adapter("NimbusEmailSES", "Communication/Email/Adapters/SES", domain: "NimbusEma
 tests("NimbusEmailSES", "Communication/Email/Adapters/SES", ["NimbusEmail", "NimbusAWS", Dep.asyncHTTPClient])
 tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true)
 
+module("NimbusSMS", "Communication/SMS/SMS", ["NimbusCore", Dep.logging])
+tests("NimbusSMS", "Communication/SMS/SMS")
+
 // MARK: - Services and the command-line tool
 
 module("NimbusServer", "Services/Server", ["NimbusCore", "NimbusCatalog", Dep.hummingbird, Dep.nioCore, Dep.serviceLifecycle,

@@ -2,21 +2,6 @@ import Foundation
 import NimbusCore
 import NimbusCurrency
 
-/// A value providers may extend: known cases are constants, an unknown one keeps its raw string
-/// instead of failing the whole read (a new Stripe dispute status must not break a webhook handler).
-public protocol OpenEnumeration: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible where RawValue == String {
-    init(rawValue: String)
-}
-
-extension OpenEnumeration {
-    public var description: String { rawValue }
-    public init(from decoder: any Decoder) throws { self.init(rawValue: try decoder.singleValueContainer().decode(String.self)) }
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
-}
-
 /// A chargeback: the payer's bank took the money back and the merchant may answer with evidence.
 public struct Dispute: Sendable, Hashable, Codable {
     /// Where a dispute stands (Stripe's names; unknown values are kept as they come).
