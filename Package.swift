@@ -209,6 +209,8 @@ tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", De
 
 module("NimbusSMS", "Communication/SMS/SMS", ["NimbusCore", Dep.logging])
 tests("NimbusSMS", "Communication/SMS/SMS")
+adapter("NimbusSMSTwilio", "Communication/SMS/Adapters/Twilio", domain: "NimbusSMS", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
+tests("NimbusSMSTwilio", "Communication/SMS/Adapters/Twilio", ["NimbusSMS", "NimbusHTTP", Dep.nioHTTP1, Dep.crypto], fixtures: true)
 
 // MARK: - Services and the command-line tool
 

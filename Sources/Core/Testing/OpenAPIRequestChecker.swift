@@ -70,7 +70,7 @@ public struct OpenAPIRequestChecker: @unchecked Sendable {
         let segments = relative.split(separator: "/").map(String.init)
         for (template, entry) in document.paths {
             guard template.components.count == segments.count,
-                  zip(template.components, segments).allSatisfy({ $0.hasPrefix("{") || $0 == $1.removingPercentEncoding ?? $1 }),
+                  zip(template.components, segments).allSatisfy({ Self.match(pattern: $0, segment: $1) != nil }),
                   let item = document.components[entry],
                   let operation = item.endpoints.first(where: { $0.method.rawValue.uppercased() == method.uppercased() })?.operation
             else { continue }
@@ -167,10 +167,23 @@ public struct OpenAPIRequestChecker: @unchecked Sendable {
     private func pathValue(template: String, path: String, name: String) -> String? {
         var relative = path
         if !serverPathPrefix.isEmpty, relative.hasPrefix(serverPathPrefix) { relative = String(relative.dropFirst(serverPathPrefix.count)) }
-        for (pattern, segment) in zip(template.split(separator: "/"), relative.split(separator: "/")) where pattern == "{\(name)}" {
-            return String(segment).removingPercentEncoding
+        for (pattern, segment) in zip(template.split(separator: "/"), relative.split(separator: "/")) {
+            if let value = Self.match(pattern: String(pattern), segment: String(segment))?[name] { return value }
         }
         return nil
+    }
+
+    /// Matches one path segment against a template segment: literal, `{name}`, or a placeholder with literal
+    /// text around it (`{Sid}.json`). Returns the placeholder's decoded value, or `nil` when it does not match.
+    static func match(pattern: String, segment: String) -> [String: String]? {
+        let decoded = segment.removingPercentEncoding ?? segment
+        guard let open = pattern.firstIndex(of: "{"), let close = pattern[open...].firstIndex(of: "}") else {
+            return pattern == decoded ? [:] : nil
+        }
+        let prefix = String(pattern[..<open]), suffix = String(pattern[pattern.index(after: close)...])
+        let name = String(pattern[pattern.index(after: open)..<close])
+        guard decoded.hasPrefix(prefix), decoded.hasSuffix(suffix), decoded.count > prefix.count + suffix.count else { return nil }
+        return [name: String(decoded.dropFirst(prefix.count).dropLast(suffix.count))]
     }
 }
 

@@ -60,6 +60,9 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// CA certificate, `NIMBUS_PEER_SMTP_PYTHON` a python with dkimpy and the `email` package.
     public static let smtp = Peer("smtp")
 
+    /// The official Twilio, SendGrid and Slack Python libraries in a venv; ``url()`` is that venv's `python`.
+    public static let commsSDKs = Peer("comms-sdks")
+
     /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
     public static func setting(_ variable: String) -> String? {
         if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }
