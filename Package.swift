@@ -210,6 +210,8 @@ tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", De
 module("NimbusSMS", "Communication/SMS/SMS", ["NimbusCore", Dep.logging])
 tests("NimbusSMS", "Communication/SMS/SMS")
 adapter("NimbusSMSTwilio", "Communication/SMS/Adapters/Twilio", domain: "NimbusSMS", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
+adapter("NimbusSMSSNS", "Communication/SMS/Adapters/SNS", domain: "NimbusSMS", ["NimbusAWS"])
+tests("NimbusSMSSNS", "Communication/SMS/Adapters/SNS", ["NimbusSMS", "NimbusAWS", Dep.asyncHTTPClient])
 tests("NimbusSMSTwilio", "Communication/SMS/Adapters/Twilio", ["NimbusSMS", "NimbusHTTP", Dep.nioHTTP1, Dep.crypto], fixtures: true)
 
 // MARK: - Services and the command-line tool

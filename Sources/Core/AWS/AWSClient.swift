@@ -100,7 +100,9 @@ public final class AWSClient: Sendable {
             let isEC2 = if case .ec2 = service.wireProtocol { true } else { false }
             var pairs: [(String, String)] = [("Action", operation), ("Version", version)]
             Self.flatten(input, prefix: nil, ec2: isEC2, into: &pairs)
-            let body = pairs.map { "\(SigV4.uriEncode($0.0, keepSlash: false))=\(SigV4.uriEncode($0.1, keepSlash: false))" }.joined(separator: "&")
+            // Form encoding as botocore writes it (Python's urlencode: a space is '+'); AWS reads either, and
+            // checkers that re-encode the parsed form before recomputing the signature (moto) need this one.
+            let body = pairs.map { "\(Self.formEscape($0.0))=\(Self.formEscape($0.1))" }.joined(separator: "&")
             let response = try await execute(service, operation: operation, method: .POST, path: "/", query: [],
                                              headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: Array(body.utf8))
             guard !response.body.isEmpty else { return [:] }
@@ -148,6 +150,11 @@ public final class AWSClient: Sendable {
     public func rest(_ service: AWSService, method: HTTPMethod, path: String, query: [(String, String)] = [], headers: [(String, String)] = [],
                      body: [UInt8] = [], operation: String? = nil) async throws -> Response {
         try await execute(service, operation: operation ?? "\(method.rawValue) \(path)", method: method, path: path, query: query, headers: headers, body: body)
+    }
+
+    /// `application/x-www-form-urlencoded` escaping: RFC 3986 unreserved characters kept, a space as `+`.
+    static func formEscape(_ text: String) -> String {
+        SigV4.uriEncode(text, keepSlash: false).replacingOccurrences(of: "%20", with: "+")
     }
 
     /// S3's encoded path for an object (path-style): `/bucket/key` with the key's segments encoded.
