@@ -203,6 +203,8 @@ tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPayment
 module("NimbusEmail", "Communication/Email/Email", ["NimbusCore", Dep.crypto, Dep.cryptoExtras, Dep.logging])
 tests("NimbusEmail", "Communication/Email/Email", [Dep.crypto, Dep.cryptoExtras], fixtures: true)
 adapter("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", domain: "NimbusEmail", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.logging])
+adapter("NimbusEmailSendGrid", "Communication/Email/Adapters/SendGrid", domain: "NimbusEmail", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
+tests("NimbusEmailSendGrid", "Communication/Email/Adapters/SendGrid", ["NimbusEmail", "NimbusHTTP", Dep.crypto, Dep.nioHTTP1], fixtures: true)
 adapter("NimbusEmailSES", "Communication/Email/Adapters/SES", domain: "NimbusEmail", ["NimbusAWS"])
 tests("NimbusEmailSES", "Communication/Email/Adapters/SES", ["NimbusEmail", "NimbusAWS", Dep.asyncHTTPClient])
 tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true)

@@ -24,6 +24,15 @@ public struct MIMEDocument: Sendable, Hashable {
     /// Whether headers hold raw UTF-8 (a non-ASCII local part: send with `SMTPUTF8`).
     public var requiresSMTPUTF8: Bool
 
+    /// Creates a document.
+    public init(headers: [Header], body: [UInt8], messageID: String, has8BitBody: Bool = false, requiresSMTPUTF8: Bool = false) {
+        self.headers = headers
+        self.body = body
+        self.messageID = messageID
+        self.has8BitBody = has8BitBody
+        self.requiresSMTPUTF8 = requiresSMTPUTF8
+    }
+
     /// The first value of a header (names compare case-insensitively).
     public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
 
