@@ -30,6 +30,7 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
     .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
 ]
 
 // MARK: - Products of the dependencies, named once
@@ -66,6 +67,7 @@ enum Dep {
     static let postgresNIO = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
     static let mcp = Target.Dependency.product(name: "MCP", package: "swift-sdk")
     static let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
+    static let mustache = Target.Dependency.product(name: "Mustache", package: "swift-mustache")
     static let propertyBased = Target.Dependency.product(name: "PropertyBased", package: "swift-property-based")
 }
 
@@ -209,6 +211,8 @@ adapter("NimbusEmailSES", "Communication/Email/Adapters/SES", domain: "NimbusEma
 tests("NimbusEmailSES", "Communication/Email/Adapters/SES", ["NimbusEmail", "NimbusAWS", Dep.asyncHTTPClient])
 tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true)
 
+module("NimbusTemplate", "Communication/Template", ["NimbusCore", Dep.mustache])
+tests("NimbusTemplate", "Communication/Template")
 module("NimbusSMS", "Communication/SMS/SMS", ["NimbusCore", Dep.logging])
 tests("NimbusSMS", "Communication/SMS/SMS")
 adapter("NimbusSMSTwilio", "Communication/SMS/Adapters/Twilio", domain: "NimbusSMS", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
