@@ -68,6 +68,15 @@ let package = Package(
             ],
             path: "Benchmarks/SigV4Benchmark"
         ),
+        // Notification template renders per second against Jinja2 (Benchmarks/template-vs-jinja2).
+        .executableTarget(
+            name: "TemplateBenchmark",
+            dependencies: [
+                .product(name: "NimbusTemplate", package: "Nimbus"),
+                .product(name: "NimbusCore", package: "Nimbus"),
+            ],
+            path: "Benchmarks/TemplateBenchmark"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -57,6 +57,8 @@ public struct TemplateEngine: Sendable {
     public let configuration: Configuration
     private let library: MustacheLibrary
     private let names: Set<String>
+    private let compiled: [String: CompiledTemplate]
+    private let fallbackNames: Set<String>
     private let formatters = FormatterCache()
 
     /// Compiles templates given as name → source.
@@ -64,13 +66,22 @@ public struct TemplateEngine: Sendable {
     public init(templates: [String: String], configuration: Configuration = .init()) throws {
         self.configuration = configuration
         var library = MustacheLibrary()
+        var compiled: [String: CompiledTemplate] = [:]
+        var fallback = Set<String>()
         for (name, source) in templates {
             let text = Self.isTextPart(name) ? "{{%CONTENT_TYPE:TEXT}}" + source : source
             do { try library.register(text, named: name) } catch {
                 throw NimbusError(.invalidArgument, "the template '\(name)' does not parse: \(error)", underlying: error)
             }
+            do { compiled[name] = try CompiledTemplate(source: source, isTextPart: Self.isTextPart(name)) } catch is CompiledTemplate.Unsupported {
+                fallback.insert(name)
+            } catch {
+                throw NimbusError(.invalidArgument, "the template '\(name)': \(error)", underlying: error)
+            }
         }
         self.library = library
+        self.compiled = compiled
+        fallbackNames = fallback
         names = Set(templates.keys)
     }
 
@@ -88,6 +99,22 @@ public struct TemplateEngine: Sendable {
         }
         try self.init(templates: templates, configuration: configuration)
     }
+
+    /// Renders through swift-mustache (templates the compiled path leaves to it; and the reference in tests).
+    func renderWithSwiftMustache(_ name: String, data: JSONValue, functions: TemplateFunctions) throws -> (String, Set<String>) {
+        let recorder = LookupRecorder()
+        let root = TemplateNode.wrap(data, context: RenderContext(functions: functions, recorder: recorder))
+        guard let output = library.render(root, withTemplate: name) else { throw NimbusError(.notFound, "the template '\(name)' is not compiled") }
+        return (output, recorder.missing)
+    }
+
+    /// The functions of a render in `locale` (tests compare the two renderers with them).
+    func functions(locale: String?) -> TemplateFunctions {
+        TemplateFunctions(locale: Locale(identifier: locale ?? configuration.defaultLocale), formatters: formatters, fallbackNames: fallbackNames)
+    }
+
+    /// Whether `name` renders on the compiled path.
+    func isCompiled(_ name: String) -> Bool { compiled[name] != nil }
 
     static func isTextPart(_ name: String) -> Bool { name.hasSuffix(".text") || name.hasSuffix(".subject") || name.hasSuffix(".txt") }
 
@@ -139,14 +166,25 @@ public struct TemplateEngine: Sendable {
 
     private func render(_ name: String, part: String?, locale: String?, data: JSONValue, required: Bool) throws -> (text: String, locale: String)? {
         guard let chosen = candidates(name, part: part, locale: locale).first(where: names.contains) else { return nil }
-        let usedLocale = locale ?? configuration.defaultLocale
-        let recorder = LookupRecorder()
-        let root = TemplateNode.wrap(data, context: RenderContext(locale: Locale(identifier: usedLocale), formatters: formatters, recorder: recorder))
-        guard let output = library.render(root, withTemplate: chosen) else {
-            throw NimbusError(.notFound, "the template '\(chosen)' is not compiled")
+        let functions = TemplateFunctions(locale: Locale(identifier: locale ?? configuration.defaultLocale), formatters: formatters, fallbackNames: fallbackNames)
+        var output: String?
+        var missing = Set<String>()
+        if let template = compiled[chosen] {
+            var renderer = CompiledRenderer(templates: compiled, functions: functions, recordMissing: configuration.strict)
+            do {
+                output = try renderer.render(template, data: data)
+                missing = renderer.missing
+            } catch is CompiledRenderer.NeedsFallback {
+                output = nil
+            }
         }
+        if output == nil {
+            let (text, recorded) = try renderWithSwiftMustache(chosen, data: data, functions: functions)
+            output = text
+            missing = recorded
+        }
+        guard let output else { throw NimbusError(.notFound, "the template '\(chosen)' is not compiled") }
         if configuration.strict {
-            let missing = recorder.missing
             if !missing.isEmpty {
                 throw NimbusError(.invalidArgument, "the template '\(chosen)' uses \(missing.sorted().map { "'\($0)'" }.joined(separator: ", ")), missing from the data (strict mode; pass null to leave it empty)")
             }
@@ -156,16 +194,94 @@ public struct TemplateEngine: Sendable {
     }
 }
 
-// MARK: - The data as Mustache sees it
+// MARK: - Functions templates call
 
-/// What every node of one render shares: its locale, formatters and the strict-mode recorder.
-final class RenderContext {
+/// The transforms both renderers apply: `date`, `datetime`, `time`, `number`, `percent`, `currency`, plural
+/// categories, `count`, `empty`, `first`, `last`, `reversed`, `capitalized`, `lowercased`, `uppercased`.
+struct TemplateFunctions: Sendable {
     let locale: Locale
     let formatters: FormatterCache
+    /// Templates left to swift-mustache (a compiled render that reaches one hands over).
+    let fallbackNames: Set<String>
+
+    func apply(_ name: String, to value: JSONValue) -> JSONValue? {
+        switch value {
+        case .object(let values):
+            switch name {
+            case "currency": return moneyText(values).map(JSONValue.string)
+            case "empty": return .bool(values.isEmpty)
+            default: return nil
+            }
+        case .string(let text):
+            switch name {
+            case "date", "datetime", "time":
+                guard let date = Self.parseDate(text) else { return .string(text) }
+                return .string(formatters.date(date, style: name, locale: locale))
+            case "empty": return .bool(text.isEmpty)
+            case "capitalized": return .string(text.capitalized(with: locale))
+            case "lowercased": return .string(text.lowercased(with: locale))
+            case "uppercased": return .string(text.uppercased(with: locale))
+            default: return Double(text).flatMap { apply(name, to: .number($0)) }
+            }
+        case .number(let number):
+            switch name {
+            case "number": return .string(formatters.number(number, style: .decimal, locale: locale))
+            case "percent": return .string(formatters.number(number, style: .percent, locale: locale))
+            case "zero", "one", "two", "few", "many", "other":
+                return .bool(PluralRules.category(of: number, language: locale.language.languageCode?.identifier ?? "en").rawValue == name)
+            case "empty": return .bool(number == 0)
+            default: return nil
+            }
+        case .array(let items):
+            switch name {
+            case "count": return .number(Double(items.count))
+            case "empty": return .bool(items.isEmpty)
+            case "first": return items.first
+            case "last": return items.last
+            case "reversed": return .array(items.reversed())
+            default: return nil
+            }
+        case .bool, .null:
+            return nil
+        }
+    }
+
+    /// How an object renders: a money object as its formatted amount, anything else as nothing.
+    func objectText(_ value: JSONValue) -> String {
+        guard case .object(let values) = value else { return "" }
+        return moneyText(values) ?? ""
+    }
+
+    /// `{"amount": "49.90", "currency": "EUR"}` (the form `Money` encodes to) in the locale's format.
+    func moneyText(_ values: [String: JSONValue]) -> String? {
+        guard let amount = values["amount"].flatMap({ $0.stringValue.flatMap { Decimal(string: $0, locale: Locale(identifier: "en_US_POSIX")) } ?? $0.numberValue.map { Decimal($0) } }),
+              let code = values["currency"]?.stringValue else { return nil }
+        return formatters.currency(amount, code: code, locale: locale)
+    }
+
+    /// A number as JSON wrote it: integers without a fraction.
+    static func plain(_ number: Double) -> String {
+        number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+    }
+
+    static func parseDate(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withFullDate]
+        return formatter.date(from: text)
+    }
+}
+
+// MARK: - The data as swift-mustache sees it (the fallback renderer)
+
+/// What every node of one render shares: its functions and the strict-mode recorder.
+final class RenderContext {
+    let functions: TemplateFunctions
     let recorder: LookupRecorder
-    init(locale: Locale, formatters: FormatterCache, recorder: LookupRecorder) {
-        self.locale = locale
-        self.formatters = formatters
+    init(functions: TemplateFunctions, recorder: LookupRecorder) {
+        self.functions = functions
         self.recorder = recorder
     }
 }
@@ -182,19 +298,22 @@ enum TemplateNode {
     static func wrap(_ value: JSONValue, context: RenderContext) -> Any {
         switch value {
         case .object(let object): return TemplateObject(object, context: context)
-        case .array(let items): return TemplateArray(items.map { wrap($0, context: context) }, context: context)
+        case .array(let items): return TemplateArray(items, context: context)
         case .string(let text): return TemplateString(text: text, context: context)
         case .number(let number): return TemplateNumber(value: number, context: context)
         case .bool(let flag): return flag
         case .null: return TemplateNull()
         }
     }
+
+    static func transform(_ name: String, _ value: JSONValue, context: RenderContext) -> Any? {
+        context.functions.apply(name, to: value).map { wrap($0, context: context) }
+    }
 }
 
 final class TemplateObject: MustacheParent, MustacheTransformable, MustacheCustomRenderable {
     let values: [String: JSONValue]
     let context: RenderContext
-    private var cache: [String: Any] = [:]
 
     init(_ values: [String: JSONValue], context: RenderContext) {
         self.values = values
@@ -202,57 +321,31 @@ final class TemplateObject: MustacheParent, MustacheTransformable, MustacheCusto
     }
 
     func child(named name: String) -> Any? {
-        if let cached = cache[name] { return cached }
         context.recorder.asked.insert(name)
         guard let value = values[name] else { return nil }
         context.recorder.found.insert(name)
-        let node = TemplateNode.wrap(value, context: context)
-        cache[name] = node
-        return node
+        return TemplateNode.wrap(value, context: context)
     }
 
-    func transform(_ name: String) -> Any? {
-        switch name {
-        case "currency":
-            guard let amount = values["amount"].flatMap({ $0.stringValue.flatMap { Decimal(string: $0, locale: Locale(identifier: "en_US_POSIX")) } ?? $0.numberValue.map { Decimal($0) } }),
-                  let code = values["currency"]?.stringValue else { return nil }
-            return context.formatters.currency(amount, code: code, locale: context.locale)
-        case "empty": return values.isEmpty
-        default: return nil
-        }
-    }
-
-    var renderText: String { values["amount"] != nil && values["currency"] != nil ? (transform("currency") as? String ?? "") : "" }
+    func transform(_ name: String) -> Any? { TemplateNode.transform(name, .object(values), context: context) }
+    var renderText: String { context.functions.objectText(.object(values)) }
     var isNull: Bool { false }
 }
 
 /// A list: iterated by sections, and `{{items.count}}` / `{{count(items)}}` for its size (plural sections included).
-final class TemplateArray: MustacheSequence, MustacheParent, MustacheTransformable {
-    let items: [Any]
+final class TemplateArray: MustacheSequence, MustacheParent, MustacheTransformable, CustomStringConvertible {
+    let items: [JSONValue]
     let context: RenderContext
-    init(_ items: [Any], context: RenderContext) {
+    init(_ items: [JSONValue], context: RenderContext) {
         self.items = items
         self.context = context
     }
-    func makeIterator() -> IndexingIterator<[Any]> { items.makeIterator() }
+    func makeIterator() -> IndexingIterator<[Any]> { items.map { TemplateNode.wrap($0, context: context) }.makeIterator() }
     func child(named name: String) -> Any? {
-        switch name {
-        case "count": TemplateNumber(value: Double(items.count), context: context)
-        case "first": items.first
-        case "last": items.last
-        default: nil
-        }
+        CompiledRenderer.child(name, of: .array(items)).map { TemplateNode.wrap($0, context: context) }
     }
-    func transform(_ name: String) -> Any? {
-        switch name {
-        case "count": TemplateNumber(value: Double(items.count), context: context)
-        case "empty": items.isEmpty
-        case "first": items.first
-        case "last": items.last
-        case "reversed": TemplateArray(items.reversed(), context: context)
-        default: nil
-        }
-    }
+    func transform(_ name: String) -> Any? { TemplateNode.transform(name, .array(items), context: context) }
+    var description: String { "" }
 }
 
 struct TemplateNull: MustacheCustomRenderable {
@@ -270,30 +363,7 @@ final class TemplateString: MustacheCustomRenderable, MustacheTransformable, Cus
     var renderText: String { text }
     var isNull: Bool { false }
     var description: String { text }
-
-    func transform(_ name: String) -> Any? {
-        switch name {
-        case "date", "datetime", "time":
-            guard let date = Self.parseDate(text) else { return text }
-            return context.formatters.date(date, style: name, locale: context.locale)
-        case "empty": return text.isEmpty
-        case "capitalized": return text.capitalized(with: context.locale)
-        case "lowercased": return text.lowercased(with: context.locale)
-        case "uppercased": return text.uppercased(with: context.locale)
-        default:
-            if let number = Double(text) { return TemplateNumber(value: number, context: context).transform(name) }
-            return nil
-        }
-    }
-
-    static func parseDate(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withFullDate]
-        return formatter.date(from: text)
-    }
+    func transform(_ name: String) -> Any? { TemplateNode.transform(name, .string(text), context: context) }
 }
 
 final class TemplateNumber: MustacheCustomRenderable, MustacheTransformable {
@@ -303,22 +373,9 @@ final class TemplateNumber: MustacheCustomRenderable, MustacheTransformable {
         self.value = value
         self.context = context
     }
-
-    var renderText: String {
-        value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)
-    }
+    var renderText: String { TemplateFunctions.plain(value) }
     var isNull: Bool { false }
-
-    func transform(_ name: String) -> Any? {
-        switch name {
-        case "number": return context.formatters.number(value, style: .decimal, locale: context.locale)
-        case "percent": return context.formatters.number(value, style: .percent, locale: context.locale)
-        case "zero", "one", "two", "few", "many", "other":
-            return PluralRules.category(of: value, language: context.locale.language.languageCode?.identifier ?? "en").rawValue == name
-        case "empty": return value == 0
-        default: return nil
-        }
-    }
+    func transform(_ name: String) -> Any? { TemplateNode.transform(name, .number(value), context: context) }
 }
 
 /// Number, currency and date formatters per locale, made once (they are expensive to create).
