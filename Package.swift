@@ -211,6 +211,12 @@ adapter("NimbusEmailSES", "Communication/Email/Adapters/SES", domain: "NimbusEma
 tests("NimbusEmailSES", "Communication/Email/Adapters/SES", ["NimbusEmail", "NimbusAWS", Dep.asyncHTTPClient])
 tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true)
 
+module("NimbusChat", "Communication/Chat/Chat", ["NimbusCore", Dep.logging])
+tests("NimbusChat", "Communication/Chat/Chat")
+adapter("NimbusChatSlack", "Communication/Chat/Adapters/Slack", domain: "NimbusChat", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
+tests("NimbusChatSlack", "Communication/Chat/Adapters/Slack", ["NimbusChat", "NimbusHTTP", Dep.nioHTTP1])
+adapter("NimbusChatDiscord", "Communication/Chat/Adapters/Discord", domain: "NimbusChat", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
+tests("NimbusChatDiscord", "Communication/Chat/Adapters/Discord", ["NimbusChat", "NimbusHTTP", Dep.nioHTTP1, Dep.crypto])
 module("NimbusTemplate", "Communication/Template", ["NimbusCore", Dep.mustache])
 tests("NimbusTemplate", "Communication/Template")
 module("NimbusSMS", "Communication/SMS/SMS", ["NimbusCore", Dep.logging])

@@ -20,8 +20,7 @@ struct SESTests {
 
     /// What moto stored for a message id: the raw MIME it received.
     static func rawMessage(_ id: String) async throws -> String? {
-        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: try Peer.moto.url() + "/moto-api/data.json"), timeout: .seconds(10))
-        let json = try JSONValue.parse(Array(try await response.body.collect(upTo: 64 * 1024 * 1024).readableBytesView))
+        let json = try await MotoState.read()
         return json["ses"]?["RawMessage"]?.arrayValue?.first { $0["id"]?.stringValue == id }?["raw_data"]?.stringValue
     }
 
@@ -72,5 +71,24 @@ struct SESTests {
         let message = EmailMessage(from: try EmailAddress("a@example.com"), to: [try EmailAddress("b@example.org")], subject: "x", text: "x")
         let error = await #expect(throws: NimbusError.self) { try await EmailClient(driver: SESEmailDriver(aws: aws), configuration: .init(retry: .none)).send(message) }
         #expect(error?.code == .unauthenticated, "\(String(describing: error))")
+    }
+}
+
+
+/// moto's `/moto-api/data.json` (every model it holds). It is built while other tests change those models,
+/// so a read can fail with a 500 page: read again.
+enum MotoState {
+    static func read() async throws -> JSONValue {
+        var lastError: (any Error)?
+        for attempt in 0..<5 {
+            if attempt > 0 { try await Task.sleep(for: .milliseconds(200 * attempt)) }
+            do {
+                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: try Peer.moto.url() + "/moto-api/data.json"), timeout: .seconds(20))
+                let body = Array(try await response.body.collect(upTo: 256 * 1024 * 1024).readableBytesView)
+                guard response.status == .ok else { throw NimbusError(.unavailable, "moto answered \(response.status.code) for data.json") }
+                return try JSONValue.parse(body)
+            } catch { lastError = error }
+        }
+        throw lastError ?? NimbusError(.unavailable, "moto's data.json could not be read")
     }
 }

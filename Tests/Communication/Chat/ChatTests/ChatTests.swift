@@ -1,0 +1,15 @@
+import NimbusChat
+import NimbusCore
+import Testing
+
+@Suite("Chat client")
+struct ChatTests {
+    @Test func theMemoryDriverKeepsPostsAndEmptyMessagesAreRefused() async throws {
+        let memory = MemoryChatDriver()
+        let chat = ChatClient(driver: memory)
+        let receipt = try await chat.post(ChatMessage(channel: "ops", text: "deployed"))
+        #expect(receipt.messageID == "1" && memory.posted.map(\.text) == ["deployed"])
+        await #expect(throws: NimbusError.self) { try await chat.post(ChatMessage(text: "")) }
+        #expect(try await ChatClient.openers.open("mem://").provider == "memory")
+    }
+}
