@@ -9,54 +9,9 @@ import NimbusTesting
 import Synchronization
 import Testing
 
-/// A local OAuth2 token endpoint that verifies each assertion with the service account's public key.
-final class FakeGoogleOAuth: Sendable {
-    let server: FakeHTTPServer
-    let key = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
-    let issued = Mutex(0)
-    let problems = Mutex<[String]>([])
-    let email = "runner@nimbus-test.iam.gserviceaccount.com"
-
-    init() async throws {
-        server = try await FakeHTTPServer.start()
-        let publicKey = key.publicKey
-        let tokenURL = server.baseURL + "/token"
-        server.route(.POST, "/token") { [self] request in
-            let form = Dictionary(FormDecoder.pairs(request.bodyText), uniquingKeysWith: { $1 })
-            if form["grant_type"] == "refresh_token" {
-                guard form["refresh_token"] == "user-refresh", form["client_secret"] == "user-secret" else {
-                    return .json(400, #"{"error":"invalid_grant","error_description":"Bad Request"}"#)
-                }
-                return .json(200, #"{"access_token":"user-token","expires_in":3599,"token_type":"Bearer"}"#)
-            }
-            guard form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer", let assertion = form["assertion"] else {
-                return .json(400, #"{"error":"unsupported_grant_type"}"#)
-            }
-            let parts = assertion.split(separator: ".").map(String.init)
-            guard parts.count == 3, let signature = Base64URL.decode(parts[2]), let header = Base64URL.decode(parts[0]).flatMap({ try? JSONValue.parse($0) }),
-                  let claims = Base64URL.decode(parts[1]).flatMap({ try? JSONValue.parse($0) }) else {
-                return .json(400, #"{"error":"invalid_grant","error_description":"malformed assertion"}"#)
-            }
-            let valid = publicKey.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: Array("\(parts[0]).\(parts[1])".utf8),
-                                                   padding: .insecurePKCS1v1_5)
-            var found: [String] = []
-            if !valid { found.append("bad signature") }
-            if header["alg"] != "RS256" || header["kid"] != "key-1" { found.append("header \(header)") }
-            if claims["iss"] != .string(email) || claims["aud"] != .string(tokenURL) { found.append("claims \(claims)") }
-            if claims["scope"] != "https://www.googleapis.com/auth/devstorage.read_write" { found.append("scope \(claims["scope"] ?? .null)") }
-            if let iat = claims["iat"]?.numberValue, let exp = claims["exp"]?.numberValue, exp - iat != 3600 { found.append("lifetime \(exp - iat)") }
-            guard found.isEmpty else {
-                problems.withLock { $0 += found }
-                return .json(400, #"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#)
-            }
-            let number = issued.withLock { $0 += 1; return $0 }
-            return .json(200, .object(["access_token": .string("sa-token-\(number)"), "expires_in": 3599, "token_type": "Bearer"]))
-        }
-    }
-
+extension FakeGoogleOAuth {
     var account: GCPServiceAccount {
-        GCPServiceAccount(clientEmail: email, privateKeyID: "key-1", privateKey: Secret(key.pkcs8PEMRepresentation), tokenURI: server.baseURL + "/token",
-                          projectID: "nimbus-test")
+        GCPServiceAccount(clientEmail: email, privateKeyID: "key-1", privateKey: Secret(privateKeyPEM), tokenURI: tokenURL, projectID: "nimbus-test")
     }
 }
 
@@ -100,7 +55,7 @@ struct GCPCredentialTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("sa.json")
         let json: JSONValue = ["type": "service_account", "project_id": "nimbus-test", "private_key_id": "key-1",
-                               "private_key": .string(oauth.key.pkcs8PEMRepresentation), "client_email": .string(oauth.email),
+                               "private_key": .string(oauth.privateKeyPEM), "client_email": .string(oauth.email),
                                "token_uri": .string(oauth.server.baseURL + "/token")]
         try Data(json.description.utf8).write(to: file)
         let adc = try ApplicationDefaultCredentials(scopes: ["https://www.googleapis.com/auth/devstorage.read_write"],
