@@ -182,6 +182,8 @@ public struct GCPError: Error, Sendable, Hashable, CustomStringConvertible {
     public var reason: String?
     /// Google's message.
     public var message: String
+    /// A service's own code from `details[].errorCode` (FCM: `UNREGISTERED`, `QUOTA_EXCEEDED`…).
+    public var errorCode: String?
 
     public var description: String { "\(status ?? "HTTP \(code)")\(reason.map { " (\($0))" } ?? ""): \(message)" }
 
@@ -190,7 +192,8 @@ public struct GCPError: Error, Sendable, Hashable, CustomStringConvertible {
         let error = json?["error"]
         let detail = GCPError(code: Int(error?["code"]?.numberValue ?? Double(status)), status: error?["status"]?.stringValue,
                               reason: error?["errors"]?.arrayValue?.first?["reason"]?.stringValue,
-                              message: error?["message"]?.stringValue ?? error?.stringValue ?? String(decoding: body.prefix(300), as: UTF8.self))
+                              message: error?["message"]?.stringValue ?? error?.stringValue ?? String(decoding: body.prefix(300), as: UTF8.self),
+                              errorCode: error?["details"]?.arrayValue?.lazy.compactMap { $0["errorCode"]?.stringValue }.first)
         let code: NimbusError.Code = switch detail.status {
         case "NOT_FOUND": .notFound
         case "ALREADY_EXISTS": .alreadyExists
