@@ -16,6 +16,7 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: ["JSON", "YAML"]),
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+    .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
     .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -48,6 +49,7 @@ enum Dep {
     static let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
     static let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
     static let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+    static let nioHTTP2 = Target.Dependency.product(name: "NIOHTTP2", package: "swift-nio-http2")
     static let nioEmbedded = Target.Dependency.product(name: "NIOEmbedded", package: "swift-nio")
     static let nioTestUtils = Target.Dependency.product(name: "NIOTestUtils", package: "swift-nio")
     static let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
@@ -221,6 +223,8 @@ module("NimbusPush", "Communication/Push/Push", ["NimbusCore", Dep.logging])
 tests("NimbusPush", "Communication/Push/Push")
 adapter("NimbusPushFCM", "Communication/Push/Adapters/FCM", domain: "NimbusPush", ["NimbusGCP", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging])
 tests("NimbusPushFCM", "Communication/Push/Adapters/FCM", ["NimbusPush", "NimbusGCP", "NimbusHTTP"])
+adapter("NimbusPushAPNs", "Communication/Push/Adapters/APNs", domain: "NimbusPush", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.nioSSL, Dep.crypto, Dep.logging])
+tests("NimbusPushAPNs", "Communication/Push/Adapters/APNs", ["NimbusPush", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.nioHTTP2, Dep.nioSSL, Dep.crypto], fixtures: true)
 module("NimbusTemplate", "Communication/Template", ["NimbusCore", Dep.mustache])
 tests("NimbusTemplate", "Communication/Template")
 module("NimbusSMS", "Communication/SMS/SMS", ["NimbusCore", Dep.logging])
