@@ -225,6 +225,8 @@ adapter("NimbusPushFCM", "Communication/Push/Adapters/FCM", domain: "NimbusPush"
 tests("NimbusPushFCM", "Communication/Push/Adapters/FCM", ["NimbusPush", "NimbusGCP", "NimbusHTTP"])
 adapter("NimbusPushAPNs", "Communication/Push/Adapters/APNs", domain: "NimbusPush", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.nioSSL, Dep.crypto, Dep.logging])
 tests("NimbusPushAPNs", "Communication/Push/Adapters/APNs", ["NimbusPush", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.nioHTTP2, Dep.nioSSL, Dep.crypto], fixtures: true)
+module("NimbusNotify", "Communication/Notify", ["NimbusCore", "NimbusEmail", "NimbusSMS", "NimbusPush", "NimbusChat", "NimbusTemplate", Dep.grdb, Dep.logging])
+tests("NimbusNotify", "Communication/Notify", ["NimbusEmail", "NimbusSMS", "NimbusPush", "NimbusChat", "NimbusTemplate"])
 module("NimbusTemplate", "Communication/Template", ["NimbusCore", Dep.mustache])
 tests("NimbusTemplate", "Communication/Template")
 module("NimbusSMS", "Communication/SMS/SMS", ["NimbusCore", Dep.logging])
