@@ -255,7 +255,9 @@ targets.append(.executableTarget(
     dependencies: ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusCache", "NimbusCacheMemory", "NimbusCacheRedis",
                    "NimbusGateway", "NimbusLLM", "NimbusEmbeddings", "NimbusLLMMemoryModel", "NimbusLLMOpenAI", "NimbusLLMAnthropic",
                    "NimbusLLMGemini", "NimbusLLMOllama", "NimbusLLMRAG", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory",
-                   "NimbusPaymentStripe", "NimbusPaymentPayPal", "NimbusTax", "NimbusBilling", "NimbusBillingPostgres", "NimbusPostgres", "NimbusAWS", Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
+                   "NimbusPaymentStripe", "NimbusPaymentPayPal", "NimbusTax", "NimbusBilling", "NimbusBillingPostgres", "NimbusPostgres", "NimbusAWS",
+                   "NimbusEmail", "NimbusEmailSMTP", "NimbusEmailSES", "NimbusEmailSendGrid", "NimbusSMS", "NimbusSMSTwilio", "NimbusSMSSNS",
+                   "NimbusPush", "NimbusPushFCM", "NimbusChat", "NimbusChatSlack", "NimbusChatDiscord", "NimbusTemplate", Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings
 ))

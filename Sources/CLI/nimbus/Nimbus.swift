@@ -16,6 +16,7 @@ struct Nimbus: AsyncParsableCommand {
             CommandGroup(name: "AI", subcommands: [LLMCommand.self, RAGCommand.self]),
             CommandGroup(name: "Cloud", subcommands: [AWSCommand.self]),
             CommandGroup(name: "Commerce", subcommands: [FXCommand.self, PayCommand.self, TaxCommand.self, BillingCommand.self]),
+            CommandGroup(name: "Communication", subcommands: [EmailCommand.self, SMSCommand.self, PushCommand.self, ChatCommand.self, TemplateCommand.self]),
         ]
     )
 }

@@ -30,7 +30,7 @@ struct CLITests {
     func help() async throws {
         let result = try await Binary.run(["--help"])
         #expect(result.status == 0)
-        for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS", "AI SUBCOMMANDS", "CLOUD SUBCOMMANDS", "COMMERCE SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
+        for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS", "AI SUBCOMMANDS", "CLOUD SUBCOMMANDS", "COMMERCE SUBCOMMANDS", "COMMUNICATION SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
     }
 
     @Test("packages prints the catalog in each format")
@@ -263,5 +263,32 @@ struct CommerceCLITests {
         let url = presigned.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let download = try await ProcessRunner.run("/usr/bin/env", ["curl", "-sf", url])
         #expect(download.stdout == "quarterly", "\(download.output)")
+    }
+}
+
+@Suite("nimbus communication commands", .timeLimit(.minutes(2)))
+struct CommunicationCLITests {
+    @Test("email send writes the local outbox; template render fills a bundle and refuses missing values")
+    func emailAndTemplates() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("templates"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let sent = try await Binary.run(["email", "send", "--via", "file://\(directory.path)/outbox", "--from", "Shop <shop@example.com>",
+                                         "--to", "zoe@example.org", "--subject", "Grüße", "--text", "hello"])
+        #expect(sent.status == 0, "\(sent.output)")
+        let receipt = try JSONValue.parse(Data(sent.stdout.utf8))
+        let file = directory.appendingPathComponent("outbox").appendingPathComponent(try #require(receipt["providerMessageID"]?.stringValue))
+        #expect(try String(contentsOf: file, encoding: .utf8).contains("Subject: =?UTF-8?B?R3LDvMOfZQ==?="))
+        try "Hi {{name}}, {{#one(count)}}one item{{/one(count)}}{{#other(count)}}{{count}} items{{/other(count)}}".write(
+            to: directory.appendingPathComponent("templates/cart.text.mustache"), atomically: true, encoding: .utf8)
+        let rendered = try await Binary.run(["template", "render", "cart", "--dir", directory.appendingPathComponent("templates").path, "--part", "text",
+                                             "--data", #"{"name":"Zoë","count":3}"#])
+        #expect(rendered.status == 0 && rendered.stdout == "Hi Zoë, 3 items", "\(rendered.output)")
+        let missing = try await Binary.run(["template", "render", "cart", "--dir", directory.appendingPathComponent("templates").path, "--part", "text", "--data", "{}"])
+        #expect(missing.status != 0 && missing.stderr.contains("'name'"))
+        let sms = try await Binary.run(["sms", "send", "--from", "Nimbus", "--to", "+14155550100", "Ваш код 1234"])
+        #expect(sms.status == 0 && sms.stdout.contains("UCS-2"), "\(sms.output)")
+        let badNumber = try await Binary.run(["sms", "send", "--from", "Nimbus", "--to", "4155550100", "x"])
+        #expect(badNumber.status != 0 && badNumber.stderr.contains("E.164"))
     }
 }
