@@ -205,13 +205,14 @@ tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPayment
 // MARK: - Communication (seed: pkg/communication/*) — email, SMS, push, chat, templates
 
 module("NimbusEmail", "Communication/Email/Email", ["NimbusCore", Dep.crypto, Dep.cryptoExtras, Dep.logging])
-tests("NimbusEmail", "Communication/Email/Email", [Dep.crypto, Dep.cryptoExtras], fixtures: true)
+tests("NimbusEmail", "Communication/Email/Email", ["NimbusEmailConformance", Dep.crypto, Dep.cryptoExtras], fixtures: true)
+module("NimbusEmailConformance", "Communication/Email/Conformance", ["NimbusEmail", "NimbusCore"])
 adapter("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", domain: "NimbusEmail", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.logging])
 adapter("NimbusEmailSendGrid", "Communication/Email/Adapters/SendGrid", domain: "NimbusEmail", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
 tests("NimbusEmailSendGrid", "Communication/Email/Adapters/SendGrid", ["NimbusEmail", "NimbusHTTP", Dep.crypto, Dep.nioHTTP1], fixtures: true)
 adapter("NimbusEmailSES", "Communication/Email/Adapters/SES", domain: "NimbusEmail", ["NimbusAWS"])
-tests("NimbusEmailSES", "Communication/Email/Adapters/SES", ["NimbusEmail", "NimbusAWS", Dep.asyncHTTPClient])
-tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true)
+tests("NimbusEmailSES", "Communication/Email/Adapters/SES", ["NimbusEmail", "NimbusEmailConformance", "NimbusAWS", Dep.asyncHTTPClient])
+tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", "NimbusEmailConformance", Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true)
 
 module("NimbusChat", "Communication/Chat/Chat", ["NimbusCore", Dep.logging])
 tests("NimbusChat", "Communication/Chat/Chat")

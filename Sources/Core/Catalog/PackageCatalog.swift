@@ -101,7 +101,7 @@ public enum PackageCatalog {
         PackageEntry("pkg/ai/perception/ocr", "NimbusOCR", "Sources/AI/Perception/OCR", seed: .exists, status: .planned,
                      section: "AI & Machine Learning / Perception", summary: "Document Intelligence", services: "document-parser",
                      embedded: "tesseract (Debian)", adapters: [.init("Document AI", peer: "fake server")]),
-        PackageEntry("pkg/communication/email", "NimbusEmail", "Sources/Communication/Email/Email", seed: .missing, status: .partial,
+        PackageEntry("pkg/communication/email", "NimbusEmail", "Sources/Communication/Email/Email", seed: .missing, status: .done,
                      section: "Communication", summary: "Email Interface", services: "notification",
                      embedded: "memory outbox + .eml files", adapters: [.init("SMTP", peer: "aiosmtpd"), .init("SendGrid", peer: "fake server + spec"), .init("SES", peer: "moto_server")]),
         PackageEntry("pkg/communication/email/adapters/sendgrid", "NimbusEmailSendGrid", "Sources/Communication/Email/Adapters/SendGrid", seed: .missing, status: .done,

@@ -3,6 +3,7 @@ import NimbusCore
 import NimbusTesting
 import Testing
 @testable import NimbusEmail
+import NimbusEmailConformance
 
 @Suite("Addresses and IDNA")
 struct EmailAddressTests {
@@ -182,5 +183,43 @@ struct EmbeddedEmailTests {
         let memory = try await EmailClient.open("mem://", openers: EmailClient.openers)
         #expect(memory.driver.provider == "memory")
         await #expect(throws: NimbusError.self) { try await EmailClient.open("smtp://host", openers: EmailClient.openers) }
+    }
+}
+
+@Suite("Email conformance: embedded drivers")
+struct EmbeddedEmailConformanceTests {
+    static let recipients = [try! EmailAddress("a@example.org"), try! EmailAddress("b@example.org"), try! EmailAddress("c@example.org")]
+
+    @Test func theMemoryOutboxConforms() async throws {
+        let outbox = MemoryEmailDriver()
+        let report = try await EmailConformance(driver: outbox, from: try EmailAddress("shop@example.com"), recipients: Self.recipients) { receipt in
+            outbox.sent.last { $0.document.messageID == receipt.messageID }?.document.bytes
+        }.run()
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        #expect(report.passed.count == 5)
+    }
+
+    @Test func theFileOutboxConforms() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-conformance-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let driver = try FileEmailDriver(directory: directory)
+        let report = try await EmailConformance(driver: driver, from: try EmailAddress("shop@example.com"), recipients: Self.recipients) { receipt in
+            guard let name = receipt.providerMessageID else { return nil }
+            let bytes = Array(try Data(contentsOf: directory.appendingPathComponent(name)))
+            // Past the two X-Nimbus-Envelope lines the outbox writes first.
+            let text = String(decoding: bytes, as: UTF8.self)
+            let lines = text.components(separatedBy: "\r\n").drop { $0.hasPrefix("X-Nimbus-Envelope-") }
+            return Array(lines.joined(separator: "\r\n").utf8)
+        }.run()
+        #expect(report.failures.isEmpty, "\(report.failures)")
+    }
+
+    @Test func theReaderCatchesADamagedMessage() throws {
+        // The checks can fail: a reader given a message whose attachment was altered sees different bytes.
+        let document = try MIMEWriter().write(EmailMessage(from: try EmailAddress("a@example.com"), to: [try EmailAddress("b@example.org")], subject: "s",
+                                                           text: "t", attachments: [.file(named: "x.bin", contentType: "application/pdf", data: [1, 2, 3])]))
+        let damaged = String(decoding: document.bytes, as: UTF8.self).replacingOccurrences(of: "AQID", with: "AQIE")
+        #expect(try MIMEReader(Array(damaged.utf8)).parts.first { $0.contentType.hasPrefix("application/pdf") }?.data == [1, 2, 4])
+        #expect(MIMEReader.decodeWords("=?UTF-8?B?R3LDvMOfZQ==?= =?UTF-8?Q?_Zo=C3=AB?=") == "Grüße Zoë")
     }
 }

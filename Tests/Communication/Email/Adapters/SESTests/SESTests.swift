@@ -6,6 +6,7 @@ import NimbusEmail
 import NimbusTesting
 import Testing
 @testable import NimbusEmailSES
+import NimbusEmailConformance
 
 /// SES v2 SendEmail against moto with signature checking on (`scripts/peers up moto`).
 @Suite("SES against moto", .requires(.moto))
@@ -90,5 +91,21 @@ enum MotoState {
             } catch { lastError = error }
         }
         throw lastError ?? NimbusError(.unavailable, "moto's data.json could not be read")
+    }
+}
+
+extension SESTests {
+    @Test func sesConformsToTheEmailDriverSuite() async throws {
+        let aws = try Self.aws()
+        let domain = "conf-\(IDGenerator.shared.ulid().description.lowercased().prefix(10)).example.com"
+        _ = try await aws.rest(.ses, method: .POST, path: "/v2/email/identities", headers: [("Content-Type", "application/json")],
+                               body: Array(#"{"EmailIdentity":"\#(domain)"}"#.utf8), operation: "CreateEmailIdentity")
+        let recipients = [try EmailAddress("a@example.org"), try EmailAddress("b@example.org"), try EmailAddress("c@example.org")]
+        let report = try await EmailConformance(driver: SESEmailDriver(aws: aws), from: try EmailAddress("shop@\(domain)"), recipients: recipients) { receipt in
+            guard let id = receipt.providerMessageID, let raw = try await Self.rawMessage(id) else { return nil }
+            return Array(raw.utf8)
+        }.run()
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        #expect(report.passed.count == 5)
     }
 }

@@ -8,6 +8,7 @@ import NimbusTesting
 import Synchronization
 import Testing
 @testable import NimbusEmailSMTP
+import NimbusEmailConformance
 
 /// Against aiosmtpd (`scripts/peers up smtp`): what arrives is read back by Python's `email` package and
 /// its DKIM signature checked by dkimpy.
@@ -280,4 +281,18 @@ final class AttemptCounter: Sendable {
     func add() { count.withLock { $0 += 1 } }
     func reset() { count.withLock { $0 = 0 } }
     var value: Int { count.withLock { $0 } }
+}
+
+extension SMTPPeerTests {
+    @Test func smtpConformsToTheEmailDriverSuite() async throws {
+        let driver = try SMTPEmailDriver(configuration: try Self.configuration())
+        let recipients = [try EmailAddress("a@example.org"), try EmailAddress("b@example.org"), try EmailAddress("c@example.org")]
+        let report = try await EmailConformance(driver: driver, from: try EmailAddress("shop@example.com"), recipients: recipients) { receipt in
+            guard let id = receipt.providerMessageID else { return nil }
+            return Array(try Data(contentsOf: try Self.maildir().appendingPathComponent(id + ".eml")))
+        }.run()
+        try await driver.shutdown()
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        #expect(report.passed.count == 5)
+    }
 }

@@ -1,0 +1,226 @@
+import Foundation
+import NimbusCore
+import NimbusEmail
+
+/// The behaviour every email driver must have, stated once and run by each driver's tests (memory, file,
+/// SMTP against aiosmtpd, SES against moto…).
+///
+/// ```swift
+/// let report = try await EmailConformance(driver: driver, readBack: { receipt in try rawMessage(receipt) }).run()
+/// #expect(report.failures.isEmpty, "\(report.failures)")
+/// ```
+public struct EmailConformance: Sendable {
+    /// Reads back what the driver delivered for a receipt (the raw MIME the server stored), when it can.
+    public typealias ReadBack = @Sendable (EmailReceipt) async throws -> [UInt8]?
+
+    public let driver: any EmailDriver
+    public let readBack: ReadBack?
+    /// The sender the driver may use (a verified identity for SES).
+    public let from: EmailAddress
+    /// Recipients the driver accepts (aiosmtpd takes any; moto any).
+    public let recipients: [EmailAddress]
+
+    public init(driver: any EmailDriver, from: EmailAddress, recipients: [EmailAddress], readBack: ReadBack? = nil) {
+        self.driver = driver
+        self.from = from
+        self.recipients = recipients
+        self.readBack = readBack
+    }
+
+    /// What ran and what failed.
+    public struct Report: Sendable {
+        public var passed: [String] = []
+        public var failures: [String] = []
+    }
+
+    /// Runs every check.
+    public func run() async throws -> Report {
+        var report = Report()
+        func check(_ name: String, _ body: () async throws -> String?) async {
+            do {
+                if let failure = try await body() { report.failures.append("\(name): \(failure)") } else { report.passed.append(name) }
+            } catch { report.failures.append("\(name): threw \(error)") }
+        }
+        let client = EmailClient(driver: driver, configuration: .init(retry: .none))
+        guard recipients.count >= 3 else { throw NimbusError(.invalidArgument, "the conformance suite needs three recipients") }
+
+        await check("every recipient is reported accepted, with the Message-ID") {
+            let message = EmailMessage(from: from, to: [recipients[0]], cc: [recipients[1]], subject: "conformance: recipients", text: "hello")
+            let receipt = try await client.send(message)
+            if Set(receipt.accepted) != Set(recipients[0...1]) { return "accepted \(receipt.accepted)" }
+            if !receipt.messageID.hasPrefix("<") || !receipt.messageID.hasSuffix(">") { return "Message-ID \(receipt.messageID)" }
+            if receipt.provider != driver.provider { return "provider \(receipt.provider)" }
+            return nil
+        }
+
+        await check("bcc recipients get the message; no header names them") {
+            let message = EmailMessage(from: from, to: [recipients[0]], bcc: [recipients[2]], subject: "conformance: bcc", text: "hidden copy")
+            let receipt = try await client.send(message)
+            guard receipt.accepted.contains(recipients[2]) else { return "the bcc recipient was not accepted: \(receipt.accepted)" }
+            guard let raw = try await readBack?(receipt) else { return nil }
+            let parsed = try MIMEReader(raw)
+            if parsed.headers.contains(where: { $0.name.lowercased() == "bcc" }) { return "a Bcc header was delivered" }
+            if String(decoding: raw, as: UTF8.self).contains(recipients[2].smtpAddress) { return "the bcc address appears in the delivered text" }
+            return nil
+        }
+
+        await check("a Unicode subject, text and HTML arrive as written") {
+            let subject = "Grüße, Zoë — 🧾 #1042 " + String(repeating: "long subject ", count: 6)
+            let text = "Zoë's receipt:\n.a line with a leading dot\nTrailing spaces   \n" + String(repeating: "0123456789", count: 110) + "\n"
+            let html = "<p>Grüße <b>Zoë</b></p>\n"
+            let receipt = try await client.send(EmailMessage(from: from, to: [recipients[0]], subject: subject, text: text, html: html))
+            guard let raw = try await readBack?(receipt) else { return nil }
+            let parsed = try MIMEReader(raw)
+            if parsed.subject != subject { return "subject \(parsed.subject ?? "nil")" }
+            if parsed.text(of: "text/plain")?.replacingOccurrences(of: "\r\n", with: "\n") != text { return "text part differs" }
+            if parsed.text(of: "text/html")?.replacingOccurrences(of: "\r\n", with: "\n") != html { return "HTML part differs" }
+            if raw.split(separator: 10).contains(where: { $0.count > 999 }) { return "a line is over 998 bytes" }
+            return nil
+        }
+
+        await check("attachments arrive byte for byte with their names") {
+            let bytes = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            let message = EmailMessage(from: from, to: [recipients[0]], subject: "conformance: attachment", text: "see attached",
+                                       attachments: [.file(named: "Rechnung März.pdf", contentType: "application/pdf", data: bytes)])
+            let receipt = try await client.send(message)
+            guard let raw = try await readBack?(receipt) else { return nil }
+            let parsed = try MIMEReader(raw)
+            guard let part = parsed.parts.first(where: { $0.contentType.hasPrefix("application/pdf") }) else { return "no PDF part" }
+            if part.data != bytes { return "the attachment's bytes differ (\(part.data.count) bytes)" }
+            if part.filename != "Rechnung März.pdf" { return "file name \(part.filename ?? "nil")" }
+            return nil
+        }
+
+        await check("a message without a body or recipient is refused before the driver") {
+            do {
+                _ = try await client.send(EmailMessage(from: from, subject: "nobody", text: "x"))
+                return "a message without recipients was sent"
+            } catch let error as NimbusError where error.code == .invalidArgument { return nil }
+        }
+        return report
+    }
+}
+
+/// A small MIME reader for checking delivered messages: unfolded headers, RFC 2047 words, multipart bodies,
+/// base64 and quoted-printable parts, RFC 2231 file names.
+public struct MIMEReader: Sendable {
+    public struct Part: Sendable {
+        public var contentType: String
+        public var filename: String?
+        public var data: [UInt8]
+    }
+
+    public var headers: [(name: String, value: String)]
+    public var parts: [Part]
+
+    public init(_ raw: [UInt8]) throws {
+        let text = String(decoding: raw, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n")
+        guard let split = text.range(of: "\n\n") else { throw NimbusError(.invalidArgument, "the message has no blank line after its headers") }
+        headers = Self.headers(String(text[..<split.lowerBound]))
+        parts = []
+        parts = Self.parts(headers: headers, body: String(text[split.upperBound...]))
+    }
+
+    public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
+    public var subject: String? { header("Subject").map(Self.decodeWords) }
+
+    /// The decoded text of the first part of a type.
+    public func text(of type: String) -> String? {
+        parts.first { $0.contentType.lowercased().hasPrefix(type) }.map { String(decoding: $0.data, as: UTF8.self) }
+    }
+
+    static func headers(_ block: String) -> [(name: String, value: String)] {
+        var result: [(String, String)] = []
+        for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
+            if let first = line.first, first == " " || first == "\t", !result.isEmpty {
+                result[result.count - 1].1 += String(line)
+            } else if let colon = line.firstIndex(of: ":") {
+                result.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+            }
+        }
+        return result.map { (name: $0.0, value: $0.1) }
+    }
+
+    static func parameter(_ name: String, in value: String) -> String? {
+        for piece in value.components(separatedBy: ";").dropFirst() {
+            let trimmed = piece.trimmingCharacters(in: .whitespaces)
+            if trimmed.lowercased().hasPrefix(name.lowercased() + "*=") {
+                let encoded = trimmed.dropFirst(name.count + 2)
+                let afterCharset = encoded.components(separatedBy: "'").last ?? String(encoded)
+                return afterCharset.removingPercentEncoding
+            }
+            if trimmed.lowercased().hasPrefix(name.lowercased() + "=") {
+                return decodeWords(trimmed.dropFirst(name.count + 1).trimmingCharacters(in: CharacterSet(charactersIn: "\"")))
+            }
+        }
+        return nil
+    }
+
+    static func parts(headers: [(name: String, value: String)], body: String) -> [Part] {
+        let contentType = headers.first { $0.name.lowercased() == "content-type" }?.value ?? "text/plain"
+        if contentType.lowercased().hasPrefix("multipart/"), let boundary = parameter("boundary", in: contentType) {
+            var result: [Part] = []
+            let sections = body.components(separatedBy: "--" + boundary)
+            for section in sections.dropFirst() where !section.hasPrefix("--") {
+                var content = section
+                if content.hasPrefix("\n") { content.removeFirst() }
+                if content.hasSuffix("\n") { content.removeLast() }                 // the CRLF before a delimiter is the delimiter's
+                guard let split = content.range(of: "\n\n") else { continue }
+                result += parts(headers: Self.headers(String(content[..<split.lowerBound])), body: String(content[split.upperBound...]))
+            }
+            return result
+        }
+        let encoding = headers.first { $0.name.lowercased() == "content-transfer-encoding" }?.value.lowercased() ?? "7bit"
+        let disposition = headers.first { $0.name.lowercased() == "content-disposition" }?.value ?? ""
+        let data: [UInt8]
+        switch encoding {
+        case "base64": data = Data(base64Encoded: body.filter { !$0.isWhitespace }).map(Array.init) ?? []
+        case "quoted-printable": data = quotedPrintable(body)
+        default: data = Array(body.utf8)
+        }
+        return [Part(contentType: contentType, filename: parameter("filename", in: disposition) ?? parameter("name", in: contentType), data: data)]
+    }
+
+    static func quotedPrintable(_ text: String) -> [UInt8] {
+        var out: [UInt8] = []
+        let bytes = Array(text.utf8)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "="), index + 1 < bytes.count, bytes[index + 1] == 10 { index += 2; continue }   // soft break
+            if bytes[index] == UInt8(ascii: "="), index + 2 < bytes.count, let value = UInt8(String(decoding: bytes[index + 1...index + 2], as: UTF8.self), radix: 16) {
+                out.append(value)
+                index += 3
+                continue
+            }
+            out.append(bytes[index])
+            index += 1
+        }
+        return out
+    }
+
+    /// Decodes RFC 2047 `=?charset?B|Q?…?=` words (whitespace between adjacent words dropped).
+    public static func decodeWords(_ value: String) -> String {
+        guard value.contains("=?") else { return value }
+        var result = "", rest = Substring(value), lastWasWord = false
+        while let start = rest.range(of: "=?") {
+            let before = rest[..<start.lowerBound]
+            if !(lastWasWord && before.allSatisfy(\.isWhitespace)) { result += before }
+            let afterStart = rest[start.upperBound...]
+            let pieces = afterStart.split(separator: "?", maxSplits: 3, omittingEmptySubsequences: false)
+            guard pieces.count >= 3, let end = afterStart.range(of: "?=", range: afterStart.index(afterStart.startIndex, offsetBy: pieces[0].count + pieces[1].count + 2)..<afterStart.endIndex) else {
+                result += rest[start.lowerBound...]
+                return result
+            }
+            let encoding = pieces[1].uppercased()
+            let payload = String(afterStart[afterStart.index(afterStart.startIndex, offsetBy: pieces[0].count + pieces[1].count + 2)..<end.lowerBound])
+            if encoding == "B" {
+                result += String(decoding: Data(base64Encoded: payload) ?? Data(), as: UTF8.self)
+            } else {
+                result += String(decoding: quotedPrintable(payload.replacingOccurrences(of: "_", with: " ")), as: UTF8.self)
+            }
+            rest = afterStart[end.upperBound...]
+            lastWasWord = true
+        }
+        return result + rest
+    }
+}
