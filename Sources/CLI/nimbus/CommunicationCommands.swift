@@ -35,8 +35,8 @@ struct EmailCommand: AsyncParsableCommand {
         @Option(help: "DKIM: domain:selector:path-to-rsa-pem-key.") var dkim: String?
 
         func run() async throws {
-            var message = EmailMessage(from: try EmailAddress(from), to: try to.map(EmailAddress.init), cc: try cc.map(EmailAddress.init),
-                                       bcc: try bcc.map(EmailAddress.init), subject: subject, text: text, html: try html.map(Self.contents))
+            var message = EmailMessage(from: try EmailAddress(from), to: try to.map { try EmailAddress($0) }, cc: try cc.map { try EmailAddress($0) },
+                                       bcc: try bcc.map { try EmailAddress($0) }, subject: subject, text: text, html: try html.map(Self.contents))
             for path in attach {
                 let url = URL(fileURLWithPath: path)
                 message.attachments.append(.file(named: url.lastPathComponent, contentType: Self.mediaType(url.pathExtension), data: Array(try Data(contentsOf: url))))

@@ -384,32 +384,31 @@ final class FormatterCache: Sendable {
     private let dates = Mutex<[String: DateFormatterBox]>([:])
 
     func number(_ value: Double, style: NumberFormatter.Style, locale: Locale) -> String {
-        let key = "\(locale.identifier)|\(style.rawValue)"
-        return numbers.withLock { cache in
-            let box = cache[key] ?? {
-                let formatter = NumberFormatter()
-                formatter.locale = locale
-                formatter.numberStyle = style
-                formatter.maximumFractionDigits = style == .percent ? 1 : 6
-                return NumberFormatterBox(formatter)
-            }()
-            cache[key] = box
-            return box.formatter.string(from: NSNumber(value: value)) ?? String(value)
-        }
+        withNumberFormatter("\(locale.identifier)|\(style.rawValue)", make: { formatter in
+            formatter.locale = locale
+            formatter.numberStyle = style
+            formatter.maximumFractionDigits = style == .percent ? 1 : 6
+        }) { $0.string(from: NSNumber(value: value)) ?? String(value) }
     }
 
     func currency(_ amount: Decimal, code: String, locale: Locale) -> String {
-        let key = "\(locale.identifier)|currency|\(code)"
-        return numbers.withLock { cache in
+        withNumberFormatter("\(locale.identifier)|currency|\(code)", make: { formatter in
+            formatter.locale = locale
+            formatter.numberStyle = .currency
+            formatter.currencyCode = code
+        }) { $0.string(from: amount as NSDecimalNumber) ?? "\(amount) \(code)" }
+    }
+
+    /// Runs `use` with the formatter cached under `key`, made by `make` the first time (under the cache's lock).
+    private func withNumberFormatter(_ key: String, make: (NumberFormatter) -> Void, use: (NumberFormatter) -> String) -> String {
+        numbers.withLock { cache in
             let box = cache[key] ?? {
                 let formatter = NumberFormatter()
-                formatter.locale = locale
-                formatter.numberStyle = .currency
-                formatter.currencyCode = code
+                make(formatter)
                 return NumberFormatterBox(formatter)
             }()
             cache[key] = box
-            return box.formatter.string(from: amount as NSDecimalNumber) ?? "\(amount) \(code)"
+            return use(box.formatter)
         }
     }
 

@@ -349,3 +349,11 @@ public final class AWSClient: Sendable {
 extension Optional where Wrapped == String {
     var nonEmpty: String? { self?.isEmpty == false ? self : nil }
 }
+
+extension AWSClient.Configuration {
+    /// Settings from an adapter URL: `scheme://[REGION]?region=R&profile=P&endpoint=http://127.0.0.1:5000` (the
+    /// region in the host or the query; anything left out comes from the environment and profile as usual).
+    public init(url: OpenURL) {
+        self.init(region: url.options.string("region") ?? url.host, profile: url.options.string("profile"), endpointURL: url.options.string("endpoint"))
+    }
+}

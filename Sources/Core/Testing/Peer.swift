@@ -1,5 +1,6 @@
 import Foundation
 import NimbusCore
+import NimbusHTTP
 import Testing
 
 /// A real server that adapter tests talk to (`redis`, `moto`, `postgres`...), started by
@@ -152,5 +153,24 @@ extension Peer {
             throw NimbusError(.unavailable, "psql could not create database \(name) on \(base): \(result.output)")
         }
         return base.replacingOccurrences(of: "/postgres?", with: "/\(name)?")
+    }
+}
+
+extension Peer {
+    /// moto's `/moto-api/data.json` (every model it holds, so tests can see what a send stored). It is built while
+    /// other tests change those models, so a read can fail with a 500 page: it is read again, up to 5 times.
+    public static func motoState() async throws -> JSONValue {
+        let http = NimbusHTTPClient(configuration: .init(service: "moto-api", retry: .none, timeout: .seconds(20)))
+        var lastError: (any Error)?
+        for attempt in 0..<5 {
+            if attempt > 0 { try await Task.sleep(for: .milliseconds(200 * attempt)) }
+            do {
+                let response = try await http.send(NimbusHTTPRequest(.GET, try moto.url() + "/moto-api/data.json", operation: "moto data.json"))
+                let body = Array(try await response.collect(upTo: 256 * 1024 * 1024).readableBytesView)
+                guard response.isSuccess else { throw NimbusError(.unavailable, "moto answered \(response.status.code) for data.json") }
+                return try JSONValue.parse(body)
+            } catch { lastError = error }
+        }
+        throw lastError ?? NimbusError(.unavailable, "moto's data.json could not be read")
     }
 }

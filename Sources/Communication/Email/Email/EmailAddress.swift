@@ -12,7 +12,7 @@ import NimbusCore
 /// let list = try EmailAddress.list("a@example.com, \"Doe, Jane\" <jane@example.org>")
 /// from.smtpAddress       // "zoe@example.com"
 /// ```
-public struct EmailAddress: Sendable, Hashable, Codable, CustomStringConvertible {
+public struct EmailAddress: Sendable, Hashable, StringCodable, CustomStringConvertible {
     /// The display name (`Zoë Example`), if any.
     public var name: String?
     /// What comes before the `@`, without quotes.
@@ -79,7 +79,7 @@ public struct EmailAddress: Sendable, Hashable, Codable, CustomStringConvertible
             }
         }
         items.append(current)
-        return try items.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map(EmailAddress.init)
+        return try items.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { try EmailAddress($0) }
     }
 
     /// `local@domain` as given.
@@ -104,17 +104,10 @@ public struct EmailAddress: Sendable, Hashable, Codable, CustomStringConvertible
         lhs.localPart == rhs.localPart && lhs.asciiDomain == rhs.asciiDomain
     }
 
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        do { try self.init(try container.decode(String.self)) } catch let error as NimbusError {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.message)
-        }
-    }
+    public init(parsing text: String) throws { try self.init(text) }
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(name.map { "\(Self.quotedPhrase($0)) <\(address)>" } ?? address)
-    }
+    /// `"Name" <local@domain>` or `local@domain`: the JSON form.
+    public var encodedText: String { name.map { "\(Self.quotedPhrase($0)) <\(address)>" } ?? address }
 
     // MARK: Syntax (RFC 5322 §3.2.3 and §3.4.1)
 

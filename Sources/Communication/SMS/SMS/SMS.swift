@@ -9,7 +9,7 @@ import Synchronization
 /// let number = try PhoneNumber("+1 (415) 555-0100")    // "+14155550100"
 /// let international = try PhoneNumber("0044 20 7946 0018")  // "+442079460018"
 /// ```
-public struct PhoneNumber: Sendable, Hashable, Codable, CustomStringConvertible {
+public struct PhoneNumber: Sendable, Hashable, StringCodable, CustomStringConvertible {
     /// `+14155550100`.
     public let e164: String
 
@@ -31,17 +31,8 @@ public struct PhoneNumber: Sendable, Hashable, Codable, CustomStringConvertible 
 
     public var description: String { e164 }
 
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        do { try self.init(try container.decode(String.self)) } catch let error as NimbusError {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.message)
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(e164)
-    }
+    public init(parsing text: String) throws { try self.init(text) }
+    public var encodedText: String { e164 }
 }
 
 /// Who a message comes from.

@@ -91,8 +91,7 @@ extension URLOpenerRegistry where Resource == any EmailDriver {
     public func withSES() -> Self {
         var copy = self
         copy.register("ses") { url in
-            let configuration = AWSClient.Configuration(region: url.options.string("region") ?? url.host, profile: url.options.string("profile"),
-                                                        endpointURL: url.options.string("endpoint"))
+            let configuration = AWSClient.Configuration(url: url)
             return SESEmailDriver(aws: AWSClient(configuration: configuration), configurationSet: url.options.string("configurationSet"))
         }
         return copy

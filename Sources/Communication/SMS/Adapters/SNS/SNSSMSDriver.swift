@@ -53,8 +53,7 @@ extension URLOpenerRegistry where Resource == any SMSDriver {
     public func withSNS() -> Self {
         var copy = self
         copy.register("sns") { url in
-            let configuration = AWSClient.Configuration(region: url.options.string("region") ?? url.host, profile: url.options.string("profile"),
-                                                        endpointURL: url.options.string("endpoint"))
+            let configuration = AWSClient.Configuration(url: url)
             return SNSSMSDriver(aws: AWSClient(configuration: configuration), maxPriceUSD: url.options.string("maxPrice").flatMap { Decimal(string: $0) })
         }
         return copy

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import NimbusAWS
 import NimbusCore
@@ -21,7 +20,7 @@ struct SESTests {
 
     /// What moto stored for a message id: the raw MIME it received.
     static func rawMessage(_ id: String) async throws -> String? {
-        let json = try await MotoState.read()
+        let json = try await Peer.motoState()
         return json["ses"]?["RawMessage"]?.arrayValue?.first { $0["id"]?.stringValue == id }?["raw_data"]?.stringValue
     }
 
@@ -75,24 +74,6 @@ struct SESTests {
     }
 }
 
-
-/// moto's `/moto-api/data.json` (every model it holds). It is built while other tests change those models,
-/// so a read can fail with a 500 page: read again.
-enum MotoState {
-    static func read() async throws -> JSONValue {
-        var lastError: (any Error)?
-        for attempt in 0..<5 {
-            if attempt > 0 { try await Task.sleep(for: .milliseconds(200 * attempt)) }
-            do {
-                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: try Peer.moto.url() + "/moto-api/data.json"), timeout: .seconds(20))
-                let body = Array(try await response.body.collect(upTo: 256 * 1024 * 1024).readableBytesView)
-                guard response.status == .ok else { throw NimbusError(.unavailable, "moto answered \(response.status.code) for data.json") }
-                return try JSONValue.parse(body)
-            } catch { lastError = error }
-        }
-        throw lastError ?? NimbusError(.unavailable, "moto's data.json could not be read")
-    }
-}
 
 extension SESTests {
     @Test func sesConformsToTheEmailDriverSuite() async throws {
