@@ -97,3 +97,80 @@ extension URLOpenerRegistry where Resource == any EmailDriver {
         return copy
     }
 }
+
+/// SES delivery events, as SNS delivers them (configuration-set event publishing, `eventType`, or identity
+/// notifications, `notificationType`), read into ``EmailEvent``s — one per recipient for bounces, complaints and
+/// deliveries. Verify the SNS message first (``SNSMessageVerifier``).
+///
+/// ```swift
+/// let message = try await SNSMessageVerifier(topics: [sesEventsTopic]).verify(body: body)
+/// for event in try SESEvents.parse(message.message) where event.kind.suppressesRecipient { suppress(event.recipient) }
+/// ```
+public enum SESEvents {
+    /// Reads the JSON SES put in the SNS message.
+    /// - Throws: `invalidArgument` when it is not an SES event.
+    public static func parse(_ json: String) throws -> [EmailEvent] {
+        guard let event = (try? JSONValue.parse(Array(json.utf8)))?.objectValue, let mail = event["mail"] else {
+            throw NimbusError(.invalidArgument, "the SNS message is not an SES event (no mail object)")
+        }
+        guard let type = event["eventType"]?.stringValue ?? event["notificationType"]?.stringValue else {
+            throw NimbusError(.invalidArgument, "the SES event has no eventType or notificationType")
+        }
+        let messageID = mail["messageId"]?.stringValue
+        var metadata: [String: String] = [:], tags: [String] = []
+        for (name, values) in mail["tags"]?.objectValue ?? [:] where !name.hasPrefix("ses:") {
+            guard let value = values.arrayValue?.first?.stringValue else { continue }
+            if value == "true" { tags.append(name) } else { metadata[name] = value }
+        }
+        tags.sort()
+        func date(_ value: JSONValue?) -> Date {
+            guard let text = value?.stringValue else { return Date() }
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text) ?? Date()
+        }
+        func make(_ kind: EmailEvent.Kind, _ recipient: String, at time: JSONValue?, reason: String? = nil, url: String? = nil, id: String? = nil) -> EmailEvent {
+            EmailEvent(kind: kind, recipient: recipient, timestamp: date(time ?? mail["timestamp"]), providerMessageID: messageID, eventID: id,
+                       reason: reason, url: url, tags: tags, metadata: metadata)
+        }
+        let destinations = mail["destination"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        switch type {
+        case "Bounce":
+            let bounce = event["bounce"]
+            let permanent = bounce?["bounceType"]?.stringValue == "Permanent"
+            return (bounce?["bouncedRecipients"]?.arrayValue ?? []).compactMap { recipient in
+                recipient["emailAddress"]?.stringValue.map {
+                    make(permanent ? .bounced : .deferred, $0, at: bounce?["timestamp"],
+                         reason: recipient["diagnosticCode"]?.stringValue ?? bounce?["bounceSubType"]?.stringValue, id: bounce?["feedbackId"]?.stringValue)
+                }
+            }
+        case "Complaint":
+            let complaint = event["complaint"]
+            return (complaint?["complainedRecipients"]?.arrayValue ?? []).compactMap { recipient in
+                recipient["emailAddress"]?.stringValue.map {
+                    make(.complained, $0, at: complaint?["timestamp"], reason: complaint?["complaintFeedbackType"]?.stringValue, id: complaint?["feedbackId"]?.stringValue)
+                }
+            }
+        case "Delivery":
+            let delivery = event["delivery"]
+            return (delivery?["recipients"]?.arrayValue?.compactMap(\.stringValue) ?? destinations).map {
+                make(.delivered, $0, at: delivery?["timestamp"], reason: delivery?["smtpResponse"]?.stringValue)
+            }
+        case "Send": return destinations.map { make(.processed, $0, at: mail["timestamp"]) }
+        case "Reject": return destinations.map { make(.dropped, $0, at: mail["timestamp"], reason: event["reject"]?["reason"]?.stringValue) }
+        case "Rendering Failure": return destinations.map { make(.dropped, $0, at: mail["timestamp"], reason: event["failure"]?["errorMessage"]?.stringValue) }
+        case "DeliveryDelay":
+            let delay = event["deliveryDelay"]
+            return (delay?["delayedRecipients"]?.arrayValue ?? []).compactMap { recipient in
+                recipient["emailAddress"]?.stringValue.map { make(.deferred, $0, at: delay?["timestamp"], reason: recipient["diagnosticCode"]?.stringValue) }
+            }
+        case "Open": return destinations.map { make(.opened, $0, at: event["open"]?["timestamp"]) }
+        case "Click": return destinations.map { make(.clicked, $0, at: event["click"]?["timestamp"], url: event["click"]?["link"]?.stringValue) }
+        case "Subscription":
+            let unsubscribed = event["subscription"]?["newTopicPreferences"]?["unsubscribeAll"]?.boolValue == true
+            return destinations.map { make(unsubscribed ? .unsubscribed : .resubscribed, $0, at: event["subscription"]?["timestamp"]) }
+        default:
+            return destinations.map { make(EmailEvent.Kind(rawValue: type.lowercased()), $0, at: mail["timestamp"]) }
+        }
+    }
+}

@@ -90,3 +90,26 @@ extension SESTests {
         #expect(report.passed.count == 5)
     }
 }
+
+@Suite("SES events")
+struct SESEventTests {
+    @Test func eventsFromSNSBecomeEmailEvents() throws {
+        let bounce = #"""
+        {"eventType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General","bouncedRecipients":[{"emailAddress":"gone@example.org","action":"failed","status":"5.1.1","diagnosticCode":"smtp; 550 5.1.1 user unknown"}],"timestamp":"2026-11-26T10:00:01.669Z","feedbackId":"fb-1"},
+         "mail":{"timestamp":"2026-11-26T10:00:00.000Z","source":"shop@example.com","messageId":"m-1","destination":["gone@example.org"],"tags":{"ses:configuration-set":["events"],"order":["1042"],"receipt":["true"]}}}
+        """#
+        let events = try SESEvents.parse(bounce)
+        #expect(events.count == 1 && events[0].kind == .bounced && events[0].kind.suppressesRecipient && events[0].recipient == "gone@example.org")
+        #expect(events[0].reason == "smtp; 550 5.1.1 user unknown" && events[0].providerMessageID == "m-1" && events[0].eventID == "fb-1")
+        #expect(events[0].metadata == ["order": "1042"] && events[0].tags == ["receipt"])
+        let transient = bounce.replacingOccurrences(of: "\"Permanent\"", with: "\"Transient\"")
+        #expect(try SESEvents.parse(transient)[0].kind == .deferred)
+        let click = #"{"eventType":"Click","mail":{"messageId":"m-2","destination":["a@example.org"]},"click":{"link":"https://example.com/x","timestamp":"2026-11-26T10:05:00.000Z"}}"#
+        #expect(try SESEvents.parse(click).first?.url == "https://example.com/x")
+        let complaint = #"{"notificationType":"Complaint","mail":{"messageId":"m-3","destination":["b@example.org"]},"complaint":{"complainedRecipients":[{"emailAddress":"b@example.org"}],"complaintFeedbackType":"abuse"}}"#
+        #expect(try SESEvents.parse(complaint).first?.kind == .complained)
+        let novel = #"{"eventType":"Quarantine","mail":{"messageId":"m-4","destination":["c@example.org"]}}"#
+        #expect(try SESEvents.parse(novel).first?.kind.rawValue == "quarantine", "an event type SES adds later is kept")
+        #expect(throws: NimbusError.self) { try SESEvents.parse(#"{"hello":"world"}"#) }
+    }
+}
