@@ -13,19 +13,30 @@ import NimbusEmail
 /// try await email.send(message)
 /// ```
 public struct SESEmailDriver: EmailDriver {
+    /// How the message goes to SES.
+    public enum Content: Sendable, Hashable {
+        /// The MIME text as written (and DKIM-signed) here: headers, inline images and attachments arrive as they are.
+        case raw
+        /// Subject, text and HTML only; SES writes the MIME (and signs with Easy DKIM). Attachments are refused.
+        case simple
+    }
+
     public let provider = "ses"
     /// The AWS client (region, credentials, endpoint).
     public let aws: AWSClient
     /// The configuration set (event publishing, IP pools); none when `nil`.
     public var configurationSet: String?
+    /// Raw (default) or simple content.
+    public var content: Content
 
     /// SES's limit on a raw message (40 MB, base64 included).
     public static let maxMessageBytes = 40 * 1024 * 1024
 
     /// Creates a driver.
-    public init(aws: AWSClient, configurationSet: String? = nil) {
+    public init(aws: AWSClient, configurationSet: String? = nil, content: Content = .raw) {
         self.aws = aws
         self.configurationSet = configurationSet
+        self.content = content
     }
 
     public func send(_ email: OutgoingEmail) async throws -> EmailReceipt {
@@ -36,8 +47,18 @@ public struct SESEmailDriver: EmailDriver {
         var body: [String: JSONValue] = [
             "FromEmailAddress": .string(email.message.from.smtpAddress),
             "Destination": ["ToAddresses": .array(email.recipients.map { .string($0.smtpAddress) })],
-            "Content": ["Raw": ["Data": .string(Data(raw).base64EncodedString())]],
+            "Content": try Self.content(email, mode: content),
         ]
+        if content == .simple {
+            // Simple content has no headers of its own: the envelope says who is who (Bcc stays out of every header).
+            body["FromEmailAddress"] = .string((email.document.header("From") ?? email.message.from.smtpAddress).replacingOccurrences(of: "\r\n ", with: " "))
+            body["Destination"] = .object([
+                "ToAddresses": .array(email.message.to.map { .string($0.smtpAddress) }),
+                "CcAddresses": .array(email.message.cc.map { .string($0.smtpAddress) }),
+                "BccAddresses": .array(email.message.bcc.map { .string($0.smtpAddress) }),
+            ])
+            if !email.message.replyTo.isEmpty { body["ReplyToAddresses"] = .array(email.message.replyTo.map { .string($0.smtpAddress) }) }
+        }
         if email.envelopeFrom != email.message.from { body["FeedbackForwardingEmailAddress"] = .string(email.envelopeFrom.smtpAddress) }
         if let configurationSet { body["ConfigurationSetName"] = .string(configurationSet) }
         let tags = try Self.tags(email.message)
@@ -53,6 +74,22 @@ public struct SESEmailDriver: EmailDriver {
             throw NimbusError(.dataLoss, "SES answered SendEmail without a MessageId; the message may have been sent (not retried)", retryable: false)
         }
         return EmailReceipt(messageID: email.document.messageID, providerMessageID: messageID, provider: provider, accepted: email.recipients)
+    }
+
+    /// The `Content` object: `Raw.Data` (base64 MIME) or `Simple` (subject and bodies, UTF-8).
+    static func content(_ email: OutgoingEmail, mode: Content) throws -> JSONValue {
+        switch mode {
+        case .raw:
+            return ["Raw": ["Data": .string(Data(email.document.bytes).base64EncodedString())]]
+        case .simple:
+            guard email.message.attachments.isEmpty else {
+                throw NimbusError(.invalidArgument, "SES simple content carries no attachments; send with content: .raw", retryable: false)
+            }
+            var bodyParts: [String: JSONValue] = [:]
+            if let text = email.message.text { bodyParts["Text"] = ["Data": .string(text), "Charset": "UTF-8"] }
+            if let html = email.message.html { bodyParts["Html"] = ["Data": .string(html), "Charset": "UTF-8"] }
+            return ["Simple": ["Subject": ["Data": .string(email.message.subject), "Charset": "UTF-8"], "Body": .object(bodyParts)]]
+        }
     }
 
     /// SES message tags: each metadata pair, and each tag as `<tag>=true`. Names and values may hold only
@@ -87,12 +124,17 @@ public struct SESEmailDriver: EmailDriver {
 }
 
 extension URLOpenerRegistry where Resource == any EmailDriver {
-    /// Adds `ses://?region=eu-west-1&configurationSet=NAME&endpoint=http://127.0.0.1:5000&profile=P`.
+    /// Adds `ses://?region=eu-west-1&configurationSet=NAME&content=simple&endpoint=http://127.0.0.1:5000&profile=P`.
     public func withSES() -> Self {
         var copy = self
         copy.register("ses") { url in
             let configuration = AWSClient.Configuration(url: url)
-            return SESEmailDriver(aws: AWSClient(configuration: configuration), configurationSet: url.options.string("configurationSet"))
+            let content: SESEmailDriver.Content = switch url.options.string("content") {
+            case nil, "raw": .raw
+            case "simple": .simple
+            case let other?: throw NimbusError(.invalidArgument, "content must be raw or simple, not '\(other)'")
+            }
+            return SESEmailDriver(aws: AWSClient(configuration: configuration), configurationSet: url.options.string("configurationSet"), content: content)
         }
         return copy
     }

@@ -113,3 +113,24 @@ struct SESEventTests {
         #expect(throws: NimbusError.self) { try SESEvents.parse(#"{"hello":"world"}"#) }
     }
 }
+
+extension SESTests {
+    @Test func simpleContentLetsSESWriteTheMIME() async throws {
+        let aws = try Self.aws()
+        let domain = "simple-\(IDGenerator.shared.ulid().description.lowercased().prefix(10)).example.com"
+        _ = try await aws.rest(.ses, method: .POST, path: "/v2/email/identities", headers: [("Content-Type", "application/json")],
+                               body: Array(#"{"EmailIdentity":"\#(domain)"}"#.utf8), operation: "CreateEmailIdentity")
+        let client = EmailClient(driver: SESEmailDriver(aws: aws, content: .simple))
+        let message = EmailMessage(from: try EmailAddress("Zoë Shop <shop@\(domain)>"), to: [try EmailAddress("a@example.org")],
+                                   bcc: [try EmailAddress("b@example.org")], subject: "Grüße", text: "Hallo", html: "<p>Hallo</p>")
+        let receipt = try await client.send(message)
+        let id = try #require(receipt.providerMessageID)
+        let stored = try #require(try await Peer.motoState()["ses"]?["Message"]?.arrayValue?.first { $0["id"]?.stringValue == id })
+        #expect(stored["subject"]?.stringValue == "Grüße" && stored["body"]?.stringValue == "<p>Hallo</p>")
+        #expect(stored["destinations"]?["BccAddresses"]?.arrayValue?.first?.stringValue == "b@example.org")
+        #expect(stored["source"]?.stringValue?.hasSuffix("<shop@\(domain)>") == true)
+        let withFile = EmailMessage(from: try EmailAddress("shop@\(domain)"), to: [try EmailAddress("a@example.org")], subject: "x", text: "x",
+                                    attachments: [.file(named: "a.txt", contentType: "text/plain", data: [65])])
+        #expect(await #expect(throws: NimbusError.self) { try await client.send(withFile) }?.code == .invalidArgument)
+    }
+}
