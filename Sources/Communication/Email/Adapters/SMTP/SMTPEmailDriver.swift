@@ -153,7 +153,7 @@ public final class SMTPEmailDriver: EmailDriver {
     public let provider = "smtp"
     /// The settings.
     public let configuration: SMTPConfiguration
-    private let pool: SMTPConnectionPool
+    let pool: SMTPConnectionPool
 
     /// Creates a driver (no connection is made until the first message).
     /// - Throws: `invalidArgument` when the TLS settings are unusable.
@@ -200,7 +200,9 @@ actor SMTPConnectionPool {
     private let logger: Logger
     private var idle: [SMTPConnection] = []
     private var open = 0
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    /// Senders waiting for a session, first come first served; a cancelled sender leaves the line.
+    private var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+    private var nextWaiter: UInt64 = 0
     private var closed = false
 
     init(configuration: SMTPConfiguration, sslContext: NIOSSLContext?, group: any EventLoopGroup, logger: Logger) {
@@ -232,14 +234,23 @@ actor SMTPConnectionPool {
                     throw error
                 }
             }
-            await withCheckedContinuation { waiters.append($0) }
+            nextWaiter += 1
+            let id = nextWaiter
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    if Task.isCancelled { continuation.resume() } else { waiters.append((id, continuation)) }
+                }
+            } onCancel: {
+                Task { await self.leaveLine(id) }
+            }
+            try Task.checkCancellation()
         }
     }
 
     func checkin(_ connection: SMTPConnection) async {
         if !closed, connection.channel.isActive, connection.messagesSent < configuration.maxMessagesPerConnection {
             idle.append(connection)
-            if !waiters.isEmpty { waiters.removeFirst().resume() }
+            if !waiters.isEmpty { waiters.removeFirst().continuation.resume() }
             return
         }
         if connection.channel.isActive { await connection.quit() }
@@ -248,7 +259,11 @@ actor SMTPConnectionPool {
 
     private func release() {
         open -= 1
-        if !waiters.isEmpty { waiters.removeFirst().resume() }
+        if !waiters.isEmpty { waiters.removeFirst().continuation.resume() }
+    }
+
+    private func leaveLine(_ id: UInt64) {
+        if let index = waiters.firstIndex(where: { $0.id == id }) { waiters.remove(at: index).continuation.resume() }
     }
 
     func shutdown() async {
@@ -259,7 +274,7 @@ actor SMTPConnectionPool {
             await session.quit()
             open -= 1
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter.continuation.resume() }
         waiters = []
     }
 }

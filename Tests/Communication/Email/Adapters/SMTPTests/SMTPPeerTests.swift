@@ -296,3 +296,21 @@ extension SMTPPeerTests {
         #expect(report.passed.count == 5)
     }
 }
+
+extension SMTPPeerTests {
+    @Test func aSenderWaitingForASessionCanBeCancelled() async throws {
+        var configuration = try Self.configuration()
+        configuration.maxConnections = 1
+        let driver = try SMTPEmailDriver(configuration: configuration)
+        let held = try await driver.pool.checkout()
+        let waiting = Task { try await driver.pool.checkout() }
+        try await Task.sleep(for: .milliseconds(50))                 // let it queue (if it has not yet, it sees the cancellation at once)
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+        await driver.pool.checkin(held)
+        let receipt = try await EmailClient(driver: driver).send(EmailMessage(from: try EmailAddress("app@example.com"), to: [try EmailAddress("u@example.org")],
+                                                                              subject: "after a cancelled wait", text: "x"))
+        #expect(receipt.accepted.count == 1, "the line moved on")
+        try await driver.shutdown()
+    }
+}
