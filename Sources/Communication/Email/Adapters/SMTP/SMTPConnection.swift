@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 import NimbusCore
 import NimbusEmail
 
@@ -44,6 +45,12 @@ struct SMTPOutbound: Sendable {
     var reply: EventLoopPromise<SMTPResponse>?
 }
 
+/// Why a session ended (a TLS failure, a 421), kept where the connection can still read it once the
+/// pipeline's handlers are gone.
+final class SMTPCloseReason: Sendable {
+    let error = Mutex<NimbusError?>(nil)
+}
+
 /// Matches replies to commands in order (replies come in the order of commands, pipelined or not).
 final class SMTPClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = SMTPResponse
@@ -53,9 +60,11 @@ final class SMTPClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var waiting = CircularBuffer<EventLoopPromise<SMTPResponse>>()
     private var closedError: NimbusError?
     private let endpoint: String
+    private let closeReason: SMTPCloseReason
 
-    init(endpoint: String, greeting: EventLoopPromise<SMTPResponse>) {
+    init(endpoint: String, greeting: EventLoopPromise<SMTPResponse>, closeReason: SMTPCloseReason) {
         self.endpoint = endpoint
+        self.closeReason = closeReason
         waiting.append(greeting)
     }
 
@@ -96,6 +105,7 @@ final class SMTPClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func failAll(_ error: NimbusError) {
         if closedError == nil { closedError = error }
+        closeReason.error.withLock { if $0 == nil { $0 = error } }
         while let promise = waiting.popFirst() { promise.fail(error) }
     }
 
@@ -116,6 +126,7 @@ final class SMTPClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
 struct SMTPConnection: Sendable {
     let channel: any Channel
     let endpoint: String
+    let closeReason: SMTPCloseReason
     private(set) var extensions: SMTPExtensions
     private(set) var isSecure: Bool
     var lastUsed: ContinuousClock.Instant
@@ -127,6 +138,7 @@ struct SMTPConnection: Sendable {
         let endpoint = "\(configuration.host):\(configuration.port)"
         let loop = group.next()
         let greeting = loop.makePromise(of: SMTPResponse.self)
+        let closeReason = SMTPCloseReason()
         let implicitTLS = configuration.security == .implicitTLS
         let serverName = configuration.host.isIPAddressLiteral ? nil : configuration.host
         let bootstrap = ClientBootstrap(group: loop)
@@ -138,7 +150,7 @@ struct SMTPConnection: Sendable {
                         try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
                     }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SMTPResponseDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(SMTPClientHandler(endpoint: endpoint, greeting: greeting))
+                    try channel.pipeline.syncOperations.addHandler(SMTPClientHandler(endpoint: endpoint, greeting: greeting, closeReason: closeReason))
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -151,7 +163,7 @@ struct SMTPConnection: Sendable {
             greeting.fail(error)
             throw NimbusError(.unavailable, "cannot connect to the SMTP server at \(endpoint): \(error)", underlying: error)
         }
-        var connection = SMTPConnection(channel: channel, endpoint: endpoint, extensions: .none, isSecure: implicitTLS,
+        var connection = SMTPConnection(channel: channel, endpoint: endpoint, closeReason: closeReason, extensions: .none, isSecure: implicitTLS,
                                         lastUsed: .now, timeouts: configuration.timeouts)
         do {
             let hello = try await connection.await(greeting.futureResult, "the greeting", timeout: configuration.timeouts.greeting)
@@ -215,10 +227,22 @@ struct SMTPConnection: Sendable {
         try await send([line], timeout: timeout ?? timeouts.command)[0]
     }
 
+    /// Writes on the event loop. A write that cannot go out (the channel closed in between, and with it the handler
+    /// that would have failed the reply) fails its reply here, so nobody waits for an answer that cannot come.
     private func write(_ outbound: [SMTPOutbound]) {
         let channel = self.channel
+        let endpoint = self.endpoint
+        let closeReason = self.closeReason
         channel.eventLoop.execute {
-            for item in outbound { channel.write(item, promise: nil) }
+            for item in outbound {
+                let written = channel.eventLoop.makePromise(of: Void.self)
+                if let reply = item.reply {
+                    written.futureResult.whenFailure { error in
+                        reply.fail(closeReason.error.withLock { $0 } ?? SMTPClientHandler.describe(error, endpoint: endpoint))
+                    }
+                }
+                channel.write(item, promise: written)
+            }
             channel.flush()
         }
     }

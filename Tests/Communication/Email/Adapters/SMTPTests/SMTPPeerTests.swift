@@ -163,13 +163,19 @@ struct SMTPPeerTests {
 
     @Test func tlsIsVerifiedRequiredWhenAskedAndCredentialsNeverGoInClearText() async throws {
         let message = EmailMessage(from: try EmailAddress("app@example.com"), to: [try EmailAddress("user@example.org")], subject: "x", text: "x")
-        // The peer's certificate is signed by a CA this client does not trust: refused. Checked over implicit TLS: refused after
-        // STARTTLS, the session hung until the command time limit in 2 of about 30 runs here (cause not pinned down; the client
-        // then fails with deadlineExceeded, which is still a refusal).
+        // The peer's certificate is signed by a CA this client does not trust: refused, over implicit TLS and after STARTTLS.
+        // STARTTLS is tried 20 times: the handshake can fail before the EHLO that follows reaches the pipeline, and that EHLO
+        // must then fail at once with the TLS error (it once waited for the command time limit).
         let untrusted = try SMTPEmailDriver(configuration: try Self.configuration(port: 2465, security: .implicitTLS, trustPeerCA: false))
         let tlsError = await #expect(throws: NimbusError.self) { try await EmailClient(driver: untrusted, configuration: .init(retry: .none)).send(message) }
         #expect(tlsError?.code == .failedPrecondition, "\(String(describing: tlsError))")
         try await untrusted.shutdown()
+        for _ in 0..<20 {
+            let afterStartTLS = try SMTPEmailDriver(configuration: try Self.configuration(trustPeerCA: false))
+            let error = await #expect(throws: NimbusError.self) { try await EmailClient(driver: afterStartTLS, configuration: .init(retry: .none)).send(message) }
+            #expect(error?.code == .failedPrecondition, "\(String(describing: error))")
+            try await afterStartTLS.shutdown()
+        }
         // Port 2526 offers no STARTTLS: required fails, opportunistic sends in clear text (without AUTH).
         let required = try SMTPEmailDriver(configuration: try Self.configuration(port: 2526, authentication: .none))
         let missing = await #expect(throws: NimbusError.self) { try await EmailClient(driver: required).send(message) }
