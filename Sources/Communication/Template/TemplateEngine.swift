@@ -265,11 +265,9 @@ struct TemplateFunctions: Sendable {
     }
 
     static func parseDate(_ text: String) -> Date? {
+        if let date = Date(iso8601: text) { return date }
         let formatter = ISO8601DateFormatter()
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withFullDate]
+        formatter.formatOptions = [.withFullDate]                          // a bare date, too
         return formatter.date(from: text)
     }
 }

@@ -190,13 +190,7 @@ public struct ProfileCredentialProvider: AWSCredentialProvider {
 
 /// Reads STS credential results.
 enum STSCredentials {
-    static func date(_ text: String) -> Date? {
-        let plain = ISO8601DateFormatter()
-        if let date = plain.date(from: text) { return date }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: text)
-    }
+    static func date(_ text: String) -> Date? { Date(iso8601: text) }
 
     static func parse(_ result: JSONValue, operation: String) throws -> AWSCredentials {
         let credentials = result["Credentials"]

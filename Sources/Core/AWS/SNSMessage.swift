@@ -110,9 +110,7 @@ public final class SNSMessageVerifier: Sendable {
         guard topics.isEmpty || topics.contains(message.topicARN) else {
             throw NimbusError(.unauthenticated, "the SNS message comes from topic \(message.topicARN), which this endpoint does not accept")
         }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        guard let sent = formatter.date(from: message.timestamp) ?? ISO8601DateFormatter().date(from: message.timestamp) else {
+        guard let sent = Date(iso8601: message.timestamp) else {
             throw NimbusError(.unauthenticated, "the SNS message's Timestamp '\(message.timestamp)' is not an ISO 8601 time")
         }
         guard abs(now.timeIntervalSince(sent)) <= tolerance.nimbusSeconds else {

@@ -420,9 +420,7 @@ private struct Validator {
     static func matches(_ string: String, format: String) -> Bool {
         switch format {
         case "date-time":
-            let formatter = ISO8601DateFormatter()
-            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            return ISO8601DateFormatter().date(from: string) != nil || formatter.date(from: string) != nil
+            return Date(iso8601: string) != nil
         case "date":
             let formatter = ISO8601DateFormatter()
             formatter.formatOptions = [.withFullDate]

@@ -245,13 +245,7 @@ enum PayPalErrors {
 
 /// PayPal's times (`2024-05-01T12:00:00Z`, with or without fractions) and webhook bodies.
 enum PayPalWebhookTime {
-    static func parse(_ text: String) -> Date? {
-        let plain = ISO8601DateFormatter()
-        if let date = plain.date(from: text) { return date }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: text)
-    }
+    static func parse(_ text: String) -> Date? { Date(iso8601: text) }
 
     static func parseBody(_ body: [UInt8]) throws -> JSONValue {
         do { return try JSONValue.parse(body) } catch {

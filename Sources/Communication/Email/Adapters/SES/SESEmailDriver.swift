@@ -166,10 +166,7 @@ public enum SESEvents {
         }
         tags.sort()
         func date(_ value: JSONValue?) -> Date {
-            guard let text = value?.stringValue else { return Date() }
-            let formatter = ISO8601DateFormatter()
-            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            return formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text) ?? Date()
+            value?.stringValue.flatMap { Date(iso8601: $0) } ?? Date()
         }
         func make(_ kind: EmailEvent.Kind, _ recipient: String, at time: JSONValue?, reason: String? = nil, url: String? = nil, id: String? = nil) -> EmailEvent {
             EmailEvent(kind: kind, recipient: recipient, timestamp: date(time ?? mail["timestamp"]), providerMessageID: messageID, eventID: id,
