@@ -7,6 +7,7 @@ import NIOHTTP1
 import NimbusCore
 import NimbusHTTP
 import Synchronization
+import Testing
 
 /// A scripted HTTP server on `127.0.0.1` (a free port) for testing vendor adapters where the
 /// vendor cannot run here: it answers from a script, records every request, and misbehaves on
@@ -110,10 +111,29 @@ public final class FakeHTTPServer: Sendable {
         var handler: Handler
     }
 
+    /// A request the server's check refused, and why.
+    public struct Refusal: Sendable, CustomStringConvertible {
+        /// The request as received (after any mutation).
+        public var request: CapturedRequest
+        /// What the check found.
+        public var problems: [String]
+        public var description: String { "\(request): \(problems.joined(separator: "; "))" }
+    }
+
+    /// Finds what is wrong with a request (empty: nothing).
+    public typealias RequestCheck = @Sendable (CapturedRequest) -> [String]
+    /// The answer to a refused request, from the problems found.
+    public typealias RefusalReply = @Sendable ([String]) -> Reply
+    /// Rewrites a request as it arrives.
+    public typealias RequestMutation = @Sendable (CapturedRequest) -> CapturedRequest
+
     private struct State {
         var routes: [Route] = []
         var requests: [CapturedRequest] = []
         var disconnects = 0
+        var checks: [(RequestCheck, RefusalReply)] = []
+        var refusals: [Refusal] = []
+        var mutation: RequestMutation?
     }
 
     private let state = Mutex(State())
@@ -201,18 +221,64 @@ public final class FakeHTTPServer: Sendable {
     /// Forgets the recorded requests.
     public func clearRequests() { state.withLock { $0.requests.removeAll() } }
 
+    // MARK: Checking
+
+    /// Checks every request before any route sees it — routes added later included, so a test that
+    /// replaces a route cannot bypass it. A request with problems is answered with `reply(problems)`,
+    /// kept in ``refusals`` and recorded as an issue of the test that started the server, so the
+    /// test fails even when it expected the call to fail for another reason.
+    ///
+    /// ```swift
+    /// server.refuseRequests(failing: { spec.check($0).map(\.description) }) { problems in
+    ///     .json(400, ["error": ["message": .string(problems.joined(separator: "; "))]])
+    /// }
+    /// ```
+    public func refuseRequests(failing check: @escaping RequestCheck, with reply: @escaping RefusalReply) {
+        state.withLock { $0.checks.append((check, reply)) }
+    }
+
+    /// Refuses every request that departs from `spec` (see ``refuseRequests(failing:with:)``).
+    public func refuseRequests(departingFrom spec: OpenAPIRequestChecker, with reply: @escaping RefusalReply) {
+        refuseRequests(failing: { spec.check($0).map(\.description) }, with: reply)
+    }
+
+    /// The requests refused so far, in arrival order.
+    public var refusals: [Refusal] { state.withLock { $0.refusals } }
+
+    /// Rewrites each request as it arrives, before checks and routes: a mutation test makes the
+    /// adapter appear to send something else (a renamed field) and expects the check to refuse it.
+    /// While a mutation is set, refusals are expected and are not recorded as test issues; the
+    /// test reads ``refusals`` instead.
+    public func mutateRequests(_ mutation: @escaping RequestMutation) {
+        state.withLock { $0.mutation = mutation }
+    }
+
     // MARK: Serving
 
     fileprivate func respond(_ request: Request, context: FakeRequestContext) async throws -> Response {
         let body = try await request.body.collect(upTo: maximumRequestSize)
         let components = URLComponents(string: request.uri.description)
-        let captured = CapturedRequest(
+        let received = CapturedRequest(
             method: request.method.rawValue,
             path: request.uri.path,
             query: (components?.queryItems ?? []).map { ($0.name, $0.value ?? "") },
             headers: request.headers.map { ($0.name.canonicalName.lowercased(), $0.value) },
             body: body
         )
+        let (mutation, checks) = state.withLock { ($0.mutation, $0.checks) }
+        let captured = mutation?(received) ?? received
+        for (check, reply) in checks {
+            let problems = check(captured)
+            guard !problems.isEmpty else { continue }
+            state.withLock {
+                $0.requests.append(captured)
+                $0.refusals.append(Refusal(request: captured, problems: problems))
+            }
+            if mutation == nil {
+                Issue.record("the fake refused \(captured): \(problems.joined(separator: "; "))")
+            }
+            return try await perform(reply(problems), context: context)
+        }
         let handler = state.withLock { state -> Handler? in
             state.requests.append(captured)
             let segments = captured.path.split(separator: "/")
@@ -310,4 +376,82 @@ final class ServerHolder: Sendable {
 final class ReplyCounter: Sendable {
     private let value = Atomic<Int>(0)
     func next() -> Int { value.wrappingAdd(1, ordering: .relaxed).oldValue }
+}
+
+extension FakeHTTPServer.CapturedRequest {
+    /// This request with a field of its body renamed: a member of the JSON object at `path`
+    /// (`["generationConfig"]` for a nested one; top level by default) or a form field and its nested
+    /// keys (`capture_method`, `metadata[...]`). For mutation tests: the adapter appears to have
+    /// misspelled a field, and the fake's spec check must refuse it. Other bodies are left as they are.
+    public func renamingField(_ name: String, to newName: String, at path: [String] = []) -> Self {
+        var copy = self
+        let contentType = header("content-type") ?? ""
+        if contentType.contains("x-www-form-urlencoded") {
+            let pairs = FormDecoder.pairs(bodyText).map { key, value -> String in
+                var key = key
+                if key == name || key.hasPrefix(name + "[") { key = newName + key.dropFirst(name.count) }
+                return FormEncoder.escape(key) + "=" + FormEncoder.escape(value)
+            }
+            copy.body = ByteBuffer(string: pairs.joined(separator: "&"))
+        } else if let json = try? json() {
+            copy.body = ByteBuffer(string: Self.renaming(json, name, newName, path[...]).description)
+        }
+        copy.headers = headers.filter { $0.0 != "content-length" } + [("content-length", String(copy.body.readableBytes))]
+        return copy
+    }
+
+    private static func renaming(_ value: JSONValue, _ name: String, _ newName: String, _ path: ArraySlice<String>) -> JSONValue {
+        guard case .object(var members) = value else { return value }
+        if let first = path.first {
+            if let inner = members[first] { members[first] = renaming(inner, name, newName, path.dropFirst()) }
+        } else if let moved = members.removeValue(forKey: name) {
+            members[newName] = moved
+        }
+        return .object(members)
+    }
+}
+
+extension FakeHTTPServer {
+    /// A mutation test of the server's check: while `call` runs, every request arrives with `field`
+    /// renamed to `misspelling` (see ``CapturedRequest/renamingField(_:to:at:)``). The call must fail,
+    /// and the server must have refused a request for the misspelled name. Either miss is a test issue,
+    /// so a check that lets unknown fields through — or an adapter that stopped sending `field` —
+    /// fails the test. Returns the refusals, for further expectations.
+    ///
+    /// ```swift
+    /// await fake.server.expectRefusal(renaming: "max_completion_tokens", to: "max_completion_token") {
+    ///     _ = try await model.chat(ChatRequest(messages: [.user("hi")], maxTokens: 5))
+    /// }
+    /// ```
+    @discardableResult
+    public func expectRefusal(renaming field: String, to misspelling: String, at path: [String] = [],
+                              sourceLocation: SourceLocation = #_sourceLocation,
+                              _ call: () async throws -> Void) async -> [Refusal] {
+        let before = refusals.count
+        mutateRequests { $0.renamingField(field, to: misspelling, at: path) }
+        defer { state.withLock { $0.mutation = nil } }
+        do {
+            try await call()
+            Issue.record("the call succeeded with '\(field)' renamed to '\(misspelling)': the check let an unknown field through", sourceLocation: sourceLocation)
+        } catch {}
+        let caused = Array(refusals.dropFirst(before))
+        let named = caused.contains { $0.problems.contains { Self.mentions($0, misspelling) } }
+        if !named {
+            Issue.record("no refusal named '\(misspelling)' (refusals: \(caused.map(\.description)))", sourceLocation: sourceLocation)
+        }
+        return caused
+    }
+
+    /// Whether `text` names `token` as a whole word (`max_token` is not named by `max_tokens`).
+    public static func mentions(_ text: String, _ token: String) -> Bool {
+        var searchRange = text.startIndex..<text.endIndex
+        while let found = text.range(of: token, range: searchRange) {
+            let before = found.lowerBound == text.startIndex ? nil : text[text.index(before: found.lowerBound)]
+            let after = found.upperBound == text.endIndex ? nil : text[found.upperBound]
+            func isWord(_ character: Character?) -> Bool { character.map { $0.isLetter || $0.isNumber || $0 == "_" } ?? false }
+            if !isWord(before) && !isWord(after) { return true }
+            searchRange = found.upperBound..<text.endIndex
+        }
+        return false
+    }
 }

@@ -14,6 +14,10 @@ typealias JSONSchema = OpenAPIKit.JSONSchema
 /// enums, lengths, bounds, `oneOf`/`anyOf`/`allOf`, `nullable`, `$ref`s). Every mismatch is
 /// reported, not just the first.
 ///
+/// **Unknown properties are mismatches** unless the schema allows them (`additionalProperties`
+/// `true` or a schema); properties declared by another part of an `allOf` count as known, and an
+/// object schema that declares no properties at all is free-form. A misspelled field fails.
+///
 /// ```swift
 /// let spec = try OpenAPIRequestChecker(contentsOf: Bundle.module.url(forResource: "openai-extract", withExtension: "json", subdirectory: "Fixtures")!)
 /// // ... the adapter calls the FakeHTTPServer ...
@@ -205,14 +209,50 @@ struct SchemaValidator {
     }
 
     /// Whether `value` matches, without recording anything.
-    func matches(_ value: JSONValue, _ schema: JSONSchema, at location: String) -> Bool {
+    func matches(_ value: JSONValue, _ schema: JSONSchema, at location: String, siblings: Siblings = .none) -> Bool {
         var probe = self
         probe.mismatches = []
-        probe.validate(value, against: schema, at: location)
+        probe.validate(value, against: schema, at: location, siblings: siblings)
         return probe.mismatches.isEmpty
     }
 
-    mutating func validate(_ value: JSONValue, against schema: JSONSchema, at location: String) {
+    /// The property names a schema declares (through references and compositions), or `nil` when it
+    /// allows any property.
+    func declaredProperties(_ schema: JSONSchema, depth: Int = 0) -> Set<String>? {
+        guard depth < 16 else { return nil }
+        switch schema.value {
+        case .object(_, let context):
+            switch context.additionalProperties {
+            case .some(.a(true)), .some(.b): return nil
+            case .some(.a(false)): return Set(context.properties.keys)
+            case .none: return context.properties.isEmpty ? nil : Set(context.properties.keys)
+            }
+        case .reference(let reference, _):
+            guard let target = try? components.lookup(reference) else { return nil }
+            return declaredProperties(target, depth: depth + 1)
+        case .all(let parts, _), .one(let parts, _), .any(let parts, _):
+            var names: Set<String> = []
+            for part in parts {
+                guard let declared = declaredProperties(part, depth: depth + 1) else { return nil }
+                names.formUnion(declared)
+            }
+            return names
+        case .fragment:
+            return nil
+        default:
+            return []
+        }
+    }
+
+    /// Property names that an enclosing `allOf` declares in its other parts, so that a part does not
+    /// call them unknown; `open` when some part allows any property.
+    struct Siblings {
+        var names: Set<String> = []
+        var open = false
+        static let none = Siblings()
+    }
+
+    mutating func validate(_ value: JSONValue, against schema: JSONSchema, at location: String, siblings: Siblings = .none) {
         depth += 1
         defer { depth -= 1 }
         guard depth < 64 else { return }   // recursive schemas: stop, do not loop
@@ -268,9 +308,15 @@ struct SchemaValidator {
                     validate(member, against: property, at: "\(location).\(name)")
                 } else {
                     switch context.additionalProperties {
-                    case .some(.a(false)): fail("\(location).\(name)", "is not a property of this object")
+                    case .some(.a(true)): break
                     case .some(.b(let extra)): validate(member, against: extra, at: "\(location).\(name)")
-                    default: break
+                    case .some(.a(false)):
+                        fail("\(location).\(name)", "is not a property of this object (the schema forbids others)")
+                    case .none:
+                        // Unknown properties are errors unless the schema allows them: a misspelled field
+                        // must not pass. An object that declares no properties at all is free-form.
+                        if context.properties.isEmpty || siblings.open || siblings.names.contains(name) { break }
+                        fail("\(location).\(name)", "is not a property of this object (known: \(context.properties.keys.sorted().joined(separator: ", ")))")
                     }
                 }
             }
@@ -282,16 +328,20 @@ struct SchemaValidator {
                 for (index, element) in elements.enumerated() { validate(element, against: items, at: "\(location)[\(index)]") }
             }
         case .all(let schemas, _):
-            for part in schemas { validate(value, against: part, at: location) }
+            var union = siblings
+            for part in schemas {
+                if let names = declaredProperties(part) { union.names.formUnion(names) } else { union.open = true }
+            }
+            for part in schemas { validate(value, against: part, at: location, siblings: union) }
         case .one(let schemas, _):
-            let count = schemas.filter { matches(value, $0, at: location) }.count
+            let count = schemas.filter { matches(value, $0, at: location, siblings: siblings) }.count
             if count != 1 {
-                fail(location, count == 0 ? "matches none of the \(schemas.count) oneOf alternatives\(closest(value, schemas, location))"
+                fail(location, count == 0 ? "matches none of the \(schemas.count) oneOf alternatives\(closest(value, schemas, location, siblings))"
                                           : "matches \(count) oneOf alternatives, exactly one is allowed")
             }
         case .any(let schemas, _):
-            if !schemas.contains(where: { matches(value, $0, at: location) }) {
-                fail(location, "matches none of the \(schemas.count) anyOf alternatives\(closest(value, schemas, location))")
+            if !schemas.contains(where: { matches(value, $0, at: location, siblings: siblings) }) {
+                fail(location, "matches none of the \(schemas.count) anyOf alternatives\(closest(value, schemas, location, siblings))")
             }
         case .not(let negated, _):
             if matches(value, negated, at: location) { fail(location, "matches a schema it must not match") }
@@ -300,18 +350,18 @@ struct SchemaValidator {
                 fail(location, "the document's reference \(reference.absoluteString) does not resolve")
                 return
             }
-            validate(value, against: target, at: location)
+            validate(value, against: target, at: location, siblings: siblings)
         case .fragment:
             break
         }
     }
 
     /// The mismatches of the alternative that came closest, to make a oneOf/anyOf failure readable.
-    private func closest(_ value: JSONValue, _ schemas: [JSONSchema], _ location: String) -> String {
+    private func closest(_ value: JSONValue, _ schemas: [JSONSchema], _ location: String, _ siblings: Siblings) -> String {
         let attempts = schemas.map { schema -> [OpenAPIRequestChecker.Mismatch] in
             var probe = self
             probe.mismatches = []
-            probe.validate(value, against: schema, at: location)
+            probe.validate(value, against: schema, at: location, siblings: siblings)
             return probe.mismatches
         }
         guard let best = attempts.min(by: { $0.count < $1.count }), !best.isEmpty else { return "" }
@@ -338,7 +388,4 @@ struct SchemaValidator {
         if case .string(let text) = value { return "the string \"\(text.prefix(40))\"" }
         return value.typeName
     }
-}
-
-extension String {
 }

@@ -90,6 +90,27 @@ struct OpenAPIRequestCheckerTests {
         #expect(spec.check(extra).map(\.location) == ["query.limit"])
     }
 
+    @Test("unknown properties are mismatches unless the schema allows them; allOf parts know each other's")
+    func unknownProperties() async throws {
+        let document = #"""
+        {"openapi": "3.1.0", "info": {"title": "T", "version": "1"}, "paths": {"/things": {"post": {
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}}},
+          "responses": {"200": {"description": "ok"}}}}},
+         "components": {"schemas": {
+          "Base": {"type": "object", "properties": {"id": {"type": "string"}}},
+          "Thing": {"allOf": [{"$ref": "#/components/schemas/Base"},
+                              {"type": "object", "properties": {"name": {"type": "string"}, "free": {"type": "object"},
+                                 "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                                 "open": {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": true}}}]}}}}
+        """#
+        let spec = try OpenAPIRequestChecker(data: Data(document.utf8))
+        let good = try await capture(.post, "/things", contentType: "application/json",
+                                     body: #"{"id":"1","name":"n","free":{"x":1},"tags":{"k":"v"},"open":{"a":1,"b":2}}"#)
+        #expect(spec.check(good) == [])
+        let bad = try await capture(.post, "/things", contentType: "application/json", body: #"{"id":"1","nmae":"n","tags":{"k":1}}"#)
+        #expect(Set(spec.check(bad).map(\.location)) == ["body.nmae", "body.tags.k"], "\(spec.check(bad))")
+    }
+
     @Test("junk is not a document")
     func notADocument() {
         #expect(throws: NimbusError.self) { try OpenAPIRequestChecker(data: Data("{\"hello\": 1}".utf8)) }
@@ -98,6 +119,32 @@ struct OpenAPIRequestCheckerTests {
 
 @Suite("Fake HTTP server", .timeLimit(.minutes(2)))
 struct FakeHTTPServerTests {
+    @Test("a request check runs before every route, later ones included; a mutation test sees the refusal")
+    func requestChecks() async throws {
+        let server = try await FakeHTTPServer.start()
+        defer { Task { await server.shutdown() } }
+        server.refuseRequests(failing: { request in ((try? request.json())?["colour"]).map { _ in ["body.colour: not a field"] } ?? [] }) { problems in
+            .json(400, ["error": .string(problems.joined())])
+        }
+        server.route(.POST, "/paint", reply: .json(200, "{}"))
+        let client = NimbusHTTPClient(configuration: .init(service: "paint", baseURL: server.baseURL, retry: .none))
+        func paint(_ body: String) async throws -> Int {
+            var request = NimbusHTTPRequest(.POST, "/paint")
+            request.body = ByteBuffer(string: body)
+            request.headers.add(name: "Content-Type", value: "application/json")
+            return Int(try await client.send(request).status.code)
+        }
+        #expect(try await paint(#"{"color":"red"}"#) == 200)
+        server.route(.POST, "/paint", reply: .json(201, "{}"))            // a replaced route is checked too
+        let refusals = await server.expectRefusal(renaming: "color", to: "colour") {
+            let status = try await paint(#"{"color":"red"}"#)
+            if status != 201 { throw NimbusError(.invalidArgument, "refused with \(status)") }
+        }
+        #expect(refusals.count == 1 && refusals.first?.request.bodyText == #"{"colour":"red"}"#)
+        #expect(try await paint(#"{"color":"red"}"#) == 201, "the mutation ends with the call")
+        #expect(FakeHTTPServer.mentions("body.max_token: unknown", "max_token") && !FakeHTTPServer.mentions("known: max_tokens", "max_token"))
+    }
+
     @Test("captures method, path, query, headers and body; unknown routes are 404")
     func capture() async throws {
         let server = try await FakeHTTPServer.start()

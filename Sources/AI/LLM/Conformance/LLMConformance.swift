@@ -339,11 +339,10 @@ public enum LLMConformance {
 }
 
 extension LLMConformance {
-    /// The state behind an adapter's conformance fake: scripted answers in order, and the spec
-    /// departures its requests showed (each fails that request, and the test reads them at the end).
+    /// The state behind an adapter's conformance fake: scripted answers in order. (Spec departures
+    /// are refused by the fake server's own check: `FakeHTTPServer.refuseRequests`.)
     public final class ScriptedBackend: Sendable {
         private let queue = Mutex<[Scripted]>([])
-        private let departures = Mutex<[String]>([])
 
         /// An empty script.
         public init() {}
@@ -353,16 +352,5 @@ extension LLMConformance {
 
         /// The next answer, if any is left.
         public func next() -> Scripted? { queue.withLock { $0.isEmpty ? nil : $0.removeFirst() } }
-
-        /// Records spec departures; returns whether there were any.
-        @discardableResult
-        public func record(_ found: [String]) -> Bool {
-            guard !found.isEmpty else { return false }
-            departures.withLock { $0 += found }
-            return true
-        }
-
-        /// Every departure recorded.
-        public var specMismatches: [String] { departures.withLock { $0 } }
     }
 }

@@ -19,6 +19,9 @@ final class AnthropicFake: Sendable {
 
     static func start() async throws -> AnthropicFake {
         let fake = AnthropicFake(server: try await FakeHTTPServer.start(), checker: try spec.get())
+        fake.server.refuseRequests(departingFrom: fake.checker) { problems in
+            Self.error(400, "invalid_request_error", "spec mismatch: " + problems.joined(separator: "; "))
+        }
         fake.server.route(.POST, "/v1/messages") { request in fake.answer(request) }
         return fake
     }
@@ -34,13 +37,9 @@ final class AnthropicFake: Sendable {
     }
 
     func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }
-    var specMismatches: [String] { backend.specMismatches }
+    var specMismatches: [String] { server.refusals.flatMap(\.problems) }
 
     func answer(_ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
-        let found = checker.check(request).map(\.description)
-        if backend.record(found) {
-            return Self.error(400, "invalid_request_error", "spec mismatch: " + found.joined(separator: "; "))
-        }
         guard request.header("x-api-key") == "sk-ant-test" else { return Self.error(401, "authentication_error", "invalid x-api-key") }
         guard request.header("anthropic-version") == "2023-06-01" else { return Self.error(400, "invalid_request_error", "anthropic-version header is required") }
         let stream = ((try? request.json()) ?? .null)["stream"] == true

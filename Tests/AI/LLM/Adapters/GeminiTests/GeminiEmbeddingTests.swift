@@ -10,11 +10,9 @@ import Testing
     @Test func batchEmbedContentsFollowsTheProtos() async throws {
         let fake = try await GeminiFake.start()
         defer { Task { await fake.server.shutdown() } }
-        let checker = try GeminiFake.protos.get()
-        fake.server.route(.POST, "/v1beta/models/{model}") { request in
+        fake.server.route(.POST, "/v1beta/models/{model}") { request in   // the fake's gate checks the body against the protos
             let body = try request.json()
-            let mismatches = checker.check(body, message: "BatchEmbedContentsRequest", pathFields: ["model"])
-            guard mismatches.isEmpty, request.path.hasSuffix(":batchEmbedContents") else { return GeminiFake.error(400, "INVALID_ARGUMENT", "\(mismatches)") }
+            guard request.path.hasSuffix(":batchEmbedContents") else { return GeminiFake.error(404, "NOT_FOUND", "\(request.path)") }
             let count = body["requests"]?.arrayValue?.count ?? 0
             return .json(200, ["embeddings": .array((0..<count).map { ["values": [.number(Double($0)), 1]] })])
         }

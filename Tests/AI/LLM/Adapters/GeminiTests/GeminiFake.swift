@@ -28,6 +28,9 @@ final class GeminiFake: Sendable {
 
     static func start() async throws -> GeminiFake {
         let fake = GeminiFake(server: try await FakeHTTPServer.start(), checker: try protos.get())
+        fake.server.refuseRequests(failing: { request in fake.departures(request) }) { problems in
+            Self.error(400, "INVALID_ARGUMENT", "spec mismatch: " + problems.joined(separator: "; "))
+        }
         fake.server.route(.POST, "/v1beta/models/{model}") { request in fake.answer(request) }
         return fake
     }
@@ -43,17 +46,24 @@ final class GeminiFake: Sendable {
     }
 
     func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }
-    var specMismatches: [String] { backend.specMismatches }
+    var specMismatches: [String] { server.refusals.flatMap(\.problems) }
+
+    /// How a request departs from the protos: the body of the method its path names, checked
+    /// against that method's request message; an unknown method is a departure too.
+    func departures(_ request: FakeHTTPServer.CapturedRequest) -> [String] {
+        let body = (try? request.json()) ?? .null
+        let methods = [":streamGenerateContent": "GenerateContentRequest", ":generateContent": "GenerateContentRequest",
+                       ":batchEmbedContents": "BatchEmbedContentsRequest", ":embedContent": "EmbedContentRequest"]
+        guard let (suffix, message) = methods.first(where: { request.path.hasSuffix($0.key) }) else {
+            return ["path \(request.path) is not a method the fake knows (\(methods.keys.sorted().joined(separator: ", ")))"]
+        }
+        var found = checker.check(body, message: message, pathFields: ["model"])
+        if suffix == ":streamGenerateContent" && request.queryItem("alt") != "sse" { found.append("streaming without alt=sse") }
+        return found
+    }
 
     func answer(_ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
-        let body = (try? request.json()) ?? .null
-        var found = checker.check(body, message: "GenerateContentRequest", pathFields: ["model"])
         let stream = request.path.hasSuffix(":streamGenerateContent")
-        if !stream && !request.path.hasSuffix(":generateContent") { found.append("path \(request.path) is not a generateContent method") }
-        if stream && request.queryItem("alt") != "sse" { found.append("streaming without alt=sse") }
-        if backend.record(found) {
-            return Self.error(400, "INVALID_ARGUMENT", "spec mismatch: " + found.joined(separator: "; "))
-        }
         guard request.header("x-goog-api-key") == "AIza-test" else { return Self.failure(.unauthenticated, stream: false) }
         guard let next = backend.next() else { return Self.error(500, "INTERNAL", "nothing scripted") }
         switch next {

@@ -19,6 +19,11 @@ final class OllamaFake: Sendable {
 
     static func start() async throws -> OllamaFake {
         let fake = OllamaFake(server: try await FakeHTTPServer.start(), checker: try spec.get())
+        // Every /api/ call is checked against Ollama's API description (the image route is a web server's).
+        let checker = fake.checker
+        fake.server.refuseRequests(failing: { request in request.path.hasPrefix("/api/") ? checker.check(request).map(\.description) : [] }) { problems in
+            .json(400, ["error": .string("spec mismatch: " + problems.joined(separator: "; "))])
+        }
         fake.server.route(.POST, "/api/chat") { request in fake.answer(request) }
         fake.server.route(.GET, "/images/cat.png", reply: .response(status: 200, headers: [("Content-Type", "image/png")], body: ByteBuffer(bytes: [0x89, 0x50, 0x4E, 0x47])))
         return fake
@@ -35,13 +40,9 @@ final class OllamaFake: Sendable {
     }
 
     func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }
-    var specMismatches: [String] { backend.specMismatches }
+    var specMismatches: [String] { server.refusals.flatMap(\.problems) }
 
     func answer(_ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
-        let found = checker.check(request).map(\.description)
-        if backend.record(found) {
-            return .json(400, ["error": .string("spec mismatch: " + found.joined(separator: "; "))])
-        }
         let stream = ((try? request.json()) ?? .null)["stream"] != false   // Ollama streams unless told not to
         guard let next = backend.next() else { return .json(500, ["error": "nothing scripted"]) }
         switch next {

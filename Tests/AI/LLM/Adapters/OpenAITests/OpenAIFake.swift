@@ -19,6 +19,9 @@ final class OpenAIFake: Sendable {
 
     static func start() async throws -> OpenAIFake {
         let fake = OpenAIFake(server: try await FakeHTTPServer.start(), checker: try spec.get())
+        fake.server.refuseRequests(departingFrom: fake.checker) { problems in
+            .json(400, ["error": ["message": .string("spec mismatch: " + problems.joined(separator: "; ")), "type": "invalid_request_error", "param": nil, "code": "nimbus_spec_mismatch"]])
+        }
         fake.server.route(.POST, "/v1/chat/completions") { request in fake.answer(request) }
         return fake
     }
@@ -38,14 +41,10 @@ final class OpenAIFake: Sendable {
 
     func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }
 
-    /// Spec departures seen so far (each also fails its request with a 400).
-    var specMismatches: [String] { backend.specMismatches }
+    /// Spec departures seen so far (each also fails its request with a 400 and its test).
+    var specMismatches: [String] { server.refusals.flatMap(\.problems) }
 
     func answer(_ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
-        let found = checker.check(request).map(\.description)
-        if backend.record(found) {
-            return .json(400, ["error": ["message": .string("spec mismatch: " + found.joined(separator: "; ")), "type": "invalid_request_error", "param": nil, "code": "nimbus_spec_mismatch"]])
-        }
         guard request.header("authorization") == "Bearer sk-test-123" else {
             return Self.error(401, "Incorrect API key provided.", type: "invalid_request_error", code: "invalid_api_key")
         }

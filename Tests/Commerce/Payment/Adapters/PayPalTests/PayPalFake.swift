@@ -56,7 +56,6 @@ final class PayPalFake: Sendable {
         var recorded: [String: FakeHTTPServer.Reply] = [:]
         var deliveries: [Delivery] = []
         var faults: [(reply: FakeHTTPServer.Reply, afterProcessing: Bool, pathSuffix: String?)] = []
-        var mismatches: [String] = []
         var counter = 0
     }
 
@@ -72,7 +71,8 @@ final class PayPalFake: Sendable {
     private init(server: FakeHTTPServer) { self.server = server }
 
     var baseURL: String { server.baseURL }
-    var mismatches: [String] { state.withLock { $0.mismatches } }
+    /// Requests refused for departing from PayPal's specs (each also fails its test).
+    var mismatches: [String] { server.refusals.map(\.description) }
     var tokenRequests: Int { state.withLock { $0.tokenRequests } }
     func shutdown() async { await server.shutdown() }
 
@@ -111,7 +111,33 @@ final class PayPalFake: Sendable {
 
     // MARK: Serving
 
+    /// How a request departs from PayPal's documents: the API calls from the spec that covers their
+    /// path, the token call from the documented client-credentials form.
+    static func departures(_ request: FakeHTTPServer.CapturedRequest) -> [String] {
+        if request.path == "/v1/oauth2/token" {
+            var problems: [String] = []
+            if request.bodyText != "grant_type=client_credentials" { problems.append("token body is '\(request.bodyText)'") }
+            if request.header("content-type") != "application/x-www-form-urlencoded" { problems.append("token content type is \(request.header("content-type") ?? "missing")") }
+            return problems
+        }
+        switch specs.first(where: { request.path.hasPrefix($0.prefix) })?.checker {
+        case .success(let spec)?:
+            // verify-webhook-signature carries the event exactly as PayPal delivered it (PayPal's guide:
+            // send it back unchanged); events carry fields the published Event schema does not list,
+            // so only its other members are held to the schema.
+            let opaque = request.path == "/v1/notifications/verify-webhook-signature"
+            return spec.check(request).filter { !(opaque && $0.location.hasPrefix("body.webhook_event.") && $0.message.hasPrefix("is not a property")) }
+                .map(\.description)
+        case .failure(let error)?: return ["the spec extract for \(request.path) did not load: \(error)"]
+        case nil: return ["no spec covers \(request.path)"]
+        }
+    }
+
     private func install() {
+        server.refuseRequests(failing: Self.departures) { problems in
+            Self.error(400, "INVALID_REQUEST", "Request is not well-formed, syntactically incorrect, or violates schema.", issue: "INVALID_PARAMETER_SYNTAX",
+                       description: problems.joined(separator: "; "))
+        }
         server.route(.POST, "/v1/oauth2/token") { [self] request in token(request) }
         let routes: [(HTTPMethod, String, @Sendable (FakeHTTPServer.CapturedRequest, JSONValue) throws -> FakeHTTPServer.Reply)] = [
             (.POST, "/v2/checkout/orders", { [self] _, body in try createOrder(body) }),
@@ -131,14 +157,10 @@ final class PayPalFake: Sendable {
 
     private func token(_ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
         let expected = "Basic " + Data("\(Self.clientID):\(Self.clientSecret)".utf8).base64EncodedString()
-        var problems: [String] = []
-        if request.bodyText != "grant_type=client_credentials" { problems.append("token body is '\(request.bodyText)'") }
-        if request.header("content-type") != "application/x-www-form-urlencoded" { problems.append("token content type is \(request.header("content-type") ?? "missing")") }
         guard request.header("authorization") == expected else {
             return .json(401, #"{"error":"invalid_client","error_description":"Client Authentication failed"}"#)
         }
         let token = state.withLock { state -> String in
-            state.mismatches += problems
             state.tokenRequests += 1
             let token = "A21AA\(IDGenerator.shared.ulid())"
             state.tokens.insert(token)
@@ -150,14 +172,6 @@ final class PayPalFake: Sendable {
 
     private func handle(_ request: FakeHTTPServer.CapturedRequest,
                         _ handler: @Sendable (FakeHTTPServer.CapturedRequest, JSONValue) throws -> FakeHTTPServer.Reply) -> FakeHTTPServer.Reply {
-        let checker = Self.specs.first { request.path.hasPrefix($0.prefix) }?.checker
-        let problems: [String]
-        switch checker {
-        case .success(let spec)?: problems = spec.check(request).map { "\(request.method) \(request.path): \($0)" }
-        case .failure(let error)?: problems = ["the spec extract for \(request.path) did not load: \(error)"]
-        case nil: problems = ["no spec covers \(request.path)"]
-        }
-        state.withLock { $0.mismatches += problems }
         let token = request.header("authorization").map { String($0.dropFirst("Bearer ".count)) } ?? ""
         guard state.withLock({ $0.tokens.contains(token) }) else {
             return .json(401, #"{"name":"AUTHENTICATION_FAILURE","message":"Authentication failed due to invalid authentication credentials or a missing Authorization header.","links":[{"href":"https://developer.paypal.com/docs/api/overview/#error","rel":"information_link"}]}"#)

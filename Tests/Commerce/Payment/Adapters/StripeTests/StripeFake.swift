@@ -28,7 +28,6 @@ final class StripeFake: Sendable {
         var returnURLs: [String: String] = [:]
         var customers: [JSONValue] = []
         var faults: [(reply: FakeHTTPServer.Reply, afterProcessing: Bool)] = []
-        var mismatches: [String] = []
     }
     private let state = Mutex(State())
 
@@ -44,7 +43,8 @@ final class StripeFake: Sendable {
     }
 
     var baseURL: String { server.baseURL }
-    var mismatches: [String] { state.withLock { $0.mismatches } }
+    /// Requests refused for departing from the spec or the headers Stripe requires (each also fails its test).
+    var mismatches: [String] { server.refusals.map(\.description) }
     func shutdown() async { await server.shutdown() }
 
     /// Answers the next request with `reply` instead — before doing the work, or after it (the
@@ -55,7 +55,22 @@ final class StripeFake: Sendable {
 
     // MARK: Routing
 
+    /// Every request must match the spec extract and carry the pinned version and, on POSTs, an idempotency key.
+    static func departures(_ request: FakeHTTPServer.CapturedRequest) -> [String] {
+        var problems: [String]
+        switch spec {
+        case .success(let checker): problems = checker.check(request).map(\.description)
+        case .failure(let error): problems = ["the spec extract did not load: \(error)"]
+        }
+        if request.header("stripe-version") != StripeFakeVersion.pinned { problems.append("Stripe-Version is \(request.header("stripe-version") ?? "missing")") }
+        if request.method == "POST", request.header("idempotency-key")?.isEmpty ?? true { problems.append("POST without Idempotency-Key") }
+        return problems
+    }
+
     private func install() {
+        server.refuseRequests(failing: Self.departures) { problems in
+            Self.error(400, ["type": "invalid_request_error", "message": .string("Invalid request (spec): " + problems.joined(separator: "; "))])
+        }
         let routes: [(NIOHTTP1Method, String, @Sendable (FakeHTTPServer.CapturedRequest, JSONValue) async throws -> FakeHTTPServer.Reply)] = [
             (.POST, "/v1/payment_intents", { [self] request, params in try await createIntent(params, key(request)) }),
             (.GET, "/v1/payment_intents/{id}", { [self] request, params in
@@ -99,11 +114,6 @@ final class StripeFake: Sendable {
 
     private func handle(_ request: FakeHTTPServer.CapturedRequest,
                         _ handler: @Sendable (FakeHTTPServer.CapturedRequest, JSONValue) async throws -> FakeHTTPServer.Reply) async -> FakeHTTPServer.Reply {
-        let problems = (try? Self.spec.get().check(request).map { "\(request.method) \(request.path): \($0)" }) ?? ["the spec extract did not load"]
-        var headerProblems: [String] = []
-        if request.header("stripe-version") != StripeFakeVersion.pinned { headerProblems.append("Stripe-Version is \(request.header("stripe-version") ?? "missing")") }
-        if request.method == "POST", request.header("idempotency-key")?.isEmpty ?? true { headerProblems.append("POST without Idempotency-Key") }
-        if !problems.isEmpty || !headerProblems.isEmpty { state.withLock { $0.mismatches += problems + headerProblems } }
         guard request.header("authorization") == "Bearer \(Self.apiKey)" else {
             return Self.error(401, ["type": "invalid_request_error",
                                     "message": .string("Invalid API Key provided: \(Self.redact(request.header("authorization") ?? ""))")])

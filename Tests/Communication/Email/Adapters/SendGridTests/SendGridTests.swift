@@ -15,15 +15,12 @@ struct SendGridFake {
 
     static func start() async throws -> SendGridFake {
         let server = try await FakeHTTPServer.start()
-        let checker = try spec.get()
+        server.refuseRequests(departingFrom: try spec.get()) { problems in
+            .json(400, ["errors": .array(problems.map { ["field": "body", "message": .string($0), "help": nil] })])
+        }
         server.route(.POST, "/v3/mail/send") { request in
             guard request.header("Authorization") == "Bearer \(key)" else {
                 return .json(401, #"{"errors":[{"field":null,"message":"The provided authorization grant is invalid, expired, or revoked","help":null}]}"#)
-            }
-            let mismatches = checker.check(request)
-            guard mismatches.isEmpty else {
-                Issue.record("the SendGrid request departs from the spec: \(mismatches)")
-                return .json(400, #"{"errors":[{"field":"body","message":"does not match the spec"}]}"#)
             }
             return .text(202, "", headers: [("X-Message-Id", "sgid-\(UUID().uuidString.prefix(8))")])
         }

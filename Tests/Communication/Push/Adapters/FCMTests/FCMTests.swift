@@ -16,22 +16,22 @@ final class FCMFake: Sendable {
     let oauth: FakeGoogleOAuth
     let server: FakeHTTPServer
     let attempts = Mutex<[String: Int]>([:])
-    let problems = Mutex<[String]>([])
+    /// Requests refused for departing from the documented message shape (each also fails its test).
+    var problems: [String] { server.refusals.flatMap(\.problems) }
 
     init() async throws {
         oauth = try await FakeGoogleOAuth(scope: FCMPushDriver.scope)
         server = try await FakeHTTPServer.start()
+        server.refuseRequests(failing: { request in
+            guard let message = (try? request.json())?["message"] else { return ["the body has no message"] }
+            return Self.check(message)
+        }) { problems in Self.error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid JSON payload received. \(problems)") }
         server.route(.POST, "/v1/projects/nimbus-test/messages:send") { [self] request in
             guard request.header("Authorization")?.hasPrefix("Bearer sa-token-") == true else {
                 return .json(401, #"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#)
             }
             guard let message = (try? request.json())?["message"], let token = message["token"]?.stringValue else {
                 return Self.error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Request contains an invalid argument.")
-            }
-            let shapeProblems = Self.check(message)
-            guard shapeProblems.isEmpty else {
-                problems.withLock { $0 += shapeProblems }
-                return Self.error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid JSON payload received. \(shapeProblems)")
             }
             let attempt = attempts.withLock { $0[token, default: 0] += 1; return $0[token]! }
             switch token {
@@ -94,7 +94,7 @@ struct FCMTests {
         #expect(results.deliveredCount == 4, "a, quota after its delay, unavailable after two retries, b")
         guard case .failed(let apnsError) = results[6].outcome else { Issue.record("THIRD_PARTY_AUTH_ERROR fails"); return }
         #expect(apnsError.code == .failedPrecondition && apnsError.message.contains("APNs key"))
-        #expect(fake.problems.withLock { $0 }.isEmpty, "\(fake.problems.withLock { $0 })")
+        #expect(fake.problems.isEmpty, "\(fake.problems)")
         #expect(fake.oauth.issued.withLock { $0 } == 2, "one OAuth token shared by eight concurrent sends, and one more after the 401 of tok-apns-auth")
         let first = try #require(fake.server.requests.first { (try? $0.json())?["message"]?["token"] == "tok-a" }).json()["message"]
         #expect(first?["notification"]?["image"]?.stringValue == "https://example.com/p.png")

@@ -1,0 +1,16 @@
+import NimbusCore
+import NimbusLLM
+import NimbusTesting
+import Testing
+
+/// The fake's spec check is live: a field the adapter sends, misspelled on the way, is refused.
+@Suite(.timeLimit(.minutes(1))) struct AnthropicSpecMutationTests {
+    @Test func aMisspelledMaxTokensIsRefused() async throws {
+        let fake = try await AnthropicFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        fake.script(.reply(.init(text: "ok")))
+        await fake.server.expectRefusal(renaming: "max_tokens", to: "max_token") {
+            _ = try await fake.model().chat(ChatRequest(messages: [.user("hi")], maxTokens: 5))
+        }
+    }
+}
