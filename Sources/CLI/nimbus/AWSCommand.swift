@@ -47,9 +47,7 @@ struct AWSCommand: AsyncParsableCommand {
                     let parsed: JSONValue
                     do { parsed = try JSONValue.parse(Data(input.utf8)) } catch { throw ValidationError("--input is not JSON: \(error)") }
                     let result = try await aws.send(target, operation: operation, input: parsed)
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                    print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                    try Output.printJSON(result)
                 }
             } catch let error as NimbusError {
                 let code = (error.underlying as? AWSServiceError)?.code ?? "\(error.code)"

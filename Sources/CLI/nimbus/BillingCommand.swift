@@ -54,7 +54,6 @@ struct BillingCommand: AsyncParsableCommand {
         }
     }
 
-    static func printJSON(_ value: some Encodable) throws { try PayCommand.printJSON(value) }
 
     struct AddMeter: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "add-meter", abstract: "Add a meter: --aggregation count | unique:PROP | sum:PROP | max:PROP | latest:PROP.")
@@ -131,7 +130,7 @@ struct BillingCommand: AsyncParsableCommand {
         @Option(name: .customLong("trial-days"), help: "Override the plan's trial.") var trialDays: Int?
         func run() async throws {
             guard let amount = Decimal(string: quantity) else { throw ValidationError("--quantity '\(quantity)' is not a number") }
-            try printJSON(try await engine.open().subscribe(customerID: customer, planID: plan, quantity: amount, couponID: coupon, trialDays: trialDays))
+            try Output.printJSON(try await engine.open().subscribe(customerID: customer, planID: plan, quantity: amount, couponID: coupon, trialDays: trialDays))
         }
     }
 
@@ -175,7 +174,7 @@ struct BillingCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
         func run() async throws {
             let invoices = try await engine.open().invoices(customerID: customer)
-            if json { return try printJSON(invoices) }
+            if json { return try Output.printJSON(invoices) }
             for invoice in invoices {
                 print("\(invoice.number ?? invoice.id)  \(BillingEngineDay.string(invoice.createdAt))  \(invoice.status.rawValue)  subtotal \(invoice.subtotal.amountText)  tax \(invoice.taxAmount.amountText)  total \(invoice.total.amountText) \(invoice.total.currency.code)")
             }

@@ -48,8 +48,7 @@ struct EmailCommand: AsyncParsableCommand {
                 configuration.dkim = try DKIMSigner(domain: parts[0], selector: parts[1], rsaPrivateKeyPEM: try String(contentsOfFile: parts[2], encoding: .utf8))
             }
             let client = try await EmailClient.open(via, openers: EmailClient.openers.withSMTP().withSES().withSendGrid(), configuration: configuration)
-            defer { Task { try? await client.driver.shutdown() } }
-            try PayCommand.printJSON(try await client.send(message))
+            try Output.printJSON(try await client.closing { try await $0.send(message) })
         }
 
         static func contents(_ value: String) throws -> String {
@@ -78,9 +77,9 @@ struct SMSCommand: AsyncParsableCommand {
             let sender: SMSSender = from.hasPrefix("+") ? .number(try PhoneNumber(from)) : (from.hasPrefix("MG") ? .service(from) : try .alphanumericID(from))
             let driver = try await SMSClient.openers.withTwilio().withSNS().open(via)
             let message = SMSMessage(from: sender, to: try PhoneNumber(to), body: body)
-            let receipt = try await SMSClient(driver: driver).send(message)
-            struct Output: Encodable { var receipt: SMSReceipt; var encoding: String; var segments: Int }
-            try PayCommand.printJSON(Output(receipt: receipt, encoding: message.encoding.alphabet.rawValue, segments: message.encoding.segments))
+            let receipt = try await SMSClient(driver: driver).closing { try await $0.send(message) }
+            struct Sent: Encodable { var receipt: SMSReceipt; var encoding: String; var segments: Int }
+            try Output.printJSON(Sent(receipt: receipt, encoding: message.encoding.alphabet.rawValue, segments: message.encoding.segments))
         }
     }
 }
@@ -104,7 +103,7 @@ struct PushCommand: AsyncParsableCommand {
                 values[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
             }
             let driver = try await PushClient.openers.withFCM().open(via)
-            let results = try await PushClient(driver: driver).send(PushNotification(title: title, body: body, data: values), to: token)
+            let results = try await PushClient(driver: driver).closing { try await $0.send(PushNotification(title: title, body: body, data: values), to: token) }
             for result in results {
                 switch result.outcome {
                 case .delivered(let id): print("\(result.token)\tdelivered\t\(id ?? "")")
@@ -132,7 +131,7 @@ struct ChatCommand: AsyncParsableCommand {
 
         func run() async throws {
             let driver = try await ChatClient.openers.withSlack().withDiscord().open(via)
-            try PayCommand.printJSON(try await ChatClient(driver: driver).post(ChatMessage(channel: channel, text: text, threadID: thread)))
+            try Output.printJSON(try await ChatClient(driver: driver).closing { try await $0.post(ChatMessage(channel: channel, text: text, threadID: thread)) })
         }
     }
 }

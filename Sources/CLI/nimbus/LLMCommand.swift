@@ -89,9 +89,7 @@ struct LLMCommand: AsyncParsableCommand {
                 response = try accumulator.response()
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(response), as: UTF8.self))
+                try Output.printJSON(response)
             }
             for call in response.toolCalls { print("tool call \(call.name)(\(call.arguments))") }
             let cost = model.configuration.catalog.cost(of: response.usage, model: response.model)

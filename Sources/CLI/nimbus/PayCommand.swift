@@ -74,13 +74,6 @@ struct PayCommand: AsyncParsableCommand {
         func key() throws -> IdempotencyKey { try idempotencyKey.map(IdempotencyKey.init) ?? IdempotencyKey() }
     }
 
-    static func printJSON(_ value: some Encodable) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        print(String(decoding: try encoder.encode(value), as: UTF8.self))
-    }
-
     /// An amount in the payment's currency.
     static func amount(_ text: String?, of paymentID: String, _ client: PaymentClient) async throws -> Money? {
         guard let text else { return nil }
@@ -109,7 +102,7 @@ struct PayCommand: AsyncParsableCommand {
             }
             let request = PaymentRequest(amount: try Money(amount, try Currency(currency.uppercased())), captureMethod: manual ? .manual : .automatic,
                                          customerID: customer, paymentMethodID: method, confirm: confirm, metadata: fields)
-            try printJSON(try await provider.client().create(request, idempotencyKey: try key.key()))
+            try Output.printJSON(try await provider.client().create(request, idempotencyKey: try key.key()))
         }
     }
 
@@ -119,7 +112,7 @@ struct PayCommand: AsyncParsableCommand {
         @OptionGroup var key: Key
         @Argument(help: "The payment id.") var id: String
         @Option(help: "A payment method.") var method: String?
-        func run() async throws { try printJSON(try await provider.client().confirm(id, paymentMethodID: method, idempotencyKey: try key.key())) }
+        func run() async throws { try Output.printJSON(try await provider.client().confirm(id, paymentMethodID: method, idempotencyKey: try key.key())) }
     }
 
     struct Capture: AsyncParsableCommand {
@@ -130,7 +123,7 @@ struct PayCommand: AsyncParsableCommand {
         @Option(help: "How much, in the payment's currency (default: all).") var amount: String?
         func run() async throws {
             let client = try await provider.client()
-            try printJSON(try await client.capture(id, amount: try await PayCommand.amount(amount, of: id, client), idempotencyKey: try key.key()))
+            try Output.printJSON(try await client.capture(id, amount: try await PayCommand.amount(amount, of: id, client), idempotencyKey: try key.key()))
         }
     }
 
@@ -139,7 +132,7 @@ struct PayCommand: AsyncParsableCommand {
         @OptionGroup var provider: Provider
         @OptionGroup var key: Key
         @Argument(help: "The payment id.") var id: String
-        func run() async throws { try printJSON(try await provider.client().cancel(id, idempotencyKey: try key.key())) }
+        func run() async throws { try Output.printJSON(try await provider.client().cancel(id, idempotencyKey: try key.key())) }
     }
 
     struct Refund: AsyncParsableCommand {
@@ -151,7 +144,7 @@ struct PayCommand: AsyncParsableCommand {
         @Option(help: "requested_by_customer, duplicate or fraudulent.") var reason: String?
         func run() async throws {
             let client = try await provider.client()
-            try printJSON(try await client.refund(id, amount: try await PayCommand.amount(amount, of: id, client), reason: reason, idempotencyKey: try key.key()))
+            try Output.printJSON(try await client.refund(id, amount: try await PayCommand.amount(amount, of: id, client), reason: reason, idempotencyKey: try key.key()))
         }
     }
 
@@ -159,13 +152,13 @@ struct PayCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a payment.")
         @OptionGroup var provider: Provider
         @Argument(help: "The payment id.") var id: String
-        func run() async throws { try printJSON(try await provider.client().payment(id)) }
+        func run() async throws { try Output.printJSON(try await provider.client().payment(id)) }
     }
 
     struct Refunds: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List a payment's refunds, oldest first.")
         @OptionGroup var provider: Provider
         @Argument(help: "The payment id.") var id: String
-        func run() async throws { try printJSON(try await provider.client().refunds(of: id)) }
+        func run() async throws { try Output.printJSON(try await provider.client().refunds(of: id)) }
     }
 }

@@ -46,7 +46,7 @@ struct RAGCommand: AsyncParsableCommand {
             let index = try await RAGIndex.open(directory: index, embedder: try source.embedder(model: embeddingModel), create: false)
             let chatModel = try source.chatModel()
             var pipeline = RAGPipeline(retriever: index.hybridRetriever(), model: chatModel, passages: passages)
-            if let model { pipeline.model = ChatModel(driver: chatModel.driver, configuration: .init(defaultModel: model)) }
+            if let model { pipeline.model = chatModel.reconfigured { $0.defaultModel = model } }
             let answer = try await pipeline.ask(question)
             if json {
                 let citations: [JSONValue] = answer.context.citations.map { citation in

@@ -58,9 +58,7 @@ struct TaxCommand: AsyncParsableCommand {
             let quote = try await calculator.quote(TaxRequest(customer: TaxCustomer(country: country, region: region, postcode: postcode, vatNumber: vatNumber),
                                                               lines: lines, date: when))
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(quote), as: UTF8.self))
+                try Output.printJSON(quote)
                 return
             }
             for taxed in quote.lines {

@@ -18,7 +18,7 @@ import Synchronization
 /// let hits = try await cache.increment("hits:\(day)", ttl: .seconds(86_400))
 /// try await cache.close()
 /// ```
-public final class Cache: Sendable {
+public final class Cache: PortableClient {
     /// Settings shared by every backend.
     public struct Configuration: Sendable {
         /// Prepended to every key, so that services sharing one server do not collide (`billing:`).
@@ -60,7 +60,7 @@ public final class Cache: Sendable {
         self.driver = driver
         self.configuration = configuration
         self.logger = logger
-        self.metrics = OperationMetrics(driver: driver.name)
+        self.metrics = OperationMetrics(driver: driver.provider)
     }
 
     /// Opens the driver that `url`'s scheme names in `openers`.
@@ -70,10 +70,10 @@ public final class Cache: Sendable {
     }
 
     /// The backend's name (`memory`, `redis`).
-    public var driverName: String { driver.name }
+    public var provider: String { driver.provider }
 
     /// The driver itself, if it is a `T`: the escape hatch to backend-specific calls.
-    public func driver<T: CacheDriver>(as type: T.Type) -> T? { driver as? T }
+    public func driver<T>(as type: T.Type) -> T? { driver as? T }
 
     // MARK: Bytes
 
@@ -101,7 +101,7 @@ public final class Cache: Sendable {
         let full = try keys.map(prefixed)
         let values = try await run("getMany", idempotent: true) { try await self.driver.get(full) }
         guard values.count == keys.count else {
-            throw NimbusError(.internal, "cache driver \(driver.name) returned \(values.count) values for \(keys.count) keys")
+            throw NimbusError(.internal, "cache driver \(driver.provider) returned \(values.count) values for \(keys.count) keys")
         }
         var result: [String: ByteBuffer] = [:]
         for (key, value) in zip(keys, values) { if let value { result[key] = value } }
@@ -196,7 +196,7 @@ public final class Cache: Sendable {
 
     private func run<T: Sendable>(_ operation: String, idempotent: Bool, _ body: @Sendable () async throws -> T) async throws -> T {
         guard !closed.load(ordering: .relaxed) else {
-            throw NimbusError(.failedPrecondition, "cache (\(driver.name)) is closed; open a new one")
+            throw NimbusError(.failedPrecondition, "cache (\(driver.provider)) is closed; open a new one")
         }
         let start = ContinuousClock.now
         let policy = idempotent ? configuration.retry : .none
@@ -204,7 +204,7 @@ public final class Cache: Sendable {
             let value = try await policy.run { attempt in
                 do { return try await body() }
                 catch {
-                    let wrapped = NimbusError.wrap(error, "cache \(operation) on \(driver.name)")
+                    let wrapped = NimbusError.wrap(error, "cache \(operation) on \(driver.provider)")
                     if attempt > 1 || wrapped.isRetryable {
                         logger.debug("cache call failed", metadata: ["operation": "\(operation)", "attempt": "\(attempt)", "error": "\(wrapped)"])
                     }

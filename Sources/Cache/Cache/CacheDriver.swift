@@ -6,9 +6,7 @@ import NimbusCore
 ///
 /// Keys reach the driver already prefixed and validated. A driver throws `NimbusError`s; the
 /// conformance suite (`NimbusCacheConformance`) states the behaviour every driver must have.
-public protocol CacheDriver: Sendable {
-    /// A short name for logs and metrics (`memory`, `redis`).
-    var name: String { get }
+public protocol CacheDriver: NimbusDriver {
 
     /// The values of `keys`, in order; `nil` where a key is missing or expired.
     func get(_ keys: [String]) async throws -> [ByteBuffer?]
@@ -24,9 +22,6 @@ public protocol CacheDriver: Sendable {
     /// `ttl` applies only when the call creates the key, so a counter's window is not extended.
     /// - Throws: `invalidArgument` when the stored value is not a decimal 64-bit integer.
     func increment(_ key: String, by delta: Int64, ttl: Duration?) async throws -> Int64
-
-    /// Releases connections and memory. Calls after `close` are not made.
-    func close() async throws
 }
 
 /// One value to write.

@@ -215,10 +215,10 @@ public struct Notifier: Sendable {
 
     func providerName(_ channel: NotificationChannel, _ index: Int) -> String {
         switch channel {
-        case .email: email[index].driver.provider
-        case .sms: sms[index].driver.provider
-        case .push: push[index].driver.provider
-        case .chat: chat[index].driver.provider
+        case .email: email[index].provider
+        case .sms: sms[index].provider
+        case .push: push[index].provider
+        case .chat: chat[index].provider
         }
     }
 
@@ -231,12 +231,12 @@ public struct Notifier: Sendable {
             var message = EmailMessage(from: from, to: [to], subject: rendered.subject ?? "", text: rendered.text, html: rendered.html)
             message.metadata = ["notification": request.idempotencyKey]
             let receipt = try await email[index].send(message)
-            return (email[index].driver.provider, receipt.providerMessageID ?? receipt.messageID)
+            return (email[index].provider, receipt.providerMessageID ?? receipt.messageID)
         case .sms:
             guard let from = smsFrom, let to = recipient.phone else { throw NimbusError(.invalidArgument, "SMS needs a sender and a phone number") }
             let text = try templates.render(request.template, part: "sms", locale: recipient.locale, data: request.data)
             let receipt = try await sms[index].send(SMSMessage(from: from, to: to, body: text.trimmingCharacters(in: .whitespacesAndNewlines)))
-            return (sms[index].driver.provider, receipt.id)
+            return (sms[index].provider, receipt.id)
         case .push:
             let title = try? templates.render(request.template, part: "push-title", locale: recipient.locale, data: request.data)
             let body = try templates.render(request.template, part: "push", locale: recipient.locale, data: request.data)
@@ -254,12 +254,12 @@ public struct Notifier: Sendable {
                 throw first ?? NimbusError(.notFound, "no push token")
             }
             let ids = results.compactMap { if case .delivered(let id) = $0.outcome { id } else { nil } }
-            return (push[index].driver.provider, ids.joined(separator: ","))
+            return (push[index].provider, ids.joined(separator: ","))
         case .chat:
             guard let channelID = recipient.chatChannel else { throw NimbusError(.invalidArgument, "chat needs a channel") }
             let text = try templates.render(request.template, part: "chat", locale: recipient.locale, data: request.data)
             let receipt = try await chat[index].post(ChatMessage(channel: channelID, text: text.trimmingCharacters(in: .whitespacesAndNewlines)))
-            return (chat[index].driver.provider, receipt.messageID)
+            return (chat[index].provider, receipt.messageID)
         }
     }
 }

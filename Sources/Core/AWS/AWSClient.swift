@@ -138,7 +138,7 @@ public final class AWSClient: Sendable {
         /// The body.
         public var body: [UInt8]
         /// A header's value.
-        public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+        public func header(_ name: String) -> String? { headers.header(name) }
         /// The body as JSON (REST-JSON services).
         public func json() throws -> JSONValue { body.isEmpty ? [:] : try JSONValue.parse(body) }
         /// The body as XML (REST-XML services).

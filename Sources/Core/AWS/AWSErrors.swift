@@ -54,7 +54,7 @@ public struct AWSServiceError: Error, Sendable, Hashable, CustomStringConvertibl
     /// Reads the error of any protocol: JSON (`__type`, `code`, `message`), query/rest-xml
     /// (`<Error><Code>`), EC2 (`<Response><Errors><Error>`), or a bodiless status (HEAD).
     static func parse(status: Int, headers: [(String, String)], body: [UInt8]) -> AWSServiceError {
-        func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name }?.1 }
+        func header(_ name: String) -> String? { headers.header(name) }
         let requestID = header("x-amzn-requestid") ?? header("x-amz-request-id")
         var code = header("x-amzn-errortype").map(Self.cleanCode)
         var message: String?

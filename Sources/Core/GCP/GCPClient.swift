@@ -61,7 +61,7 @@ public final class GCPClient: Sendable {
         public var status: Int
         public var headers: [(String, String)]
         public var body: [UInt8]
-        public func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+        public func header(_ name: String) -> String? { headers.header(name) }
     }
 
     /// Sends a request; non-2xx answers are thrown, mapped from Google's error model.

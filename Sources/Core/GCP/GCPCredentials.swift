@@ -55,21 +55,6 @@ public struct GCPServiceAccount: Sendable, Hashable {
     }
 }
 
-/// Base64url without padding (JWT).
-public enum Base64URL {
-    /// Encodes.
-    public static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-
-    /// Decodes. - Returns: `nil` for text that is not base64url.
-    public static func decode(_ text: String) -> [UInt8]? {
-        var base = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base.count % 4 != 0 { base += "=" }
-        return Data(base64Encoded: base).map(Array.init)
-    }
-}
-
 /// A service account's tokens: a signed JWT assertion exchanged at the account's `token_uri`
 /// (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`).
 public struct ServiceAccountTokenSource: GCPTokenSource {

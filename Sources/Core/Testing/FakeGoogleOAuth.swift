@@ -37,8 +37,8 @@ public final class FakeGoogleOAuth: Sendable {
                 return .json(400, #"{"error":"unsupported_grant_type"}"#)
             }
             let parts = assertion.split(separator: ".").map(String.init)
-            guard parts.count == 3, let signature = FakeGoogleOAuth.base64URL(parts[2]), let header = FakeGoogleOAuth.base64URL(parts[0]).flatMap({ try? JSONValue.parse($0) }),
-                  let claims = FakeGoogleOAuth.base64URL(parts[1]).flatMap({ try? JSONValue.parse($0) }) else {
+            guard parts.count == 3, let signature = Base64URL.decode(parts[2]), let header = Base64URL.decode(parts[0]).flatMap({ try? JSONValue.parse($0) }),
+                  let claims = Base64URL.decode(parts[1]).flatMap({ try? JSONValue.parse($0) }) else {
                 return .json(400, #"{"error":"invalid_grant","error_description":"malformed assertion"}"#)
             }
             let valid = publicKey.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: Array("\(parts[0]).\(parts[1])".utf8),
@@ -62,10 +62,4 @@ public final class FakeGoogleOAuth: Sendable {
     public var privateKeyPEM: String { key.pkcs8PEMRepresentation }
     /// The token endpoint.
     public var tokenURL: String { server.baseURL + "/token" }
-
-    static func base64URL(_ text: String) -> [UInt8]? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64).map(Array.init)
-    }
 }

@@ -39,7 +39,7 @@ public final class FakeHTTPServer: Sendable {
 
         /// The first value of a header (case-insensitive).
         public func header(_ name: String) -> String? {
-            headers.first { $0.0 == name.lowercased() }?.1
+            headers.header(name)
         }
 
         /// The first value of a query item.

@@ -120,7 +120,7 @@ public struct ProtoJSONChecker: Sendable {
         func expect(_ ok: Bool, _ what: String) { if !ok { mismatches.append("\(path): expected \(what) (\(type)), got \(value.typeName)") } }
         switch type {
         case "string": expect(value.stringValue != nil, "a string")
-        case "bytes": expect(value.stringValue.map { Data(base64Encoded: $0) != nil || Data(base64Encoded: $0.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")) != nil } ?? false, "base64 text")
+        case "bytes": expect(value.stringValue.map { Data(base64Encoded: $0) != nil || Base64URL.decode($0) != nil } ?? false, "base64 text")
         case "bool": expect(value.boolValue != nil, "a boolean")
         case "int32", "uint32", "sint32", "fixed32", "sfixed32":
             expect(value.numberValue.map { $0.rounded() == $0 } ?? false, "an integer")

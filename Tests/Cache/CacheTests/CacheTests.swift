@@ -9,7 +9,7 @@ import Testing
 
 /// A driver that fails on demand, to test what the portable `Cache` adds.
 final class FlakyDriver: CacheDriver {
-    var name: String { "flaky" }
+    var provider: String { "flaky" }
     let failures = Mutex<[NimbusError]>([])
     let calls = Atomic<Int>(0)
     let keysSeen = Mutex<[String]>([])

@@ -7,9 +7,7 @@ import NimbusCore
 
 /// What an embedding adapter implements: one batch, within the provider's limits. Batching,
 /// concurrency, caching, normalization and dimension checks live in ``Embedder``.
-public protocol EmbeddingDriver: Sendable {
-    /// The provider's name in metrics and errors.
-    var provider: String { get }
+public protocol EmbeddingDriver: NimbusDriver {
     /// The most inputs one request may carry.
     var maxBatchSize: Int { get }
     /// Embeds `texts` (at most ``maxBatchSize``), returning one vector per text, in order.
@@ -45,7 +43,7 @@ public protocol EmbeddingCache: Sendable {
 /// let vectors = try await embedder.embed(["first document", "second document"])
 /// let query = try await embedder.embed("what is in the first document?")
 /// ```
-public final class Embedder: Sendable {
+public final class Embedder: PortableClient {
     /// Settings that apply whatever the provider.
     public struct Configuration: Sendable {
         /// The model used when a call names none.
@@ -72,9 +70,7 @@ public final class Embedder: Sendable {
             self.cache = cache
         }
     }
-
-    /// The adapter.
-    public let driver: any EmbeddingDriver
+    private let driver: any EmbeddingDriver
     /// The settings.
     public let configuration: Configuration
     private let logger: Logger
@@ -90,7 +86,10 @@ public final class Embedder: Sendable {
     public var provider: String { driver.provider }
 
     /// The driver as its concrete type.
-    public func `as`<T>(_ type: T.Type) -> T? { driver as? T }
+    public func driver<T>(as type: T.Type) -> T? { driver as? T }
+
+    /// Releases the driver.
+    public func close() async throws { try await driver.close() }
 
     /// The vector of one text.
     public func embed(_ text: String, model: String? = nil) async throws -> [Float] {

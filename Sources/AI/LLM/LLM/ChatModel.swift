@@ -7,9 +7,7 @@ import Tracing
 /// What an LLM provider adapter implements: one call and one streamed call. Everything that must
 /// be the same for every provider — validation, the default model, errors, metrics, traces and
 /// cost — lives in ``ChatModel``.
-public protocol ChatModelDriver: Sendable {
-    /// The provider's name in metrics and errors (`openai`, `anthropic`, `memory`).
-    var provider: String { get }
+public protocol ChatModelDriver: NimbusDriver {
     /// Answers a validated request whose `model` is set.
     func chat(_ request: ChatRequest) async throws -> ChatResponse
     /// Streams the answer to a validated request whose `model` is set. The stream must end with a
@@ -48,7 +46,7 @@ public struct ModelDescriptor: Sendable, Hashable, Codable {
 /// let reply = try await model.chat([.user("Say hi")])
 /// print(reply.text, reply.usage, model.cost(of: reply) ?? 0)
 /// ```
-public final class ChatModel: Sendable {
+public final class ChatModel: PortableClient {
     /// Settings that apply whatever the provider.
     public struct Configuration: Sendable {
         /// The model used when a request names none.
@@ -70,8 +68,7 @@ public final class ChatModel: Sendable {
         }
     }
 
-    /// The adapter.
-    public let driver: any ChatModelDriver
+    private let driver: any ChatModelDriver
     /// The settings.
     public let configuration: Configuration
     private let logger: Logger
@@ -87,7 +84,17 @@ public final class ChatModel: Sendable {
     public var provider: String { driver.provider }
 
     /// The driver as its concrete type, for provider features the portable API does not name.
-    public func `as`<T>(_ type: T.Type) -> T? { driver as? T }
+    public func driver<T>(as type: T.Type) -> T? { driver as? T }
+
+    /// A model over the same driver with other settings (another default model, say).
+    public func reconfigured(_ change: (inout Configuration) -> Void) -> ChatModel {
+        var configuration = self.configuration
+        change(&configuration)
+        return ChatModel(driver: driver, configuration: configuration, logger: logger)
+    }
+
+    /// Releases the driver (its HTTP client, where it owns one).
+    public func close() async throws { try await driver.close() }
 
     /// Answers a conversation with the default settings.
     public func chat(_ messages: [ChatMessage]) async throws -> ChatResponse {

@@ -30,7 +30,7 @@ public final class MemoryCacheDriver<C: Clock<Duration>>: CacheDriver, Sendable 
         var evictions = 0
     }
 
-    public var name: String { "memory" }
+    public var provider: String { "memory" }
     /// The most entries kept.
     public let maxEntries: Int
     /// The most bytes (keys and values) kept.

@@ -11,7 +11,7 @@ import NimbusRedis
 /// let cache = Cache(driver: try RedisCacheDriver(url: "redis://127.0.0.1:6379/0"))
 /// ```
 public struct RedisCacheDriver: CacheDriver {
-    public var name: String { "redis" }
+    public var provider: String { "redis" }
     /// The client underneath: the escape hatch to every other Redis command.
     public let client: RedisClient
     private let ownsClient: Bool

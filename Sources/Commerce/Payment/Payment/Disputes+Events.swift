@@ -124,12 +124,3 @@ public protocol PaymentWebhookVerifier: Sendable {
     /// - Throws: `unauthenticated` for a missing, wrong or stale signature; `invalidArgument` for a body that is not an event.
     func verifyWebhook(body: [UInt8], headers: [String: String]) async throws -> PaymentEvent
 }
-
-extension Dictionary where Key == String, Value == String {
-    /// The value of an HTTP header, whatever the case of its name.
-    public func header(_ name: String) -> String? {
-        if let exact = self[name] { return exact }
-        let lowered = name.lowercased()
-        return first { $0.key.lowercased() == lowered }?.value
-    }
-}

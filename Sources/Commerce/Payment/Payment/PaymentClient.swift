@@ -71,9 +71,7 @@ public struct Refund: Sendable, Hashable, Codable {
 
 /// What a payment provider does: the operations every adapter implements (Stripe, PayPal, the
 /// embedded engine). Mutating calls receive the idempotency key to send.
-public protocol PaymentDriver: Sendable {
-    /// The provider's name (`stripe`, `paypal`, `memory`).
-    var provider: String { get }
+public protocol PaymentDriver: NimbusDriver {
     /// Creates a payment (and confirms it when asked).
     func create(_ request: PaymentRequest, idempotencyKey: IdempotencyKey) async throws -> Payment
     /// Confirms a payment, with a payment method if it has none.
@@ -100,9 +98,8 @@ public protocol PaymentDriver: Sendable {
 /// let payment = try await payments.create(PaymentRequest(amount: Money("49.90", .eur), paymentMethodID: "pm_card_visa", confirm: true),
 ///                                         idempotencyKey: try IdempotencyKey("order-1042"))
 /// ```
-public struct PaymentClient: Sendable {
-    /// The provider.
-    public let driver: any PaymentDriver
+public struct PaymentClient: PortableClient {
+    private let driver: any PaymentDriver
     /// Retries of transient failures (the same key each time).
     public let retry: RetryPolicy
 
@@ -111,6 +108,15 @@ public struct PaymentClient: Sendable {
         self.driver = driver
         self.retry = retry
     }
+
+    /// The provider's name (`stripe`, `paypal`, `memory`).
+    public var provider: String { driver.provider }
+
+    /// The driver as `T`, for provider calls the portable API does not name.
+    public func driver<T>(as type: T.Type) -> T? { driver as? T }
+
+    /// Releases the driver.
+    public func close() async throws { try await driver.close() }
 
     private func run<T: Sendable>(_ key: IdempotencyKey, _ body: @escaping @Sendable (IdempotencyKey) async throws -> T) async throws -> T {
         try await retry.run(clock: ContinuousClock()) { _ in try await body(key) }

@@ -43,9 +43,7 @@ public struct ChatReceipt: Sendable, Hashable, Codable {
 }
 
 /// What a chat platform does.
-public protocol ChatDriver: Sendable {
-    /// `slack`, `slack-webhook`, `discord`, `discord-webhook`, `memory`.
-    var provider: String { get }
+public protocol ChatDriver: NimbusDriver {
     func post(_ message: ChatMessage) async throws -> ChatReceipt
 }
 
@@ -55,8 +53,8 @@ public protocol ChatDriver: Sendable {
 /// let chat = ChatClient(driver: SlackWebAPIDriver(token: Secret(env["SLACK_BOT_TOKEN"]!)))
 /// try await chat.post(ChatMessage(channel: "C0123456789", text: "Deploy finished", rich: SlackBlock.blocks([.header("Deploy finished")])))
 /// ```
-public struct ChatClient: Sendable {
-    public let driver: any ChatDriver
+public struct ChatClient: PortableClient {
+    private let driver: any ChatDriver
     public let retry: RetryPolicy
     private let logger: Logger
 
@@ -67,6 +65,16 @@ public struct ChatClient: Sendable {
         self.logger = logger
     }
 
+    /// `slack`, `slack-webhook`, `discord`, `discord-webhook`, `memory`.
+    public var provider: String { driver.provider }
+
+    /// The driver as `T`, for platform calls the portable API does not name.
+    public func driver<T>(as type: T.Type) -> T? { driver as? T }
+
+    /// Releases the driver.
+    public func close() async throws { try await driver.close() }
+
+    /// Posts a message, retrying rate limits after the platform's delay.
     @discardableResult
     public func post(_ message: ChatMessage) async throws -> ChatReceipt {
         guard !message.text.isEmpty || message.rich != nil else { throw NimbusError(.invalidArgument, "the chat message has no text and no rich content") }

@@ -59,7 +59,7 @@ public struct EmailConformance: Sendable {
             guard receipt.accepted.contains(recipients[2]) else { return "the bcc recipient was not accepted: \(receipt.accepted)" }
             guard let raw = try await readBack?(receipt) else { return nil }
             let parsed = try MIMEReader(raw)
-            if parsed.headers.contains(where: { $0.name.lowercased() == "bcc" }) { return "a Bcc header was delivered" }
+            if parsed.headers.contains(where: { $0.name.equalsIgnoringASCIICase("bcc") }) { return "a Bcc header was delivered" }
             if String(decoding: raw, as: UTF8.self).contains(recipients[2].smtpAddress) { return "the bcc address appears in the delivered text" }
             return nil
         }
@@ -121,7 +121,7 @@ public struct MIMEReader: Sendable {
         parts = Self.parts(headers: headers, body: String(text[split.upperBound...]))
     }
 
-    public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
+    public func header(_ name: String) -> String? { headers.first { $0.name.equalsIgnoringASCIICase(name) }?.value }
     public var subject: String? { header("Subject").map(Self.decodeWords) }
 
     /// The decoded text of the first part of a type.
@@ -157,7 +157,7 @@ public struct MIMEReader: Sendable {
     }
 
     static func parts(headers: [(name: String, value: String)], body: String) -> [Part] {
-        let contentType = headers.first { $0.name.lowercased() == "content-type" }?.value ?? "text/plain"
+        let contentType = headers.first { $0.name.equalsIgnoringASCIICase("content-type") }?.value ?? "text/plain"
         if contentType.lowercased().hasPrefix("multipart/"), let boundary = parameter("boundary", in: contentType) {
             var result: [Part] = []
             let sections = body.components(separatedBy: "--" + boundary)
@@ -170,8 +170,8 @@ public struct MIMEReader: Sendable {
             }
             return result
         }
-        let encoding = headers.first { $0.name.lowercased() == "content-transfer-encoding" }?.value.lowercased() ?? "7bit"
-        let disposition = headers.first { $0.name.lowercased() == "content-disposition" }?.value ?? ""
+        let encoding = headers.first { $0.name.equalsIgnoringASCIICase("content-transfer-encoding") }?.value.lowercased() ?? "7bit"
+        let disposition = headers.first { $0.name.equalsIgnoringASCIICase("content-disposition") }?.value ?? ""
         let data: [UInt8]
         switch encoding {
         case "base64": data = Data(base64Encoded: body.filter { !$0.isWhitespace }).map(Array.init) ?? []

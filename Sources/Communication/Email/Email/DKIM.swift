@@ -92,7 +92,7 @@ public struct DKIMSigner: Sendable {
         var signedNames: [String] = []
         var data = [UInt8]()
         for name in headers {
-            for header in document.headers.reversed() where header.name.lowercased() == name {
+            for header in document.headers.reversed() where header.name.equalsIgnoringASCIICase(name) {
                 signedNames.append(name)
                 data += Self.relaxedHeader(header.name, header.value).utf8
                 data += [13, 10]

@@ -67,17 +67,9 @@ public struct EmailReceipt: Sendable, Hashable, Codable {
 
 /// What an email provider does. Errors are `NimbusError`s; a retryable one must mean the message was
 /// not taken (so that sending again cannot deliver it twice).
-public protocol EmailDriver: Sendable {
-    /// `smtp`, `ses`, `sendgrid`, `memory`, `file`.
-    var provider: String { get }
+public protocol EmailDriver: NimbusDriver {
     /// Sends one email.
     func send(_ email: OutgoingEmail) async throws -> EmailReceipt
-    /// Closes connections (a pool); the default does nothing.
-    func shutdown() async throws
-}
-
-extension EmailDriver {
-    public func shutdown() async throws {}
 }
 
 /// Sends email through any driver: validates, writes MIME, signs with DKIM, retries what may be retried,
@@ -89,7 +81,7 @@ extension EmailDriver {
 /// let receipt = try await email.send(message)
 /// receipt.rejected          // recipients the server refused (the others got it)
 /// ```
-public struct EmailClient: Sendable {
+public struct EmailClient: PortableClient {
     /// Settings.
     public struct Configuration: Sendable {
         /// Signs every message that goes out as MIME (SMTP, SES raw, files).
@@ -111,8 +103,7 @@ public struct EmailClient: Sendable {
         }
     }
 
-    /// The driver.
-    public let driver: any EmailDriver
+    private let driver: any EmailDriver
     /// The settings.
     public let configuration: Configuration
     private let logger: Logger
@@ -126,6 +117,15 @@ public struct EmailClient: Sendable {
         self.logger = logger
         self.now = now
     }
+
+    /// `smtp`, `ses`, `sendgrid`, `memory`, `file`.
+    public var provider: String { driver.provider }
+
+    /// The driver as `T`, for provider calls the portable API does not name (SendGrid templates…).
+    public func driver<T>(as type: T.Type) -> T? { driver as? T }
+
+    /// Closes the driver's connections (an SMTP pool). Call it before the process exits.
+    public func close() async throws { try await driver.close() }
 
     /// Opens the driver that `url`'s scheme names (`mem://`, `file:///var/mail/outbox`, `smtp://…`).
     public static func open(_ url: String, openers: URLOpenerRegistry<any EmailDriver>, configuration: Configuration = .init()) async throws -> EmailClient {

@@ -34,7 +34,7 @@ public struct MIMEDocument: Sendable, Hashable {
     }
 
     /// The first value of a header (names compare case-insensitively).
-    public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
+    public func header(_ name: String) -> String? { headers.first { $0.name.equalsIgnoringASCIICase(name) }?.value }
 
     /// The whole message: headers, a blank line, the body.
     public var bytes: [UInt8] {

@@ -144,16 +144,14 @@ extension Array where Element == PushResult {
 }
 
 /// What a push provider does: one notification to one token.
-public protocol PushDriver: Sendable {
-    /// `fcm`, `apns`, `memory`.
-    var provider: String { get }
+public protocol PushDriver: NimbusDriver {
     func send(_ notification: PushNotification, to token: String) async throws -> PushResult
 }
 
 /// Sends to many devices at once (bounded concurrency), retries what may be retried, and reports token by
 /// token — invalid tokens surfaced for cleanup.
-public struct PushClient: Sendable {
-    public let driver: any PushDriver
+public struct PushClient: PortableClient {
+    private let driver: any PushDriver
     public var maxConcurrency: Int
     public var retry: RetryPolicy
     private let logger: Logger
@@ -166,6 +164,15 @@ public struct PushClient: Sendable {
         self.retry = retry
         self.logger = logger
     }
+
+    /// `fcm`, `apns`, `memory`.
+    public var provider: String { driver.provider }
+
+    /// The driver as `T`, for provider calls the portable API does not name.
+    public func driver<T>(as type: T.Type) -> T? { driver as? T }
+
+    /// Closes the driver's connections (APNs keeps an HTTP/2 client). Call it before the process exits.
+    public func close() async throws { try await driver.close() }
 
     /// Sends to every token; results come back in the tokens' order.
     public func send(_ notification: PushNotification, to tokens: [String]) async throws -> [PushResult] {

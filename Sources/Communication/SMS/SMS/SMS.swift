@@ -199,9 +199,7 @@ public struct SMSDeliveryReport: Sendable, Hashable {
 }
 
 /// What an SMS provider does.
-public protocol SMSDriver: Sendable {
-    /// `twilio`, `sns`, `memory`.
-    var provider: String { get }
+public protocol SMSDriver: NimbusDriver {
     /// Sends one message.
     func send(_ message: SMSMessage) async throws -> SMSReceipt
 }
@@ -213,7 +211,7 @@ public protocol SMSDriver: Sendable {
 /// let sms = SMSClient(driver: TwilioSMSDriver(configuration: .init(accountSID: sid, authToken: Secret(token))))
 /// let receipt = try await sms.send(SMSMessage(from: .number(try PhoneNumber("+15005550006")), to: try PhoneNumber("+14155550100"), body: "Your code is 123456"))
 /// ```
-public struct SMSClient: Sendable {
+public struct SMSClient: PortableClient {
     /// Settings.
     public struct Configuration: Sendable {
         /// Refuse bodies needing more segments than this (long texts cost one segment each).
@@ -226,7 +224,8 @@ public struct SMSClient: Sendable {
         }
     }
 
-    public let driver: any SMSDriver
+    private let driver: any SMSDriver
+    /// The settings.
     public let configuration: Configuration
     private let logger: Logger
 
@@ -235,6 +234,15 @@ public struct SMSClient: Sendable {
         self.configuration = configuration
         self.logger = logger
     }
+
+    /// `twilio`, `sns`, `memory`.
+    public var provider: String { driver.provider }
+
+    /// The driver as `T`, for provider calls the portable API does not name (Twilio's fetch…).
+    public func driver<T>(as type: T.Type) -> T? { driver as? T }
+
+    /// Releases the driver.
+    public func close() async throws { try await driver.close() }
 
     /// Sends a message.
     /// - Throws: `invalidArgument` for an empty or too long body; the driver's error otherwise.

@@ -156,6 +156,6 @@ import Testing
         let limited = try metrics.expectCounter("nimbus_llm_requests_total", [("provider", "memory"), ("model", "memory"), ("outcome", "resourceExhausted")])
         #expect(limited.totalValue == 1)
         #expect(try metrics.expectCounter("nimbus_llm_tokens_total", [("provider", "memory"), ("model", "memory"), ("kind", "output")]).totalValue == 2)
-        #expect(model.as(MemoryChatModel.self) === memory)
+        #expect(model.driver(as: MemoryChatModel.self) === memory)
     }
 }

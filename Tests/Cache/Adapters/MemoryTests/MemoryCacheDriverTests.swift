@@ -60,7 +60,7 @@ struct MemoryCacheDriverTests {
     func opener() async throws {
         let openers = URLOpenerRegistry.cache.withMemory()
         let cache = try await Cache.open("mem://?maxEntries=2", openers: openers)
-        #expect(cache.driverName == "memory")
+        #expect(cache.provider == "memory")
         #expect(cache.driver(as: MemoryCacheDriver<ContinuousClock>.self)?.maxEntries == 2)
         let error = await #expect(throws: NimbusError.self) { try await Cache.open("mem://?maxEntrys=2", openers: openers) }
         #expect(error?.message.contains("maxEntrys") == true)

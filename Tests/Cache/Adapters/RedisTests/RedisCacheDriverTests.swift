@@ -22,7 +22,7 @@ struct RedisCacheDriverTests {
     func opener() async throws {
         let url = try Peer.redis.url()
         let cache = try await Cache.open(url + "/3?pool=2&name=nimbus-test", openers: URLOpenerRegistry.cache.withRedis())
-        #expect(cache.driverName == "redis")
+        #expect(cache.provider == "redis")
         let key = "opener:\(IDGenerator.shared.ulid())"
         try await cache.set(key, bytes: ByteBuffer(string: "db3"))
         let driver = try #require(cache.driver(as: RedisCacheDriver.self))

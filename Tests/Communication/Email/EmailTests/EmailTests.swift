@@ -181,7 +181,7 @@ struct EmbeddedEmailTests {
         let text = try String(contentsOf: files[0], encoding: .utf8)
         #expect(text.hasPrefix("X-Nimbus-Envelope-From: a@example.com\r\n") && text.contains("Subject: Saved\r\n") && text.contains(receipt.messageID))
         let memory = try await EmailClient.open("mem://", openers: EmailClient.openers)
-        #expect(memory.driver.provider == "memory")
+        #expect(memory.provider == "memory")
         await #expect(throws: NimbusError.self) { try await EmailClient.open("smtp://host", openers: EmailClient.openers) }
     }
 }

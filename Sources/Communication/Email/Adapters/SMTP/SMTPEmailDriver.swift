@@ -147,7 +147,7 @@ public struct SMTPConfiguration: Sendable {
 /// let driver = try SMTPEmailDriver(configuration: SMTPConfiguration(
 ///     host: "smtp.example.com", authentication: .password(user: "apikey", password: Secret(key))))
 /// let receipt = try await EmailClient(driver: driver).send(message)
-/// try await driver.shutdown()
+/// try await driver.close()
 /// ```
 public final class SMTPEmailDriver: EmailDriver {
     public let provider = "smtp"
@@ -186,7 +186,7 @@ public final class SMTPEmailDriver: EmailDriver {
     }
 
     /// Says QUIT to every idle session and refuses new sends.
-    public func shutdown() async throws {
+    public func close() async throws {
         await pool.shutdown()
     }
 }

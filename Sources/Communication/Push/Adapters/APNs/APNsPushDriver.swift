@@ -71,19 +71,15 @@ final class APNsTokenSigner: Sendable {
 
     func token(now: Date = Date()) throws -> String {
         if let existing = current.withLock({ $0 }), ContinuousClock.now - existing.issued < lifetime { return existing.token }
-        let header = Self.base64URL(Array(#"{"alg":"ES256","kid":"\#(keyID)"}"#.utf8))
-        let claims = Self.base64URL(Array(#"{"iss":"\#(teamID)","iat":\#(Int(now.timeIntervalSince1970))}"#.utf8))
+        let header = Base64URL.encode(Array(#"{"alg":"ES256","kid":"\#(keyID)"}"#.utf8))
+        let claims = Base64URL.encode(Array(#"{"iss":"\#(teamID)","iat":\#(Int(now.timeIntervalSince1970))}"#.utf8))
         let signature = try key.signature(for: Array("\(header).\(claims)".utf8)).rawRepresentation     // JWS: r ‖ s, 64 bytes
-        let token = "\(header).\(claims).\(Self.base64URL(Array(signature)))"
+        let token = "\(header).\(claims).\(Base64URL.encode(Array(signature)))"
         current.withLock { $0 = (token, .now) }
         return token
     }
 
     func invalidate() { current.withLock { $0 = nil } }
-
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
 }
 
 /// Apple Push Notification service over HTTP/2 with token authentication: `apns-topic`, `apns-push-type`,
@@ -94,7 +90,7 @@ final class APNsTokenSigner: Sendable {
 /// ```swift
 /// let apns = try APNsPushDriver(configuration: .init(teamID: "ABCDE12345", keyID: "KEY1234567", privateKey: Secret(p8), topic: "com.example.app"))
 /// let results = try await PushClient(driver: apns).send(push, to: deviceTokens)
-/// try await apns.shutdown()
+/// try await apns.close()
 /// ```
 public final class APNsPushDriver: PushDriver {
     public let provider = "apns"
@@ -114,7 +110,7 @@ public final class APNsPushDriver: PushDriver {
     }
 
     /// Closes the HTTP/2 connections.
-    public func shutdown() async throws { try await http.shutdown() }
+    public func close() async throws { try await http.shutdown() }
 
     public func send(_ notification: PushNotification, to token: String) async throws -> PushResult {
         guard token.count >= 32, token.count <= 200, token.allSatisfy(\.isHexDigit) else {

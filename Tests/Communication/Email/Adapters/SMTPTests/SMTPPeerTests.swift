@@ -76,7 +76,7 @@ struct SMTPPeerTests {
         let client = EmailClient(driver: driver, configuration: .init(dkim: signer))
         let message = try Self.richMessage()
         let receipt = try await client.send(message)
-        try await driver.shutdown()
+        try await driver.close()
 
         #expect(Set(receipt.accepted.map(\.address)) == ["jane@example.org", "ops@example.net", "audit@example.com"])
         let rejection = try #require(receipt.rejected.first)
@@ -123,7 +123,7 @@ struct SMTPPeerTests {
         let message = EmailMessage(from: try EmailAddress("news@example.com"), to: [try EmailAddress("reader@example.org")],
                                    subject: "Plain ASCII", text: "Short and simple.\n")
         let receipt = try await EmailClient(driver: driver, configuration: .init(dkim: signer)).send(message)
-        try await driver.shutdown()
+        try await driver.close()
         let read = try await Self.inspect(try #require(receipt.providerMessageID), dkimRecord: signer.dnsRecord.value)
         #expect(read["dkim"] as? Bool == true, "dkimpy verifies the ed25519-sha256 signature (RFC 8463)")
         #expect(signer.dnsRecord.value.hasPrefix("v=DKIM1; k=ed25519; p="))
@@ -143,13 +143,13 @@ struct SMTPPeerTests {
         let good = try SMTPEmailDriver(configuration: try Self.configuration(authentication: .xoauth2(user: Self.user, token: { Secret(Self.token) })))
         let message = EmailMessage(from: try EmailAddress("app@example.com"), to: [try EmailAddress("user@example.org")], subject: "OAuth", text: "ok")
         let receipt = try await EmailClient(driver: good).send(message)
-        try await good.shutdown()
+        try await good.close()
         #expect(try Self.envelope(try #require(receipt.providerMessageID))["authenticated"] as? Bool == true)
 
         let bad = try SMTPEmailDriver(configuration: try Self.configuration(authentication: .xoauth2(user: Self.user, token: { Secret("expired") })))
         let error = await #expect(throws: NimbusError.self) { try await EmailClient(driver: bad).send(message) }
         #expect(error?.code == .unauthenticated, "\(String(describing: error))")
-        try await bad.shutdown()
+        try await bad.close()
     }
 
     @Test func aWrongPasswordIsUnauthenticatedAndTheSecretIsNotInTheError() async throws {
@@ -158,7 +158,7 @@ struct SMTPPeerTests {
         let error = await #expect(throws: NimbusError.self) { try await EmailClient(driver: driver).send(message) }
         #expect(error?.code == .unauthenticated)
         #expect(!"\(String(describing: error))".contains("not-the-password"))
-        try await driver.shutdown()
+        try await driver.close()
     }
 
     @Test func tlsIsVerifiedRequiredWhenAskedAndCredentialsNeverGoInClearText() async throws {
@@ -169,27 +169,27 @@ struct SMTPPeerTests {
         let untrusted = try SMTPEmailDriver(configuration: try Self.configuration(port: 2465, security: .implicitTLS, trustPeerCA: false))
         let tlsError = await #expect(throws: NimbusError.self) { try await EmailClient(driver: untrusted, configuration: .init(retry: .none)).send(message) }
         #expect(tlsError?.code == .failedPrecondition, "\(String(describing: tlsError))")
-        try await untrusted.shutdown()
+        try await untrusted.close()
         for _ in 0..<20 {
             let afterStartTLS = try SMTPEmailDriver(configuration: try Self.configuration(trustPeerCA: false))
             let error = await #expect(throws: NimbusError.self) { try await EmailClient(driver: afterStartTLS, configuration: .init(retry: .none)).send(message) }
             #expect(error?.code == .failedPrecondition, "\(String(describing: error))")
-            try await afterStartTLS.shutdown()
+            try await afterStartTLS.close()
         }
         // Port 2526 offers no STARTTLS: required fails, opportunistic sends in clear text (without AUTH).
         let required = try SMTPEmailDriver(configuration: try Self.configuration(port: 2526, authentication: .none))
         let missing = await #expect(throws: NimbusError.self) { try await EmailClient(driver: required).send(message) }
         #expect(missing?.code == .failedPrecondition && missing?.message.contains("STARTTLS") == true)
-        try await required.shutdown()
+        try await required.close()
         let opportunistic = try SMTPEmailDriver(configuration: try Self.configuration(port: 2526, security: .startTLS(required: false), authentication: .none))
         let receipt = try await EmailClient(driver: opportunistic).send(message)
         #expect(try Self.envelope(try #require(receipt.providerMessageID))["tls"] as? Bool == false)
-        try await opportunistic.shutdown()
+        try await opportunistic.close()
         // A password over a clear-text session is refused before anything is sent.
         let clear = try SMTPEmailDriver(configuration: try Self.configuration(port: 2526, security: .none))
         let refused = await #expect(throws: NimbusError.self) { try await EmailClient(driver: clear).send(message) }
         #expect(refused?.code == .failedPrecondition && refused?.message.contains("without TLS") == true)
-        try await clear.shutdown()
+        try await clear.close()
     }
 
     @Test func refusalsAreReportedPerRecipientAndTemporaryFailuresAreRetried() async throws {
@@ -216,7 +216,7 @@ struct SMTPPeerTests {
                                 text: "x", attachments: [.file(named: "big.bin", contentType: "application/octet-stream", data: [UInt8](repeating: 1, count: 900_000))])
         let tooLarge = await #expect(throws: NimbusError.self) { try await client.send(huge) }
         #expect(tooLarge?.code == .invalidArgument && tooLarge?.message.contains("at most 1048576") == true)
-        try await driver.shutdown()
+        try await driver.close()
     }
 
     @Test func sessionsAreReusedWithRSETAndThePoolBoundsConnections() async throws {
@@ -237,7 +237,7 @@ struct SMTPPeerTests {
         }
         let concurrentPorts = Set(try concurrent.map { try #require(try Self.envelope($0)["peer"] as? [Any]).last as? Int })
         #expect(concurrent.count == 8 && concurrentPorts.count <= 2, "at most maxConnections sessions: \(concurrentPorts)")
-        try await driver.shutdown()
+        try await driver.close()
         await #expect(throws: NimbusError.self) { try await client.send(try message(99)) }
     }
 
@@ -245,7 +245,7 @@ struct SMTPPeerTests {
         let driver = try SMTPEmailDriver(configuration: try Self.configuration())
         let message = EmailMessage(from: try EmailAddress("app@example.com"), to: [try EmailAddress("jörg@bücher.example")], subject: "ü", text: "ü")
         let receipt = try await EmailClient(driver: driver).send(message)
-        try await driver.shutdown()
+        try await driver.close()
         let envelope = try Self.envelope(try #require(receipt.providerMessageID))
         #expect((envelope["mail_options"] as? [String] ?? []).contains("SMTPUTF8"))
         #expect(envelope["rcpt_tos"] as? [String] == ["jörg@xn--bcher-kva.example"], "the domain travels in its ASCII form")
@@ -255,7 +255,7 @@ struct SMTPPeerTests {
         let ca = try #require(Peer.setting("NIMBUS_PEER_SMTP_CA"))
         let client = try await EmailClient.open("smtp://nimbus:peer-password@127.0.0.1:2525?ca=\(ca)&helo=opener.localhost&pool=1", openers: EmailClient.openers.withSMTP())
         let receipt = try await client.send(EmailMessage(from: try EmailAddress("app@example.com"), to: [try EmailAddress("user@example.org")], subject: "url", text: "x"))
-        try await client.driver.shutdown()
+        try await client.close()
         #expect(try Self.envelope(try #require(receipt.providerMessageID))["ehlo"] as? String == "opener.localhost")
     }
 }
@@ -278,7 +278,7 @@ extension SMTPPeerTests {
         // The pool recovers: the next message goes out on a new session.
         let receipt = try await client.send(EmailMessage(from: try EmailAddress("app@example.com"), to: [try EmailAddress("ok@example.org")], subject: "x", text: "x"))
         #expect(receipt.accepted.count == 1)
-        try await driver.shutdown()
+        try await driver.close()
     }
 }
 
@@ -297,7 +297,7 @@ extension SMTPPeerTests {
             guard let id = receipt.providerMessageID else { return nil }
             return Array(try Data(contentsOf: try Self.maildir().appendingPathComponent(id + ".eml")))
         }.run()
-        try await driver.shutdown()
+        try await driver.close()
         #expect(report.failures.isEmpty, "\(report.failures)")
         #expect(report.passed.count == 5)
     }
@@ -317,6 +317,6 @@ extension SMTPPeerTests {
         let receipt = try await EmailClient(driver: driver).send(EmailMessage(from: try EmailAddress("app@example.com"), to: [try EmailAddress("u@example.org")],
                                                                               subject: "after a cancelled wait", text: "x"))
         #expect(receipt.accepted.count == 1, "the line moved on")
-        try await driver.shutdown()
+        try await driver.close()
     }
 }

@@ -76,8 +76,8 @@ final class APNsFake: Sendable {
         guard let authorization = headers.first(name: "authorization"), authorization.hasPrefix("bearer ") else { return fail(.forbidden, "MissingProviderToken") }
         let jwt = String(authorization.dropFirst(7))
         let parts = jwt.split(separator: ".").map(String.init)
-        guard parts.count == 3, let header = Self.decode(parts[0]).flatMap({ try? JSONValue.parse($0) }),
-              let claims = Self.decode(parts[1]).flatMap({ try? JSONValue.parse($0) }), let signature = Self.decode(parts[2]),
+        guard parts.count == 3, let header = Base64URL.decode(parts[0]).flatMap({ try? JSONValue.parse($0) }),
+              let claims = Base64URL.decode(parts[1]).flatMap({ try? JSONValue.parse($0) }), let signature = Base64URL.decode(parts[2]),
               let parsed = try? P256.Signing.ECDSASignature(rawRepresentation: signature),
               publicKey.isValidSignature(parsed, for: Array("\(parts[0]).\(parts[1])".utf8)) else {
             return fail(.forbidden, "InvalidProviderToken")
@@ -110,12 +110,6 @@ final class APNsFake: Sendable {
         if token.hasPrefix("beef") && attempt == 1 { return fail(.tooManyRequests, "TooManyRequests") }
         if token.hasPrefix("0bad") { return fail(.badRequest, "BadDeviceToken") }
         return (.ok, [("apns-id", UUID().uuidString)], "")
-    }
-
-    static func decode(_ text: String) -> [UInt8]? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64).map(Array.init)
     }
 }
 
@@ -170,7 +164,7 @@ struct APNsTests {
         push.apns.interruptionLevel = "time-sensitive"
         let tokens = [Self.token("a1"), Self.token("dead"), Self.token("beef"), Self.token("0bad"), "not-hex", Self.token("a2")]
         let results = try await PushClient(driver: apns, retry: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(5))).send(push, to: tokens)
-        try await apns.shutdown()
+        try await apns.close()
         await fake.shutdown()
         #expect(results.deliveredCount == 3, "a1, beef after TooManyRequests, a2")
         #expect(Set(results.invalidTokens) == [Self.token("dead"), Self.token("0bad"), "not-hex"])
@@ -201,8 +195,8 @@ struct APNsTests {
         let refused = try await PushClient(driver: stranger).send(PushNotification(title: "x"), to: [Self.token("c2")])
         guard case .failed(let error) = refused[0].outcome else { Issue.record("a foreign key is refused"); return }
         #expect(error.code == .unauthenticated && error.message.contains("InvalidProviderToken"))
-        try await apns.shutdown()
-        try await stranger.shutdown()
+        try await apns.close()
+        try await stranger.close()
         await fake.shutdown()
     }
 

@@ -1,0 +1,18 @@
+import Foundation
+
+/// How every `nimbus` command prints: one JSON style (pretty, sorted keys, slashes as they are,
+/// ISO 8601 dates), so scripts read every command's `--json` the same way.
+enum Output {
+    /// Prints `value` as pretty JSON on standard output.
+    static func printJSON(_ value: some Encodable) throws {
+        print(try json(value))
+    }
+
+    /// `value` as the CLI's JSON text.
+    static func json(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
