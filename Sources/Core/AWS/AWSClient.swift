@@ -94,7 +94,10 @@ public final class AWSClient: Sendable {
     /// result as JSON (query/EC2 XML is turned into JSON: leaves are strings, `member`/`item` lists arrays).
     ///
     /// Query and EC2 inputs are flattened: nested objects `A.B`, arrays `A.member.N` (query) or `A.N` (EC2).
-    public func send(_ service: AWSService, operation: String, input: JSONValue = [:]) async throws -> JSONValue {
+    ///
+    /// `maxAttempts` overrides the configuration's for this call: an adapter under a portable type
+    /// that retries (`EmailClient`, `SMSClient`) passes 1, so that retries happen in one layer.
+    public func send(_ service: AWSService, operation: String, input: JSONValue = [:], maxAttempts: Int? = nil) async throws -> JSONValue {
         switch service.wireProtocol {
         case .query(let version), .ec2(let version):
             let isEC2 = if case .ec2 = service.wireProtocol { true } else { false }
@@ -104,7 +107,8 @@ public final class AWSClient: Sendable {
             // checkers that re-encode the parsed form before recomputing the signature (moto) need this one.
             let body = pairs.map { "\(Self.formEscape($0.0))=\(Self.formEscape($0.1))" }.joined(separator: "&")
             let response = try await execute(service, operation: operation, method: .POST, path: "/", query: [],
-                                             headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: Array(body.utf8))
+                                             headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: Array(body.utf8),
+                                             maxAttempts: maxAttempts)
             guard !response.body.isEmpty else { return [:] }
             let xml = try XMLElement.parse(response.body)
             if isEC2 { return xml.json }
@@ -112,7 +116,7 @@ public final class AWSClient: Sendable {
         case .json(let version, let prefix):
             let response = try await execute(service, operation: operation, method: .POST, path: "/", query: [],
                                              headers: [("Content-Type", "application/x-amz-json-\(version)"), ("X-Amz-Target", "\(prefix).\(operation)")],
-                                             body: Array(input.description.utf8))
+                                             body: Array(input.description.utf8), maxAttempts: maxAttempts)
             return try Self.json(response.body, service: service, operation: operation)
         case .restJSON, .restXML:
             throw NimbusError(.invalidArgument, "\(service.serviceID) is a REST service; call rest(_:method:path:...) with the operation's method and path")
@@ -148,8 +152,9 @@ public final class AWSClient: Sendable {
     /// Calls a REST operation: `path` is the encoded path (``s3Path(bucket:key:)`` builds S3's), `query` decoded pairs.
     /// - Throws: the operation's error mapped (a 404 with no body is `notFound`).
     public func rest(_ service: AWSService, method: HTTPMethod, path: String, query: [(String, String)] = [], headers: [(String, String)] = [],
-                     body: [UInt8] = [], operation: String? = nil) async throws -> Response {
-        try await execute(service, operation: operation ?? "\(method.rawValue) \(path)", method: method, path: path, query: query, headers: headers, body: body)
+                     body: [UInt8] = [], operation: String? = nil, maxAttempts: Int? = nil) async throws -> Response {
+        try await execute(service, operation: operation ?? "\(method.rawValue) \(path)", method: method, path: path, query: query, headers: headers, body: body,
+                          maxAttempts: maxAttempts)
     }
 
     /// `application/x-www-form-urlencoded` escaping: RFC 3986 unreserved characters kept, a space as `+`.
@@ -265,9 +270,9 @@ public final class AWSClient: Sendable {
 
     /// Signs and sends with the standard retry mode; on a clock-skew refusal, learns the server's time and retries.
     func execute(_ service: AWSService, operation: String, method: HTTPMethod, path: String, query: [(String, String)],
-                 headers: [(String, String)], body: [UInt8]) async throws -> Response {
+                 headers: [(String, String)], body: [UInt8], maxAttempts: Int? = nil) async throws -> Response {
         let target = try await target(service, path: path)
-        let policy = RetryPolicy(maxAttempts: max(1, configuration.maxAttempts), baseDelay: .milliseconds(100), maxDelay: .seconds(20))
+        let policy = RetryPolicy(maxAttempts: max(1, maxAttempts ?? configuration.maxAttempts), baseDelay: .milliseconds(100), maxDelay: .seconds(20))
         var skewRetried = false
         while true {
             do {

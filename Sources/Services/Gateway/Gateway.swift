@@ -89,7 +89,7 @@ public final class Gateway: NimbusServerModule {
         }
         self.router = router
         self.chat = ChatModel(driver: router, configuration: .init(defaultModel: configuration.models.first?.name ?? "memory", catalog: catalog,
-                                                                   metricsFactory: metricsFactory))
+                                                                   metricsFactory: metricsFactory, retry: .none))   // each deployment retries; the router fails over
         self.embedders = try GatewayProviders.embedders(configuration, httpClient: httpClient)
         self.writer = SpendLogWriter(store: store)
     }
@@ -555,7 +555,7 @@ extension Gateway {
     /// such as `nimbus llm` that call models without running the server.
     public static func chatModel(configuration: GatewayConfiguration, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport) throws -> ChatModel {
         let (router, catalog) = try GatewayProviders.router(configuration, cache: nil, httpClient: httpClient) { _ in }
-        return ChatModel(driver: router, configuration: .init(defaultModel: configuration.models.first?.name ?? "memory", catalog: catalog))
+        return ChatModel(driver: router, configuration: .init(defaultModel: configuration.models.first?.name ?? "memory", catalog: catalog, retry: .none))
     }
 
     /// The embedders a configuration describes, by model name.

@@ -13,35 +13,34 @@ import NimbusLLMOpenAI
 
 /// Builds the router's deployments and the embedders from a ``GatewayConfiguration``.
 enum GatewayProviders {
+    /// One quick retry per deployment; the router fails over to the others.
+    static let deploymentRetry = RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(200), maxDelay: .seconds(2))
+
     static func driver(_ deployment: GatewayConfiguration.Deployment, model name: String, httpClient: HTTPClient) throws -> any ChatModelDriver {
         let key = deployment.apiKey.map { Secret($0) }
         let timeout = deployment.timeoutSeconds.map { Duration.milliseconds(Int64($0 * 1000)) }
-        // The router fails over to other deployments; one quick retry per deployment is enough.
-        let retry = RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(200), maxDelay: .seconds(2))
         switch deployment.provider {
         case "openai":
-            var configuration = OpenAIChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.openai.com/v1", retry: retry)
+            var configuration = OpenAIChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.openai.com/v1")
             if let timeout { configuration.timeout = timeout }
             return OpenAIChatModel(configuration: configuration, httpClient: httpClient)
         case "openai-compatible":
             guard let baseURL = deployment.baseURL else { throw missing("base_url", deployment, name) }
             var configuration = OpenAIChatModel.Configuration.compatible(baseURL: baseURL, apiKey: key)
-            configuration.retry = retry
             if let timeout { configuration.timeout = timeout }
             return OpenAIChatModel(configuration: configuration, httpClient: httpClient)
         case "azure":
             guard let endpoint = deployment.baseURL else { throw missing("base_url (the resource endpoint)", deployment, name) }
             var configuration = OpenAIChatModel.Configuration.azure(endpoint: endpoint, apiKey: key, apiVersion: deployment.apiVersion ?? "2024-10-21",
                                                                     deployments: [deployment.model: deployment.deployment ?? deployment.model])
-            configuration.retry = retry
             if let timeout { configuration.timeout = timeout }
             return OpenAIChatModel(configuration: configuration, httpClient: httpClient)
         case "anthropic":
-            var configuration = AnthropicChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.anthropic.com", retry: retry)
+            var configuration = AnthropicChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.anthropic.com")
             if let timeout { configuration.timeout = timeout }
             return AnthropicChatModel(configuration: configuration, httpClient: httpClient)
         case "gemini":
-            var configuration = GeminiChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://generativelanguage.googleapis.com/v1beta", retry: retry)
+            var configuration = GeminiChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://generativelanguage.googleapis.com/v1beta")
             if let timeout { configuration.timeout = timeout }
             return GeminiChatModel(configuration: configuration, httpClient: httpClient)
         case "vertex":
@@ -49,7 +48,6 @@ enum GatewayProviders {
                 throw missing("project, location and access_token", deployment, name)
             }
             var configuration = GeminiChatModel.Configuration.vertex(project: project, location: location, accessToken: { Secret(token) }, baseURL: deployment.baseURL)
-            configuration.retry = retry
             return GeminiChatModel(configuration: configuration, httpClient: httpClient)
         case "ollama":
             var configuration = OllamaChatModel.Configuration(baseURL: deployment.baseURL ?? "http://127.0.0.1:11434", apiKey: key)
@@ -73,7 +71,10 @@ enum GatewayProviders {
         for model in configuration.models {
             for (index, deployment) in model.deployments.enumerated() {
                 let driver = try driver(deployment, model: model.name, httpClient: httpClient)
-                let chat = ChatModel(driver: driver, configuration: .init(defaultModel: deployment.model, catalog: catalog, validatesRequests: false))
+                // The deployment's model owns its retries (one quick retry: the router fails over to other
+                // deployments); adapters do not retry, and the gateway's model over the router does not either.
+                let chat = ChatModel(driver: driver, configuration: .init(defaultModel: deployment.model, catalog: catalog, validatesRequests: false,
+                                                                          retry: GatewayProviders.deploymentRetry))
                 deployments.append(ChatRouter.Deployment(alias: model.name, model: chat, upstreamModel: deployment.model,
                                                          name: "\(model.name)#\(index) \(deployment.provider)/\(deployment.model)",
                                                          weight: deployment.weight ?? 1, requestsPerMinute: deployment.rpm, tokensPerMinute: deployment.tpm))

@@ -58,16 +58,21 @@ public final class Embedder: PortableClient {
         public var batchSize: Int?
         /// Where vectors are kept between calls (`nil`: no caching).
         public var cache: (any EmbeddingCache)?
+        /// Retries of a batch that failed retryably (429, 5xx, dropped connections): the only
+        /// retries on the path, since adapters make one request per batch.
+        public var retry: RetryPolicy
 
         /// Creates settings.
         public init(defaultModel: String, dimensions: Int? = nil, normalize: Bool = true, maxConcurrency: Int = 4, batchSize: Int? = nil,
-                    cache: (any EmbeddingCache)? = nil) {
+                    cache: (any EmbeddingCache)? = nil,
+                    retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(8))) {
             self.defaultModel = defaultModel
             self.dimensions = dimensions
             self.normalize = normalize
             self.maxConcurrency = max(1, maxConcurrency)
             self.batchSize = batchSize
             self.cache = cache
+            self.retry = retry
         }
     }
     private let driver: any EmbeddingDriver
@@ -141,9 +146,9 @@ public final class Embedder: PortableClient {
                 func start(_ index: Int) {
                     let range = batches[index]
                     let slice = Array(pending[range])
-                    group.addTask { [driver] in
+                    group.addTask { [driver, retry = configuration.retry] in
                         do {
-                            return (index, try await driver.embed(slice, model: model, dimensions: dimensions))
+                            return (index, try await retry.run { _ in try await driver.embed(slice, model: model, dimensions: dimensions) })
                         } catch {
                             throw NimbusError.wrap(error, "\(driver.provider) embeddings with \(model)")
                         }

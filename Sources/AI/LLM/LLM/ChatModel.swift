@@ -57,14 +57,20 @@ public final class ChatModel: PortableClient {
         public var validatesRequests: Bool
         /// Where request, token and cost metrics go.
         public var metricsFactory: any MetricsFactory
+        /// Retries of retryable failures (429 after its `Retry-After`, 5xx, dropped connections) —
+        /// the only retries on the path: adapters make one request per call. A stream is retried
+        /// only while opening, never after its first event.
+        public var retry: RetryPolicy
 
         /// Creates settings.
         public init(defaultModel: String, catalog: ModelCatalog = .standard, validatesRequests: Bool = true,
-                    metricsFactory: any MetricsFactory = MetricsSystem.factory) {
+                    metricsFactory: any MetricsFactory = MetricsSystem.factory,
+                    retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(8))) {
             self.defaultModel = defaultModel
             self.catalog = catalog
             self.validatesRequests = validatesRequests
             self.metricsFactory = metricsFactory
+            self.retry = retry
         }
     }
 
@@ -112,7 +118,7 @@ public final class ChatModel: PortableClient {
             span.attributes["gen_ai.operation.name"] = "chat"
             span.attributes["gen_ai.request.model"] = model
             do {
-                let response = try await driver.chat(request)
+                let response = try await configuration.retry.run { _ in try await driver.chat(request) }
                 record(model: model, usage: response.usage, outcome: "ok", started: started, span: span)
                 span.attributes["gen_ai.response.finish_reasons"] = [response.finishReason.description]
                 return response
@@ -132,7 +138,7 @@ public final class ChatModel: PortableClient {
         let model = request.model ?? configuration.defaultModel
         let started = ContinuousClock.now
         let upstream: ChatStream
-        do { upstream = try await driver.stream(request) } catch {
+        do { upstream = try await configuration.retry.run { _ in try await driver.stream(request) } } catch {
             let error = NimbusError.wrap(error, "\(provider) stream with \(model)")
             record(model: model, usage: nil, outcome: error.code.description, started: started, span: nil)
             throw error

@@ -24,7 +24,7 @@ final class RouterRig: Sendable {
         memories = layout.map { _ in MemoryChatModel(configuration: .init(models: [])) }
         var configuration = configuration
         let deployments = zip(layout, memories).enumerated().map { index, pair in
-            ChatRouter.Deployment(alias: pair.0.alias, model: ChatModel(driver: pair.1, configuration: .init(defaultModel: "x")),
+            ChatRouter.Deployment(alias: pair.0.alias, model: ChatModel(driver: pair.1, configuration: .init(defaultModel: "x", retry: .none)),
                                   upstreamModel: "upstream-\(index)", name: "d\(index)", weight: pair.0.weight, requestsPerMinute: pair.0.rpm)
         }
         let state = self.state
@@ -33,7 +33,7 @@ final class RouterRig: Sendable {
                             random: { state.nextRandom.withLock { $0.isEmpty ? 0 : $0.removeFirst() } },
                             now: { state.clock.withLock { $0 } },
                             sleep: { duration in state.clock.withLock { $0 = $0 + duration } })
-        model = ChatModel(driver: router, configuration: .init(defaultModel: layout.first?.alias ?? "x"))
+        model = ChatModel(driver: router, configuration: .init(defaultModel: layout.first?.alias ?? "x", retry: .none))
     }
 
     var records: [ChatRouter.CallRecord] { state.records.withLock { $0 } }

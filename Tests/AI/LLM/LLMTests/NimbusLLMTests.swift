@@ -147,7 +147,7 @@ import Testing
                                                                   pricing: .init(input: 1_000_000, output: 2_000_000)))
         let memory = MemoryChatModel()
         memory.enqueue(.init(text: "ok", usage: Usage(inputTokens: 3, outputTokens: 2)), .failure(.rateLimited(retryAfter: nil)))
-        let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory", catalog: catalog, metricsFactory: metrics))
+        let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory", catalog: catalog, metricsFactory: metrics, retry: .none))
         let response = try await model.chat([.user("hi")])
         #expect(model.cost(of: response) == 7)
         await #expect(throws: NimbusError.self) { try await model.chat([.user("hi")]) }

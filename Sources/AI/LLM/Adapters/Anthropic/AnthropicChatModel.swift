@@ -31,8 +31,6 @@ public final class AnthropicChatModel: ChatModelDriver, ModelListingDriver {
         public var defaultMaxTokens: Int
         /// Time limit of one call, streaming included.
         public var timeout: Duration
-        /// Retries of 408/429/5xx/529 and transport failures.
-        public var retry: RetryPolicy
         /// The largest response accepted.
         public var maxResponseSize: Int
         /// The provider's name in metrics and errors.
@@ -41,7 +39,6 @@ public final class AnthropicChatModel: ChatModelDriver, ModelListingDriver {
         /// Creates settings.
         public init(apiKey: Secret<String>?, baseURL: String = "https://api.anthropic.com", version: String = "2023-06-01", betas: [String] = [],
                     defaultMaxTokens: Int = 4096, timeout: Duration = .seconds(600),
-                    retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(8)),
                     maxResponseSize: Int = 32 * 1024 * 1024, provider: String = "anthropic") {
             self.apiKey = apiKey
             self.baseURL = baseURL
@@ -49,7 +46,6 @@ public final class AnthropicChatModel: ChatModelDriver, ModelListingDriver {
             self.betas = betas
             self.defaultMaxTokens = defaultMaxTokens
             self.timeout = timeout
-            self.retry = retry
             self.maxResponseSize = maxResponseSize
             self.provider = provider
         }
@@ -68,7 +64,7 @@ public final class AnthropicChatModel: ChatModelDriver, ModelListingDriver {
         if !configuration.betas.isEmpty { headers.add(name: "anthropic-beta", value: configuration.betas.joined(separator: ",")) }
         self.client = NimbusHTTPClient(configuration: .init(
             service: configuration.provider, baseURL: configuration.baseURL, defaultHeaders: headers,
-            auth: configuration.apiKey.map { .header("x-api-key", $0) }, retry: configuration.retry,
+            auth: configuration.apiKey.map { .header("x-api-key", $0) }, retry: .none,
             timeout: configuration.timeout, maxResponseSize: configuration.maxResponseSize
         ), httpClient: httpClient, logger: logger)
     }

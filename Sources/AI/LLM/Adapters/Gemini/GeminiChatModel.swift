@@ -35,8 +35,6 @@ public final class GeminiChatModel: ChatModelDriver, ModelListingDriver {
         public var authorization: Authorization
         /// Time limit of one call, streaming included.
         public var timeout: Duration
-        /// Retries of 408/429/5xx and transport failures.
-        public var retry: RetryPolicy
         /// The largest response accepted.
         public var maxResponseSize: Int
         /// Safety settings sent with every request (`[{"category": ..., "threshold": ...}]`).
@@ -46,12 +44,10 @@ public final class GeminiChatModel: ChatModelDriver, ModelListingDriver {
 
         /// Settings for the Gemini API (generativelanguage.googleapis.com).
         public init(apiKey: Secret<String>?, baseURL: String = "https://generativelanguage.googleapis.com/v1beta", timeout: Duration = .seconds(600),
-                    retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(8)),
                     maxResponseSize: Int = 32 * 1024 * 1024, safetySettings: [JSONValue] = [], provider: String = "gemini") {
             self.baseURL = baseURL
             self.authorization = apiKey.map { .apiKey($0) } ?? .none
             self.timeout = timeout
-            self.retry = retry
             self.maxResponseSize = maxResponseSize
             self.safetySettings = safetySettings
             self.provider = provider
@@ -83,7 +79,7 @@ public final class GeminiChatModel: ChatModelDriver, ModelListingDriver {
         case .none: nil
         }
         self.client = NimbusHTTPClient(configuration: .init(
-            service: configuration.provider, baseURL: configuration.baseURL, auth: auth, retry: configuration.retry,
+            service: configuration.provider, baseURL: configuration.baseURL, auth: auth, retry: .none,
             timeout: configuration.timeout, maxResponseSize: configuration.maxResponseSize
         ), httpClient: httpClient, logger: logger)
     }

@@ -27,8 +27,6 @@ public final class OllamaChatModel: ChatModelDriver, ModelListingDriver {
         public var apiKey: Secret<String>?
         /// Time limit of one call (a cold model load can take minutes).
         public var timeout: Duration
-        /// Retries of 5xx and transport failures.
-        public var retry: RetryPolicy
         /// The largest response accepted.
         public var maxResponseSize: Int
         /// The provider's name in metrics and errors.
@@ -38,15 +36,13 @@ public final class OllamaChatModel: ChatModelDriver, ModelListingDriver {
 
         /// Creates settings.
         public init(baseURL: String = "http://127.0.0.1:11434", keepAlive: String? = nil, contextLength: Int? = nil, apiKey: Secret<String>? = nil,
-                    timeout: Duration = .seconds(600), retry: RetryPolicy = RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(250), maxDelay: .seconds(2)),
-                    maxResponseSize: Int = 32 * 1024 * 1024, provider: String = "ollama", imageDownloadLimit: Int? = 20 * 1024 * 1024) {
+                    timeout: Duration = .seconds(600), maxResponseSize: Int = 32 * 1024 * 1024, provider: String = "ollama", imageDownloadLimit: Int? = 20 * 1024 * 1024) {
             self.imageDownloadLimit = imageDownloadLimit
             self.baseURL = baseURL
             self.keepAlive = keepAlive
             self.contextLength = contextLength
             self.apiKey = apiKey
             self.timeout = timeout
-            self.retry = retry
             self.maxResponseSize = maxResponseSize
             self.provider = provider
         }
@@ -63,7 +59,7 @@ public final class OllamaChatModel: ChatModelDriver, ModelListingDriver {
         self.configuration = configuration
         self.client = NimbusHTTPClient(configuration: .init(
             service: configuration.provider, baseURL: configuration.baseURL, auth: configuration.apiKey.map { .bearer($0) },
-            retry: configuration.retry, timeout: configuration.timeout, maxResponseSize: configuration.maxResponseSize
+            retry: .none, timeout: configuration.timeout, maxResponseSize: configuration.maxResponseSize
         ), httpClient: httpClient, logger: logger)
     }
 

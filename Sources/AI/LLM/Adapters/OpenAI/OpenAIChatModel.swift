@@ -49,8 +49,6 @@ public final class OpenAIChatModel: ChatModelDriver, ModelListingDriver {
         public var encoding: OpenAIWire.EncodingOptions
         /// Time limit of one call, streaming included (OpenAI's SDKs use 10 minutes).
         public var timeout: Duration
-        /// Retries of 408/409/429/5xx and transport failures (before any byte of the answer).
-        public var retry: RetryPolicy
         /// The largest response accepted.
         public var maxResponseSize: Int
         /// Extra headers on every request.
@@ -60,7 +58,6 @@ public final class OpenAIChatModel: ChatModelDriver, ModelListingDriver {
         public init(apiKey: Secret<String>?, baseURL: String = "https://api.openai.com/v1", organization: String? = nil, project: String? = nil,
                     provider: String = "openai", flavor: Flavor = .openAI, encoding: OpenAIWire.EncodingOptions = .init(),
                     timeout: Duration = .seconds(600),
-                    retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(8)),
                     maxResponseSize: Int = 32 * 1024 * 1024, headers: [(String, String)] = []) {
             self.provider = provider
             self.apiKey = apiKey
@@ -70,7 +67,6 @@ public final class OpenAIChatModel: ChatModelDriver, ModelListingDriver {
             self.project = project
             self.encoding = encoding
             self.timeout = timeout
-            self.retry = retry
             self.maxResponseSize = maxResponseSize
             self.headers = headers
         }
@@ -109,7 +105,7 @@ public final class OpenAIChatModel: ChatModelDriver, ModelListingDriver {
         }
         self.client = NimbusHTTPClient(configuration: .init(
             service: configuration.provider, baseURL: configuration.baseURL, defaultHeaders: headers, auth: auth,
-            retry: configuration.retry, timeout: configuration.timeout, maxResponseSize: configuration.maxResponseSize
+            retry: .none, timeout: configuration.timeout, maxResponseSize: configuration.maxResponseSize
         ), httpClient: httpClient, logger: logger)
     }
 

@@ -68,15 +68,12 @@ public struct PayPalPaymentDriver: PaymentDriver, PaymentWebhookVerifier {
         public var returnURL: String?
         /// Where the payer lands when they cancel on PayPal.
         public var cancelURL: String?
-        /// Retries of network failures, 429s and 5xx (mutating calls carry `PayPal-Request-Id`).
-        public var retry: RetryPolicy
         /// The time limit of one attempt.
         public var timeout: Duration
 
         /// Creates settings.
         public init(clientID: String, clientSecret: Secret<String>, environment: Environment = .sandbox, webhookID: String? = nil,
                     webhookTolerance: Duration = .seconds(300), returnURL: String? = nil, cancelURL: String? = nil,
-                    retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(8)),
                     timeout: Duration = .seconds(60)) {
             self.clientID = clientID
             self.clientSecret = clientSecret
@@ -85,7 +82,6 @@ public struct PayPalPaymentDriver: PaymentDriver, PaymentWebhookVerifier {
             self.webhookTolerance = webhookTolerance
             self.returnURL = returnURL
             self.cancelURL = cancelURL
-            self.retry = retry
             self.timeout = timeout
         }
     }
@@ -97,11 +93,12 @@ public struct PayPalPaymentDriver: PaymentDriver, PaymentWebhookVerifier {
     public let tokens: AccessTokenCache
     private let http: NimbusHTTPClient
 
-    /// Creates a driver.
+    /// Creates a driver. Each call is one request (the token fetch aside): retries belong to
+    /// `PaymentClient`, which sends the same `PayPal-Request-Id` on each attempt.
     public init(configuration: Configuration, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport, logger: Logger? = nil) {
         self.configuration = configuration
         let base = configuration.environment.baseURL
-        let tokenHTTP = NimbusHTTPClient(configuration: .init(service: "paypal", baseURL: base, retry: configuration.retry,
+        let tokenHTTP = NimbusHTTPClient(configuration: .init(service: "paypal", baseURL: base, retry: .none,
                                                               timeout: configuration.timeout), httpClient: httpClient, logger: logger)
         let grant = OAuth2ClientCredentials(tokenURL: base + "/v1/oauth2/token", clientID: configuration.clientID,
                                             clientSecret: configuration.clientSecret, http: tokenHTTP)
@@ -109,7 +106,7 @@ public struct PayPalPaymentDriver: PaymentDriver, PaymentWebhookVerifier {
         self.tokens = tokens
         http = NimbusHTTPClient(configuration: .init(
             service: "paypal", baseURL: base, defaultHeaders: ["Accept": "application/json", "User-Agent": "Nimbus/\(NimbusVersion.current)"],
-            auth: tokens.bearerAuth, retry: configuration.retry, idempotencyKeyHeader: "PayPal-Request-Id", timeout: configuration.timeout),
+            auth: tokens.bearerAuth, retry: .none, idempotencyKeyHeader: "PayPal-Request-Id", timeout: configuration.timeout),
             httpClient: httpClient, logger: logger)
     }
 

@@ -38,8 +38,6 @@ public struct StripeAPI: Sendable {
         public var webhookSecrets: [Secret<String>]
         /// How old a webhook's signed timestamp may be (Stripe's libraries: 300 s).
         public var webhookTolerance: Duration
-        /// Retries of network failures, 429s and 5xx (POSTs carry an idempotency key, so they are retried too).
-        public var retry: RetryPolicy
         /// The time limit of one attempt (Stripe's libraries: 80 s).
         public var timeout: Duration
         /// Larger answers fail with `resourceExhausted`.
@@ -49,7 +47,6 @@ public struct StripeAPI: Sendable {
         public init(apiKey: Secret<String>, baseURL: String = "https://api.stripe.com", apiVersion: String = StripeAPI.pinnedVersion,
                     stripeAccount: String? = nil, returnURL: String? = nil, webhookSecrets: [Secret<String>] = [],
                     webhookTolerance: Duration = .seconds(300),
-                    retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(8)),
                     timeout: Duration = .seconds(80), maxResponseSize: Int = 16 * 1024 * 1024) {
             self.apiKey = apiKey
             self.baseURL = baseURL
@@ -58,7 +55,6 @@ public struct StripeAPI: Sendable {
             self.returnURL = returnURL
             self.webhookSecrets = webhookSecrets
             self.webhookTolerance = webhookTolerance
-            self.retry = retry
             self.timeout = timeout
             self.maxResponseSize = maxResponseSize
         }
@@ -69,13 +65,17 @@ public struct StripeAPI: Sendable {
     let http: NimbusHTTPClient
 
     /// Creates a client over the shared transport (TLS verification on), or over `httpClient`.
+    ///
+    /// Each call is one request: retries belong to the portable layer (`PaymentClient`, with one
+    /// idempotency key per call), which reads Stripe's `Stripe-Should-Retry` and `Retry-After`
+    /// from the error (`isRetryable`, `retryAfter`).
     public init(configuration: Configuration, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport, logger: Logger? = nil) {
         self.configuration = configuration
         var headers: HTTPHeaders = ["Stripe-Version": configuration.apiVersion, "User-Agent": "Nimbus/\(NimbusVersion.current)"]
         if let account = configuration.stripeAccount { headers.add(name: "Stripe-Account", value: account) }
         http = NimbusHTTPClient(configuration: .init(
             service: "stripe", baseURL: configuration.baseURL, defaultHeaders: headers, auth: .bearer(configuration.apiKey),
-            retry: configuration.retry, generateIdempotencyKeys: true, timeout: configuration.timeout,
+            retry: .none, generateIdempotencyKeys: true, timeout: configuration.timeout,
             maxResponseSize: configuration.maxResponseSize), httpClient: httpClient, logger: logger)
     }
 

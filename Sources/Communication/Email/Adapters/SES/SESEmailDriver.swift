@@ -66,7 +66,8 @@ public struct SESEmailDriver: EmailDriver {
         let response: AWSClient.Response
         do {
             response = try await aws.rest(.ses, method: .POST, path: "/v2/email/outbound-emails", headers: [("Content-Type", "application/json")],
-                                          body: Array(try JSONEncoder().encode(JSONValue.object(body))), operation: "SendEmail")
+                                          body: Array(try JSONEncoder().encode(JSONValue.object(body))), operation: "SendEmail",
+                                          maxAttempts: 1)   // EmailClient retries: one layer
         } catch let error as NimbusError {
             throw Self.remap(error)
         }

@@ -39,7 +39,7 @@ public struct SNSSMSDriver: SMSDriver {
         let entries: [JSONValue] = attributes.map { ["Name": .string($0.0), "Value": ["DataType": "String", "StringValue": .string($0.1)]] }
         let answer = try await aws.send(.sns, operation: "Publish", input: [
             "PhoneNumber": .string(message.to.e164), "Message": .string(message.body), "MessageAttributes": ["entry": .array(entries)],
-        ])
+        ], maxAttempts: 1)   // SMSClient retries: one layer
         guard let id = answer["MessageId"]?.stringValue else {
             throw NimbusError(.dataLoss, "SNS answered Publish without a MessageId; the message may have been sent (not retried)", retryable: false)
         }

@@ -32,8 +32,8 @@ final class AnthropicFake: Sendable {
     }
 
     func model(retry: RetryPolicy = .none) -> ChatModel {
-        ChatModel(driver: AnthropicChatModel(configuration: .init(apiKey: Secret("sk-ant-test"), baseURL: server.baseURL, retry: retry)),
-                  configuration: .init(defaultModel: "claude-sonnet-4-20250514"))
+        ChatModel(driver: AnthropicChatModel(configuration: .init(apiKey: Secret("sk-ant-test"), baseURL: server.baseURL)),
+                  configuration: .init(defaultModel: "claude-sonnet-4-20250514", retry: retry))
     }
 
     func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }

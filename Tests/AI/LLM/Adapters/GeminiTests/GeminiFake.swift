@@ -41,8 +41,8 @@ final class GeminiFake: Sendable {
     }
 
     func model(retry: RetryPolicy = .none) -> ChatModel {
-        ChatModel(driver: GeminiChatModel(configuration: .init(apiKey: Secret("AIza-test"), baseURL: server.baseURL + "/v1beta", retry: retry)),
-                  configuration: .init(defaultModel: "gemini-2.5-flash"))
+        ChatModel(driver: GeminiChatModel(configuration: .init(apiKey: Secret("AIza-test"), baseURL: server.baseURL + "/v1beta")),
+                  configuration: .init(defaultModel: "gemini-2.5-flash", retry: retry))
     }
 
     func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }

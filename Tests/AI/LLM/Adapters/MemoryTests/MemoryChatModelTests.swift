@@ -9,7 +9,7 @@ import Testing
 @Suite struct MemoryChatModelTests {
     static func harness() -> (LLMConformance.Harness, MemoryChatModel) {
         let memory = MemoryChatModel()
-        let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory"))
+        let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory", retry: .none))
         let harness = LLMConformance.Harness(model: model, features: [.reasoning, .providerToolCallIDs, .contentFilterFinish]) { scripted in
             switch scripted {
             case .reply(let exchange):

@@ -35,8 +35,8 @@ final class OllamaFake: Sendable {
     }
 
     func model(retry: RetryPolicy = .none) -> ChatModel {
-        ChatModel(driver: OllamaChatModel(configuration: .init(baseURL: server.baseURL, keepAlive: "10m", retry: retry)),
-                  configuration: .init(defaultModel: "llama3.2"))
+        ChatModel(driver: OllamaChatModel(configuration: .init(baseURL: server.baseURL, keepAlive: "10m")),
+                  configuration: .init(defaultModel: "llama3.2", retry: retry))
     }
 
     func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }

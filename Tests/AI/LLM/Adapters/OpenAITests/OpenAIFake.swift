@@ -35,8 +35,8 @@ final class OpenAIFake: Sendable {
 
     /// A portable model over this fake, retries off so failures surface.
     func model(retry: RetryPolicy = .none) -> ChatModel {
-        ChatModel(driver: OpenAIChatModel(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: baseURL, organization: "org-test", retry: retry)),
-                  configuration: .init(defaultModel: "gpt-4o-mini"))
+        ChatModel(driver: OpenAIChatModel(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: baseURL, organization: "org-test")),
+                  configuration: .init(defaultModel: "gpt-4o-mini", retry: retry))
     }
 
     func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }

@@ -13,11 +13,10 @@ enum SharedPayPalFake {
     static let fake = Task { try await PayPalFake.start() }
 }
 
-func paypalDriver(_ baseURL: String, secret: String = PayPalFake.clientSecret,
-                  retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(5), maxDelay: .milliseconds(20))) -> PayPalPaymentDriver {
+func paypalDriver(_ baseURL: String, secret: String = PayPalFake.clientSecret) -> PayPalPaymentDriver {
     PayPalPaymentDriver(configuration: .init(clientID: PayPalFake.clientID, clientSecret: Secret(secret), environment: .custom(baseURL),
                                              webhookID: PayPalFake.webhookID, returnURL: "https://shop.example/paypal/return",
-                                             cancelURL: "https://shop.example/paypal/cancel", retry: retry))
+                                             cancelURL: "https://shop.example/paypal/cancel"))
 }
 
 @Suite("PayPal payments", .timeLimit(.minutes(2)))
@@ -109,7 +108,7 @@ struct PayPalPaymentDriverTests {
     @Test func paypalErrorsAndOddAnswersAreMappedClearly() async throws {
         let fake = try await PayPalFake.start()
         defer { Task { await fake.shutdown() } }
-        let driver = paypalDriver(fake.baseURL, retry: .none)
+        let driver = paypalDriver(fake.baseURL)
         func failure(_ body: () async throws -> Void) async -> NimbusError? {
             do { try await body(); return nil } catch { return error as? NimbusError }
         }

@@ -15,9 +15,8 @@ enum SharedStripeFake {
 }
 
 func stripeDriver(_ baseURL: String, key: String = StripeFake.apiKey, returnURL: String? = "https://shop.example/return",
-                  secrets: [String] = [], retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(5), maxDelay: .milliseconds(20))) -> StripePaymentDriver {
-    StripePaymentDriver(configuration: .init(apiKey: Secret(key), baseURL: baseURL, returnURL: returnURL, webhookSecrets: secrets.map { Secret($0) },
-                                             retry: retry))
+                  secrets: [String] = []) -> StripePaymentDriver {
+    StripePaymentDriver(configuration: .init(apiKey: Secret(key), baseURL: baseURL, returnURL: returnURL, webhookSecrets: secrets.map { Secret($0) }))
 }
 
 @Suite("Stripe payments", .timeLimit(.minutes(2)))
@@ -99,7 +98,7 @@ struct StripePaymentDriverTests {
             #expect(error.code == .unauthenticated)
             #expect(!error.description.contains("sk_test_wrongKeyThatMustNotLeak"))
         }
-        let driver = stripeDriver(fake.baseURL, retry: .none)
+        let driver = stripeDriver(fake.baseURL)
         await #expect(throws: NimbusError.self) { _ = try await driver.payment("pi/../../v1/customers") }
         do {
             _ = try await driver.payment("pi_missing123")
@@ -126,7 +125,7 @@ struct StripePaymentDriverTests {
     @Test func malformedAndUnknownAnswersAreClearErrors() async throws {
         let server = try await FakeHTTPServer.start()
         defer { Task { await server.shutdown() } }
-        let driver = stripeDriver(server.baseURL, retry: .none)
+        let driver = stripeDriver(server.baseURL)
         server.route(.GET, "/v1/payment_intents/pi_html", reply: .text(200, "<html>gateway</html>"))
         server.route(.GET, "/v1/payment_intents/pi_future", reply: .json(200, #"{"object":"payment_intent","id":"pi_future","amount":100,"currency":"usd","status":"requires_magic","amount_capturable":0,"amount_received":0,"created":1,"metadata":{}}"#))
         server.route(.GET, "/v1/payment_intents/pi_money", reply: .json(200, #"{"object":"payment_intent","id":"pi_money","amount":1.5,"currency":"usd","status":"succeeded","created":1}"#))
