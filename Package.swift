@@ -233,11 +233,12 @@ tests("NimbusNotify", "Communication/Notify", ["NimbusEmail", "NimbusSMS", "Nimb
 module("NimbusTemplate", "Communication/Template", ["NimbusCore", Dep.mustache])
 tests("NimbusTemplate", "Communication/Template")
 module("NimbusSMS", "Communication/SMS/SMS", ["NimbusCore", Dep.logging])
-tests("NimbusSMS", "Communication/SMS/SMS")
+tests("NimbusSMS", "Communication/SMS/SMS", ["NimbusSMSConformance"])
+module("NimbusSMSConformance", "Communication/SMS/Conformance", ["NimbusSMS", "NimbusCore", "NimbusTesting"])
 adapter("NimbusSMSTwilio", "Communication/SMS/Adapters/Twilio", domain: "NimbusSMS", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
 adapter("NimbusSMSSNS", "Communication/SMS/Adapters/SNS", domain: "NimbusSMS", ["NimbusAWS"])
-tests("NimbusSMSSNS", "Communication/SMS/Adapters/SNS", ["NimbusSMS", "NimbusAWS", Dep.asyncHTTPClient])
-tests("NimbusSMSTwilio", "Communication/SMS/Adapters/Twilio", ["NimbusSMS", "NimbusHTTP", Dep.nioHTTP1, Dep.crypto], fixtures: true)
+tests("NimbusSMSSNS", "Communication/SMS/Adapters/SNS", ["NimbusSMS", "NimbusSMSConformance", "NimbusAWS", Dep.asyncHTTPClient])
+tests("NimbusSMSTwilio", "Communication/SMS/Adapters/Twilio", ["NimbusSMS", "NimbusSMSConformance", "NimbusHTTP", Dep.nioHTTP1, Dep.crypto], fixtures: true)
 
 // MARK: - Services and the command-line tool
 

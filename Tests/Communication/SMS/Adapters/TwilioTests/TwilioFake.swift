@@ -33,6 +33,9 @@ final class TwilioFake: Sendable {
 
     var baseURL: String { server.baseURL }
 
+    /// The message the fake stored for a SID, as Twilio would return it.
+    func stored(_ sid: String) -> JSONValue? { messages.withLock { $0[sid] } }
+
     func shutdown() async { await server.shutdown() }
 
     static func error(_ status: Int, _ code: Int, _ message: String) -> FakeHTTPServer.Reply {
