@@ -143,6 +143,7 @@ tests("NimbusVector", "Database/Vector/Vector")
 
 module("NimbusLLM", "AI/LLM/LLM", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging, Dep.metrics, Dep.tracing])
 module("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging])
+module("NimbusEmbeddingsConformance", "AI/LLM/EmbeddingsConformance", ["NimbusEmbeddings", "NimbusCore", "NimbusTesting"])
 module("NimbusLLMMemory", "AI/LLM/Memory/Memory", ["NimbusLLM", "NimbusCore", Dep.grdb, Dep.crypto])
 module("NimbusLLMMemoryConformance", "AI/LLM/Memory/Conformance", ["NimbusLLMMemory", "NimbusLLM", "NimbusCore"])
 adapter("NimbusLLMMemoryRedis", "AI/LLM/Memory/Adapters/Redis", domain: "NimbusLLMMemory", ["NimbusLLM", "NimbusRedis", Dep.nioCore])
@@ -161,7 +162,7 @@ adapter("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", domain: "NimbusLLM", ["Nimb
 adapter("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", domain: "NimbusLLM", ["NimbusEmbeddings", "NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 
 tests("NimbusLLM", "AI/LLM/LLM", ["NimbusLLMMemoryModel", "NimbusCache", "NimbusCacheMemory", Dep.metricsTestKit])
-tests("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusCache", "NimbusCacheMemory"])
+tests("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusEmbeddingsConformance", "NimbusCache", "NimbusCacheMemory"])
 tests("NimbusLLMMemory", "AI/LLM/Memory/Memory", ["NimbusLLM", "NimbusLLMMemoryConformance", "NimbusLLMMemoryModel"])
 tests("NimbusLLMMemoryRedis", "AI/LLM/Memory/Adapters/Redis", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusRedis"])
 tests("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusPostgres", Dep.postgresNIO])
@@ -171,9 +172,9 @@ tests("NimbusLLMRAG", "AI/LLM/RAG", ["NimbusLLM", "NimbusEmbeddings", "NimbusVec
 tests("NimbusLLMToolsMCP", "AI/LLM/Tools/Adapters/MCP", ["NimbusLLMTools", "NimbusLLM", Dep.hummingbird, Dep.mcp], fixtures: true)
 tests("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM"])
 tests("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusHTTP", Dep.nioCore], fixtures: true)
-tests("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
-tests("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
-tests("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
+tests("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", ["NimbusEmbeddingsConformance", "NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
+tests("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", ["NimbusEmbeddingsConformance", "NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
+tests("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", ["NimbusEmbeddingsConformance", "NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
 
 // MARK: - Cloud provider cores: one per provider, every AWS/GCP/Azure adapter builds on them
 module("NimbusAWS", "Core/AWS", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
