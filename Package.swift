@@ -209,10 +209,10 @@ tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPayment
 
 module("NimbusEmail", "Communication/Email/Email", ["NimbusCore", Dep.crypto, Dep.cryptoExtras, Dep.logging])
 tests("NimbusEmail", "Communication/Email/Email", ["NimbusEmailConformance", Dep.crypto, Dep.cryptoExtras], fixtures: true)
-module("NimbusEmailConformance", "Communication/Email/Conformance", ["NimbusEmail", "NimbusCore"])
+module("NimbusEmailConformance", "Communication/Email/Conformance", ["NimbusEmail", "NimbusCore", "NimbusTesting"])
 adapter("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", domain: "NimbusEmail", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.logging])
 adapter("NimbusEmailSendGrid", "Communication/Email/Adapters/SendGrid", domain: "NimbusEmail", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
-tests("NimbusEmailSendGrid", "Communication/Email/Adapters/SendGrid", ["NimbusEmail", "NimbusHTTP", Dep.crypto, Dep.nioHTTP1], fixtures: true)
+tests("NimbusEmailSendGrid", "Communication/Email/Adapters/SendGrid", ["NimbusEmail", "NimbusEmailConformance", "NimbusHTTP", Dep.crypto, Dep.nioHTTP1], fixtures: true)
 adapter("NimbusEmailSES", "Communication/Email/Adapters/SES", domain: "NimbusEmail", ["NimbusAWS"])
 tests("NimbusEmailSES", "Communication/Email/Adapters/SES", ["NimbusEmail", "NimbusEmailConformance", "NimbusAWS", Dep.asyncHTTPClient])
 tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", "NimbusEmailConformance", Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true)
