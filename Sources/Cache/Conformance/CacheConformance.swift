@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NimbusCache
 import NimbusCore
+import NimbusTesting
 import Testing
 
 /// The behaviour every ``CacheDriver`` must have, stated once and run against each adapter.
@@ -34,31 +35,16 @@ public enum CacheConformance {
         }
     }
 
-    /// One named behaviour.
-    public struct Check: Sendable, CustomTestStringConvertible {
-        /// What the check states.
-        public let name: String
-        let body: @Sendable (Cache, Harness, String) async throws -> Void
+    /// One named behaviour (the conformance kit's check over this harness).
+    public typealias Check = ConformanceCheck<Harness>
 
-        public var testDescription: String { name }
-
-        /// Runs the check on a fresh driver, behind a `Cache` with a unique key prefix.
-        public func run(_ harness: Harness) async throws {
-            let prefix = "conformance:\(IDGenerator.shared.ulid()):"
-            let driver = try await harness.makeDriver()
-            let cache = Cache(driver: driver, configuration: .init(keyPrefix: prefix, retry: .none))
-            do {
-                try await body(cache, harness, prefix)
-                try await cache.close()
-            } catch {
-                try? await cache.close()
-                throw error
-            }
-        }
-    }
-
+    /// A check that runs on a fresh driver, behind a `Cache` with a unique key prefix.
     static func check(_ name: String, _ body: @escaping @Sendable (Cache, Harness, String) async throws -> Void) -> Check {
-        Check(name: name, body: body)
+        Check(name) { harness in
+            let prefix = "conformance:\(IDGenerator.shared.ulid()):"
+            let cache = Cache(driver: try await harness.makeDriver(), configuration: .init(keyPrefix: prefix, retry: .none))
+            try await cache.closing { try await body($0, harness, prefix) }
+        }
     }
 
     struct Profile: Codable, Equatable {

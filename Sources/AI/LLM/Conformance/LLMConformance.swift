@@ -1,5 +1,6 @@
 import Foundation
 import NimbusCore
+import NimbusTesting
 import NimbusLLM
 import Synchronization
 import Testing
@@ -118,23 +119,12 @@ public enum LLMConformance {
         }
     }
 
-    /// One named behaviour.
-    public struct Check: Sendable, CustomTestStringConvertible {
-        /// What the check states.
-        public let name: String
-        let body: @Sendable (Harness) async throws -> Void
-        public var testDescription: String { name }
-        /// A check stated elsewhere (the agent loop's, say) that runs on the same harness.
-        public init(name: String, body: @escaping @Sendable (Harness) async throws -> Void) {
-            self.name = name
-            self.body = body
-        }
-        /// Runs the check.
-        public func run(_ harness: Harness) async throws { try await body(harness) }
-    }
+    /// One named behaviour (the conformance kit's check over this harness); the agent loop's
+    /// checks run on the same harness.
+    public typealias Check = ConformanceCheck<Harness>
 
     static func check(_ name: String, _ body: @escaping @Sendable (Harness) async throws -> Void) -> Check {
-        Check(name: name, body: body)
+        Check(name, body)
     }
 
     static let weather = ToolDefinition(name: "get_weather", description: "Current weather in a city",

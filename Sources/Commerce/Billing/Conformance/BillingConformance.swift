@@ -1,6 +1,7 @@
 import Foundation
 import NimbusBilling
 import NimbusCore
+import NimbusTesting
 import NimbusCurrency
 import NimbusPayment
 import NimbusPaymentMemory
@@ -15,22 +16,21 @@ import Testing
 /// ```swift
 /// @Test(arguments: BillingConformance.checks)
 /// func conformance(_ check: BillingConformance.Check) async throws {
-///     try await check.run { try SQLiteBillingStore() }
+///     try await check.run(.init { try SQLiteBillingStore() })
 /// }
 /// ```
 public enum BillingConformance {
-    /// One named scenario.
-    public struct Check: Sendable, CustomTestStringConvertible {
-        /// What it walks through.
-        public let name: String
-        let body: @Sendable (Context) async throws -> Void
-        public var testDescription: String { name }
-
-        /// Runs the scenario on a fresh store.
-        public func run(makeStore: @Sendable () async throws -> any BillingStore) async throws {
-            try await body(try await Context(store: try await makeStore()))
-        }
+    /// How a scenario reaches the store under test.
+    public struct Harness: Sendable {
+        /// Makes a fresh store (one per scenario).
+        public var makeStore: @Sendable () async throws -> any BillingStore
+        /// Creates a harness.
+        public init(makeStore: @escaping @Sendable () async throws -> any BillingStore) { self.makeStore = makeStore }
     }
+
+    /// One named scenario (the conformance kit's check over this harness).
+    public typealias Check = ConformanceCheck<Harness>
+
 
     /// A test clock the scenario moves.
     final class Clock: Sendable {
@@ -101,7 +101,10 @@ public enum BillingConformance {
         #expect(totals == expected, "\(what): invoice totals", sourceLocation: sourceLocation)
     }
 
-    static func check(_ name: String, _ body: @escaping @Sendable (Context) async throws -> Void) -> Check { Check(name: name, body: body) }
+    /// A scenario that runs on a fresh store.
+    static func check(_ name: String, _ body: @escaping @Sendable (Context) async throws -> Void) -> Check {
+        Check(name) { harness in try await body(try await Context(store: try await harness.makeStore())) }
+    }
 
     /// Every scenario.
     public static let checks: [Check] = [

@@ -1,5 +1,6 @@
 import Foundation
 import NimbusCore
+import NimbusTesting
 import NimbusCurrency
 import NimbusPayment
 import Synchronization
@@ -73,19 +74,8 @@ public enum PaymentConformance {
         }
     }
 
-    /// One named behaviour.
-    public struct Check: Sendable, CustomTestStringConvertible {
-        /// What the check states.
-        public let name: String
-        let body: @Sendable (Context) async throws -> Void
-        public var testDescription: String { name }
-
-        /// Runs the check on a fresh driver.
-        public func run(_ harness: Harness) async throws {
-            let driver = try await harness.makeDriver()
-            try await body(Context(harness: harness, driver: driver))
-        }
-    }
+    /// One named behaviour (the conformance kit's check over this harness).
+    public typealias Check = ConformanceCheck<Harness>
 
     /// What a check works with.
     struct Context: Sendable {
@@ -100,7 +90,10 @@ public enum PaymentConformance {
         }
     }
 
-    static func check(_ name: String, _ body: @escaping @Sendable (Context) async throws -> Void) -> Check { Check(name: name, body: body) }
+    /// A check that runs on a fresh driver.
+    static func check(_ name: String, _ body: @escaping @Sendable (Context) async throws -> Void) -> Check {
+        Check(name) { harness in try await body(Context(harness: harness, driver: try await harness.makeDriver())) }
+    }
 
     static func expectError(_ code: NimbusError.Code, _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
                             _ body: () async throws -> Void) async {

@@ -7,7 +7,7 @@ import Testing
 struct SQLiteBillingTests {
     @Test("conformance", arguments: BillingConformance.checks)
     func conformance(_ check: BillingConformance.Check) async throws {
-        try await check.run { try SQLiteBillingStore() }
+        try await check.run(.init { try SQLiteBillingStore() })
     }
 
     @Test func aFileStoreKeepsEverythingAcrossRestarts() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import NimbusCore
+import NimbusTesting
 import NimbusLLM
 import NimbusLLMMemory
 import Testing
@@ -35,18 +36,12 @@ public enum ConversationStoreConformance {
         }
     }
 
-    /// One named behaviour.
-    public struct Check: Sendable, CustomTestStringConvertible {
-        /// What the check states.
-        public let name: String
-        let body: @Sendable (Harness, String) async throws -> Void
+    /// One named behaviour (the conformance kit's check over this harness).
+    public typealias Check = ConformanceCheck<Harness>
 
-        public var testDescription: String { name }
-
-        /// Runs the check with a fresh conversation-id prefix.
-        public func run(_ harness: Harness) async throws {
-            try await body(harness, "conformance-\(IDGenerator.shared.ulid())-")
-        }
+    /// A check that runs with a fresh conversation-id prefix.
+    static func check(_ name: String, _ body: @escaping @Sendable (Harness, String) async throws -> Void) -> Check {
+        Check(name) { harness in try await body(harness, "conformance-\(IDGenerator.shared.ulid())-") }
     }
 
     /// A history with a parallel tool round, a single tool round, and multimodal and reasoning parts:
@@ -68,7 +63,7 @@ public enum ConversationStoreConformance {
 
     /// Every check.
     public static let checks: [Check] = [
-        Check(name: "messages come back exactly and in order, appended in several calls") { harness, prefix in
+        check("messages come back exactly and in order, appended in several calls") { harness, prefix in
             let store = try await harness.makeStore(nil)
             let history = sampleHistory()
             try await store.append(Array(history[0..<2]), to: prefix + "c")
@@ -77,7 +72,7 @@ public enum ConversationStoreConformance {
             #expect(try await store.messages(of: prefix + "c") == history)
             #expect(try await store.messages(of: prefix + "other").isEmpty)
         },
-        Check(name: "conversations expire their TTL after the last append, and a TTL can be changed or removed") { harness, prefix in
+        check("conversations expire their TTL after the last append, and a TTL can be changed or removed") { harness, prefix in
             let unit = harness.unit
             let store = try await harness.makeStore(unit * 2)
             // Stores on real time can be stalled by a loaded machine; an attempt whose "still alive"
@@ -114,7 +109,7 @@ public enum ConversationStoreConformance {
             try await store.setTimeToLive(unit, for: prefix + "never-created")
             #expect(try await store.messages(of: prefix + "never-created").isEmpty)
         },
-        Check(name: "concurrent appends to one conversation each land whole") { harness, prefix in
+        check("concurrent appends to one conversation each land whole") { harness, prefix in
             let store = try await harness.makeStore(nil)
             let conversation = prefix + "busy"
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -130,7 +125,7 @@ public enum ConversationStoreConformance {
             #expect(messages.count == 80)
             try ChatRequest(messages: [.user("go")] + messages).validate()   // each call is followed by its own result
         },
-        Check(name: "delete says whether the conversation existed; export and import round-trip through JSON") { harness, prefix in
+        check("delete says whether the conversation existed; export and import round-trip through JSON") { harness, prefix in
             let store = try await harness.makeStore(nil)
             try await store.append(sampleHistory(), to: prefix + "s")
             let data = try JSONEncoder().encode(try await store.export(prefix + "s"))

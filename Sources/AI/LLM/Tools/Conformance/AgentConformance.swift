@@ -1,5 +1,6 @@
 import Foundation
 import NimbusCore
+import NimbusTesting
 import NimbusLLM
 import NimbusLLMConformance
 import NimbusLLMTools
@@ -55,7 +56,7 @@ public enum AgentConformance {
 
     /// Every check.
     public static let checks: [Check] = [
-        Check(name: "parallel tool calls run, their results go back in call order, and the model's answer ends the run") { harness in
+        Check("parallel tool calls run, their results go back in call order, and the model's answer ends the run") { harness in
             let calls = Calls()
             try await harness.script(.reply(exchange(parallelCalls, id: "resp_1", usage: Usage(inputTokens: 50, outputTokens: 20))))
             try await harness.script(.reply(exchange(text: "Oslo -3 °C, Rome 21 °C.", id: "resp_2", usage: Usage(inputTokens: 90, outputTokens: 12))))
@@ -71,7 +72,7 @@ public enum AgentConformance {
             #expect(run.messages.map(\.role) == [.assistant, .tool, .tool, .assistant])
             #expect(run.usage == harness.expectedUsage(Usage(inputTokens: 50, outputTokens: 20)) + harness.expectedUsage(Usage(inputTokens: 90, outputTokens: 12)))
         },
-        Check(name: "a streamed run reports model events, tool calls and results in order, and ends like the unstreamed run") { harness in
+        Check("a streamed run reports model events, tool calls and results in order, and ends like the unstreamed run") { harness in
             let calls = Calls()
             try await harness.script(.reply(exchange(parallelCalls, id: "resp_1", usage: Usage(inputTokens: 50, outputTokens: 20))))
             try await harness.script(.reply(exchange(text: "Cold in Oslo, warm in Rome.", id: "resp_2", usage: Usage(inputTokens: 90, outputTokens: 12))))
@@ -94,7 +95,7 @@ public enum AgentConformance {
             #expect(run.stopReason == .answered)
             #expect(run.messages.filter { $0.role == .tool }.map(\.text) == [#"{"celsius":-3,"city":"Oslo"}"#, #"{"celsius":21,"city":"Rome"}"#])
         },
-        Check(name: "arguments that do not fit the schema go back to the model as an error it can correct") { harness in
+        Check("arguments that do not fit the schema go back to the model as an error it can correct") { harness in
             let calls = Calls()
             try await harness.script(.reply(exchange([ToolCall(id: "call_bad", name: "get_weather", arguments: #"{"town":"Oslo"}"#)], id: "r1",
                                                      usage: Usage(inputTokens: 40, outputTokens: 10))))
@@ -109,7 +110,7 @@ public enum AgentConformance {
             #expect(calls.all == ["weather:Oslo"], "the tool body never saw the bad arguments")
             #expect(run.response.text == "-3 °C.")
         },
-        Check(name: "a tool that needs approval runs only when approved; a denial goes back to the model") { harness in
+        Check("a tool that needs approval runs only when approved; a denial goes back to the model") { harness in
             let calls = Calls()
             let payment = ToolCall(id: "call_pay", name: "send_payment", arguments: #"{"to":"acct_9","cents":5000}"#)
             try await harness.script(.reply(exchange([payment], id: "r1", usage: Usage(inputTokens: 40, outputTokens: 10))))
@@ -126,7 +127,7 @@ public enum AgentConformance {
             #expect(run.executions[0].output.text.contains("over the limit"))
             #expect(run.response.text == "I did not send it.")
         },
-        Check(name: "the run stops at maxSteps, and a stop condition ends it after the step where it holds") { harness in
+        Check("the run stops at maxSteps, and a stop condition ends it after the step where it holds") { harness in
             for _ in 0..<2 {
                 try await harness.script(.reply(exchange([ToolCall(id: "c1", name: "get_weather", arguments: #"{"city":"Rome"}"#)], id: "r",
                                                          usage: Usage(inputTokens: 10, outputTokens: 5))))

@@ -15,7 +15,7 @@ struct PostgresBillingStoreTests {
         let client = PostgresClient(configuration: try .init(url: try await Peer.freshPostgresDatabase(prefix: "nimbus_billing")))
         let runner = Task { await client.run() }
         defer { runner.cancel() }
-        try await check.run { PostgresBillingStore(client: client) }
+        try await check.run(.init { PostgresBillingStore(client: client) })
     }
 
     @Test func numbersStayUniqueUnderConcurrencyAndUsageBatchesSkipDuplicates() async throws {

@@ -64,13 +64,16 @@ struct SESTests {
         #expect(throws: NimbusError.self) { try SESEmailDriver.tags(message) }
     }
 
+    /// The key id is moto's real one, so only the signature is wrong: an unknown key id would be
+    /// refused before any signature is checked, and prove nothing.
     @Test func aWrongSecretIsUnauthenticated() async throws {
-        let aws = AWSClient(configuration: .init(region: "eu-west-1", credentials: AWSCredentials(accessKeyID: Peer.setting("NIMBUS_PEER_MOTO_ACCESS_KEY_ID") ?? "AKID",
-                                                                                                 secretAccessKey: Secret("wrong")),
+        let keyID = try #require(Peer.setting("NIMBUS_PEER_MOTO_ACCESS_KEY_ID"), "the moto peer exported no IAM key; run scripts/peers up moto")
+        let aws = AWSClient(configuration: .init(region: "eu-west-1", credentials: AWSCredentials(accessKeyID: keyID, secretAccessKey: Secret("wrong")),
                                                  endpointURL: try Peer.moto.url(), maxAttempts: 1, environment: [:]))
         let message = EmailMessage(from: try EmailAddress("a@example.com"), to: [try EmailAddress("b@example.org")], subject: "x", text: "x")
         let error = await #expect(throws: NimbusError.self) { try await EmailClient(driver: SESEmailDriver(aws: aws), configuration: .init(retry: .none)).send(message) }
         #expect(error?.code == .unauthenticated, "\(String(describing: error))")
+        #expect((error?.underlying as? AWSServiceError)?.code == "SignatureDoesNotMatch", "the signature, not the key id, was refused: \(String(describing: error))")
     }
 }
 
