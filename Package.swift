@@ -155,22 +155,22 @@ module("NimbusLLMChains", "AI/LLM/Chains", ["NimbusLLM", "NimbusCore", Dep.traci
 module("NimbusLLMRAG", "AI/LLM/RAG", ["NimbusLLM", "NimbusEmbeddings", "NimbusVector", "NimbusCore", Dep.grdb])
 adapter("NimbusLLMToolsMCP", "AI/LLM/Tools/Adapters/MCP", domain: "NimbusLLMTools", ["NimbusLLM", "NimbusHTTP", Dep.mcp, Dep.systemPackage, Dep.httpTypes,
                                                                                       Dep.hummingbird, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
-adapter("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", domain: "NimbusLLM")
+adapter("NimbusLLMScripted", "AI/LLM/Adapters/Scripted", domain: "NimbusLLM")
 adapter("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", domain: "NimbusLLM", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 adapter("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", domain: "NimbusLLM", ["NimbusEmbeddings", "NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 adapter("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", domain: "NimbusLLM", ["NimbusEmbeddings", "NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 adapter("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", domain: "NimbusLLM", ["NimbusEmbeddings", "NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 
-tests("NimbusLLM", "AI/LLM/LLM", ["NimbusLLMMemoryModel", "NimbusCache", "NimbusCacheMemory", Dep.metricsTestKit])
+tests("NimbusLLM", "AI/LLM/LLM", ["NimbusLLMScripted", "NimbusCache", "NimbusCacheMemory", Dep.metricsTestKit])
 tests("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusEmbeddingsConformance", "NimbusCache", "NimbusCacheMemory"])
-tests("NimbusLLMMemory", "AI/LLM/Memory/Memory", ["NimbusLLM", "NimbusLLMMemoryConformance", "NimbusLLMMemoryModel"])
+tests("NimbusLLMMemory", "AI/LLM/Memory/Memory", ["NimbusLLM", "NimbusLLMMemoryConformance", "NimbusLLMScripted"])
 tests("NimbusLLMMemoryRedis", "AI/LLM/Memory/Adapters/Redis", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusRedis"])
 tests("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusPostgres", Dep.postgresNIO])
-tests("NimbusLLMTools", "AI/LLM/Tools/Tools", ["NimbusLLM", "NimbusLLMMemoryModel"])
-tests("NimbusLLMChains", "AI/LLM/Chains", ["NimbusLLM", "NimbusLLMMemoryModel", Dep.tracing, Dep.inMemoryTracing])
-tests("NimbusLLMRAG", "AI/LLM/RAG", ["NimbusLLM", "NimbusEmbeddings", "NimbusVector", "NimbusLLMMemoryModel"], fixtures: true)
+tests("NimbusLLMTools", "AI/LLM/Tools/Tools", ["NimbusLLM", "NimbusLLMScripted"])
+tests("NimbusLLMChains", "AI/LLM/Chains", ["NimbusLLM", "NimbusLLMScripted", Dep.tracing, Dep.inMemoryTracing])
+tests("NimbusLLMRAG", "AI/LLM/RAG", ["NimbusLLM", "NimbusEmbeddings", "NimbusVector", "NimbusLLMScripted"], fixtures: true)
 tests("NimbusLLMToolsMCP", "AI/LLM/Tools/Adapters/MCP", ["NimbusLLMTools", "NimbusLLM", Dep.hummingbird, Dep.mcp], fixtures: true)
-tests("NimbusLLMMemoryModel", "AI/LLM/Adapters/Memory", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM"])
+tests("NimbusLLMScripted", "AI/LLM/Adapters/Scripted", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM"])
 tests("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusHTTP", Dep.nioCore], fixtures: true)
 tests("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", ["NimbusEmbeddingsConformance", "NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
 tests("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", ["NimbusEmbeddingsConformance", "NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
@@ -251,7 +251,7 @@ tests("NimbusServer", "Services/Server", [Dep.hummingbird, Dep.hummingbirdTestin
 
 // The llm-gateway service (seed: llm-gateway, over pkg/ai/llm/*)
 module("NimbusGateway", "Services/Gateway", ["NimbusServer", "NimbusCore", "NimbusHTTP", "NimbusLLM", "NimbusEmbeddings", "NimbusCache",
-                                             "NimbusCacheMemory", "NimbusCacheRedis", "NimbusPostgres", "NimbusLLMMemoryModel", "NimbusLLMOpenAI",
+                                             "NimbusCacheMemory", "NimbusCacheRedis", "NimbusPostgres", "NimbusLLMScripted", "NimbusLLMOpenAI",
                                              "NimbusLLMAnthropic", "NimbusLLMGemini", "NimbusLLMOllama", Dep.hummingbird, Dep.httpTypes, Dep.asyncHTTPClient,
                                              Dep.nioCore, Dep.nioSSL, Dep.grdb, Dep.postgresNIO, Dep.yams, Dep.crypto, Dep.logging, Dep.metrics,
                                              Dep.serviceLifecycle])
@@ -260,7 +260,7 @@ tests("NimbusGateway", "Services/Gateway", ["NimbusLLM", "NimbusServer", "Nimbus
 targets.append(.executableTarget(
     name: "nimbus",
     dependencies: ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusCache", "NimbusCacheMemory", "NimbusCacheRedis",
-                   "NimbusGateway", "NimbusLLM", "NimbusEmbeddings", "NimbusLLMMemoryModel", "NimbusLLMOpenAI", "NimbusLLMAnthropic",
+                   "NimbusGateway", "NimbusLLM", "NimbusEmbeddings", "NimbusLLMScripted", "NimbusLLMOpenAI", "NimbusLLMAnthropic",
                    "NimbusLLMGemini", "NimbusLLMOllama", "NimbusLLMRAG", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory",
                    "NimbusPaymentStripe", "NimbusPaymentPayPal", "NimbusTax", "NimbusBilling", "NimbusBillingPostgres", "NimbusPostgres", "NimbusAWS",
                    "NimbusEmail", "NimbusEmailSMTP", "NimbusEmailSES", "NimbusEmailSendGrid", "NimbusSMS", "NimbusSMSTwilio", "NimbusSMSSNS",

@@ -43,6 +43,6 @@ try await median("NimbusHTTPClient") {
     request.headers.add(name: "Content-Type", value: "application/json")
     _ = try await client.send(request).collect(upTo: 1 << 20)
 }
-let model = ChatModel(driver: OpenAIChatModel(configuration: .compatible(baseURL: base)), configuration: .init(defaultModel: "fake"))
+let model = ChatModel(driver: OpenAIChatModelDriver(configuration: .compatible(baseURL: base)), configuration: .init(defaultModel: "fake"))
 try await median("ChatModel(OpenAI)") { _ = try await model.chat([.user("hi")]) }
 try await median("ChatModel(OpenAI) stream") { _ = try await model.stream(ChatRequest(messages: [.user("hi")])).collect() }

@@ -60,7 +60,7 @@ case "text":
         paragraphs.swapAt(index, Int(state >> 33) % (index + 1))
     }
     let queries = Array(paragraphs.prefix(1000)), base = Array(paragraphs.dropFirst(1000))
-    let embedder = HashingEmbedder(dimensions: 384)
+    let embedder = HashingEmbeddingDriver(dimensions: 384)
     try write("\(directory)/text.base", base.map(embedder.vector))
     try write("\(directory)/text.query", queries.map(embedder.vector))
     // Keyword queries: four words from the start of each held-out paragraph.

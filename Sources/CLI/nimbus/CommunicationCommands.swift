@@ -131,7 +131,7 @@ struct ChatCommand: AsyncParsableCommand {
 
         func run() async throws {
             let driver = try await ChatClient.openers.withSlack().withDiscord().open(via)
-            try Output.printJSON(try await ChatClient(driver: driver).closing { try await $0.post(ChatMessage(channel: channel, text: text, threadID: thread)) })
+            try Output.printJSON(try await ChatClient(driver: driver).closing { try await $0.post(ChatPost(channel: channel, text: text, threadID: thread)) })
         }
     }
 }

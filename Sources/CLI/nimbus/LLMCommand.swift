@@ -38,7 +38,7 @@ struct LLMCommand: AsyncParsableCommand {
 
         func chatModel() throws -> ChatModel {
             if let baseURL {
-                let driver = OpenAIChatModel(configuration: .compatible(baseURL: baseURL, apiKey: apiKey, provider: "openai-compatible"))
+                let driver = OpenAIChatModelDriver(configuration: .compatible(baseURL: baseURL, apiKey: apiKey, provider: "openai-compatible"))
                 return ChatModel(driver: driver, configuration: .init(defaultModel: "memory"))
             }
             return try Gateway.chatModel(configuration: gatewayConfiguration())
@@ -47,7 +47,7 @@ struct LLMCommand: AsyncParsableCommand {
         /// The embedder named `model` (default: the first configured one; offline: the hashing embedder).
         func embedder(model: String?) throws -> Embedder {
             if let baseURL {
-                return Embedder(driver: OpenAIEmbeddingModel(configuration: .compatible(baseURL: baseURL, apiKey: apiKey)),
+                return Embedder(driver: OpenAIEmbeddingDriver(configuration: .compatible(baseURL: baseURL, apiKey: apiKey)),
                                 configuration: .init(defaultModel: model ?? "nimbus-hashing-384", normalize: false))
             }
             let embedders = try Gateway.embedders(configuration: gatewayConfiguration())

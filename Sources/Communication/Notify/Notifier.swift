@@ -258,7 +258,7 @@ public struct Notifier: Sendable {
         case .chat:
             guard let channelID = recipient.chatChannel else { throw NimbusError(.invalidArgument, "chat needs a channel") }
             let text = try templates.render(request.template, part: "chat", locale: recipient.locale, data: request.data)
-            let receipt = try await chat[index].post(ChatMessage(channel: channelID, text: text.trimmingCharacters(in: .whitespacesAndNewlines)))
+            let receipt = try await chat[index].post(ChatPost(channel: channelID, text: text.trimmingCharacters(in: .whitespacesAndNewlines)))
             return (chat[index].provider, receipt.messageID)
         }
     }

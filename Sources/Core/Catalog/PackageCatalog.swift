@@ -47,7 +47,7 @@ public enum PackageCatalog {
         PackageEntry("pkg/ai/llm/adapters/ollama", "NimbusLLMOllama", "Sources/AI/LLM/Adapters/Ollama", seed: .missing, status: .done,
                      section: "AI & Machine Learning / LLM Core", summary: "Ollama Adapter (Local LLM)", services: "llm-gateway",
                      embedded: nil, adapters: [.init("Ollama", peer: "fake server + Ollama API doc")]),
-        PackageEntry("pkg/ai/llm/adapters/memory", "NimbusLLMMemoryModel", "Sources/AI/LLM/Adapters/Memory", seed: .missing, status: .done,
+        PackageEntry("pkg/ai/llm/adapters/memory", "NimbusLLMScripted", "Sources/AI/LLM/Adapters/Scripted", seed: .missing, status: .done,
                      section: "AI & Machine Learning / LLM Core", summary: "In-memory Mock", services: "testing",
                      embedded: "scripted deterministic model", adapters: []),
         PackageEntry("pkg/ai/llm/chains", "NimbusLLMChains", "Sources/AI/LLM/Chains", seed: .missing, status: .done,

@@ -7,7 +7,7 @@ import NimbusHTTP
 import NimbusLLM
 import NimbusLLMAnthropic
 import NimbusLLMGemini
-import NimbusLLMMemoryModel
+import NimbusLLMScripted
 import NimbusLLMOllama
 import NimbusLLMOpenAI
 
@@ -21,40 +21,40 @@ enum GatewayProviders {
         let timeout = deployment.timeoutSeconds.map { Duration.milliseconds(Int64($0 * 1000)) }
         switch deployment.provider {
         case "openai":
-            var configuration = OpenAIChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.openai.com/v1")
+            var configuration = OpenAIChatModelDriver.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.openai.com/v1")
             if let timeout { configuration.timeout = timeout }
-            return OpenAIChatModel(configuration: configuration, httpClient: httpClient)
+            return OpenAIChatModelDriver(configuration: configuration, httpClient: httpClient)
         case "openai-compatible":
             guard let baseURL = deployment.baseURL else { throw missing("base_url", deployment, name) }
-            var configuration = OpenAIChatModel.Configuration.compatible(baseURL: baseURL, apiKey: key)
+            var configuration = OpenAIChatModelDriver.Configuration.compatible(baseURL: baseURL, apiKey: key)
             if let timeout { configuration.timeout = timeout }
-            return OpenAIChatModel(configuration: configuration, httpClient: httpClient)
+            return OpenAIChatModelDriver(configuration: configuration, httpClient: httpClient)
         case "azure":
             guard let endpoint = deployment.baseURL else { throw missing("base_url (the resource endpoint)", deployment, name) }
-            var configuration = OpenAIChatModel.Configuration.azure(endpoint: endpoint, apiKey: key, apiVersion: deployment.apiVersion ?? "2024-10-21",
+            var configuration = OpenAIChatModelDriver.Configuration.azure(endpoint: endpoint, apiKey: key, apiVersion: deployment.apiVersion ?? "2024-10-21",
                                                                     deployments: [deployment.model: deployment.deployment ?? deployment.model])
             if let timeout { configuration.timeout = timeout }
-            return OpenAIChatModel(configuration: configuration, httpClient: httpClient)
+            return OpenAIChatModelDriver(configuration: configuration, httpClient: httpClient)
         case "anthropic":
-            var configuration = AnthropicChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.anthropic.com")
+            var configuration = AnthropicChatModelDriver.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.anthropic.com")
             if let timeout { configuration.timeout = timeout }
-            return AnthropicChatModel(configuration: configuration, httpClient: httpClient)
+            return AnthropicChatModelDriver(configuration: configuration, httpClient: httpClient)
         case "gemini":
-            var configuration = GeminiChatModel.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://generativelanguage.googleapis.com/v1beta")
+            var configuration = GeminiChatModelDriver.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://generativelanguage.googleapis.com/v1beta")
             if let timeout { configuration.timeout = timeout }
-            return GeminiChatModel(configuration: configuration, httpClient: httpClient)
+            return GeminiChatModelDriver(configuration: configuration, httpClient: httpClient)
         case "vertex":
             guard let project = deployment.project, let location = deployment.location, let token = deployment.accessToken else {
                 throw missing("project, location and access_token", deployment, name)
             }
-            var configuration = GeminiChatModel.Configuration.vertex(project: project, location: location, accessToken: { Secret(token) }, baseURL: deployment.baseURL)
-            return GeminiChatModel(configuration: configuration, httpClient: httpClient)
+            var configuration = GeminiChatModelDriver.Configuration.vertex(project: project, location: location, accessToken: { Secret(token) }, baseURL: deployment.baseURL)
+            return GeminiChatModelDriver(configuration: configuration, httpClient: httpClient)
         case "ollama":
-            var configuration = OllamaChatModel.Configuration(baseURL: deployment.baseURL ?? "http://127.0.0.1:11434", apiKey: key)
+            var configuration = OllamaChatModelDriver.Configuration(baseURL: deployment.baseURL ?? "http://127.0.0.1:11434", apiKey: key)
             if let timeout { configuration.timeout = timeout }
-            return OllamaChatModel(configuration: configuration, httpClient: httpClient)
+            return OllamaChatModelDriver(configuration: configuration, httpClient: httpClient)
         case "memory":
-            return MemoryChatModel(configuration: .init(models: [], latency: .milliseconds(Int64(deployment.latencyMs ?? 0))))
+            return ScriptedChatModelDriver(configuration: .init(models: [], latency: .milliseconds(Int64(deployment.latencyMs ?? 0))))
         default:
             throw NimbusError(.invalidArgument, "model '\(name)': provider '\(deployment.provider)' is not one of openai, azure, openai-compatible, anthropic, gemini, vertex, ollama, memory")
         }
@@ -102,16 +102,16 @@ enum GatewayProviders {
             let driver: any EmbeddingDriver
             switch embedding.provider {
             case "openai":
-                driver = OpenAIEmbeddingModel(configuration: .init(apiKey: key, baseURL: embedding.baseURL ?? "https://api.openai.com/v1"), httpClient: httpClient)
+                driver = OpenAIEmbeddingDriver(configuration: .init(apiKey: key, baseURL: embedding.baseURL ?? "https://api.openai.com/v1"), httpClient: httpClient)
             case "openai-compatible":
                 guard let baseURL = embedding.baseURL else { throw NimbusError(.invalidArgument, "embedding '\(embedding.name)' needs base_url") }
-                driver = OpenAIEmbeddingModel(configuration: .compatible(baseURL: baseURL, apiKey: key), httpClient: httpClient)
+                driver = OpenAIEmbeddingDriver(configuration: .compatible(baseURL: baseURL, apiKey: key), httpClient: httpClient)
             case "gemini":
-                driver = GeminiEmbeddingModel(chat: GeminiChatModel(configuration: .init(apiKey: key, baseURL: embedding.baseURL ?? "https://generativelanguage.googleapis.com/v1beta"), httpClient: httpClient))
+                driver = GeminiEmbeddingDriver(chat: GeminiChatModelDriver(configuration: .init(apiKey: key, baseURL: embedding.baseURL ?? "https://generativelanguage.googleapis.com/v1beta"), httpClient: httpClient))
             case "ollama":
-                driver = OllamaEmbeddingModel(chat: OllamaChatModel(configuration: .init(baseURL: embedding.baseURL ?? "http://127.0.0.1:11434"), httpClient: httpClient))
+                driver = OllamaEmbeddingDriver(chat: OllamaChatModelDriver(configuration: .init(baseURL: embedding.baseURL ?? "http://127.0.0.1:11434"), httpClient: httpClient))
             case "hashing":
-                driver = HashingEmbedder(dimensions: embedding.dimensions ?? 384)
+                driver = HashingEmbeddingDriver(dimensions: embedding.dimensions ?? 384)
             default:
                 throw NimbusError(.invalidArgument, "embedding '\(embedding.name)': provider '\(embedding.provider)' is not one of openai, openai-compatible, gemini, ollama, hashing")
             }

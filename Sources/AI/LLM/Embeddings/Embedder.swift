@@ -39,7 +39,7 @@ public protocol EmbeddingCache: Sendable {
 /// Embeddings for texts: the portable type services call, over any provider's driver.
 ///
 /// ```swift
-/// let embedder = Embedder(driver: HashingEmbedder(), configuration: .init(defaultModel: "nimbus-hashing-384"))
+/// let embedder = Embedder(driver: HashingEmbeddingDriver(), configuration: .init(defaultModel: "nimbus-hashing-384"))
 /// let vectors = try await embedder.embed(["first document", "second document"])
 /// let query = try await embedder.embed("what is in the first document?")
 /// ```

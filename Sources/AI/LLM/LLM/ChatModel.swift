@@ -41,7 +41,7 @@ public struct ModelDescriptor: Sendable, Hashable, Codable {
 /// A chat model: the portable type services call, over any provider's driver.
 ///
 /// ```swift
-/// let model = ChatModel(driver: OpenAIChatModel(configuration: .init(apiKey: key)),
+/// let model = ChatModel(driver: OpenAIChatModelDriver(configuration: .init(apiKey: key)),
 ///                       configuration: .init(defaultModel: "gpt-4o-mini"))
 /// let reply = try await model.chat([.user("Say hi")])
 /// print(reply.text, reply.usage, model.cost(of: reply) ?? 0)

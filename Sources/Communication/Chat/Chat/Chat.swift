@@ -5,7 +5,7 @@ import Synchronization
 
 /// A message for a chat channel (Slack, Discord…): text everyone's client shows, and optionally the
 /// platform's rich layout (Slack Block Kit blocks, Discord embeds) as JSON.
-public struct ChatMessage: Sendable, Hashable {
+public struct ChatPost: Sendable, Hashable {
     /// Where to post: a channel id (`C0123…`, a Discord channel id); webhooks post to their own channel and ignore it.
     public var channel: String?
     /// The text (also the notification and accessibility fallback of rich layouts).
@@ -44,14 +44,14 @@ public struct ChatReceipt: Sendable, Hashable, Codable {
 
 /// What a chat platform does.
 public protocol ChatDriver: NimbusDriver {
-    func post(_ message: ChatMessage) async throws -> ChatReceipt
+    func post(_ message: ChatPost) async throws -> ChatReceipt
 }
 
 /// Posts through any driver, retrying rate limits after the platform's delay.
 ///
 /// ```swift
 /// let chat = ChatClient(driver: SlackWebAPIDriver(token: Secret(env["SLACK_BOT_TOKEN"]!)))
-/// try await chat.post(ChatMessage(channel: "C0123456789", text: "Deploy finished", rich: SlackBlock.blocks([.header("Deploy finished")])))
+/// try await chat.post(ChatPost(channel: "C0123456789", text: "Deploy finished", rich: SlackBlock.blocks([.header("Deploy finished")])))
 /// ```
 public struct ChatClient: PortableClient {
     private let driver: any ChatDriver
@@ -76,7 +76,7 @@ public struct ChatClient: PortableClient {
 
     /// Posts a message, retrying rate limits after the platform's delay.
     @discardableResult
-    public func post(_ message: ChatMessage) async throws -> ChatReceipt {
+    public func post(_ message: ChatPost) async throws -> ChatReceipt {
         guard !message.text.isEmpty || message.rich != nil else { throw NimbusError(.invalidArgument, "the chat message has no text and no rich content") }
         let receipt = try await retry.run { _ in try await driver.post(message) }
         logger.info("chat: posted", metadata: ["provider": "\(driver.provider)", "channel": "\(receipt.channel ?? message.channel ?? "-")"])
@@ -94,10 +94,10 @@ public struct ChatClient: PortableClient {
 /// Posts kept in memory, for tests and local runs.
 public final class MemoryChatDriver: ChatDriver {
     public let provider = "memory"
-    private let posts = Mutex<[ChatMessage]>([])
+    private let posts = Mutex<[ChatPost]>([])
     public init() {}
-    public var posted: [ChatMessage] { posts.withLock { $0 } }
-    public func post(_ message: ChatMessage) async throws -> ChatReceipt {
+    public var posted: [ChatPost] { posts.withLock { $0 } }
+    public func post(_ message: ChatPost) async throws -> ChatReceipt {
         let count = posts.withLock { $0.append(message); return $0.count }
         return ChatReceipt(messageID: String(count), channel: message.channel, provider: provider)
     }

@@ -59,7 +59,7 @@ public enum ChatConformance {
     public static let suite = ConformanceSuite<Harness>(domain: "chat", checks: [
         ConformanceCheck("a post is accepted; the receipt names the provider and the platform's message id", needs: [.messageIDs]) { harness in
             let (client, counting) = try await harness.client()
-            let receipt = try await client.post(ChatMessage(channel: harness.channel, text: "Deploy finished"))
+            let receipt = try await client.post(ChatPost(channel: harness.channel, text: "Deploy finished"))
             #expect(receipt.provider == counting.provider)
             #expect(receipt.messageID?.isEmpty == false, "no message id in \(receipt)")
             #expect(counting.posts == 1)
@@ -67,18 +67,18 @@ public enum ChatConformance {
         ConformanceCheck("Unicode text arrives as written, to the channel given", needs: [.readBack]) { harness in
             let (client, _) = try await harness.client()
             let text = "Grüße, Zoë — déploiement ✅ 「完了」 <not a tag> & *not bold*"
-            _ = try await client.post(ChatMessage(channel: harness.channel, text: text))
+            _ = try await client.post(ChatPost(channel: harness.channel, text: text))
             #expect(try await harness.delivered() == Delivered(channel: harness.channel, text: text))
         },
         ConformanceCheck("a reply names the message or thread it continues", needs: [.readBack, .threads]) { harness in
             let (client, _) = try await harness.client()
             guard let thread = harness.threadID else { throw NimbusError(.failedPrecondition, "the harness declares threads but names no thread") }
-            _ = try await client.post(ChatMessage(channel: harness.channel, text: "and rolled back", threadID: thread))
+            _ = try await client.post(ChatPost(channel: harness.channel, text: "and rolled back", threadID: thread))
             #expect(try await harness.delivered() == Delivered(channel: harness.channel, text: "and rolled back", threadID: thread))
         },
         ConformanceCheck("a message with no text and no rich content is refused before the driver") { harness in
             let (client, counting) = try await harness.client()
-            let error = await #expect(throws: NimbusError.self) { try await client.post(ChatMessage(channel: harness.channel, text: "")) }
+            let error = await #expect(throws: NimbusError.self) { try await client.post(ChatPost(channel: harness.channel, text: "")) }
             #expect(error?.code == .invalidArgument)
             #expect(counting.posts == 0)
         },
@@ -99,7 +99,7 @@ final class CountingChatDriver: ChatDriver {
     init(_ inner: any ChatDriver) { self.inner = inner }
     var provider: String { inner.provider }
     var posts: Int { count.load(ordering: .relaxed) }
-    func post(_ message: ChatMessage) async throws -> ChatReceipt {
+    func post(_ message: ChatPost) async throws -> ChatReceipt {
         count.add(1, ordering: .relaxed)
         return try await inner.post(message)
     }

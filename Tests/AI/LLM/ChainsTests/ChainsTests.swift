@@ -3,13 +3,13 @@ import InMemoryTracing
 import NimbusCore
 import NimbusLLM
 import NimbusLLMChains
-import NimbusLLMMemoryModel
+import NimbusLLMScripted
 import Synchronization
 import Testing
 import Tracing
 
-func memoryModel(_ configure: (MemoryChatModel) -> Void = { _ in }) -> (ChatModel, MemoryChatModel) {
-    let driver = MemoryChatModel()
+func memoryModel(_ configure: (ScriptedChatModelDriver) -> Void = { _ in }) -> (ChatModel, ScriptedChatModelDriver) {
+    let driver = ScriptedChatModelDriver()
     configure(driver)
     return (ChatModel(driver: driver, configuration: .init(defaultModel: "memory")), driver)
 }

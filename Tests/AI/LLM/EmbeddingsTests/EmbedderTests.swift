@@ -76,7 +76,7 @@ final class RecordingDriver: EmbeddingDriver {
     }
 
     @Test func theHashingEmbedderIsDeterministicAndLexical() async throws {
-        let embedder = Embedder(driver: HashingEmbedder(dimensions: 256), configuration: .init(defaultModel: HashingEmbedder.modelName(256)))
+        let embedder = Embedder(driver: HashingEmbeddingDriver(dimensions: 256), configuration: .init(defaultModel: HashingEmbeddingDriver.modelName(256)))
         let vectors = try await embedder.embed(["The cat sat on the mat", "the CAT sat on a mat!", "Quarterly revenue grew by 12 percent"])
         #expect(vectors.allSatisfy { $0.count == 256 })
         let close = Embedder.cosineSimilarity(vectors[0], vectors[1])
@@ -84,7 +84,7 @@ final class RecordingDriver: EmbeddingDriver {
         #expect(close > 0.6)
         #expect(far < 0.2)
         // The same numbers in every process: FNV-1a, not Swift's seeded Hasher.
-        #expect(HashingEmbedder(dimensions: 16).vector("hello world").map { ($0 * 1000).rounded() } == HashingEmbedder(dimensions: 16).vector("Hello, world").map { ($0 * 1000).rounded() })
-        await #expect(throws: NimbusError.self) { try await HashingEmbedder(dimensions: 16).embed(["x"], model: "m", dimensions: 32) }
+        #expect(HashingEmbeddingDriver(dimensions: 16).vector("hello world").map { ($0 * 1000).rounded() } == HashingEmbeddingDriver(dimensions: 16).vector("Hello, world").map { ($0 * 1000).rounded() })
+        await #expect(throws: NimbusError.self) { try await HashingEmbeddingDriver(dimensions: 16).embed(["x"], model: "m", dimensions: 32) }
     }
 }

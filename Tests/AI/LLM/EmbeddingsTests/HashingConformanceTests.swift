@@ -11,7 +11,7 @@ struct HashingConformanceTests {
 
     @Test(arguments: EmbeddingsConformance.suite.checks(supportedBy: capabilities))
     func conformance(_ check: ConformanceCheck<EmbeddingsConformance.Harness>) async throws {
-        try await check.run(.init(makeDriver: { HashingEmbedder(dimensions: 64) }, model: HashingEmbedder.modelName(64), dimensions: 64))
+        try await check.run(.init(makeDriver: { HashingEmbeddingDriver(dimensions: 64) }, model: HashingEmbeddingDriver.modelName(64), dimensions: 64))
     }
 
     @Test func notSupported() {

@@ -3,7 +3,7 @@ import NimbusCache
 import NimbusCacheMemory
 import NimbusCore
 import NimbusLLM
-import NimbusLLMMemoryModel
+import NimbusLLMScripted
 import Synchronization
 import Testing
 
@@ -15,13 +15,13 @@ final class RouterRig: Sendable {
         let nextRandom = Mutex<[Double]>([])
     }
 
-    let memories: [MemoryChatModel]
+    let memories: [ScriptedChatModelDriver]
     let router: ChatRouter
     let model: ChatModel
     let state = State()
 
     init(_ layout: [(alias: String, weight: Double, rpm: Int?)], configuration: ChatRouter.Configuration = .init()) {
-        memories = layout.map { _ in MemoryChatModel(configuration: .init(models: [])) }
+        memories = layout.map { _ in ScriptedChatModelDriver(configuration: .init(models: [])) }
         var configuration = configuration
         let deployments = zip(layout, memories).enumerated().map { index, pair in
             ChatRouter.Deployment(alias: pair.0.alias, model: ChatModel(driver: pair.1, configuration: .init(defaultModel: "x", retry: .none)),

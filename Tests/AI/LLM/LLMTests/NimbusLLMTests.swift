@@ -2,7 +2,7 @@ import Foundation
 import MetricsTestKit
 import NimbusCore
 import NimbusLLM
-import NimbusLLMMemoryModel
+import NimbusLLMScripted
 import Testing
 
 @Suite struct ChatRequestValidationTests {
@@ -145,7 +145,7 @@ import Testing
         let metrics = TestMetrics()
         let catalog = ModelCatalog.standard.registering(ModelInfo(id: "memory", provider: "memory", contextWindow: 1000,
                                                                   pricing: .init(input: 1_000_000, output: 2_000_000)))
-        let memory = MemoryChatModel()
+        let memory = ScriptedChatModelDriver()
         memory.enqueue(.init(text: "ok", usage: Usage(inputTokens: 3, outputTokens: 2)), .failure(.rateLimited(retryAfter: nil)))
         let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory", catalog: catalog, metricsFactory: metrics, retry: .none))
         let response = try await model.chat([.user("hi")])
@@ -156,6 +156,6 @@ import Testing
         let limited = try metrics.expectCounter("nimbus_llm_requests_total", [("provider", "memory"), ("model", "memory"), ("outcome", "resourceExhausted")])
         #expect(limited.totalValue == 1)
         #expect(try metrics.expectCounter("nimbus_llm_tokens_total", [("provider", "memory"), ("model", "memory"), ("kind", "output")]).totalValue == 2)
-        #expect(model.driver(as: MemoryChatModel.self) === memory)
+        #expect(model.driver(as: ScriptedChatModelDriver.self) === memory)
     }
 }

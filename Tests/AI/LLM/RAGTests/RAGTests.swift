@@ -2,7 +2,7 @@ import Foundation
 import NimbusCore
 import NimbusEmbeddings
 import NimbusLLM
-import NimbusLLMMemoryModel
+import NimbusLLMScripted
 import NimbusLLMRAG
 import NimbusVector
 import Testing
@@ -30,7 +30,7 @@ struct LabelledSet {
 
     /// The three retrievers over an exact vector store: 4096 hashing dimensions keep hash collisions out of the hand computation.
     func retrievers() async throws -> (bm25: KeywordRetriever, vector: VectorRetriever, hybrid: HybridRetriever) {
-        let embedder = Embedder(driver: HashingEmbedder(dimensions: 4096), configuration: .init(defaultModel: HashingEmbedder.modelName(4096)))
+        let embedder = Embedder(driver: HashingEmbeddingDriver(dimensions: 4096), configuration: .init(defaultModel: HashingEmbeddingDriver.modelName(4096)))
         let store = ExactVectorIndex(dimensions: 4096)
         let vectors = try await embedder.embed(chunks.map(\.text))
         try await store.upsert(zip(chunks, vectors).map { ChunkRecords.record($0, vector: $1) })
@@ -203,7 +203,7 @@ struct LabelledSet {
     }
 
     @Test func theLLMRerankerOrdersByGradesAndRefusesAnUnreadableReply() async throws {
-        let memory = MemoryChatModel()
+        let memory = ScriptedChatModelDriver()
         let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory"))
         memory.enqueue(.text(#"{"grades":[{"index":2,"score":9},{"index":0,"score":3},{"index":7,"score":10}]}"#))
         let reranked = try await LLMReranker(model: model).rerank("q", [chunk("a", "A"), chunk("b", "B"), chunk("c", "C")], topN: 3)
@@ -217,7 +217,7 @@ struct LabelledSet {
     @Test func multiQueryRetrievalFusesTheRewrites() async throws {
         let set = try LabelledSet.load()
         let (bm25, _, _) = try await set.retrievers()
-        let memory = MemoryChatModel()
+        let memory = ScriptedChatModelDriver()
         memory.enqueue(.text(#"{"queries":["restore backup snapshot","RESTORE BACKUP SNAPSHOT","card payment"]}"#))
         let retriever = MultiQueryRetriever(base: bm25, model: ChatModel(driver: memory, configuration: .init(defaultModel: "memory")), variants: 3)
         let found = try await retriever.retrieve("bring data back", k: 3).map(\.chunk.id)
@@ -230,7 +230,7 @@ struct LabelledSet {
     @Test func aPipelineAnswersFromTheIndexWithCitationsAndRefusesAnotherEmbeddingModel() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-rag-\(IDGenerator.shared.ulid())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let embedder = Embedder(driver: HashingEmbedder(dimensions: 256), configuration: .init(defaultModel: HashingEmbedder.modelName(256)))
+        let embedder = Embedder(driver: HashingEmbeddingDriver(dimensions: 256), configuration: .init(defaultModel: HashingEmbeddingDriver.modelName(256)))
         let index = try await RAGIndex.open(directory: directory, embedder: embedder)
         let guide = try DocumentLoader().loadFile(try fixturePath("guide", "md"))
         let first = try await index.ingest([guide], splitter: MarkdownHeaderSplitter())
@@ -242,7 +242,7 @@ struct LabelledSet {
         #expect(second.removed == 4 && second.chunks == 5)
         #expect(try await index.vectors.count() == 5)
 
-        let memory = MemoryChatModel()
+        let memory = ScriptedChatModelDriver()
         memory.enqueue(.text("Use the package manager [1]."))
         let pipeline = RAGPipeline(retriever: index.hybridRetriever(), model: ChatModel(driver: memory, configuration: .init(defaultModel: "memory")), passages: 2)
         let answer = try await pipeline.ask("which package manager on linux")
@@ -252,7 +252,7 @@ struct LabelledSet {
 
         let reopened = try await RAGIndex.open(directory: directory, embedder: embedder, create: false)
         #expect(try await reopened.hybridRetriever().retrieve("uninstall remove", k: 1).first?.chunk.metadata["h2"] == "Uninstall")
-        let other = Embedder(driver: HashingEmbedder(dimensions: 128), configuration: .init(defaultModel: HashingEmbedder.modelName(128)))
+        let other = Embedder(driver: HashingEmbeddingDriver(dimensions: 128), configuration: .init(defaultModel: HashingEmbeddingDriver.modelName(128)))
         let mismatch = await #expect(throws: NimbusError.self) { try await RAGIndex.open(directory: directory, embedder: other) }
         #expect(mismatch?.code == .failedPrecondition)
     }

@@ -121,7 +121,7 @@ struct DiscordAPI: Sendable {
         return json
     }
 
-    static func body(_ message: ChatMessage) throws -> JSONValue {
+    static func body(_ message: ChatPost) throws -> JSONValue {
         guard message.text.count <= 2000 else { throw NimbusError(.invalidArgument, "Discord messages hold at most 2000 characters; this has \(message.text.count)") }
         var body: [String: JSONValue] = ["content": .string(message.text), "allowed_mentions": ["parse": []]]   // no surprise @everyone
         if let embeds = message.rich {
@@ -152,7 +152,7 @@ public struct DiscordWebhookDriver: ChatDriver {
                                                                      retry: .none, timeout: .seconds(30)), httpClient: httpClient, logger: logger))
     }
 
-    public func post(_ message: ChatMessage) async throws -> ChatReceipt {
+    public func post(_ message: ChatPost) async throws -> ChatReceipt {
         var body = try DiscordAPI.body(message)
         if let thread = message.threadID, case .object(var object) = body { object["thread_id"] = .string(thread); body = .object(object) }
         let json = try await api.execute(path + "?wait=true", route: "webhook", body: body, operation: "execute webhook")
@@ -172,7 +172,7 @@ public struct DiscordBotDriver: ChatDriver {
                                                                      retry: .none, timeout: .seconds(30)), httpClient: httpClient, logger: logger))
     }
 
-    public func post(_ message: ChatMessage) async throws -> ChatReceipt {
+    public func post(_ message: ChatPost) async throws -> ChatReceipt {
         guard let channel = message.channel, channel.allSatisfy(\.isNumber) else {
             throw NimbusError(.invalidArgument, "a Discord bot posts to a channel id (a number), not '\(message.channel ?? "")'")
         }

@@ -108,7 +108,7 @@ public struct SlackWebAPIDriver: ChatDriver {
                                                      auth: .bearer(token), retry: .none, timeout: .seconds(30)), httpClient: httpClient, logger: logger)
     }
 
-    public func post(_ message: ChatMessage) async throws -> ChatReceipt {
+    public func post(_ message: ChatPost) async throws -> ChatReceipt {
         guard let channel = message.channel else { throw NimbusError(.invalidArgument, "chat.postMessage needs a channel (C0123…, or a user id for a DM)") }
         var body: [String: JSONValue] = ["channel": .string(channel), "text": .string(message.text)]
         if let blocks = message.rich {
@@ -147,7 +147,7 @@ public struct SlackWebhookDriver: ChatDriver {
         http = NimbusHTTPClient(configuration: .init(service: "slack-webhook", retry: .none, timeout: .seconds(30)), httpClient: httpClient, logger: logger)
     }
 
-    public func post(_ message: ChatMessage) async throws -> ChatReceipt {
+    public func post(_ message: ChatPost) async throws -> ChatReceipt {
         var body: [String: JSONValue] = ["text": .string(message.text)]
         if let blocks = message.rich { body["blocks"] = blocks }
         if let thread = message.threadID { body["thread_ts"] = .string(thread) }

@@ -120,7 +120,7 @@ import Testing
         let server = try await FakeHTTPServer.start()
         defer { Task { await server.shutdown() } }
         server.route(.GET, "/v1/models", reply: .json(200, #"{"data":[{"type":"model","id":"claude-sonnet-4-20250514","display_name":"Claude Sonnet 4","created_at":"2025-05-22T00:00:00Z"}],"has_more":false,"first_id":"claude-sonnet-4-20250514","last_id":"claude-sonnet-4-20250514"}"#))
-        let model = ChatModel(driver: AnthropicChatModel(configuration: .init(apiKey: "k", baseURL: server.baseURL)), configuration: .init(defaultModel: "x"))
+        let model = ChatModel(driver: AnthropicChatModelDriver(configuration: .init(apiKey: "k", baseURL: server.baseURL)), configuration: .init(defaultModel: "x"))
         let models = try await model.models()
         #expect(models.map(\.id) == ["claude-sonnet-4-20250514"])
         #expect(models.first?.created == Date(timeIntervalSince1970: 1_747_872_000))

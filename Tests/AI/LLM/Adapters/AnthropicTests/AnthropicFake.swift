@@ -32,7 +32,7 @@ final class AnthropicFake: Sendable {
     }
 
     func model(retry: RetryPolicy = .none) -> ChatModel {
-        ChatModel(driver: AnthropicChatModel(configuration: .init(apiKey: Secret("sk-ant-test"), baseURL: server.baseURL)),
+        ChatModel(driver: AnthropicChatModelDriver(configuration: .init(apiKey: Secret("sk-ant-test"), baseURL: server.baseURL)),
                   configuration: .init(defaultModel: "claude-sonnet-4-20250514", retry: retry))
     }
 

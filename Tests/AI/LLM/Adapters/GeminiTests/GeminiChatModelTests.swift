@@ -87,7 +87,7 @@ import Testing
         let server = try await FakeHTTPServer.start()
         defer { Task { await server.shutdown() } }
         server.route(.POST, "/v1/projects/acme/locations/europe-west4/publishers/google/models/{model}", reply: .json(200, GeminiFake.response(.init(text: "from vertex"))))
-        let driver = GeminiChatModel(configuration: .vertex(project: "acme", location: "europe-west4", accessToken: { Secret("ya29.token") }, baseURL: server.baseURL))
+        let driver = GeminiChatModelDriver(configuration: .vertex(project: "acme", location: "europe-west4", accessToken: { Secret("ya29.token") }, baseURL: server.baseURL))
         let model = ChatModel(driver: driver, configuration: .init(defaultModel: "gemini-2.5-pro"))
         #expect(try await model.chat([.user("hi")]).text == "from vertex")
         let request = try #require(server.requests.first)

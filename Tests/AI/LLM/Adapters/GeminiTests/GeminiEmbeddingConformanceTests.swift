@@ -25,8 +25,8 @@ struct GeminiEmbeddingConformanceTests {
             }
             return .json(200, ["embeddings": .array(embeddings)])
         }
-        let chat = GeminiChatModel(configuration: .init(apiKey: Secret("AIza-test"), baseURL: fake.server.baseURL + "/v1beta"))
-        let driver = GeminiEmbeddingModel(chat: chat, taskType: "RETRIEVAL_DOCUMENT")
+        let chat = GeminiChatModelDriver(configuration: .init(apiKey: Secret("AIza-test"), baseURL: fake.server.baseURL + "/v1beta"))
+        let driver = GeminiEmbeddingDriver(chat: chat, taskType: "RETRIEVAL_DOCUMENT")
         try await check.run(.init(makeDriver: { driver }, model: "gemini-embedding-001", dimensions: 16))
     }
 

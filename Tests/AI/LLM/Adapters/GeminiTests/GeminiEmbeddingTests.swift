@@ -16,8 +16,8 @@ import Testing
             let count = body["requests"]?.arrayValue?.count ?? 0
             return .json(200, ["embeddings": .array((0..<count).map { ["values": [.number(Double($0)), 1]] })])
         }
-        let chat = GeminiChatModel(configuration: .init(apiKey: Secret("AIza-test"), baseURL: fake.server.baseURL + "/v1beta"))
-        let embedder = Embedder(driver: GeminiEmbeddingModel(chat: chat, taskType: "RETRIEVAL_DOCUMENT"),
+        let chat = GeminiChatModelDriver(configuration: .init(apiKey: Secret("AIza-test"), baseURL: fake.server.baseURL + "/v1beta"))
+        let embedder = Embedder(driver: GeminiEmbeddingDriver(chat: chat, taskType: "RETRIEVAL_DOCUMENT"),
                                 configuration: .init(defaultModel: "gemini-embedding-001", dimensions: 2, normalize: false))
         #expect(try await embedder.embed(["x", "y"]) == [[0, 1], [1, 1]])
         let body = try #require(fake.server.requests.first).json()

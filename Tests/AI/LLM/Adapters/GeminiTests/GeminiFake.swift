@@ -41,7 +41,7 @@ final class GeminiFake: Sendable {
     }
 
     func model(retry: RetryPolicy = .none) -> ChatModel {
-        ChatModel(driver: GeminiChatModel(configuration: .init(apiKey: Secret("AIza-test"), baseURL: server.baseURL + "/v1beta")),
+        ChatModel(driver: GeminiChatModelDriver(configuration: .init(apiKey: Secret("AIza-test"), baseURL: server.baseURL + "/v1beta")),
                   configuration: .init(defaultModel: "gemini-2.5-flash", retry: retry))
     }
 

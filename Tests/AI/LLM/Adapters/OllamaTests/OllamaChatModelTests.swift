@@ -83,7 +83,7 @@ import Testing
         let server = try await FakeHTTPServer.start()
         defer { Task { await server.shutdown() } }
         server.route(.GET, "/api/tags", reply: .json(200, #"{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest","modified_at":"2025-10-03T23:34:03.409490317-07:00","size":2019393189,"digest":"a80c4f17acd5","details":{"format":"gguf","family":"llama","parameter_size":"3.2B","quantization_level":"Q4_K_M"}}]}"#))
-        let model = ChatModel(driver: OllamaChatModel(configuration: .init(baseURL: server.baseURL)), configuration: .init(defaultModel: "llama3.2"))
+        let model = ChatModel(driver: OllamaChatModelDriver(configuration: .init(baseURL: server.baseURL)), configuration: .init(defaultModel: "llama3.2"))
         #expect(try await model.models().map(\.id) == ["llama3.2:latest"])
     }
 }

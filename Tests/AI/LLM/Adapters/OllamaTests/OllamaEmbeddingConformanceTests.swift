@@ -20,7 +20,7 @@ struct OllamaEmbeddingConformanceTests {
             let vectors: [JSONValue] = inputs.map { .array(EmbeddingsConformance.referenceVector(for: $0, dimensions: 8).map { .number(Double($0)) }) }
             return .json(200, ["model": "nomic-embed-text", "embeddings": .array(vectors), "prompt_eval_count": .number(Double(inputs.count))])
         }
-        let driver = OllamaEmbeddingModel(chat: OllamaChatModel(configuration: .init(baseURL: fake.server.baseURL)))
+        let driver = OllamaEmbeddingDriver(chat: OllamaChatModelDriver(configuration: .init(baseURL: fake.server.baseURL)))
         try await check.run(.init(makeDriver: { driver }, model: "nomic-embed-text", dimensions: 8))
     }
 

@@ -15,8 +15,8 @@ import Testing
             return .json(200, ["model": "nomic-embed-text", "embeddings": .array(inputs.indices.map { [.number(Double($0)), 2] }),
                                "total_duration": 14143917, "load_duration": 1019500, "prompt_eval_count": .number(Double(inputs.count))])
         }
-        let chat = OllamaChatModel(configuration: .init(baseURL: fake.server.baseURL, keepAlive: "1m"))
-        let embedder = Embedder(driver: OllamaEmbeddingModel(chat: chat), configuration: .init(defaultModel: "nomic-embed-text", normalize: false))
+        let chat = OllamaChatModelDriver(configuration: .init(baseURL: fake.server.baseURL, keepAlive: "1m"))
+        let embedder = Embedder(driver: OllamaEmbeddingDriver(chat: chat), configuration: .init(defaultModel: "nomic-embed-text", normalize: false))
         let result = try await embedder.embedWithUsage(["a", "b"])
         #expect(result.vectors == [[0, 2], [1, 2]])
         #expect(result.inputTokens == 2)

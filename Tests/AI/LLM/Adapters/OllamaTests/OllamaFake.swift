@@ -35,7 +35,7 @@ final class OllamaFake: Sendable {
     }
 
     func model(retry: RetryPolicy = .none) -> ChatModel {
-        ChatModel(driver: OllamaChatModel(configuration: .init(baseURL: server.baseURL, keepAlive: "10m")),
+        ChatModel(driver: OllamaChatModelDriver(configuration: .init(baseURL: server.baseURL, keepAlive: "10m")),
                   configuration: .init(defaultModel: "llama3.2", retry: retry))
     }
 

@@ -129,7 +129,7 @@ import Testing
         let server = try await FakeHTTPServer.start()
         defer { Task { await server.shutdown() } }
         server.route(.POST, "/openai/deployments/prod-gpt4o/chat/completions", reply: .json(200, OpenAIFake.completion(.init(text: "from azure"))))
-        let driver = OpenAIChatModel(configuration: .azure(endpoint: server.baseURL, apiKey: Secret("azure-key"), deployments: ["gpt-4o": "prod-gpt4o"]))
+        let driver = OpenAIChatModelDriver(configuration: .azure(endpoint: server.baseURL, apiKey: Secret("azure-key"), deployments: ["gpt-4o": "prod-gpt4o"]))
         let model = ChatModel(driver: driver, configuration: .init(defaultModel: "gpt-4o"))
         #expect(try await model.chat([.user("hi")]).text == "from azure")
         let request = try #require(server.requests.first)
@@ -153,7 +153,7 @@ import Testing
             chunk(["role": "assistant", "reasoning_content": "Think."]), chunk(["content": "Answer."]),
             chunk(["tool_calls": [["index": 0, "function": ["name": "f", "arguments": "{}"]]]]), chunk([:], "tool_calls"),
         ]))
-        let model = ChatModel(driver: OpenAIChatModel(configuration: .compatible(baseURL: server.baseURL + "/v1", provider: "vllm")),
+        let model = ChatModel(driver: OpenAIChatModelDriver(configuration: .compatible(baseURL: server.baseURL + "/v1", provider: "vllm")),
                               configuration: .init(defaultModel: "qwen"))
         let response = try await model.stream(ChatRequest(messages: [.user("hi")], maxTokens: 9)).collect()
         #expect(response.message.content == [.reasoning("Think."), .text("Answer.")])
@@ -174,7 +174,7 @@ import Testing
                          "logprobs": .null, "finish_reason": "stop"]],
             "usage": ["prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 11],
         ]))
-        let model = ChatModel(driver: OpenAIChatModel(configuration: .init(apiKey: "k", baseURL: server.baseURL + "/v1")), configuration: .init(defaultModel: "gpt-4o"))
+        let model = ChatModel(driver: OpenAIChatModelDriver(configuration: .init(apiKey: "k", baseURL: server.baseURL + "/v1")), configuration: .init(defaultModel: "gpt-4o"))
         let response = try await model.chat([.user("something bad")])
         #expect(response.finishReason == .contentFilter)
         #expect(response.text == "I can't help with that.")
@@ -184,7 +184,7 @@ import Testing
         let server = try await FakeHTTPServer.start()
         defer { Task { await server.shutdown() } }
         server.route(.GET, "/v1/models", reply: .json(200, #"{"object":"list","data":[{"id":"gpt-4o","object":"model","created":1715367049,"owned_by":"system"},{"id":"o3-mini","object":"model","created":1737146383,"owned_by":"system"}]}"#))
-        let model = ChatModel(driver: OpenAIChatModel(configuration: .init(apiKey: "k", baseURL: server.baseURL + "/v1")), configuration: .init(defaultModel: "gpt-4o"))
+        let model = ChatModel(driver: OpenAIChatModelDriver(configuration: .init(apiKey: "k", baseURL: server.baseURL + "/v1")), configuration: .init(defaultModel: "gpt-4o"))
         #expect(try await model.models().map(\.id) == ["gpt-4o", "o3-mini"])
     }
 }

@@ -27,7 +27,7 @@ struct OpenAIEmbeddingConformanceTests {
             return .json(200, ["object": "list", "data": .array(data), "model": "text-embedding-3-small",
                                "usage": ["prompt_tokens": .number(Double(inputs.count)), "total_tokens": .number(Double(inputs.count))]])
         }
-        let driver = OpenAIEmbeddingModel(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: fake.baseURL))
+        let driver = OpenAIEmbeddingDriver(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: fake.baseURL))
         try await check.run(.init(makeDriver: { driver }, model: "text-embedding-3-small", dimensions: 16))
     }
 

@@ -25,7 +25,7 @@ import Testing
             return .json(200, ["object": "list", "data": .array(data), "model": "text-embedding-3-small",
                                "usage": ["prompt_tokens": .number(Double(inputs.count * 3)), "total_tokens": .number(Double(inputs.count * 3))]])
         }
-        let driver = OpenAIEmbeddingModel(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: fake.baseURL))
+        let driver = OpenAIEmbeddingDriver(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: fake.baseURL))
         let embedder = Embedder(driver: driver, configuration: .init(defaultModel: "text-embedding-3-small", dimensions: 3, normalize: false, batchSize: 2))
         let result = try await embedder.embedWithUsage(["a", "b", "c"])
         #expect(result.vectors == [[0, 0.5, -1], [1, 0.5, -1], [0, 0.5, -1]])   // batches of two: indexes restart
@@ -39,7 +39,7 @@ import Testing
         defer { Task { await fake.server.shutdown() } }
         fake.server.route(.POST, "/v1/embeddings", reply: OpenAIFake.error(400, "This model's maximum context length is 8192 tokens, however you requested 9000 tokens.",
                                                                             type: "invalid_request_error", code: nil, param: "input"))
-        let embedder = Embedder(driver: OpenAIEmbeddingModel(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: fake.baseURL)),
+        let embedder = Embedder(driver: OpenAIEmbeddingDriver(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: fake.baseURL)),
                                 configuration: .init(defaultModel: "text-embedding-3-small"))
         do { _ = try await embedder.embed("long"); Issue.record("expected an error") } catch let error as NimbusError {
             #expect(error.llmFailure?.kind == .contextLengthExceeded)

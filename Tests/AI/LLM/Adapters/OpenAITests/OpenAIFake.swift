@@ -35,7 +35,7 @@ final class OpenAIFake: Sendable {
 
     /// A portable model over this fake, retries off so failures surface.
     func model(retry: RetryPolicy = .none) -> ChatModel {
-        ChatModel(driver: OpenAIChatModel(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: baseURL, organization: "org-test")),
+        ChatModel(driver: OpenAIChatModelDriver(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: baseURL, organization: "org-test")),
                   configuration: .init(defaultModel: "gpt-4o-mini", retry: retry))
     }
 

@@ -12,7 +12,7 @@ import Testing
         defer { Task { await fake.server.shutdown() } }
         fake.server.route(.POST, "/v1/chat/completions", reply: OpenAIFake.error(503, "The server is overloaded.", type: "server_error", code: nil))
         let request = ChatRequest(messages: [.user("hi")])
-        let driver = OpenAIChatModel(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: fake.baseURL))
+        let driver = OpenAIChatModelDriver(configuration: .init(apiKey: Secret("sk-test-123"), baseURL: fake.baseURL))
         await #expect(throws: NimbusError.self) { _ = try await driver.chat(request) }
         #expect(fake.server.requests.count == 1, "the adapter alone: one request")
 

@@ -3,7 +3,7 @@ import NimbusCore
 import NimbusLLM
 import NimbusLLMMemory
 import NimbusLLMMemoryConformance
-import NimbusLLMMemoryModel
+import NimbusLLMScripted
 import NimbusTesting
 import Testing
 
@@ -118,8 +118,8 @@ func toolHistory() -> [ChatMessage] {
 
 @Suite struct SummaryBufferTests {
     /// A summarizer that answers from a script and keeps every request it saw.
-    func summarizer() -> (ChatModel, MemoryChatModel) {
-        let driver = MemoryChatModel()
+    func summarizer() -> (ChatModel, ScriptedChatModelDriver) {
+        let driver = ScriptedChatModelDriver()
         return (ChatModel(driver: driver, configuration: .init(defaultModel: "memory")), driver)
     }
 

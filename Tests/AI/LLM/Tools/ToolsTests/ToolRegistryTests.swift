@@ -1,7 +1,7 @@
 import Foundation
 import NimbusCore
 import NimbusLLM
-import NimbusLLMMemoryModel
+import NimbusLLMScripted
 import NimbusLLMTools
 import NimbusTesting
 import Synchronization
@@ -121,7 +121,7 @@ final class Gauge: Sendable {
 
 @Suite struct AgentOnTheMemoryModelTests {
     @Test func theMemoryModelDrivesAForcedToolThenAnswersFromItsResult() async throws {
-        let model = ChatModel(driver: MemoryChatModel(), configuration: .init(defaultModel: "memory"))
+        let model = ChatModel(driver: ScriptedChatModelDriver(), configuration: .init(defaultModel: "memory"))
         let lookup = try Tool("lookup", description: "Looks up a city") { (input: [String: String]) in "found \(input.count) keys" }
         var request = ChatRequest(messages: [])
         request.toolChoice = .tool("lookup")
@@ -136,7 +136,7 @@ final class Gauge: Sendable {
     }
 
     @Test func tokenBudgetStopsTheLoop() async throws {
-        let memory = MemoryChatModel()
+        let memory = ScriptedChatModelDriver()
         for index in 0..<5 {
             memory.enqueue(.init(text: "", toolCalls: [ToolCall(id: "c\(index)", name: "noop", arguments: "{}")], usage: Usage(inputTokens: 100, outputTokens: 10)))
         }

@@ -27,16 +27,16 @@ struct DiscordTests {
         }
         let embed = DiscordEmbed(title: "Deploy", description: "v42 is live", color: 0x2ECC71, fields: [.init("By", "Zoë", inline: true)], footer: "ci")
         let webhook = try DiscordWebhookDriver(url: Secret(server.baseURL + "/api/webhooks/123/tok"))
-        let posted = try await ChatClient(driver: webhook).post(ChatMessage(text: "Deploy done @everyone", rich: DiscordEmbed.embeds([embed]), username: "CI"))
+        let posted = try await ChatClient(driver: webhook).post(ChatPost(text: "Deploy done @everyone", rich: DiscordEmbed.embeds([embed]), username: "CI"))
         #expect(posted.messageID == "9001" && posted.channel == "555")
         let sent = try #require(server.requests.first).json()
         #expect(sent["embeds"]?.arrayValue?.first?["color"]?.numberValue == 0x2ECC71 && sent["username"]?.stringValue == "CI")
         #expect(sent["allowed_mentions"]?["parse"] == [], "@everyone in the text pings nobody")
         let bot = DiscordBotDriver(token: Secret("bot-token"), baseURL: server.baseURL + "/api/v10")
-        #expect(try await bot.post(ChatMessage(channel: "555", text: "hi", threadID: "9001")).messageID == "9002")
+        #expect(try await bot.post(ChatPost(channel: "555", text: "hi", threadID: "9001")).messageID == "9002")
         #expect(try #require(server.requests.last).json()["message_reference"]?["message_id"]?.stringValue == "9001")
-        await #expect(throws: NimbusError.self) { try await bot.post(ChatMessage(channel: "general", text: "x")) }
-        await #expect(throws: NimbusError.self) { try await bot.post(ChatMessage(channel: "555", text: String(repeating: "x", count: 2001))) }
+        await #expect(throws: NimbusError.self) { try await bot.post(ChatPost(channel: "general", text: "x")) }
+        await #expect(throws: NimbusError.self) { try await bot.post(ChatPost(channel: "555", text: String(repeating: "x", count: 2001))) }
         #expect(throws: NimbusError.self) { try DiscordWebhookDriver(url: Secret("https://example.com/not-a-webhook")) }
     }
 
@@ -48,15 +48,15 @@ struct DiscordTests {
         let chat = ChatClient(driver: bot, retry: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(5)))
         server.route(.POST, path, replies: [.json(429, #"{"message":"You are being rate limited.","retry_after":0.01,"global":false}"#),
                                             .json(200, #"{"id":"7","channel_id":"1"}"#, headers: [("X-RateLimit-Bucket", "abc"), ("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset-After", "0.05")])])
-        #expect(try await chat.post(ChatMessage(channel: "1", text: "x")).messageID == "7")
+        #expect(try await chat.post(ChatPost(channel: "1", text: "x")).messageID == "7")
         #expect(bot.api.limiter.delay(for: "channels/1/messages") > .zero, "the bucket is spent: the next request waits")
         for (reply, code) in [(#"{"code":10003,"message":"Unknown Channel"}"#, NimbusError.Code.notFound), (#"{"code":50013,"message":"Missing Permissions"}"#, .permissionDenied),
                               (#"{"code":50035,"message":"Invalid Form Body"}"#, .invalidArgument)] {
             server.route(.POST, path, reply: .json(code == .notFound ? 404 : (code == .permissionDenied ? 403 : 400), reply))
-            #expect(await #expect(throws: NimbusError.self) { try await ChatClient(driver: bot, retry: .none).post(ChatMessage(channel: "1", text: "x")) }?.code == code)
+            #expect(await #expect(throws: NimbusError.self) { try await ChatClient(driver: bot, retry: .none).post(ChatPost(channel: "1", text: "x")) }?.code == code)
         }
         server.route(.POST, path, reply: .text(502, "bad gateway"))
-        #expect(await #expect(throws: NimbusError.self) { try await ChatClient(driver: bot).post(ChatMessage(channel: "1", text: "x")) }?.isRetryable == false)
+        #expect(await #expect(throws: NimbusError.self) { try await ChatClient(driver: bot).post(ChatPost(channel: "1", text: "x")) }?.isRetryable == false)
     }
 
     @Test func interactionSignaturesAreEd25519WithATimestampWindow() throws {

@@ -39,7 +39,7 @@ struct SlackTests {
         let rich = SlackBlock.blocks([.header("Deploy finished"), .section(.markdown("*api* v42 is live"), fields: [.markdown("*By*\nZoë")],
                                                                             accessory: .button("Open", url: URL(string: "https://ci.example.com/42"), style: .primary)),
                                       .divider, .context([.plain("took 3m")])])
-        let receipt = try await ChatClient(driver: slack).post(ChatMessage(channel: "C0123", text: "Deploy finished", rich: rich, threadID: "1764122300.000100"))
+        let receipt = try await ChatClient(driver: slack).post(ChatPost(channel: "C0123", text: "Deploy finished", rich: rich, threadID: "1764122300.000100"))
         #expect(receipt.messageID == "1764122400.000200" && receipt.channel == "C0123")
         let sent = try #require(server.requests.first).json()
         #expect(sent["thread_ts"]?.stringValue == "1764122300.000100" && sent["blocks"]?.arrayValue?.count == 4)
@@ -51,19 +51,19 @@ struct SlackTests {
         let server = try await Self.fake()
         defer { Task { await server.shutdown() } }
         let chat = ChatClient(driver: SlackWebAPIDriver(token: Secret(Self.token), baseURL: server.baseURL + "/api"), retry: .none)
-        #expect(await #expect(throws: NimbusError.self) { try await chat.post(ChatMessage(channel: "C-missing", text: "x")) }?.code == .notFound)
-        #expect(await #expect(throws: NimbusError.self) { try await chat.post(ChatMessage(channel: "C-private", text: "x")) }?.code == .permissionDenied)
+        #expect(await #expect(throws: NimbusError.self) { try await chat.post(ChatPost(channel: "C-missing", text: "x")) }?.code == .notFound)
+        #expect(await #expect(throws: NimbusError.self) { try await chat.post(ChatPost(channel: "C-private", text: "x")) }?.code == .permissionDenied)
         let wrong = ChatClient(driver: SlackWebAPIDriver(token: Secret("xoxb-wrong"), baseURL: server.baseURL + "/api"), retry: .none)
-        let auth = await #expect(throws: NimbusError.self) { try await wrong.post(ChatMessage(channel: "C1", text: "x")) }
+        let auth = await #expect(throws: NimbusError.self) { try await wrong.post(ChatPost(channel: "C1", text: "x")) }
         #expect(auth?.code == .unauthenticated && !"\(String(describing: auth))".contains("xoxb-wrong"))
-        await #expect(throws: NimbusError.self) { try await chat.post(ChatMessage(text: "no channel")) }
+        await #expect(throws: NimbusError.self) { try await chat.post(ChatPost(text: "no channel")) }
         server.route(.POST, "/api/chat.postMessage", replies: [.json(429, #"{"ok":false,"error":"ratelimited"}"#, headers: [("Retry-After", "0")]),
                                                               .json(200, #"{"ok":true,"channel":"C1","ts":"1.2"}"#)])
         let retrying = ChatClient(driver: SlackWebAPIDriver(token: Secret(Self.token), baseURL: server.baseURL + "/api"),
                                   retry: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(5)))
-        #expect(try await retrying.post(ChatMessage(channel: "C1", text: "x")).messageID == "1.2")
+        #expect(try await retrying.post(ChatPost(channel: "C1", text: "x")).messageID == "1.2")
         server.route(.POST, "/api/chat.postMessage", reply: .text(200, "<html>oops</html>"))
-        #expect(await #expect(throws: NimbusError.self) { try await chat.post(ChatMessage(channel: "C1", text: "x")) }?.code == .internal)
+        #expect(await #expect(throws: NimbusError.self) { try await chat.post(ChatPost(channel: "C1", text: "x")) }?.code == .internal)
     }
 
     @Test func incomingWebhooksPostAndReportTheirErrors() async throws {
@@ -73,10 +73,10 @@ struct SlackTests {
         server.route(.POST, "/services/T1/B1/gone", reply: .text(410, "channel_is_archived"))
         server.route(.POST, "/services/T1/B1/bad", reply: .text(400, "invalid_payload"))
         let good = SlackWebhookDriver(url: Secret(server.baseURL + "/services/T1/B1/ok"))
-        #expect(try await good.post(ChatMessage(text: "hello", rich: SlackBlock.blocks([.divider]))).provider == "slack-webhook")
+        #expect(try await good.post(ChatPost(text: "hello", rich: SlackBlock.blocks([.divider]))).provider == "slack-webhook")
         #expect(try #require(server.requests.first).json()["text"]?.stringValue == "hello")
-        #expect(await #expect(throws: NimbusError.self) { try await SlackWebhookDriver(url: Secret(server.baseURL + "/services/T1/B1/gone")).post(ChatMessage(text: "x")) }?.code == .permissionDenied)
-        #expect(await #expect(throws: NimbusError.self) { try await SlackWebhookDriver(url: Secret(server.baseURL + "/services/T1/B1/bad")).post(ChatMessage(text: "x")) }?.code == .invalidArgument)
+        #expect(await #expect(throws: NimbusError.self) { try await SlackWebhookDriver(url: Secret(server.baseURL + "/services/T1/B1/gone")).post(ChatPost(text: "x")) }?.code == .permissionDenied)
+        #expect(await #expect(throws: NimbusError.self) { try await SlackWebhookDriver(url: Secret(server.baseURL + "/services/T1/B1/bad")).post(ChatPost(text: "x")) }?.code == .invalidArgument)
     }
 
     @Test func requestSignaturesAreCheckedWithinFiveMinutes() throws {

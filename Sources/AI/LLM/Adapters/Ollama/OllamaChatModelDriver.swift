@@ -11,10 +11,10 @@ import NimbusLLM
 /// thinking, `keep_alive`, and `/api/tags` for the local models.
 ///
 /// ```swift
-/// let ollama = OllamaChatModel(configuration: .init(baseURL: "http://127.0.0.1:11434", keepAlive: "10m"))
+/// let ollama = OllamaChatModelDriver(configuration: .init(baseURL: "http://127.0.0.1:11434", keepAlive: "10m"))
 /// let model = ChatModel(driver: ollama, configuration: .init(defaultModel: "llama3.2"))
 /// ```
-public final class OllamaChatModel: ChatModelDriver, ModelListingDriver {
+public final class OllamaChatModelDriver: ChatModelDriver, ModelListingDriver {
     /// Settings.
     public struct Configuration: Sendable {
         /// The server (`http://127.0.0.1:11434`).
@@ -146,7 +146,7 @@ public final class OllamaChatModel: ChatModelDriver, ModelListingDriver {
 
 /// Portable request → `/api/chat` body.
 enum OllamaRequestBuilder {
-    static func build(_ request: ChatRequest, stream: Bool, configuration: OllamaChatModel.Configuration) throws -> JSONValue {
+    static func build(_ request: ChatRequest, stream: Bool, configuration: OllamaChatModelDriver.Configuration) throws -> JSONValue {
         var callNames: [String: String] = [:]
         var messages: [JSONValue] = []
         for (index, message) in request.messages.enumerated() {

@@ -11,19 +11,19 @@ import NimbusLLM
 /// request, vectors fetched as base64 float32 as OpenAI's SDKs do.
 ///
 /// ```swift
-/// let embedder = Embedder(driver: OpenAIEmbeddingModel(chat: openAI), configuration: .init(defaultModel: "text-embedding-3-small"))
+/// let embedder = Embedder(driver: OpenAIEmbeddingDriver(chat: openAI), configuration: .init(defaultModel: "text-embedding-3-small"))
 /// ```
-public struct OpenAIEmbeddingModel: EmbeddingDriver {
-    private let model: OpenAIChatModel
+public struct OpenAIEmbeddingDriver: EmbeddingDriver {
+    private let model: OpenAIChatModelDriver
     public var provider: String { model.provider }
     public var maxBatchSize: Int { 2048 }
 
     /// Uses the chat adapter's client, credentials and flavor.
-    public init(chat: OpenAIChatModel) { self.model = chat }
+    public init(chat: OpenAIChatModelDriver) { self.model = chat }
 
     /// Creates a client from settings.
-    public init(configuration: OpenAIChatModel.Configuration, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport, logger: Logger? = nil) {
-        self.model = OpenAIChatModel(configuration: configuration, httpClient: httpClient, logger: logger)
+    public init(configuration: OpenAIChatModelDriver.Configuration, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport, logger: Logger? = nil) {
+        self.model = OpenAIChatModelDriver(configuration: configuration, httpClient: httpClient, logger: logger)
     }
 
     struct Request: Encodable {

@@ -10,13 +10,13 @@ import NimbusLLM
 /// The Google Gemini adapter: the Gemini API with an API key, or Vertex AI with OAuth tokens.
 ///
 /// ```swift
-/// let gemini = GeminiChatModel(configuration: .init(apiKey: Secret(key)))
+/// let gemini = GeminiChatModelDriver(configuration: .init(apiKey: Secret(key)))
 /// let model = ChatModel(driver: gemini, configuration: .init(defaultModel: "gemini-2.5-flash"))
 ///
-/// let vertex = GeminiChatModel(configuration: .vertex(project: "acme-prod", location: "europe-west4",
+/// let vertex = GeminiChatModelDriver(configuration: .vertex(project: "acme-prod", location: "europe-west4",
 ///                                                     accessToken: { try await gcpCredentials.accessToken() }))
 /// ```
-public final class GeminiChatModel: ChatModelDriver, ModelListingDriver {
+public final class GeminiChatModelDriver: ChatModelDriver, ModelListingDriver {
     /// Settings.
     public struct Configuration: Sendable {
         /// How calls are authorized.

@@ -10,13 +10,13 @@ import NimbusLLM
 /// The Anthropic Messages API adapter.
 ///
 /// ```swift
-/// let claude = AnthropicChatModel(configuration: .init(apiKey: Secret(key)))
+/// let claude = AnthropicChatModelDriver(configuration: .init(apiKey: Secret(key)))
 /// let model = ChatModel(driver: claude, configuration: .init(defaultModel: "claude-sonnet-4-20250514"))
 /// var request = ChatRequest(messages: [.system(longPolicy), .user("Summarize.")])
 /// request.messages[0].cacheBreakpoint = true          // cache_control on the system prompt
 /// request.reasoning = Reasoning(budgetTokens: 4000)  // extended thinking
 /// ```
-public final class AnthropicChatModel: ChatModelDriver, ModelListingDriver {
+public final class AnthropicChatModelDriver: ChatModelDriver, ModelListingDriver {
     /// Settings.
     public struct Configuration: Sendable {
         /// The API key (`x-api-key`).

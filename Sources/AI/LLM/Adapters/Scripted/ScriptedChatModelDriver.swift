@@ -17,12 +17,12 @@ import Synchronization
 /// timeouts, a stream cut mid-reply) can be scripted.
 ///
 /// ```swift
-/// let memory = MemoryChatModel()
+/// let memory = ScriptedChatModelDriver()
 /// memory.enqueue(.text("Paris."), .failure(.rateLimited(retryAfter: .seconds(1))))
 /// memory.addRule(.lastUserMessageContains("weather"), reply: .toolCalls([ToolCall(id: "call_1", name: "get_weather", arguments: #"{"city":"Paris"}"#)]))
 /// let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory"))
 /// ```
-public final class MemoryChatModel: ChatModelDriver, ModelListingDriver {
+public final class ScriptedChatModelDriver: ChatModelDriver, ModelListingDriver {
     /// Settings.
     public struct Configuration: Sendable {
         /// The model ids it answers to (any other id is `modelNotFound`; empty accepts any id).

@@ -10,18 +10,18 @@ import NimbusLLM
 /// `outputDimensionality`.
 ///
 /// ```swift
-/// let embedder = Embedder(driver: GeminiEmbeddingModel(chat: gemini, taskType: "RETRIEVAL_DOCUMENT"),
+/// let embedder = Embedder(driver: GeminiEmbeddingDriver(chat: gemini, taskType: "RETRIEVAL_DOCUMENT"),
 ///                         configuration: .init(defaultModel: "gemini-embedding-001", dimensions: 768))
 /// ```
-public struct GeminiEmbeddingModel: EmbeddingDriver {
-    private let model: GeminiChatModel
+public struct GeminiEmbeddingDriver: EmbeddingDriver {
+    private let model: GeminiChatModelDriver
     /// `RETRIEVAL_QUERY`, `RETRIEVAL_DOCUMENT`, `SEMANTIC_SIMILARITY`... (`nil`: the model's default).
     public var taskType: String?
     public var provider: String { model.provider }
     public var maxBatchSize: Int { 100 }
 
     /// Uses the chat adapter's client and credentials.
-    public init(chat: GeminiChatModel, taskType: String? = nil) {
+    public init(chat: GeminiChatModelDriver, taskType: String? = nil) {
         self.model = chat
         self.taskType = taskType
     }

@@ -11,16 +11,16 @@ import NimbusLLM
 /// (vLLM, Groq, Together, LM Studio...).
 ///
 /// ```swift
-/// let openAI = OpenAIChatModel(configuration: .init(apiKey: Secret(key)))
+/// let openAI = OpenAIChatModelDriver(configuration: .init(apiKey: Secret(key)))
 /// let model = ChatModel(driver: openAI, configuration: .init(defaultModel: "gpt-4o-mini"))
 ///
-/// let azure = OpenAIChatModel(configuration: .azure(endpoint: "https://contoso.openai.azure.com",
+/// let azure = OpenAIChatModelDriver(configuration: .azure(endpoint: "https://contoso.openai.azure.com",
 ///     apiKey: Secret(azureKey), apiVersion: "2024-10-21", deployments: ["gpt-4o": "prod-gpt4o"]))
 ///
-/// let groq = OpenAIChatModel(configuration: .compatible(baseURL: "https://api.groq.com/openai/v1",
+/// let groq = OpenAIChatModelDriver(configuration: .compatible(baseURL: "https://api.groq.com/openai/v1",
 ///     apiKey: Secret(groqKey), provider: "groq"))
 /// ```
-public final class OpenAIChatModel: ChatModelDriver, ModelListingDriver {
+public final class OpenAIChatModelDriver: ChatModelDriver, ModelListingDriver {
     /// Settings.
     public struct Configuration: Sendable {
         /// Which server dialect to speak.

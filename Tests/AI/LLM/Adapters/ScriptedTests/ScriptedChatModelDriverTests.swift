@@ -3,20 +3,20 @@ import NimbusCore
 import NimbusLLM
 import NimbusLLMConformance
 import NimbusLLMToolsConformance
-import NimbusLLMMemoryModel
+import NimbusLLMScripted
 import Testing
 
 @Suite struct MemoryChatModelTests {
-    static func harness() -> (LLMConformance.Harness, MemoryChatModel) {
-        let memory = MemoryChatModel()
+    static func harness() -> (LLMConformance.Harness, ScriptedChatModelDriver) {
+        let memory = ScriptedChatModelDriver()
         let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory", retry: .none))
         let harness = LLMConformance.Harness(model: model, features: [.reasoning, .providerToolCallIDs, .contentFilterFinish]) { scripted in
             switch scripted {
             case .reply(let exchange):
-                memory.enqueue(MemoryChatModel.Reply(text: exchange.text, reasoning: exchange.reasoning, toolCalls: exchange.toolCalls,
+                memory.enqueue(ScriptedChatModelDriver.Reply(text: exchange.text, reasoning: exchange.reasoning, toolCalls: exchange.toolCalls,
                                                      finishReason: exchange.finishReason, usage: exchange.usage))
             case .failure(let failure):
-                let simulated: MemoryChatModel.Failure = switch failure {
+                let simulated: ScriptedChatModelDriver.Failure = switch failure {
                 case .rateLimited: .rateLimited(retryAfter: .seconds(2))
                 case .unauthenticated: .unauthenticated
                 case .contextLengthExceeded: .contextLengthExceeded
@@ -38,7 +38,7 @@ import Testing
 
 
     @Test func echoesTheLastUserMessageWithEstimatedUsage() async throws {
-        let model = ChatModel(driver: MemoryChatModel(), configuration: .init(defaultModel: "memory"))
+        let model = ChatModel(driver: ScriptedChatModelDriver(), configuration: .init(defaultModel: "memory"))
         let response = try await model.chat([.system("Be brief."), .user("Hello, world!")])
         #expect(response.text == "Hello, world!")
         #expect(response.finishReason == .stop)
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func aForcedToolGetsACallWithSchemaShapedArguments() async throws {
-        let model = ChatModel(driver: MemoryChatModel(), configuration: .init(defaultModel: "memory"))
+        let model = ChatModel(driver: ScriptedChatModelDriver(), configuration: .init(defaultModel: "memory"))
         let tool = ToolDefinition(name: "book", parameters: [
             "type": "object",
             "properties": ["city": ["type": "string", "minLength": 2], "nights": ["type": "integer", "minimum": 1],
@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test func structuredOutputFitsTheSchemaAndToolResultsAreQuoted() async throws {
-        let model = ChatModel(driver: MemoryChatModel(), configuration: .init(defaultModel: "memory"))
+        let model = ChatModel(driver: ScriptedChatModelDriver(), configuration: .init(defaultModel: "memory"))
         var request = ChatRequest(messages: [.user("A city please")])
         request.responseFormat = .jsonSchema(name: "city", schema: ["type": "object", "properties": ["name": ["type": "string"], "tags": ["type": "array", "items": ["type": "string"]]], "required": ["name", "tags"]])
         #expect(try await model.chat(request).text == #"{"name":"","tags":[]}"#)
@@ -75,7 +75,7 @@ import Testing
     }
 
     @Test func rulesScriptsAndRecordedRequests() async throws {
-        let memory = MemoryChatModel()
+        let memory = ScriptedChatModelDriver()
         memory.addRule(.lastUserMessageContains("capital"), reply: .text("Paris."))
         memory.enqueue(.text("first"))
         let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory"))
@@ -87,7 +87,7 @@ import Testing
     }
 
     @Test func unknownModelsAreNotFoundAndMaxTokensGivesLength() async throws {
-        let model = ChatModel(driver: MemoryChatModel(), configuration: .init(defaultModel: "memory"))
+        let model = ChatModel(driver: ScriptedChatModelDriver(), configuration: .init(defaultModel: "memory"))
         do {
             _ = try await model.chat(ChatRequest(model: "gpt-9", messages: [.user("hi")]))
             Issue.record("expected notFound")
@@ -102,7 +102,7 @@ import Testing
 
     @Test func latencyIsSimulatedThroughTheInjectedSleep() async throws {
         let slept = SleepLog()
-        let memory = MemoryChatModel(configuration: .init(latency: .milliseconds(300))) { await slept.add($0) }
+        let memory = ScriptedChatModelDriver(configuration: .init(latency: .milliseconds(300))) { await slept.add($0) }
         let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory"))
         _ = try await model.chat([.user("hi")])
         #expect(await slept.total == .milliseconds(300))
@@ -111,7 +111,7 @@ import Testing
     }
 
     @Test func cancellingTheConsumerStopsTheStream() async throws {
-        let memory = MemoryChatModel(configuration: .init(latency: .seconds(30)))
+        let memory = ScriptedChatModelDriver(configuration: .init(latency: .seconds(30)))
         let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory"))
         let stream = try await model.stream(ChatRequest(messages: [.user(String(repeating: "word ", count: 50))]))
         let task = Task {

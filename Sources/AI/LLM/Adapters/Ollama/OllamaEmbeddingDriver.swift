@@ -9,15 +9,15 @@ import NimbusLLM
 /// Ollama `POST /api/embed`, many inputs per request, with `keep_alive` and `dimensions`.
 ///
 /// ```swift
-/// let embedder = Embedder(driver: OllamaEmbeddingModel(chat: ollama), configuration: .init(defaultModel: "nomic-embed-text"))
+/// let embedder = Embedder(driver: OllamaEmbeddingDriver(chat: ollama), configuration: .init(defaultModel: "nomic-embed-text"))
 /// ```
-public struct OllamaEmbeddingModel: EmbeddingDriver {
-    private let model: OllamaChatModel
+public struct OllamaEmbeddingDriver: EmbeddingDriver {
+    private let model: OllamaChatModelDriver
     public var provider: String { model.provider }
     public var maxBatchSize: Int { 256 }
 
     /// Uses the chat adapter's client and settings.
-    public init(chat: OllamaChatModel) { self.model = chat }
+    public init(chat: OllamaChatModelDriver) { self.model = chat }
 
     struct Request: Encodable {
         var model: String

@@ -11,9 +11,9 @@ import NimbusCore
 /// The hash is FNV-1a 64, so vectors are the same in every process and on every machine.
 ///
 /// ```swift
-/// let embedder = Embedder(driver: HashingEmbedder(dimensions: 384), configuration: .init(defaultModel: HashingEmbedder.modelName(384)))
+/// let embedder = Embedder(driver: HashingEmbeddingDriver(dimensions: 384), configuration: .init(defaultModel: HashingEmbeddingDriver.modelName(384)))
 /// ```
-public struct HashingEmbedder: EmbeddingDriver {
+public struct HashingEmbeddingDriver: EmbeddingDriver {
     /// Vector length.
     public let dimensions: Int
     /// The longest word n-gram hashed (1: words only, 2: words and word pairs).
