@@ -210,6 +210,10 @@ tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPayment
 module("NimbusEmail", "Communication/Email/Email", ["NimbusCore", Dep.crypto, Dep.cryptoExtras, Dep.logging])
 tests("NimbusEmail", "Communication/Email/Email", ["NimbusEmailConformance", Dep.crypto, Dep.cryptoExtras], fixtures: true)
 module("NimbusEmailConformance", "Communication/Email/Conformance", ["NimbusEmail", "NimbusCore", "NimbusTesting"])
+adapter("NimbusEmailMemory", "Communication/Email/Adapters/Memory", domain: "NimbusEmail")
+tests("NimbusEmailMemory", "Communication/Email/Adapters/Memory", ["NimbusEmail", "NimbusEmailConformance"])
+adapter("NimbusEmailFile", "Communication/Email/Adapters/File", domain: "NimbusEmail")
+tests("NimbusEmailFile", "Communication/Email/Adapters/File", ["NimbusEmail", "NimbusEmailConformance"])
 adapter("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", domain: "NimbusEmail", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.logging])
 adapter("NimbusEmailSendGrid", "Communication/Email/Adapters/SendGrid", domain: "NimbusEmail", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
 tests("NimbusEmailSendGrid", "Communication/Email/Adapters/SendGrid", ["NimbusEmail", "NimbusEmailConformance", "NimbusHTTP", Dep.crypto, Dep.nioHTTP1], fixtures: true)
@@ -218,25 +222,32 @@ tests("NimbusEmailSES", "Communication/Email/Adapters/SES", ["NimbusEmail", "Nim
 tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", "NimbusEmailConformance", Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true)
 
 module("NimbusChat", "Communication/Chat/Chat", ["NimbusCore", Dep.logging])
-tests("NimbusChat", "Communication/Chat/Chat", ["NimbusChatConformance"])
+tests("NimbusChat", "Communication/Chat/Chat", ["NimbusChatMemory"])
+adapter("NimbusChatMemory", "Communication/Chat/Adapters/Memory", domain: "NimbusChat")
+tests("NimbusChatMemory", "Communication/Chat/Adapters/Memory", ["NimbusChat", "NimbusChatConformance"])
 module("NimbusChatConformance", "Communication/Chat/Conformance", ["NimbusChat", "NimbusCore", "NimbusTesting"])
 adapter("NimbusChatSlack", "Communication/Chat/Adapters/Slack", domain: "NimbusChat", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 tests("NimbusChatSlack", "Communication/Chat/Adapters/Slack", ["NimbusChat", "NimbusChatConformance", "NimbusHTTP", Dep.nioHTTP1])
 adapter("NimbusChatDiscord", "Communication/Chat/Adapters/Discord", domain: "NimbusChat", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
 tests("NimbusChatDiscord", "Communication/Chat/Adapters/Discord", ["NimbusChat", "NimbusChatConformance", "NimbusHTTP", Dep.nioHTTP1, Dep.crypto])
 module("NimbusPush", "Communication/Push/Push", ["NimbusCore", Dep.logging])
-tests("NimbusPush", "Communication/Push/Push", ["NimbusPushConformance"])
+tests("NimbusPush", "Communication/Push/Push", ["NimbusPushMemory"])
+adapter("NimbusPushMemory", "Communication/Push/Adapters/Memory", domain: "NimbusPush")
+tests("NimbusPushMemory", "Communication/Push/Adapters/Memory", ["NimbusPush", "NimbusPushConformance"])
 module("NimbusPushConformance", "Communication/Push/Conformance", ["NimbusPush", "NimbusCore", "NimbusTesting"])
 adapter("NimbusPushFCM", "Communication/Push/Adapters/FCM", domain: "NimbusPush", ["NimbusGCP", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging])
 tests("NimbusPushFCM", "Communication/Push/Adapters/FCM", ["NimbusPush", "NimbusPushConformance", "NimbusGCP", "NimbusHTTP"])
 adapter("NimbusPushAPNs", "Communication/Push/Adapters/APNs", domain: "NimbusPush", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.nioSSL, Dep.crypto, Dep.logging])
 tests("NimbusPushAPNs", "Communication/Push/Adapters/APNs", ["NimbusPush", "NimbusPushConformance", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.nioHTTP2, Dep.nioSSL, Dep.crypto], fixtures: true)
 module("NimbusNotify", "Communication/Notify", ["NimbusCore", "NimbusEmail", "NimbusSMS", "NimbusPush", "NimbusChat", "NimbusTemplate", Dep.grdb, Dep.logging])
-tests("NimbusNotify", "Communication/Notify", ["NimbusEmail", "NimbusSMS", "NimbusPush", "NimbusChat", "NimbusTemplate"])
+tests("NimbusNotify", "Communication/Notify", ["NimbusEmail", "NimbusSMS", "NimbusPush", "NimbusChat", "NimbusTemplate", "NimbusEmailMemory",
+                                              "NimbusSMSMemory", "NimbusPushMemory", "NimbusChatMemory"])
 module("NimbusTemplate", "Communication/Template", ["NimbusCore", Dep.mustache])
 tests("NimbusTemplate", "Communication/Template")
 module("NimbusSMS", "Communication/SMS/SMS", ["NimbusCore", Dep.logging])
-tests("NimbusSMS", "Communication/SMS/SMS", ["NimbusSMSConformance"])
+tests("NimbusSMS", "Communication/SMS/SMS", ["NimbusSMSMemory"])
+adapter("NimbusSMSMemory", "Communication/SMS/Adapters/Memory", domain: "NimbusSMS")
+tests("NimbusSMSMemory", "Communication/SMS/Adapters/Memory", ["NimbusSMS", "NimbusSMSConformance"])
 module("NimbusSMSConformance", "Communication/SMS/Conformance", ["NimbusSMS", "NimbusCore", "NimbusTesting"])
 adapter("NimbusSMSTwilio", "Communication/SMS/Adapters/Twilio", domain: "NimbusSMS", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
 adapter("NimbusSMSSNS", "Communication/SMS/Adapters/SNS", domain: "NimbusSMS", ["NimbusAWS"])
@@ -263,8 +274,9 @@ targets.append(.executableTarget(
                    "NimbusGateway", "NimbusLLM", "NimbusEmbeddings", "NimbusLLMScripted", "NimbusLLMOpenAI", "NimbusLLMAnthropic",
                    "NimbusLLMGemini", "NimbusLLMOllama", "NimbusLLMRAG", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory",
                    "NimbusPaymentStripe", "NimbusPaymentPayPal", "NimbusTax", "NimbusBilling", "NimbusBillingPostgres", "NimbusPostgres", "NimbusAWS",
-                   "NimbusEmail", "NimbusEmailSMTP", "NimbusEmailSES", "NimbusEmailSendGrid", "NimbusSMS", "NimbusSMSTwilio", "NimbusSMSSNS",
-                   "NimbusPush", "NimbusPushFCM", "NimbusChat", "NimbusChatSlack", "NimbusChatDiscord", "NimbusTemplate", Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
+                   "NimbusEmail", "NimbusEmailMemory", "NimbusEmailFile", "NimbusEmailSMTP", "NimbusEmailSES", "NimbusEmailSendGrid", "NimbusSMS",
+                   "NimbusSMSMemory", "NimbusSMSTwilio", "NimbusSMSSNS", "NimbusPush", "NimbusPushMemory", "NimbusPushFCM", "NimbusChat",
+                   "NimbusChatMemory", "NimbusChatSlack", "NimbusChatDiscord", "NimbusTemplate", Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings
 ))

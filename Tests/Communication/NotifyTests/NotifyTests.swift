@@ -7,6 +7,10 @@ import NimbusSMS
 import NimbusTemplate
 import Synchronization
 import Testing
+import NimbusEmailMemory
+import NimbusSMSMemory
+import NimbusPushMemory
+import NimbusChatMemory
 @testable import NimbusNotify
 
 /// An email driver that fails in a chosen way, counting its calls.

@@ -83,22 +83,7 @@ public struct ChatClient: PortableClient {
         return receipt
     }
 
-    /// `mem://`; adapters add theirs (`.withSlack()`, `.withDiscord()`).
-    public static var openers: URLOpenerRegistry<any ChatDriver> {
-        var registry = URLOpenerRegistry<any ChatDriver>(domain: "chat")
-        registry.register("mem", "memory") { _ in MemoryChatDriver() }
-        return registry
-    }
+    /// The chat domain's openers, empty: adapter modules add their schemes (`.withMemory()`, `.withSlack()`, `.withDiscord()`).
+    public static var openers: URLOpenerRegistry<any ChatDriver> { URLOpenerRegistry(domain: "chat") }
 }
 
-/// Posts kept in memory, for tests and local runs.
-public final class MemoryChatDriver: ChatDriver {
-    public let provider = "memory"
-    private let posts = Mutex<[ChatPost]>([])
-    public init() {}
-    public var posted: [ChatPost] { posts.withLock { $0 } }
-    public func post(_ message: ChatPost) async throws -> ChatReceipt {
-        let count = posts.withLock { $0.append(message); return $0.count }
-        return ChatReceipt(messageID: String(count), channel: message.channel, provider: provider)
-    }
-}

@@ -162,25 +162,11 @@ public struct EmailClient: PortableClient {
         return receipt
     }
 
-    /// The email openers with the embedded drivers (`mem://`, `file://`); adapters add theirs (`.withSMTP()`).
-    public static var openers: URLOpenerRegistry<any EmailDriver> { URLOpenerRegistry<any EmailDriver>.email.withEmbedded() }
+    /// The email domain's openers, empty: adapter modules add their schemes (`.withMemory()`, `.withFile()`, `.withSMTP()`…).
+    public static var openers: URLOpenerRegistry<any EmailDriver> { URLOpenerRegistry<any EmailDriver>.email }
 }
 
 extension URLOpenerRegistry where Resource == any EmailDriver {
     /// An empty registry for the email domain.
     public static var email: URLOpenerRegistry<any EmailDriver> { URLOpenerRegistry(domain: "email") }
-
-    /// Adds `mem://` (an in-memory outbox) and `file:///dir` (one `.eml` file per message).
-    public func withEmbedded() -> Self {
-        var copy = self
-        copy.register("mem", "memory") { _ in MemoryEmailDriver() }
-        copy.register("file") { url in
-            guard !url.path.isEmpty, url.path != "/" else {
-                throw NimbusError(.invalidArgument, "file:// needs a directory: file:///var/mail/outbox or file://./outbox")
-            }
-            let path = url.host.map { $0 == "." ? "." + url.path : "/" + $0 + url.path } ?? url.path
-            return try FileEmailDriver(directory: URL(fileURLWithPath: path))
-        }
-        return copy
-    }
 }

@@ -212,23 +212,7 @@ public struct PushClient: PortableClient {
         }
     }
 
-    /// `mem://`; adapters add theirs.
-    public static var openers: URLOpenerRegistry<any PushDriver> {
-        var registry = URLOpenerRegistry<any PushDriver>(domain: "push")
-        registry.register("mem", "memory") { _ in MemoryPushDriver() }
-        return registry
-    }
+    /// The push domain's openers, empty: adapter modules add their schemes (`.withMemory()`, `.withFCM()`).
+    public static var openers: URLOpenerRegistry<any PushDriver> { URLOpenerRegistry(domain: "push") }
 }
 
-/// Pushes kept in memory; tokens starting with `invalid` are reported dead (to exercise cleanup).
-public final class MemoryPushDriver: PushDriver {
-    public let provider = "memory"
-    private let sentPushes = Mutex<[(token: String, notification: PushNotification)]>([])
-    public init() {}
-    public var sent: [(token: String, notification: PushNotification)] { sentPushes.withLock { $0 } }
-    public func send(_ notification: PushNotification, to token: String) async throws -> PushResult {
-        if token.hasPrefix("invalid") { return PushResult(token: token, outcome: .invalidToken(reason: "Unregistered", since: nil)) }
-        sentPushes.withLock { $0.append((token, notification)) }
-        return PushResult(token: token, outcome: .delivered(id: UUID().uuidString))
-    }
-}

@@ -266,27 +266,7 @@ public struct SMSClient: PortableClient {
         return text.count > 7 ? String(text.prefix(5)) + "…" + String(text.suffix(2)) : "+…"
     }
 
-    /// `mem://`; adapters add theirs (`.withTwilio()`, `.withSNS()`).
-    public static var openers: URLOpenerRegistry<any SMSDriver> {
-        var registry = URLOpenerRegistry<any SMSDriver>(domain: "sms")
-        registry.register("mem", "memory") { _ in MemorySMSDriver() }
-        return registry
-    }
+    /// The SMS domain's openers, empty: adapter modules add their schemes (`.withMemory()`, `.withTwilio()`, `.withSNS()`).
+    public static var openers: URLOpenerRegistry<any SMSDriver> { URLOpenerRegistry(domain: "sms") }
 }
 
-/// An SMS outbox in memory, for tests and local runs.
-public final class MemorySMSDriver: SMSDriver {
-    public let provider = "memory"
-    private let outbox = Mutex<[SMSMessage]>([])
-
-    public init() {}
-
-    /// What was sent, oldest first.
-    public var sent: [SMSMessage] { outbox.withLock { $0 } }
-
-    public func send(_ message: SMSMessage) async throws -> SMSReceipt {
-        let id = "MEM" + IDGenerator.shared.ulid().description
-        outbox.withLock { $0.append(message) }
-        return SMSReceipt(id: id, provider: provider, status: .delivered, segments: message.encoding.segments)
-    }
-}

@@ -1,6 +1,7 @@
 import NimbusChat
 import NimbusCore
 import Testing
+import NimbusChatMemory
 
 @Suite("Chat client")
 struct ChatTests {
@@ -10,6 +11,6 @@ struct ChatTests {
         let receipt = try await chat.post(ChatPost(channel: "ops", text: "deployed"))
         #expect(receipt.messageID == "1" && memory.posted.map(\.text) == ["deployed"])
         await #expect(throws: NimbusError.self) { try await chat.post(ChatPost(text: "")) }
-        #expect(try await ChatClient.openers.open("mem://").provider == "memory")
+        #expect(try await ChatClient.openers.withMemory().open("mem://").provider == "memory")
     }
 }

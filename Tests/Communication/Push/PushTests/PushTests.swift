@@ -1,6 +1,7 @@
 import NimbusCore
 import NimbusPush
 import Testing
+import NimbusPushMemory
 
 @Suite("Push client")
 struct PushTests {

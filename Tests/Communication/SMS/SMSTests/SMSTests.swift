@@ -2,6 +2,7 @@ import Foundation
 import NimbusCore
 import NimbusSMS
 import Testing
+import NimbusSMSMemory
 
 @Suite("SMS model")
 struct SMSModelTests {

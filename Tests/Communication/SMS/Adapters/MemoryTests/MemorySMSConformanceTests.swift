@@ -1,6 +1,7 @@
 import NimbusCore
 import NimbusSMS
 import NimbusSMSConformance
+import NimbusSMSMemory
 import NimbusTesting
 import Testing
 

@@ -1,6 +1,7 @@
 import NimbusCore
 import NimbusPush
 import NimbusPushConformance
+import NimbusPushMemory
 import NimbusTesting
 import Testing
 

@@ -1,5 +1,6 @@
 import NimbusChat
 import NimbusChatConformance
+import NimbusChatMemory
 import NimbusCore
 import NimbusTesting
 import Testing

@@ -1,43 +1,6 @@
 import Foundation
 import NimbusCore
-import Synchronization
-
-/// An outbox in memory: every email is kept, for tests and for local runs with no server.
-///
-/// ```swift
-/// let outbox = MemoryEmailDriver()
-/// try await EmailClient(driver: outbox).send(message)
-/// outbox.sent.last?.document.header("Subject")
-/// ```
-public final class MemoryEmailDriver: EmailDriver {
-    public let provider = "memory"
-    private let state = Mutex<[OutgoingEmail]>([])
-    private let refuse: @Sendable (EmailAddress) -> EmailReceipt.Rejection?
-
-    /// Creates an outbox; `refuse` may turn recipients away (to exercise partial delivery).
-    public init(refuse: @escaping @Sendable (EmailAddress) -> EmailReceipt.Rejection? = { _ in nil }) {
-        self.refuse = refuse
-    }
-
-    /// What was sent, oldest first.
-    public var sent: [OutgoingEmail] { state.withLock { $0 } }
-
-    /// Empties the outbox.
-    public func removeAll() { state.withLock { $0.removeAll() } }
-
-    public func send(_ email: OutgoingEmail) async throws -> EmailReceipt {
-        var accepted: [EmailAddress] = [], rejected: [EmailReceipt.Rejection] = []
-        for recipient in email.recipients {
-            if let rejection = refuse(recipient) { rejected.append(rejection) } else { accepted.append(recipient) }
-        }
-        if !accepted.isEmpty {
-            var kept = email
-            kept.recipients = accepted
-            state.withLock { $0.append(kept) }
-        }
-        return EmailReceipt(messageID: email.document.messageID, providerMessageID: nil, provider: provider, accepted: accepted, rejected: rejected)
-    }
-}
+import NimbusEmail
 
 /// The local development inbox: one `.eml` file per message in a directory (open them with any mail
 /// program). Files are written whole, then renamed, so a reader never sees half a message.
@@ -76,5 +39,21 @@ public struct FileEmailDriver: EmailDriver {
         try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "eml" && !$0.lastPathComponent.hasPrefix(".") }
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
+    }
+}
+
+extension URLOpenerRegistry where Resource == any EmailDriver {
+    /// Adds `file:///dir` (or `file://./dir`): one `.eml` file per message, persistent.
+    public func withFile() -> Self {
+        var copy = self
+        copy.register("file") { url in
+            try url.options.validate(known: [], for: "file://")
+            guard !url.path.isEmpty, url.path != "/" else {
+                throw NimbusError(.invalidArgument, "file:// needs a directory: file:///var/mail/outbox or file://./outbox")
+            }
+            let path = url.host.map { $0 == "." ? "." + url.path : "/" + $0 + url.path } ?? url.path
+            return try FileEmailDriver(directory: URL(fileURLWithPath: path))
+        }
+        return copy
     }
 }
