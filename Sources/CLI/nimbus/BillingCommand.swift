@@ -19,7 +19,7 @@ struct BillingCommand: AsyncParsableCommand {
 
     struct Engine: ParsableArguments {
         @Option(help: "The billing database: a SQLite file (default .nimbus/billing.sqlite) or a postgres:// URL.") var db: String = ".nimbus/billing.sqlite"
-        @Option(help: "Where invoices are charged (default mem://, the embedded payment engine).") var via: String = "mem://"
+        @Option(name: .customLong("payment-url"), help: "Where invoices are charged (settings key payment.url, env NIMBUS_PAYMENT_URL; default sqlite://./.nimbus/payments.sqlite, the embedded engine).") var paymentURL: String?
         @Option(name: .customLong("tax-home"), help: "Where the seller is established, to add VAT to invoices (ISO code).") var taxHome: String?
         @Option(name: .customLong("tax-registration"), help: "Where the seller collects VAT (repeatable; EU-OSS for the One-Stop Shop).") var taxRegistration: [String] = []
         @Option(help: "The engine's clock: act as of this instant (YYYY-MM-DD or ISO 8601; default now).") var at: String?
@@ -49,7 +49,8 @@ struct BillingCommand: AsyncParsableCommand {
                     entry.uppercased() == "EU-OSS" ? TaxRegistration(country: "EU", scheme: .euOSS) : TaxRegistration(country: entry)
                 }))
             }
-            let payments = PaymentClient(driver: try PayCommand.Provider.driver(via, environment: ProcessInfo.processInfo.environment))
+            let payments = try await PaymentClient.open(try await Connection.url(paymentURL, key: "payment.url", default: PayCommand.Provider.defaultURL),
+                                                        openers: PayCommand.Provider.openers)
             return try await BillingEngine(store: try store(), configuration: .init(payments: payments, tax: tax, now: { instant }))
         }
     }

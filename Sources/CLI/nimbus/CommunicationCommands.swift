@@ -27,8 +27,8 @@ struct EmailCommand: AsyncParsableCommand {
 
     struct Send: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Send one message; prints the receipt as JSON.")
-        @Option(help: "Where to send: file://./outbox (default), smtp://user:pass@host:587, ses://?region=eu-west-1, sendgrid://KEY@api.sendgrid.com.")
-        var via: String = "file://./outbox"
+        @Option(help: "Where to send: file://./outbox (default), mem://, smtp://user:pass@host:587, ses://?region=eu-west-1, sendgrid://KEY@api.sendgrid.com (settings key email.url, env NIMBUS_EMAIL_URL).")
+        var url: String?
         @Option(help: "From (\"Name <a@b>\").") var from: String
         @Option(help: "To (repeatable).") var to: [String]
         @Option(help: "Cc (repeatable).") var cc: [String] = []
@@ -52,7 +52,7 @@ struct EmailCommand: AsyncParsableCommand {
                 guard parts.count == 3 else { throw ValidationError("--dkim is domain:selector:key.pem") }
                 configuration.dkim = try DKIMSigner(domain: parts[0], selector: parts[1], rsaPrivateKeyPEM: try String(contentsOfFile: parts[2], encoding: .utf8))
             }
-            let client = try await EmailClient.open(via, openers: EmailClient.openers.withMemory().withFile().withSMTP().withSES().withSendGrid(), configuration: configuration)
+            let client = try await EmailClient.open(try await Connection.url(url, key: "email.url", default: "file://./outbox"), openers: EmailClient.openers.withMemory().withFile().withSMTP().withSES().withSendGrid(), configuration: configuration)
             try Output.printJSON(try await client.closing { try await $0.send(message) })
         }
 
@@ -73,14 +73,14 @@ struct SMSCommand: AsyncParsableCommand {
 
     struct Send: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Send one SMS; prints the receipt and its encoding as JSON.")
-        @Option(help: "twilio://ACxxxx:TOKEN@api.twilio.com, sns://?region=eu-west-1, mem:// (default).") var via: String = "mem://"
+        @Option(help: "twilio://ACxxxx:TOKEN@api.twilio.com, sns://?region=eu-west-1, mem:// (default; settings key sms.url, env NIMBUS_SMS_URL).") var url: String?
         @Option(help: "Sender: +E164 number, an alphanumeric id, or a Messaging Service SID (MG…).") var from: String
         @Option(help: "Recipient (E.164).") var to: String
         @Argument(help: "The text.") var body: String
 
         func run() async throws {
             let sender: SMSSender = from.hasPrefix("+") ? .number(try PhoneNumber(from)) : (from.hasPrefix("MG") ? .service(from) : try .alphanumericID(from))
-            let driver = try await SMSClient.openers.withMemory().withTwilio().withSNS().open(via)
+            let driver = try await SMSClient.openers.withMemory().withTwilio().withSNS().open(try await Connection.url(url, key: "sms.url", default: "mem://"))
             let message = SMSMessage(from: sender, to: try PhoneNumber(to), body: body)
             let receipt = try await SMSClient(driver: driver).closing { try await $0.send(message) }
             struct Sent: Encodable { var receipt: SMSReceipt; var encoding: String; var segments: Int }
@@ -95,7 +95,7 @@ struct PushCommand: AsyncParsableCommand {
 
     struct Send: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Send one notification to device tokens; prints each token's outcome.")
-        @Option(help: "fcm://my-project (Application Default Credentials) or mem:// (default).") var via: String = "mem://"
+        @Option(help: "fcm://my-project (Application Default Credentials) or mem:// (default; settings key push.url, env NIMBUS_PUSH_URL).") var url: String?
         @Option(help: "Device token (repeatable).") var token: [String]
         @Option(help: "Title.") var title: String?
         @Option(help: "Body.") var body: String?
@@ -107,7 +107,7 @@ struct PushCommand: AsyncParsableCommand {
                 guard let equals = pair.firstIndex(of: "=") else { throw ValidationError("--data takes key=value, not '\(pair)'") }
                 values[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
             }
-            let driver = try await PushClient.openers.withMemory().withFCM().open(via)
+            let driver = try await PushClient.openers.withMemory().withFCM().open(try await Connection.url(url, key: "push.url", default: "mem://"))
             let results = try await PushClient(driver: driver).closing { try await $0.send(PushNotification(title: title, body: body, data: values), to: token) }
             for result in results {
                 switch result.outcome {
@@ -128,14 +128,14 @@ struct ChatCommand: AsyncParsableCommand {
 
     struct Post: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Post one message; prints the receipt as JSON.")
-        @Option(help: "slack://xoxb-TOKEN@slack.com, slack+webhook://hooks.slack.com/services/…, discord+webhook://discord.com/api/webhooks/…, mem://.")
-        var via: String = "mem://"
+        @Option(help: "slack://xoxb-TOKEN@slack.com, slack+webhook://hooks.slack.com/services/…, discord+webhook://discord.com/api/webhooks/…, mem:// (default; settings key chat.url, env NIMBUS_CHAT_URL).")
+        var url: String?
         @Option(help: "Channel id (Web API and bots).") var channel: String?
         @Option(help: "Thread to reply in.") var thread: String?
         @Argument(help: "The text.") var text: String
 
         func run() async throws {
-            let driver = try await ChatClient.openers.withMemory().withSlack().withDiscord().open(via)
+            let driver = try await ChatClient.openers.withMemory().withSlack().withDiscord().open(try await Connection.url(url, key: "chat.url", default: "mem://"))
             try Output.printJSON(try await ChatClient(driver: driver).closing { try await $0.post(ChatPost(channel: channel, text: text, threadID: thread)) })
         }
     }

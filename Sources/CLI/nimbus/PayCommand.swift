@@ -11,60 +11,30 @@ import NimbusPaymentStripe
 struct PayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pay",
-        abstract: "Create, confirm, capture, cancel and refund payments (mem://, stripe://, paypal://).",
+        abstract: "Create, confirm, capture, cancel and refund payments (sqlite://, mem://, stripe://, paypal://).",
         discussion: """
-            --via mem:// keeps payments in .nimbus/payments.sqlite (mem:///path/file.sqlite for another file) and takes Stripe's \
-            test cards (pm_card_visa, pm_card_visa_chargeDeclinedInsufficientFunds, pm_card_threeDSecure2Required, ...).
-            --via stripe:// reads the key from STRIPE_SECRET_KEY (stripe://HOST:PORT for a local server).
-            --via paypal://sandbox or paypal://live reads PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET.
+            By default payments are kept by the embedded engine in .nimbus/payments.sqlite (--url sqlite://PATH for another \
+            file, mem:// for one that lasts as long as the command); it takes Stripe's test cards (pm_card_visa, \
+            pm_card_visa_chargeDeclinedInsufficientFunds, pm_card_threeDSecure2Required, ...).
+            --url stripe:// reads the key from STRIPE_SECRET_KEY (stripe://HOST:PORT for a local server).
+            --url paypal://sandbox or paypal://live reads PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET.
             """,
         subcommands: [Create.self, Confirm.self, Capture.self, Cancel.self, Refund.self, Show.self, Refunds.self]
     )
 
+    /// Options every payment subcommand takes: where payments are made.
     struct Provider: ParsableArguments {
-        @Option(help: "The provider: mem://[PATH], stripe://[HOST[:PORT]], paypal://sandbox|live|HOST:PORT (settings key payment.url; default mem://).")
-        var via: String?
+        @Option(help: "Payments URL: sqlite://PATH (default sqlite://./.nimbus/payments.sqlite), mem:// (volatile), stripe://[HOST[:PORT]], paypal://sandbox|live|HOST:PORT (settings key payment.url, env NIMBUS_PAYMENT_URL).")
+        var url: String?
         @Option(help: "Settings file (.yaml, .yml or .json).")
         var config: String?
 
-        func client() async throws -> PaymentClient {
-            let settings = try await NimbusConfiguration.reader(file: config)
-            let url = via ?? settings.string(forKey: "payment.url", default: "mem://")
-            return PaymentClient(driver: try Self.driver(url, environment: ProcessInfo.processInfo.environment))
-        }
+        /// The embedded engine (volatile or in a file) and every vendor adapter.
+        static var openers: URLOpenerRegistry<any PaymentDriver> { PaymentClient.openers.withMemory().withSQLite().withStripe().withPayPal() }
+        static let defaultURL = "sqlite://./.nimbus/payments.sqlite"
 
-        static func driver(_ url: String, environment: [String: String]) throws -> any PaymentDriver {
-            guard let components = URLComponents(string: url), let scheme = components.scheme else {
-                throw ValidationError("--via '\(url)' is not a URL such as mem://, stripe:// or paypal://sandbox")
-            }
-            let hostPort = [components.host, components.port.map(String.init)].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ":")
-            let local = ["127.0.0.1", "localhost"].contains(components.host ?? "")
-            switch scheme {
-            case "mem":
-                let path = components.path.isEmpty || components.path == "/" ? ".nimbus/payments.sqlite" : components.path
-                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
-                                                        withIntermediateDirectories: true)
-                return try MemoryPaymentDriver(path: path)
-            case "stripe":
-                guard let key = environment["STRIPE_SECRET_KEY"], !key.isEmpty else {
-                    throw ValidationError("set STRIPE_SECRET_KEY to your Stripe secret key (sk_test_… for test mode)")
-                }
-                let base = hostPort.isEmpty ? "https://api.stripe.com" : (local ? "http://" : "https://") + hostPort
-                return StripePaymentDriver(configuration: .init(apiKey: Secret(key), baseURL: base, returnURL: environment["STRIPE_RETURN_URL"]))
-            case "paypal":
-                guard let id = environment["PAYPAL_CLIENT_ID"], let secret = environment["PAYPAL_CLIENT_SECRET"], !id.isEmpty, !secret.isEmpty else {
-                    throw ValidationError("set PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET to your REST app's credentials")
-                }
-                let environmentChoice: PayPalPaymentDriver.Environment = switch hostPort {
-                case "", "sandbox": .sandbox
-                case "live": .live
-                default: .custom((local ? "http://" : "https://") + hostPort)
-                }
-                return PayPalPaymentDriver(configuration: .init(clientID: id, clientSecret: Secret(secret), environment: environmentChoice,
-                                                                returnURL: environment["PAYPAL_RETURN_URL"], cancelURL: environment["PAYPAL_CANCEL_URL"]))
-            default:
-                throw ValidationError("--via scheme '\(scheme)' is not one of mem, stripe, paypal")
-            }
+        func client() async throws -> PaymentClient {
+            try await PaymentClient.open(try await Connection.url(url, key: "payment.url", default: Self.defaultURL, config: config), openers: Self.openers)
         }
     }
 

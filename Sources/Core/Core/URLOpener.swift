@@ -75,6 +75,32 @@ public struct OpenURL: Sendable, CustomStringConvertible {
         self.options = URLOptions(items)
     }
 
+    /// The local file path a `file://` or `sqlite://` URL names: `scheme:///abs/path` and
+    /// `scheme://abs/path` are absolute (`/abs/path`; a host is never contacted), and
+    /// `scheme://./rel/path` is relative to the working directory.
+    /// - Throws: `invalidArgument` when the URL names no path.
+    public func localPath(example: String) throws -> String {
+        let path: String
+        switch host {
+        case nil: path = self.path
+        case "."?: path = "." + self.path
+        case let host?: path = "/" + host + self.path
+        }
+        guard !path.isEmpty, path != "/", path != "." else {
+            throw NimbusError(.invalidArgument, "\(scheme):// needs a path: \(example)")
+        }
+        return path
+    }
+
+    /// The base URL of a vendor API a URL points at: `default` when it names no host, plain HTTP
+    /// for a loopback host (a local server or fake), HTTPS otherwise (`stripe://127.0.0.1:12111`
+    /// → `http://127.0.0.1:12111`; `stripe://` → `https://api.stripe.com`).
+    public func serviceBaseURL(default fallback: String) -> String {
+        guard let host, !host.isEmpty else { return fallback }
+        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        return (loopback ? "http://" : "https://") + (host.contains(":") ? "[\(host)]" : host) + (port.map { ":\($0)" } ?? "")
+    }
+
     /// The URL with the password replaced by `***`: safe to log.
     public var description: String {
         var text = "\(scheme)://"

@@ -169,7 +169,7 @@ struct CommerceCLITests {
     @Test func payCreatesCapturesAndRefundsAcrossInvocationsWithTheEmbeddedEngine() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("cli-pay-\(UUID().uuidString).sqlite").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let via = ["--via", "mem://\(path)"]
+        let via = ["--url", "sqlite://\(path)"]
         let created = try await Binary.run(["pay", "create", "50", "EUR", "--method", "pm_card_visa", "--confirm", "--manual", "--metadata", "order=9"] + via)
         #expect(created.status == 0, "\(created.output)")
         let payment = try JSONValue.parse(Data(created.stdout.utf8))
@@ -184,8 +184,14 @@ struct CommerceCLITests {
         #expect(refunds.arrayValue?.count == 1)
         let tooMuch = try await Binary.run(["pay", "refund", id, "--amount", "25"] + via)
         #expect(tooMuch.status != 0 && tooMuch.stderr.contains("refundable"), "\(tooMuch.output)")
-        let stripe = try await Binary.run(["pay", "show", id, "--via", "stripe://"], environment: ["STRIPE_SECRET_KEY": ""])
+        let stripe = try await Binary.run(["pay", "show", id, "--url", "stripe://"], environment: ["STRIPE_SECRET_KEY": ""])
         #expect(stripe.status != 0 && stripe.stderr.contains("STRIPE_SECRET_KEY"))
+        let volatile = try await Binary.run(["pay", "show", id, "--url", "mem://"])
+        #expect(volatile.status != 0, "mem:// is in-process and volatile: a new command starts empty")
+        let typo = try await Binary.run(["pay", "show", id, "--url", "sqlite://\(path)?jounral=wal"])
+        #expect(typo.status != 0 && typo.stderr.contains("jounral"), "unknown URL options are errors: \(typo.output)")
+        let viaEnvironment = try await Binary.run(["pay", "show", id], environment: ["NIMBUS_PAYMENT_URL": "sqlite://\(path)"])
+        #expect(viaEnvironment.status == 0 && viaEnvironment.stdout.contains(id), "NIMBUS_PAYMENT_URL: \(viaEnvironment.output)")
     }
 
     @Test func taxQuotesVATAndChecksNumbers() async throws {
@@ -205,7 +211,7 @@ struct CommerceCLITests {
     @Test func billingRunsTheEmbeddedEngineOnLocalFiles() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-billing-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let common = ["--db", "\(directory)/billing.sqlite", "--via", "mem://\(directory)/payments.sqlite", "--tax-home", "DE", "--tax-registration", "DE"]
+        let common = ["--db", "\(directory)/billing.sqlite", "--payment-url", "sqlite://\(directory)/payments.sqlite", "--tax-home", "DE", "--tax-registration", "DE"]
         func run(_ arguments: [String], at day: String = "2025-01-15") async throws -> ProcessRunner.Result {
             let result = try await Binary.run(["billing"] + arguments + common + ["--at", day])
             #expect(result.status == 0, "\(arguments): \(result.output)")
@@ -228,7 +234,7 @@ struct CommerceCLITests {
         let url = try await Peer.freshPostgresDatabase(prefix: "nimbus_cli_billing")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-billing-pg-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let common = ["--db", url, "--via", "mem://\(directory)/payments.sqlite", "--at", "2025-01-15"]
+        let common = ["--db", url, "--payment-url", "sqlite://\(directory)/payments.sqlite", "--at", "2025-01-15"]
         for arguments in [["add-plan", "basic", "--price", "10.00"], ["add-customer", "ada", "--name", "Ada", "--country", "DE", "--method", "pm_card_visa"],
                           ["subscribe", "ada", "basic"]] {
             let result = try await Binary.run(["billing"] + arguments + common)
@@ -273,7 +279,7 @@ struct CommunicationCLITests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("templates"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let sent = try await Binary.run(["email", "send", "--via", "file://\(directory.path)/outbox", "--from", "Shop <shop@example.com>",
+        let sent = try await Binary.run(["email", "send", "--url", "file://\(directory.path)/outbox", "--from", "Shop <shop@example.com>",
                                          "--to", "zoe@example.org", "--subject", "Grüße", "--text", "hello"])
         #expect(sent.status == 0, "\(sent.output)")
         let receipt = try JSONValue.parse(Data(sent.stdout.utf8))

@@ -109,6 +109,21 @@ public struct PaymentClient: PortableClient {
         self.retry = retry
     }
 
+    /// The payment domain's openers, empty: adapter modules add their schemes (`.withMemory()`,
+    /// `.withSQLite()`, `.withStripe()`, `.withPayPal()`).
+    public static var openers: URLOpenerRegistry<any PaymentDriver> { URLOpenerRegistry(domain: "payment") }
+
+    /// Opens the driver that `url`'s scheme names in `openers`.
+    ///
+    /// ```swift
+    /// let payments = try await PaymentClient.open("sqlite://./.nimbus/payments.sqlite",
+    ///                                             openers: PaymentClient.openers.withMemory().withSQLite().withStripe())
+    /// ```
+    public static func open(_ url: String, openers: URLOpenerRegistry<any PaymentDriver>,
+                            retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(300), maxDelay: .seconds(5))) async throws -> PaymentClient {
+        PaymentClient(driver: try await openers.open(url), retry: retry)
+    }
+
     /// The provider's name (`stripe`, `paypal`, `memory`).
     public var provider: String { driver.provider }
 

@@ -367,3 +367,26 @@ enum PayPalMetadata {
         return ["custom_id": customID]           // set by another integration
     }
 }
+
+extension URLOpenerRegistry where Resource == any PaymentDriver {
+    /// Adds `paypal://sandbox`, `paypal://live` and `paypal://HOST[:PORT]` (a local server: plain HTTP
+    /// on loopback). Credentials come from `PAYPAL_CLIENT_ID` and `PAYPAL_CLIENT_SECRET` in
+    /// `environment`, never from the URL; `PAYPAL_RETURN_URL` and `PAYPAL_CANCEL_URL` are where the payer lands.
+    public func withPayPal(environment: [String: String] = ProcessInfo.processInfo.environment) -> Self {
+        var copy = self
+        copy.register("paypal") { url in
+            try url.options.validate(known: [], for: "paypal://")
+            guard let id = environment["PAYPAL_CLIENT_ID"], let secret = environment["PAYPAL_CLIENT_SECRET"], !id.isEmpty, !secret.isEmpty else {
+                throw NimbusError(.unauthenticated, "set PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET to your REST app's credentials")
+            }
+            let choice: PayPalPaymentDriver.Environment = switch url.host ?? "" {
+            case "", "sandbox": .sandbox
+            case "live": .live
+            default: .custom(url.serviceBaseURL(default: ""))
+            }
+            return PayPalPaymentDriver(configuration: .init(clientID: id, clientSecret: Secret(secret), environment: choice,
+                                                            returnURL: environment["PAYPAL_RETURN_URL"], cancelURL: environment["PAYPAL_CANCEL_URL"]))
+        }
+        return copy
+    }
+}

@@ -179,3 +179,21 @@ public struct StripeCustomer: Sendable, Hashable {
         createdAt = Date(timeIntervalSince1970: created)
     }
 }
+
+extension URLOpenerRegistry where Resource == any PaymentDriver {
+    /// Adds `stripe://` (api.stripe.com) and `stripe://HOST[:PORT]` (a local server: plain HTTP on
+    /// loopback). The secret key comes from `STRIPE_SECRET_KEY` in `environment`, never from the URL;
+    /// `STRIPE_RETURN_URL` is where 3-D Secure returns.
+    public func withStripe(environment: [String: String] = ProcessInfo.processInfo.environment) -> Self {
+        var copy = self
+        copy.register("stripe") { url in
+            try url.options.validate(known: [], for: "stripe://")
+            guard let key = environment["STRIPE_SECRET_KEY"], !key.isEmpty else {
+                throw NimbusError(.unauthenticated, "set STRIPE_SECRET_KEY to your Stripe secret key (sk_test_… for test mode)")
+            }
+            return StripePaymentDriver(configuration: .init(apiKey: Secret(key), baseURL: url.serviceBaseURL(default: "https://api.stripe.com"),
+                                                            returnURL: environment["STRIPE_RETURN_URL"]))
+        }
+        return copy
+    }
+}

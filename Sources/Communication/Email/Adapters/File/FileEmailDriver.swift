@@ -48,10 +48,7 @@ extension URLOpenerRegistry where Resource == any EmailDriver {
         var copy = self
         copy.register("file") { url in
             try url.options.validate(known: [], for: "file://")
-            guard !url.path.isEmpty, url.path != "/" else {
-                throw NimbusError(.invalidArgument, "file:// needs a directory: file:///var/mail/outbox or file://./outbox")
-            }
-            let path = url.host.map { $0 == "." ? "." + url.path : "/" + $0 + url.path } ?? url.path
+            let path = try url.localPath(example: "file:///var/mail/outbox or file://./outbox")
             return try FileEmailDriver(directory: URL(fileURLWithPath: path))
         }
         return copy

@@ -1,0 +1,30 @@
+import Foundation
+import NimbusCore
+import NimbusPayment
+
+extension URLOpenerRegistry where Resource == any PaymentDriver {
+    /// Adds `mem://`: the embedded engine in process memory, volatile (gone when the process ends).
+    public func withMemory() -> Self {
+        var copy = self
+        copy.register("mem", "memory") { url in
+            try url.options.validate(known: [], for: "mem://")
+            return try MemoryPaymentDriver()
+        }
+        return copy
+    }
+
+    /// Adds `sqlite://PATH`: the embedded engine in a SQLite file, persistent across runs
+    /// (`sqlite://./.nimbus/payments.sqlite`, `sqlite:///var/lib/app/payments.sqlite`). The file's
+    /// directory is created.
+    public func withSQLite() -> Self {
+        var copy = self
+        copy.register("sqlite") { url in
+            try url.options.validate(known: [], for: "sqlite://")
+            let path = try url.localPath(example: "sqlite://./.nimbus/payments.sqlite or sqlite:///var/lib/app/payments.sqlite")
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            return try MemoryPaymentDriver(path: path)
+        }
+        return copy
+    }
+}
