@@ -109,7 +109,7 @@ var products: [Product] = []
 // MARK: - Core: what every module stands on
 
 module("NimbusCore", "Core/Core", [Dep.logging, Dep.configuration])
-module("NimbusHTTP", "Core/HTTP", ["NimbusCore", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto,
+module("NimbusHTTP", "Core/HTTP", ["NimbusCore", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.crypto,
                                    Dep.logging, Dep.metrics, Dep.tracing])
 module("NimbusRedis", "Core/Redis", ["NimbusCore", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging])
 module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", Dep.cryptoExtras, Dep.hummingbird, Dep.httpTypes, Dep.nioCore, Dep.nioHTTP1, Dep.nioPosix,
@@ -186,7 +186,7 @@ tests("NimbusAzure", "Core/Azure", ["NimbusHTTP"])
 
 // MARK: - Commerce (seed: pkg/commerce/*) — exact money first; payments, billing and tax build on it
 
-module("NimbusCurrency", "Commerce/Currency", ["NimbusCore", "NimbusHTTP", Dep.nioCore], resources: [.copy("Resources/iso4217.csv")])
+module("NimbusCurrency", "Commerce/Currency", ["NimbusCore", "NimbusHTTP", Dep.nioCore], resources: [.copy("Resources/iso4217.csv"), .copy("Resources/ecb-snapshot.xml")])
 tests("NimbusCurrency", "Commerce/Currency", ["NimbusHTTP", Dep.propertyBased], fixtures: true)
 module("NimbusPayment", "Commerce/Payment/Payment", ["NimbusCore", "NimbusCurrency"])
 tests("NimbusPayment", "Commerce/Payment/Payment", ["NimbusCurrency"])

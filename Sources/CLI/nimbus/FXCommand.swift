@@ -14,12 +14,17 @@ struct FXCommand: AsyncParsableCommand {
     struct Convert: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Convert AMOUNT from one currency to another: nimbus fx convert 100 USD EUR [--date 2024-05-02].",
-            discussion: "Rates come from the ECB (daily file, or the 90-day history with --date), or from an eurofxref XML file given with --rates.")
+            discussion: """
+                With no network needed, rates come from the ECB snapshot shipped with Nimbus (its last day is printed; --date \
+                within its 90 days). --live fetches the ECB's current files (daily, or the 90-day history with --date); \
+                --rates reads an eurofxref XML file.
+                """)
         @Argument(help: "The amount, a decimal number (100, 12.5).") var amount: String
         @Argument(help: "The currency to convert from (ISO 4217 code).") var from: String
         @Argument(help: "The currency to convert to.") var to: String
         @Option(help: "Use the rates of this day (YYYY-MM-DD); weekends and holidays take the last working day's.") var date: String?
-        @Option(help: "An ECB eurofxref XML file to read instead of fetching from the ECB.") var rates: String?
+        @Option(help: "An ECB eurofxref XML file to read instead of the shipped snapshot.") var rates: String?
+        @Flag(help: "Fetch the ECB's current rates instead of the shipped snapshot.") var live = false
         @Option(help: "Rounding: half-even (default), half-up, half-down, up, down, ceiling, floor.") var rounding: String = "half-even"
         @Flag(help: "Print JSON (amount, currency, rate, date).") var json = false
 
@@ -40,10 +45,16 @@ struct FXCommand: AsyncParsableCommand {
                 day = parsed
             }
             let provider: any RateProvider
+            let origin: String
             if let rates {
                 provider = FixedRateProvider(try ECBRateProvider.parse(try Data(contentsOf: URL(fileURLWithPath: rates))))
-            } else {
+                origin = rates
+            } else if live {
                 provider = ECBRateProvider()
+                origin = "ECB"
+            } else {
+                provider = try ECBRateProvider.snapshot()
+                origin = "ECB snapshot shipped with Nimbus; --live for today's"
             }
             let table = try await provider.rates(on: day)
             let converted = try await CurrencyConverter(provider: FixedRateProvider([table])).convert(money, to: target, on: day, rounding: mode)
@@ -51,9 +62,9 @@ struct FXCommand: AsyncParsableCommand {
             let dateText = ISO8601DateFormatter.string(from: table.date, timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withFullDate])
             if json {
                 print(JSONValue.object(["amount": .string("\(converted.amount)"), "currency": .string(target.code),
-                                        "rate": .string("\(rate)"), "date": .string(dateText)]).description)
+                                        "rate": .string("\(rate)"), "date": .string(dateText), "source": .string(origin)]).description)
             } else {
-                print("\(converted.amount) \(target.code)  (rate \(rate), \(dateText))")
+                print("\(converted.amount) \(target.code)  (rate \(rate), \(dateText), \(origin))")
             }
         }
     }

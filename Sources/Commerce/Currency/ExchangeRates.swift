@@ -60,6 +60,23 @@ public protocol RateProvider: Sendable {
     func rates(on date: Date?) async throws -> RateTable
 }
 
+extension ECBRateProvider {
+    /// The ECB reference rates shipped with Nimbus (90 days, ending on ``snapshotDate``): the offline
+    /// default of `nimbus fx`, for examples and tests with no network. Live rates need ``ECBRateProvider``.
+    ///
+    /// ```swift
+    /// let converter = CurrencyConverter(provider: try ECBRateProvider.snapshot())
+    /// let euros = try await converter.convert(try Money("100", .usd), to: .eur)   // at the snapshot's last rate
+    /// ```
+    /// - Throws: `dataLoss` when the installed resource is missing or damaged.
+    public static func snapshot() throws -> FixedRateProvider {
+        guard let url = Bundle.module.url(forResource: "ecb-snapshot", withExtension: "xml") else {
+            throw NimbusError(.dataLoss, "the ECB rate snapshot is missing from NimbusCurrency's resources; reinstall Nimbus")
+        }
+        return FixedRateProvider(try parse(try Data(contentsOf: url)))
+    }
+}
+
 /// Rates you set (contracts, tests, a treasury table).
 public struct FixedRateProvider: RateProvider {
     /// Tables by day, oldest first.

@@ -3,6 +3,7 @@ import Foundation
 import CoreMetrics
 import Logging
 import NIOCore
+import NIOPosix
 import NIOHTTP1
 import NimbusCore
 
@@ -218,6 +219,16 @@ struct Transport: Sendable {
     static func map(_ error: any Error, operation: String, service: String, timeout: Duration) -> NimbusError {
         if let error = error as? NimbusError { return error }
         if error is CancellationError { return NimbusError(.canceled, "\(service) \(operation) was cancelled", underlying: error) }
+        // A name that does not resolve will not resolve a second later: say so, and do not retry.
+        if let connection = error as? NIOConnectionError, connection.connectionErrors.isEmpty,
+           let dns = connection.dnsAError ?? connection.dnsAAAAError {
+            return NimbusError(.unavailable, "\(service) \(operation): cannot resolve the host \(connection.host) (\(dns)); check the URL and the network (not retried)",
+                               underlying: error, retryable: false)
+        }
+        if let unknown = error as? SocketAddressError.UnknownHost {
+            return NimbusError(.unavailable, "\(service) \(operation): cannot resolve the host \(unknown.host) (\(unknown.errorDescription)); check the URL and the network (not retried)",
+                               underlying: error, retryable: false)
+        }
         if let error = error as? HTTPClientError {
             switch error {
             case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:

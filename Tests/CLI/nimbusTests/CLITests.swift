@@ -166,6 +166,18 @@ struct CommerceCLITests {
         #expect(unknown.status != 0 && unknown.stderr.contains("XYZ"))
     }
 
+    /// With no network and no flags, the shipped snapshot answers at once and says which day it used.
+    @Test func fxWorksOfflineOnTheShippedSnapshotAndSaysItsDate() async throws {
+        let result = try await Binary.run(["fx", "convert", "100", "USD", "EUR", "--json"])
+        #expect(result.status == 0, "\(result.output)")
+        let json = try JSONValue.parse(Data(result.stdout.utf8))
+        // USD 1.1172 per EUR on 2026-10-30, the snapshot's last day: 100 / 1.1172 = 89.5094..., half-even to cents.
+        #expect(json["date"] == "2026-10-30" && json["amount"] == "89.51", "\(result.stdout)")
+        #expect(json["source"]?.stringValue?.contains("snapshot") == true)
+        let older = try await Binary.run(["fx", "convert", "100", "USD", "EUR", "--date", "2026-08-04", "--json"])
+        #expect(try JSONValue.parse(Data(older.stdout.utf8))["date"] == "2026-08-04", "\(older.output)")
+    }
+
     @Test func payCreatesCapturesAndRefundsAcrossInvocationsWithTheEmbeddedEngine() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("cli-pay-\(UUID().uuidString).sqlite").path
         defer { try? FileManager.default.removeItem(atPath: path) }
