@@ -45,6 +45,38 @@ struct CatalogTests {
         #expect(PackageCatalog.entries.first { $0.seedPath == "pkg/cache/*" }?.status == .done)
     }
 
+    /// Adapters that are not drivers of their folder's suite, and why.
+    static let notSuiteDrivers = [
+        "NimbusLLMToolsMCP": "the Tools suite checks the agent loop on model providers; MCP is a tool transport, tested against the official MCP SDK",
+    ]
+
+    @Test("a done or partial adapter row's test target depends on its domain's conformance module")
+    func adaptersRunTheirSuite() throws {
+        let root = try #require(Peer.packageRoot())
+        let manifest = try String(contentsOfFile: "\(root)/Package.swift", encoding: .utf8)
+        // module("Name", "Path", …) and tests("Name", "Path", [deps]) — one call per target in this manifest.
+        var modulesByPath: [String: String] = [:]
+        for match in manifest.matches(of: #/module\("(\w+)",\s*"([^"]+)"/#) { modulesByPath["Sources/" + match.2] = String(match.1) }
+        var testDependencies: [String: String] = [:]
+        for match in manifest.matches(of: #/tests\("(\w+)",\s*"[^"]+"(?:,\s*\[([^\]]*)\])?/#) { testDependencies[String(match.1)] = String(match.2 ?? "") }
+        var checked = 0
+        for entry in PackageCatalog.entries where entry.status != .planned && entry.sourcePath.contains("/Adapters/") {
+            guard Self.notSuiteDrivers[entry.module] == nil else { continue }
+            // The nearest Conformance folder above the adapter names the domain's suite.
+            var folder = (entry.sourcePath as NSString).deletingLastPathComponent
+            var suite: String?
+            while folder.hasPrefix("Sources/"), suite == nil {
+                suite = modulesByPath[folder + "/Conformance"]
+                folder = (folder as NSString).deletingLastPathComponent
+            }
+            let conformance = try #require(suite, "\(entry.seedPath): no Conformance module above \(entry.sourcePath)")
+            let dependencies = try #require(testDependencies[entry.module], "\(entry.module) has no test target in Package.swift")
+            #expect(dependencies.contains("\"\(conformance)\""), "\(entry.module)Tests must depend on \(conformance) and run its checks")
+            checked += 1
+        }
+        #expect(checked >= 14, "only \(checked) adapter rows were checked: the manifest pattern no longer matches")
+    }
+
     @Test("docs/packages.md is generated from the catalog and up to date")
     func docsInSync() throws {
         let root = try #require(Peer.packageRoot())
@@ -59,6 +91,6 @@ struct CatalogTests {
         let decoded = try JSONDecoder().decode([PackageEntry].self, from: Data(json.utf8))
         #expect(decoded == PackageCatalog.entries)
         let table = try PackageCatalog.render(.table)
-        #expect(table.hasSuffix("121 rows: 28 done, 2 partial, 91 planned\n"))
+        #expect(table.hasSuffix("121 rows: 27 done, 3 partial, 91 planned\n"))
     }
 }
