@@ -143,8 +143,7 @@ public enum PackageCatalog {
         PackageEntry("pkg/commerce/payment/adapters/stripe", "NimbusPaymentStripe", "Sources/Commerce/Payment/Adapters/Stripe", seed: .missing, status: .done,
                      section: "Commerce", summary: "Stripe Adapter", services: "payment-gateway",
                      embedded: nil, adapters: [.init("Stripe", peer: "fake server + Stripe OpenAPI spec")]),
-        // partial: disputes(of:) throws unimplemented until the Customer Disputes API is called.
-        PackageEntry("pkg/commerce/payment/adapters/paypal", "NimbusPaymentPayPal", "Sources/Commerce/Payment/Adapters/PayPal", seed: .missing, status: .partial,
+        PackageEntry("pkg/commerce/payment/adapters/paypal", "NimbusPaymentPayPal", "Sources/Commerce/Payment/Adapters/PayPal", seed: .missing, status: .done,
                      section: "Commerce", summary: "PayPal Adapter", services: "payment-gateway",
                      embedded: nil, adapters: [.init("PayPal", peer: "fake server + PayPal REST spec")]),
         PackageEntry("pkg/commerce/billing", "NimbusBilling", "Sources/Commerce/Billing/Billing", seed: .missing, status: .done,

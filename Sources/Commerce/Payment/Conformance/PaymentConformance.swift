@@ -28,7 +28,7 @@ public enum PaymentConformance {
         public var insufficientFunds: String
         /// Needs the payer to act (3-D Secure, an approval page) before it succeeds.
         public var threeDSecure: String
-        /// Succeeds and is then disputed (`nil` when the provider cannot show disputes).
+        /// Succeeds and is then disputed (the dispute check fails without one).
         public var disputed: String?
 
         /// Creates the set.
@@ -235,7 +235,7 @@ public enum PaymentConformance {
             }
         },
         check("a disputed payment shows its dispute") { context in
-            guard let card = context.cards.disputed else { return }
+            let card = try #require(context.cards.disputed, "every payment driver shows disputes: name the harness's disputed test card")
             let payment = try await context.pay("42.00", card: card)
             #expect(payment.status == .succeeded)
             let disputes = try await context.client.disputes(of: payment.id)

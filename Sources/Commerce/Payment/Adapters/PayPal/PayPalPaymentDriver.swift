@@ -199,8 +199,69 @@ public struct PayPalPaymentDriver: PaymentDriver, PaymentWebhookVerifier {
         }.sorted { $0.createdAt < $1.createdAt } ?? []
     }
 
+    /// The disputes opened on the order's captures, through PayPal's Customer Disputes API
+    /// (`GET /v1/customer/disputes?disputed_transaction_id=…`, every page); a resolved dispute is read
+    /// in full for its outcome (won or lost).
     public func disputes(of paymentID: String) async throws -> [Dispute] {
-        throw NimbusError(.unimplemented, "PayPal disputes are served by the Customer Disputes API (/v1/customer/disputes), which NimbusPaymentPayPal does not call; read them in the PayPal dashboard or through webhooks (CUSTOMER.DISPUTE.*)")
+        let order = try await order(paymentID)
+        let captures = PayPalOrders.payments(order)["captures"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
+        var result: [Dispute] = []
+        for capture in captures {
+            var token: String?
+            repeat {
+                var query = "disputed_transaction_id=\(FormEncoder.escape(capture))&page_size=50"
+                if let token { query += "&next_page_token=\(FormEncoder.escape(token))" }
+                let page = try await call(.GET, "/v1/customer/disputes?" + query, body: nil, key: nil)
+                for item in page["items"]?.arrayValue ?? [] {
+                    let full = item["status"]?.stringValue == "RESOLVED" ? try await call(.GET, "/v1/customer/disputes/\(try Self.pathID(item["dispute_id"]?.stringValue ?? ""))", body: nil, key: nil) : item
+                    result.append(try PayPalDisputes.dispute(full, paymentID: paymentID))
+                }
+                token = PayPalOrders.link(page, "next").flatMap { URLComponents(string: $0)?.queryItems?.first { $0.name == "next_page_token" }?.value }
+            } while token != nil
+        }
+        return result.sorted { $0.createdAt < $1.createdAt }
+    }
+
+    /// One dispute, in full. Its `paymentID` is the disputed capture's id (a dispute does not name the order).
+    public func dispute(_ disputeID: String) async throws -> Dispute {
+        let full = try await call(.GET, "/v1/customer/disputes/\(try Self.pathID(disputeID))", body: nil, key: nil)
+        let capture = full["disputed_transactions"]?.arrayValue?.first?["seller_transaction_id"]?.stringValue ?? ""
+        return try PayPalDisputes.dispute(full, paymentID: capture)
+    }
+
+    /// Accepts the buyer's claim: PayPal refunds the buyer and closes the dispute in their favour.
+    public func acceptClaim(_ disputeID: String, note: String) async throws {
+        var form = MultipartFormData()
+        form.append("input", ByteBuffer(string: JSONValue.object(["note": .string(note)]).description), filename: "input.json", contentType: "application/json")
+        try await multipart("/v1/customer/disputes/\(try Self.pathID(disputeID))/accept-claim", form)
+    }
+
+    /// Answers a dispute with evidence (a tracking number, a refund already made, a note…) and the
+    /// documents that back it (PDF, JPG, PNG, GIF; PayPal takes up to 10 MB per file).
+    public func provideEvidence(_ disputeID: String, _ evidence: [PayPalDisputeEvidence], documents: [(name: String, contentType: String, bytes: [UInt8])] = []) async throws {
+        guard !evidence.isEmpty else { throw NimbusError(.invalidArgument, "provide at least one piece of evidence") }
+        var form = MultipartFormData()
+        let input: JSONValue = ["evidences": .array(evidence.map(\.json))]
+        form.append("input", ByteBuffer(string: input.description), filename: "input.json", contentType: "application/json")
+        for document in documents {
+            guard document.bytes.count <= 10 * 1024 * 1024 else { throw NimbusError(.invalidArgument, "\(document.name) is over PayPal's 10 MB limit per file") }
+            form.append("evidence-file", ByteBuffer(bytes: document.bytes), filename: document.name, contentType: document.contentType)
+        }
+        try await multipart("/v1/customer/disputes/\(try Self.pathID(disputeID))/provide-evidence", form)
+    }
+
+    private func multipart(_ path: String, _ form: MultipartFormData) async throws {
+        var request = NimbusHTTPRequest(.POST, path, operation: "POST \(PayPalErrors.template(path))")
+        request.headers.add(name: "Content-Type", value: form.contentType)
+        request.body = form.encode()
+        var response = try await http.send(request)
+        if response.status == .unauthorized {
+            _ = try? await response.collect(upTo: 64 * 1024)
+            await tokens.invalidate()
+            response = try await http.send(request)
+        }
+        let data = try await response.collect(upTo: 1024 * 1024)
+        guard response.isSuccess else { throw PayPalErrors.map(response, data, operation: request.operation) }
     }
 
     // MARK: Wire

@@ -12,7 +12,7 @@ import Testing
 /// shape (`name`, `message`, `debug_id`, `details[].issue`).
 ///
 /// Vaulted test cards: `card-success`, `card-insufficient-funds` (processor response 5120),
-/// `card-3ds` (payer action first).
+/// `card-3ds` (payer action first), `card-disputed` (succeeds; the buyer then opens a dispute on the capture).
 final class PayPalFake: Sendable {
     static let clientID = "AXnimbusClientID"
     static let clientSecret = "ENnimbusClientSecret"
@@ -21,7 +21,20 @@ final class PayPalFake: Sendable {
         ("/v2/checkout/", OpenAPIRequestChecker.fixture("paypal-orders-extract", in: .module)),
         ("/v2/payments/", OpenAPIRequestChecker.fixture("paypal-payments-extract", in: .module)),
         ("/v1/notifications/", OpenAPIRequestChecker.fixture("paypal-webhooks-extract", in: .module)),
+        ("/v1/customer/disputes", OpenAPIRequestChecker.fixture("paypal-disputes-extract", in: .module)),
     ]
+
+    /// A dispute the fake keeps: PayPal's detail shape is rendered from it.
+    struct DisputeRecord {
+        var id: String
+        var captureID: String
+        var amount: Decimal
+        var currency: String
+        var status = "WAITING_FOR_SELLER_RESPONSE"
+        var outcome: String?
+        var evidences: [JSONValue] = []
+        var created = Date()
+    }
 
     struct Transaction {
         var id: String
@@ -57,6 +70,7 @@ final class PayPalFake: Sendable {
         var deliveries: [Delivery] = []
         var faults: [(reply: FakeHTTPServer.Reply, afterProcessing: Bool, pathSuffix: String?)] = []
         var counter = 0
+        var disputes: [DisputeRecord] = []
     }
 
     let server: FakeHTTPServer
@@ -139,6 +153,10 @@ final class PayPalFake: Sendable {
                        description: problems.joined(separator: "; "))
         }
         server.route(.POST, "/v1/oauth2/token") { [self] request in token(request) }
+        server.route(.GET, "/v1/customer/disputes") { [self] request in authorized(request) ?? listDisputes(request) }
+        server.route(.GET, "/v1/customer/disputes/{id}") { [self] request in authorized(request) ?? disputeDetail(segment(request, 4)) }
+        server.route(.POST, "/v1/customer/disputes/{id}/accept-claim") { [self] request in authorized(request) ?? acceptClaim(segment(request, 4), request) }
+        server.route(.POST, "/v1/customer/disputes/{id}/provide-evidence") { [self] request in authorized(request) ?? provideEvidence(segment(request, 4), request) }
         let routes: [(HTTPMethod, String, @Sendable (FakeHTTPServer.CapturedRequest, JSONValue) throws -> FakeHTTPServer.Reply)] = [
             (.POST, "/v2/checkout/orders", { [self] _, body in try createOrder(body) }),
             (.GET, "/v2/checkout/orders/{id}", { [self] request, _ in try orderReply(segment(request, 4)) }),
@@ -152,6 +170,99 @@ final class PayPalFake: Sendable {
         ]
         for (method, path, handler) in routes {
             server.route(method, path) { [self] request in handle(request, handler) }
+        }
+    }
+
+    // MARK: Disputes (Customer Disputes API v1)
+
+    /// `nil` when the request carries a token the fake issued; PayPal's 401 otherwise.
+    private func authorized(_ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply? {
+        let token = request.header("authorization").map { String($0.dropFirst("Bearer ".count)) } ?? ""
+        return state.withLock { $0.tokens.contains(token) } ? nil
+            : .json(401, #"{"name":"AUTHENTICATION_FAILURE","message":"Authentication failed due to invalid authentication credentials or a missing Authorization header."}"#)
+    }
+
+    private func disputeObject(_ dispute: DisputeRecord, detail: Bool) -> JSONValue {
+        var object: [String: JSONValue] = [
+            "dispute_id": .string(dispute.id), "create_time": Self.time(dispute.created), "update_time": Self.time(dispute.created),
+            "reason": "MERCHANDISE_OR_SERVICE_NOT_RECEIVED", "status": .string(dispute.status), "dispute_state": .string(dispute.status == "RESOLVED" ? "RESOLVED" : "REQUIRED_ACTION"),
+            "dispute_amount": ["currency_code": .string(dispute.currency), "value": .string("\(dispute.amount)")],
+            "links": [["href": .string("\(baseURL)/v1/customer/disputes/\(dispute.id)"), "rel": "self", "method": "GET"]],
+            "seller_response_due_date": Self.time(dispute.created.addingTimeInterval(10 * 86_400)),
+        ]
+        if detail {
+            object["disputed_transactions"] = [["seller_transaction_id": .string(dispute.captureID)]]
+            if let outcome = dispute.outcome { object["dispute_outcome"] = ["outcome_code": .string(outcome)] }
+            if !dispute.evidences.isEmpty { object["evidences"] = .array(dispute.evidences) }
+        }
+        return .object(object)
+    }
+
+    /// Lists a capture's disputes, a page at a time (`page_size`, `next_page_token`), as PayPal does.
+    private func listDisputes(_ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
+        let capture = request.queryItem("disputed_transaction_id")
+        // Pages of at most two, whatever page_size asks (a server may page shorter), so clients must follow `next`.
+        let size = max(1, min(2, Int(request.queryItem("page_size") ?? "10") ?? 10))
+        let start = Int(request.queryItem("next_page_token") ?? "0") ?? 0
+        let all = state.withLock { $0.disputes }.filter { capture == nil || $0.captureID == capture }
+        let page = all.dropFirst(start).prefix(size)
+        var body: [String: JSONValue] = ["items": .array(page.map { disputeObject($0, detail: false) })]
+        if start + size < all.count {
+            body["links"] = [["href": .string("\(baseURL)/v1/customer/disputes?disputed_transaction_id=\(capture ?? "")&page_size=\(size)&next_page_token=\(start + size)"),
+                              "rel": "next", "method": "GET"]]
+        }
+        return .json(200, .object(body))
+    }
+
+    private func disputeDetail(_ id: String) -> FakeHTTPServer.Reply {
+        guard let dispute = state.withLock({ $0.disputes.first { $0.id == id } }) else { return Self.error(404, "RESOURCE_NOT_FOUND", "The specified resource does not exist.", issue: "INVALID_RESOURCE_ID") }
+        return .json(200, disputeObject(dispute, detail: true))
+    }
+
+    /// Opens a dispute on the capture of `paymentID` (the buyer's side, for tests).
+    func openDispute(onPayment paymentID: String) throws -> String {
+        try state.withLock { state in
+            guard let order = state.orders[paymentID], let capture = order.captures.first else { throw PayPalFakeError.notFound(paymentID) }
+            state.counter += 1
+            let record = DisputeRecord(id: "PP-D-\(state.counter)\(Int.random(in: 1000...9999))", captureID: capture.id, amount: capture.amount, currency: order.currency)
+            state.disputes.append(record)
+            return record.id
+        }
+    }
+
+    /// The `input` part of a multipart dispute action, parsed.
+    private func input(_ request: FakeHTTPServer.CapturedRequest) throws -> (JSONValue, [MultipartFormData.Part]) {
+        let form = try MultipartFormData.parse(request.body, contentType: request.header("content-type") ?? "")
+        guard let part = form.parts.first(where: { $0.name == "input" }) else { throw NimbusError(.invalidArgument, "no input part") }
+        return (try JSONValue.parse(Data(part.body.readableBytesView)), form.parts.filter { $0.name != "input" })
+    }
+
+    private func acceptClaim(_ id: String, _ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
+        guard let (input, _) = try? input(request), input["note"]?.stringValue?.isEmpty == false else {
+            return Self.error(400, "INVALID_REQUEST", "Request is not well-formed, syntactically incorrect, or violates schema.", issue: "MISSING_REQUIRED_PARAMETER")
+        }
+        return state.withLock { state in
+            guard let index = state.disputes.firstIndex(where: { $0.id == id }) else { return Self.error(404, "RESOURCE_NOT_FOUND", "The specified resource does not exist.", issue: "INVALID_RESOURCE_ID") }
+            guard state.disputes[index].status != "RESOLVED" else { return Self.error(422, "UNPROCESSABLE_ENTITY", "The requested action could not be performed.", issue: "DISPUTE_ALREADY_RESOLVED") }
+            state.disputes[index].status = "RESOLVED"
+            state.disputes[index].outcome = "RESOLVED_BUYER_FAVOUR"
+            return .json(200, ["links": [["href": .string("\(baseURL)/v1/customer/disputes/\(id)"), "rel": "self", "method": "GET"]]])
+        }
+    }
+
+    private func provideEvidence(_ id: String, _ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
+        guard let (input, files) = try? input(request), let evidences = input["evidences"]?.arrayValue, !evidences.isEmpty,
+              evidences.allSatisfy({ $0["evidence_type"]?.stringValue != nil }), files.allSatisfy({ $0.name == "evidence-file" && $0.filename != nil }) else {
+            return Self.error(400, "INVALID_REQUEST", "Request is not well-formed, syntactically incorrect, or violates schema.", issue: "INVALID_EVIDENCE")
+        }
+        return state.withLock { state in
+            guard let index = state.disputes.firstIndex(where: { $0.id == id }) else { return Self.error(404, "RESOURCE_NOT_FOUND", "The specified resource does not exist.", issue: "INVALID_RESOURCE_ID") }
+            guard state.disputes[index].status == "WAITING_FOR_SELLER_RESPONSE" else {
+                return Self.error(422, "UNPROCESSABLE_ENTITY", "The requested action could not be performed.", issue: "NOT_AVAILABLE_TO_SUBMIT_EVIDENCE")
+            }
+            state.disputes[index].status = "UNDER_REVIEW"
+            state.disputes[index].evidences = evidences
+            return .json(200, ["links": [["href": .string("\(baseURL)/v1/customer/disputes/\(id)"), "rel": "self", "method": "GET"]]])
         }
     }
 
@@ -229,7 +340,7 @@ final class PayPalFake: Sendable {
 
     private func attach(_ vault: String, to order: inout Order) throws {
         switch vault {
-        case "card-success", "card-insufficient-funds": order.status = "APPROVED"
+        case "card-success", "card-insufficient-funds", "card-disputed": order.status = "APPROVED"
         case "card-3ds": order.status = "PAYER_ACTION_REQUIRED"
         default: throw PayPalFakeError(422, "UNPROCESSABLE_ENTITY", issue: "INVALID_RESOURCE_ID", description: "vault id \(vault) does not exist")
         }
@@ -267,6 +378,10 @@ final class PayPalFake: Sendable {
                                           status: intent == "CAPTURE" ? (declined ? "DECLINED" : "COMPLETED") : (declined ? "DENIED" : "CREATED"),
                                           amount: order.amount, processorCode: declined ? "5120" : "0000")
             if intent == "CAPTURE" { order.captures.append(transaction) } else { order.authorizations.append(transaction) }
+            if intent == "CAPTURE", order.vaultID == "card-disputed" {
+                state.disputes.append(DisputeRecord(id: "PP-D-\(state.counter)\(Int.random(in: 1000...9999))", captureID: transaction.id,
+                                                    amount: order.amount, currency: order.currency))
+            }
             order.status = "COMPLETED"
             state.orders[id] = order
             return .json(201, render(order))

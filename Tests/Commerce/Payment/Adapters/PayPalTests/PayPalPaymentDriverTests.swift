@@ -23,7 +23,7 @@ func paypalDriver(_ baseURL: String, secret: String = PayPalFake.clientSecret) -
 struct PayPalPaymentDriverTests {
     static let harness = PaymentConformance.Harness(
         makeDriver: { paypalDriver(try await SharedPayPalFake.fake.value.baseURL) },
-        cards: .init(success: "card-success", insufficientFunds: "card-insufficient-funds", threeDSecure: "card-3ds", disputed: nil),
+        cards: .init(success: "card-success", insufficientFunds: "card-insufficient-funds", threeDSecure: "card-3ds", disputed: "card-disputed"),
         completeAction: { _, payment, succeeded in
             #expect(payment.nextActionURL?.contains("flow=3ds") == true, "the payer-action link")
             try await SharedPayPalFake.fake.value.completeAction(payment.id, succeeded: succeeded)
@@ -117,7 +117,7 @@ struct PayPalPaymentDriverTests {
         #expect(await failure { _ = try await driver.payment("../v1/oauth2/token") }?.code == .invalidArgument)
         let unknownCard = await failure { _ = try await driver.create(PaymentRequest(amount: try Money("1", .usd), paymentMethodID: "card-nope"), idempotencyKey: IdempotencyKey()) }
         #expect(unknownCard?.code == .invalidArgument && unknownCard?.message.contains("INVALID_RESOURCE_ID") == true)
-        #expect(await failure { _ = try await driver.disputes(of: "5O19X") }?.code == .unimplemented)
+        #expect(await failure { _ = try await driver.disputes(of: "5O19X") }?.code == .notFound, "disputes are read through the Customer Disputes API")
         fake.failNext(.json(200, #"{"id":"5O19ODD","status":"MYSTERY","intent":"CAPTURE","purchase_units":[{"amount":{"currency_code":"USD","value":"1.00"}}]}"#))
         #expect(await failure { _ = try await driver.payment("5O19ODD") }?.code == .dataLoss)
         fake.failNext(.json(200, #"{"id":"5O19ODD","status":"CREATED","intent":"CAPTURE","purchase_units":[{"amount":{"currency_code":"USD","value":"one"}}]}"#))
