@@ -26,6 +26,21 @@ public struct URLOpenerRegistry<Resource: Sendable>: Sendable {
         for scheme in schemes { openers[scheme.lowercased()] = opener }
     }
 
+    /// Adds `mem://` (and `memory://`): an embedded resource in process memory, volatile — the one
+    /// meaning `mem://` has in every domain. It takes no options, so any option is refused.
+    ///
+    /// ```swift
+    /// public func withMemory() -> Self { withInProcess { MemorySMSDriver() } }
+    /// ```
+    public func withInProcess(_ make: @escaping @Sendable () throws -> Resource) -> Self {
+        var copy = self
+        copy.register("mem", "memory") { url in
+            try url.options.validate(known: [], for: "mem://")
+            return try make()
+        }
+        return copy
+    }
+
     /// The registered schemes, sorted.
     public var schemes: [String] { openers.keys.sorted() }
 

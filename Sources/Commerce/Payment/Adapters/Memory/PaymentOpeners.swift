@@ -4,14 +4,7 @@ import NimbusPayment
 
 extension URLOpenerRegistry where Resource == any PaymentDriver {
     /// Adds `mem://`: the embedded engine in process memory, volatile (gone when the process ends).
-    public func withMemory() -> Self {
-        var copy = self
-        copy.register("mem", "memory") { url in
-            try url.options.validate(known: [], for: "mem://")
-            return try MemoryPaymentDriver()
-        }
-        return copy
-    }
+    public func withMemory() -> Self { withInProcess { try MemoryPaymentDriver() } }
 
     /// Adds `sqlite://PATH`: the embedded engine in a SQLite file, persistent across runs
     /// (`sqlite://./.nimbus/payments.sqlite`, `sqlite:///var/lib/app/payments.sqlite`). The file's

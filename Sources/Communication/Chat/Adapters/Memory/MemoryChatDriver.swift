@@ -16,12 +16,5 @@ public final class MemoryChatDriver: ChatDriver {
 
 extension URLOpenerRegistry where Resource == any ChatDriver {
     /// Adds `mem://`: posts kept in memory, volatile.
-    public func withMemory() -> Self {
-        var copy = self
-        copy.register("mem", "memory") { url in
-            try url.options.validate(known: [], for: "mem://")
-            return MemoryChatDriver()
-        }
-        return copy
-    }
+    public func withMemory() -> Self { withInProcess { MemoryChatDriver() } }
 }

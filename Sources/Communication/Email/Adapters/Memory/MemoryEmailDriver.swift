@@ -41,12 +41,5 @@ public final class MemoryEmailDriver: EmailDriver {
 
 extension URLOpenerRegistry where Resource == any EmailDriver {
     /// Adds `mem://`: an outbox in memory, volatile.
-    public func withMemory() -> Self {
-        var copy = self
-        copy.register("mem", "memory") { url in
-            try url.options.validate(known: [], for: "mem://")
-            return MemoryEmailDriver()
-        }
-        return copy
-    }
+    public func withMemory() -> Self { withInProcess { MemoryEmailDriver() } }
 }

@@ -18,12 +18,5 @@ public final class MemoryPushDriver: PushDriver {
 
 extension URLOpenerRegistry where Resource == any PushDriver {
     /// Adds `mem://`: pushes kept in memory, volatile.
-    public func withMemory() -> Self {
-        var copy = self
-        copy.register("mem", "memory") { url in
-            try url.options.validate(known: [], for: "mem://")
-            return MemoryPushDriver()
-        }
-        return copy
-    }
+    public func withMemory() -> Self { withInProcess { MemoryPushDriver() } }
 }

@@ -21,12 +21,5 @@ public final class MemorySMSDriver: SMSDriver {
 
 extension URLOpenerRegistry where Resource == any SMSDriver {
     /// Adds `mem://`: an outbox in memory, volatile.
-    public func withMemory() -> Self {
-        var copy = self
-        copy.register("mem", "memory") { url in
-            try url.options.validate(known: [], for: "mem://")
-            return MemorySMSDriver()
-        }
-        return copy
-    }
+    public func withMemory() -> Self { withInProcess { MemorySMSDriver() } }
 }
