@@ -200,7 +200,7 @@ module("NimbusTax", "Commerce/Tax", ["NimbusCore", "NimbusCurrency", "NimbusHTTP
 tests("NimbusTax", "Commerce/Tax", ["NimbusCurrency", "NimbusHTTP"])
 module("NimbusBilling", "Commerce/Billing/Billing", ["NimbusCore", "NimbusCurrency", "NimbusPayment", "NimbusTax", Dep.grdb])
 module("NimbusBillingConformance", "Commerce/Billing/Conformance", ["NimbusBilling", "NimbusCore", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory", "NimbusTax", "NimbusTesting"])
-adapter("NimbusBillingPostgres", "Commerce/Billing/Adapters/Postgres", domain: "NimbusBilling", [Dep.postgresNIO, Dep.logging])
+adapter("NimbusBillingPostgres", "Commerce/Billing/Adapters/Postgres", domain: "NimbusBilling", ["NimbusPostgres", Dep.postgresNIO, Dep.logging])
 tests("NimbusBillingPostgres", "Commerce/Billing/Adapters/Postgres", ["NimbusBillingConformance", "NimbusBilling", "NimbusPostgres", Dep.postgresNIO])
 tests("NimbusBilling", "Commerce/Billing/Billing", ["NimbusBillingConformance", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory", "NimbusTax"])
 tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPaymentConformance", "NimbusPaymentMemory", "NimbusPayment", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true)

@@ -3,7 +3,6 @@ import Foundation
 import NimbusBilling
 import NimbusBillingPostgres
 import NimbusPostgres
-import PostgresNIO
 import NimbusCore
 import NimbusCurrency
 import NimbusPayment
@@ -18,24 +17,28 @@ struct BillingCommand: AsyncParsableCommand {
     )
 
     struct Engine: ParsableArguments {
-        @Option(help: "The billing database: a SQLite file (default .nimbus/billing.sqlite) or a postgres:// URL.") var db: String = ".nimbus/billing.sqlite"
+        @Option(help: "The billing store: sqlite://PATH (default sqlite://./.nimbus/billing.sqlite), mem:// or postgres://… (settings key billing.url, env NIMBUS_BILLING_URL).") var url: String?
         @Option(name: .customLong("payment-url"), help: "Where invoices are charged (settings key payment.url, env NIMBUS_PAYMENT_URL; default sqlite://./.nimbus/payments.sqlite, the embedded engine).") var paymentURL: String?
         @Option(name: .customLong("tax-home"), help: "Where the seller is established, to add VAT to invoices (ISO code).") var taxHome: String?
         @Option(name: .customLong("tax-registration"), help: "Where the seller collects VAT (repeatable; EU-OSS for the One-Stop Shop).") var taxRegistration: [String] = []
         @Option(help: "The engine's clock: act as of this instant (YYYY-MM-DD or ISO 8601; default now).") var at: String?
 
-        func store() throws -> any BillingStore {
-            if db.hasPrefix("postgres://") || db.hasPrefix("postgresql://") {
-                let client = PostgresClient(configuration: try .init(url: db))
-                Task { await client.run() }            // lives as long as the command
-                return PostgresBillingStore(client: client)
+        /// Runs `body` on an engine over the store the URL names, and closes the store (its connection
+        /// pool, for PostgreSQL) whatever happens.
+        func run<Result>(_ body: (BillingEngine) async throws -> Result) async throws -> Result {
+            let store = try await URLOpenerRegistry.billing.withSQLite().withPostgres()
+                .open(try await Connection.url(url, key: "billing.url", default: "sqlite://./.nimbus/billing.sqlite"))
+            do {
+                let result = try await body(try await open(store))
+                try await store.close()
+                return result
+            } catch {
+                try? await store.close()
+                throw error
             }
-            let directory = (db as NSString).deletingLastPathComponent
-            if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            return try SQLiteBillingStore(path: db)
         }
 
-        func open() async throws -> BillingEngine {
+        private func open(_ store: any BillingStore) async throws -> BillingEngine {
             var now = Date()
             if let at {
                 let formatter = ISO8601DateFormatter()
@@ -51,7 +54,7 @@ struct BillingCommand: AsyncParsableCommand {
             }
             let payments = try await PaymentClient.open(try await Connection.url(paymentURL, key: "payment.url", default: PayCommand.Provider.defaultURL),
                                                         openers: PayCommand.Provider.openers)
-            return try await BillingEngine(store: try store(), configuration: .init(payments: payments, tax: tax, now: { instant }))
+            return try await BillingEngine(store: store, configuration: .init(payments: payments, tax: tax, now: { instant }))
         }
     }
 
@@ -73,7 +76,7 @@ struct BillingCommand: AsyncParsableCommand {
             case ("latest", let property?): kind = .latest(property: property)
             default: throw ValidationError("--aggregation '\(aggregation)' is not count, unique:PROP, sum:PROP, max:PROP or latest:PROP")
             }
-            try await engine.open().createMeter(Meter(code: code, name: name ?? code, aggregation: kind))
+            try await engine.run { try await $0.createMeter(Meter(code: code, name: name ?? code, aggregation: kind)) }
             print("meter \(code) saved")
         }
     }
@@ -101,7 +104,7 @@ struct BillingCommand: AsyncParsableCommand {
             } else {
                 throw ValidationError("give --file PLAN.json or --price AMOUNT")
             }
-            try await engine.open().createPlan(plan)
+            try await engine.run { try await $0.createPlan(plan) }
             print("plan \(plan.id) saved")
         }
     }
@@ -116,7 +119,7 @@ struct BillingCommand: AsyncParsableCommand {
         @Option(name: .customLong("vat-number"), help: "VAT number (B2B).") var vatNumber: String?
         @Option(help: "Payment method charged for invoices (a test card with mem://).") var method: String?
         func run() async throws {
-            try await engine.open().saveCustomer(BillingCustomer(id: id, name: name, email: email, country: country.uppercased(), vatNumber: vatNumber, paymentMethodID: method))
+            try await engine.run { try await $0.saveCustomer(BillingCustomer(id: id, name: name, email: email, country: country.uppercased(), vatNumber: vatNumber, paymentMethodID: method)) }
             print("customer \(id) saved")
         }
     }
@@ -131,7 +134,7 @@ struct BillingCommand: AsyncParsableCommand {
         @Option(name: .customLong("trial-days"), help: "Override the plan's trial.") var trialDays: Int?
         func run() async throws {
             guard let amount = Decimal(string: quantity) else { throw ValidationError("--quantity '\(quantity)' is not a number") }
-            try Output.printJSON(try await engine.open().subscribe(customerID: customer, planID: plan, quantity: amount, couponID: coupon, trialDays: trialDays))
+            try Output.printJSON(try await engine.run { try await $0.subscribe(customerID: customer, planID: plan, quantity: amount, couponID: coupon, trialDays: trialDays) })
         }
     }
 
@@ -149,9 +152,10 @@ struct BillingCommand: AsyncParsableCommand {
                 guard parts.count == 2 else { throw ValidationError("--property '\(pair)' is not key=value") }
                 properties[parts[0]] = parts[1]
             }
-            let billing = try await engine.open()
-            let new = try await billing.recordUsage(UsageEvent(id: id ?? IDGenerator.shared.ulid().description, subscriptionID: subscription, meter: meter,
-                                                               timestamp: billing.configuration.now(), properties: properties))
+            let new = try await engine.run { billing in
+                try await billing.recordUsage(UsageEvent(id: id ?? IDGenerator.shared.ulid().description, subscriptionID: subscription, meter: meter,
+                                                         timestamp: billing.configuration.now(), properties: properties))
+            }
             print(new ? "recorded" : "duplicate (already recorded)")
         }
     }
@@ -160,7 +164,7 @@ struct BillingCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run everything due (renewals, trial ends, payment retries) as of --at (default now).")
         @OptionGroup var engine: Engine
         func run() async throws {
-            let invoices = try await engine.open().advance()
+            let invoices = try await engine.run { try await $0.advance() }
             for invoice in invoices {
                 print("\(invoice.number ?? invoice.id)  \(invoice.status.rawValue)  total \(invoice.total.amountText) \(invoice.total.currency.code)  due \(invoice.amountDue.amountText)")
             }
@@ -174,7 +178,7 @@ struct BillingCommand: AsyncParsableCommand {
         @Argument(help: "The customer.") var customer: String
         @Flag(help: "Print JSON.") var json = false
         func run() async throws {
-            let invoices = try await engine.open().invoices(customerID: customer)
+            let invoices = try await engine.run { try await $0.invoices(customerID: customer) }
             if json { return try Output.printJSON(invoices) }
             for invoice in invoices {
                 print("\(invoice.number ?? invoice.id)  \(BillingEngineDay.string(invoice.createdAt))  \(invoice.status.rawValue)  subtotal \(invoice.subtotal.amountText)  tax \(invoice.taxAmount.amountText)  total \(invoice.total.amountText) \(invoice.total.currency.code)")

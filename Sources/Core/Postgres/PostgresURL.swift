@@ -12,7 +12,11 @@ extension PostgresClient.Configuration {
     /// ```
     /// - Throws: `invalidArgument` for a URL it cannot use, naming what is wrong.
     public init(url: String) throws {
-        let parsed = try OpenURL(url)
+        try self.init(url: try OpenURL(url))
+    }
+
+    /// A configuration from a parsed `postgres://` URL (an opener's).
+    public init(url parsed: OpenURL) throws {
         guard parsed.scheme == "postgres" || parsed.scheme == "postgresql" else {
             throw NimbusError(.invalidArgument, "'\(parsed)' is not a postgres:// URL")
         }

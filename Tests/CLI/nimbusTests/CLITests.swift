@@ -223,7 +223,7 @@ struct CommerceCLITests {
     @Test func billingRunsTheEmbeddedEngineOnLocalFiles() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-billing-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let common = ["--db", "\(directory)/billing.sqlite", "--payment-url", "sqlite://\(directory)/payments.sqlite", "--tax-home", "DE", "--tax-registration", "DE"]
+        let common = ["--url", "sqlite://\(directory)/billing.sqlite", "--payment-url", "sqlite://\(directory)/payments.sqlite", "--tax-home", "DE", "--tax-registration", "DE"]
         func run(_ arguments: [String], at day: String = "2025-01-15") async throws -> ProcessRunner.Result {
             let result = try await Binary.run(["billing"] + arguments + common + ["--at", day])
             #expect(result.status == 0, "\(arguments): \(result.output)")
@@ -246,7 +246,7 @@ struct CommerceCLITests {
         let url = try await Peer.freshPostgresDatabase(prefix: "nimbus_cli_billing")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-billing-pg-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let common = ["--db", url, "--payment-url", "sqlite://\(directory)/payments.sqlite", "--at", "2025-01-15"]
+        let common = ["--url", url, "--payment-url", "sqlite://\(directory)/payments.sqlite", "--at", "2025-01-15"]
         for arguments in [["add-plan", "basic", "--price", "10.00"], ["add-customer", "ada", "--name", "Ada", "--country", "DE", "--method", "pm_card_visa"],
                           ["subscribe", "ada", "basic"]] {
             let result = try await Binary.run(["billing"] + arguments + common)

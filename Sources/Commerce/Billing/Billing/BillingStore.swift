@@ -26,7 +26,7 @@ public struct BillingDocument: Sendable, Hashable {
 /// Where billing lives. Every method is atomic; ``commit(documents:events:)`` writes several documents
 /// and events in one transaction. The embedded default is ``SQLiteBillingStore``; `NimbusBillingPostgres`
 /// keeps it in PostgreSQL. One ``BillingEngine`` writes to a store at a time.
-public protocol BillingStore: Sendable {
+public protocol BillingStore: NimbusDriver {
     /// Creates the tables if they are missing.
     func migrate() async throws
     /// Upserts `documents` and appends `events`, all or nothing.
@@ -48,6 +48,7 @@ public protocol BillingStore: Sendable {
 /// Billing in a SQLite file (GRDB): the embedded default.
 public struct SQLiteBillingStore: BillingStore {
     private let queue: DatabaseQueue
+    public var provider: String { "sqlite" }
 
     /// Opens (creating) the file at `path`; `nil` keeps it in memory.
     /// - Throws: `unavailable` when the file cannot be opened.
@@ -157,5 +158,23 @@ extension JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .millisecondsSince1970
         return decoder
+    }
+}
+
+extension URLOpenerRegistry where Resource == any BillingStore {
+    /// An empty registry for the billing domain's stores; modules add schemes (`.withSQLite()`, `.withPostgres()`).
+    public static var billing: URLOpenerRegistry<any BillingStore> { URLOpenerRegistry(domain: "billing") }
+
+    /// Adds `sqlite://PATH` (persistent; the directory is created) and `mem://` (in process memory, volatile).
+    public func withSQLite() -> Self {
+        var copy = withInProcess { try SQLiteBillingStore() }
+        copy.register("sqlite") { url in
+            try url.options.validate(known: [], for: "sqlite://")
+            let path = try url.localPath(example: "sqlite://./.nimbus/billing.sqlite or sqlite:///var/lib/app/billing.sqlite")
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            return try SQLiteBillingStore(path: path)
+        }
+        return copy
     }
 }

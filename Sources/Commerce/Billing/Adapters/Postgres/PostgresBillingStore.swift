@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NimbusBilling
 import NimbusCore
+import NimbusPostgres
 import PostgresNIO
 
 /// Billing in PostgreSQL, for services that already run one. Documents are JSON rows; usage goes in
@@ -13,14 +14,32 @@ import PostgresNIO
 /// let engine = try await BillingEngine(store: PostgresBillingStore(client: client), configuration: ...)
 /// ```
 public struct PostgresBillingStore: BillingStore {
-    /// The connection pool (run by the caller).
+    /// The connection pool (run by the caller, or by the store when it was opened by URL).
     public let client: PostgresClient
     private let logger: Logger
+    private let runner: Task<Void, Never>?
+    public var provider: String { "postgres" }
 
-    /// Creates a store.
+    /// Creates a store over a pool the caller runs.
     public init(client: PostgresClient, logger: Logger = Logger(label: "nimbus.billing.postgres")) {
         self.client = client
         self.logger = logger
+        self.runner = nil
+    }
+
+    /// Opens a store that owns its pool: the pool runs until ``close()``.
+    public init(url: OpenURL, logger: Logger = Logger(label: "nimbus.billing.postgres")) throws {
+        let client = PostgresClient(configuration: try .init(url: url))
+        self.client = client
+        self.logger = logger
+        self.runner = Task { await client.run() }
+    }
+
+    /// Stops the pool the store owns (a pool the caller runs is left alone).
+    public func close() async throws {
+        guard let runner else { return }
+        runner.cancel()
+        await runner.value
     }
 
     public func migrate() async throws {
@@ -117,5 +136,15 @@ public struct PostgresBillingStore: BillingStore {
             """, logger: logger)
         for try await value in rows.decode(Int64.self) { return value }
         throw NimbusError(.internal, "PostgreSQL returned no value for sequence \(sequence)")
+    }
+}
+
+extension URLOpenerRegistry where Resource == any BillingStore {
+    /// Adds `postgres://` and `postgresql://` (NimbusPostgres URL options, `sslmode` among them): a store
+    /// that owns its connection pool until it is closed.
+    public func withPostgres() -> Self {
+        var copy = self
+        copy.register("postgres", "postgresql") { url in try PostgresBillingStore(url: url) }
+        return copy
     }
 }
