@@ -27,7 +27,7 @@ struct BillingCommand: AsyncParsableCommand {
         /// pool, for PostgreSQL) whatever happens.
         func run<Result>(_ body: (BillingEngine) async throws -> Result) async throws -> Result {
             let store = try await URLOpenerRegistry.billing.withSQLite().withPostgres()
-                .open(try await Connection.url(url, key: "billing.url", default: "sqlite://./.nimbus/billing.sqlite"))
+                .open(try await DomainURL.resolve(url, key: "billing.url", default: "sqlite://./.nimbus/billing.sqlite"))
             do {
                 let result = try await body(try await open(store))
                 try await store.close()
@@ -52,7 +52,7 @@ struct BillingCommand: AsyncParsableCommand {
                     entry.uppercased() == "EU-OSS" ? TaxRegistration(country: "EU", scheme: .euOSS) : TaxRegistration(country: entry)
                 }))
             }
-            let payments = try await PaymentClient.open(try await Connection.url(paymentURL, key: "payment.url", default: PayCommand.Provider.defaultURL),
+            let payments = try await PaymentClient.open(try await DomainURL.resolve(paymentURL, key: "payment.url", default: PayCommand.Provider.defaultURL),
                                                         openers: PayCommand.Provider.openers)
             return try await BillingEngine(store: store, configuration: .init(payments: payments, tax: tax, now: { instant }))
         }

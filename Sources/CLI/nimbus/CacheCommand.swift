@@ -26,8 +26,7 @@ struct CacheCommand: AsyncParsableCommand {
         var config: String?
 
         func open() async throws -> Cache {
-            let settings = try await NimbusConfiguration.reader(file: config)
-            let url = url ?? settings.string(forKey: "cache.url", default: "mem://")
+            let url = try await DomainURL.resolve(url, key: "cache.url", default: "mem://", config: config)
             return try await Cache.open(url, openers: URLOpenerRegistry.cache.withMemory().withRedis(),
                                         configuration: .init(keyPrefix: prefix))
         }

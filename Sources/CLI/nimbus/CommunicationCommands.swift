@@ -52,7 +52,7 @@ struct EmailCommand: AsyncParsableCommand {
                 guard parts.count == 3 else { throw ValidationError("--dkim is domain:selector:key.pem") }
                 configuration.dkim = try DKIMSigner(domain: parts[0], selector: parts[1], rsaPrivateKeyPEM: try String(contentsOfFile: parts[2], encoding: .utf8))
             }
-            let client = try await EmailClient.open(try await Connection.url(url, key: "email.url", default: "file://./outbox"), openers: EmailClient.openers.withMemory().withFile().withSMTP().withSES().withSendGrid(), configuration: configuration)
+            let client = try await EmailClient.open(try await DomainURL.resolve(url, key: "email.url", default: "file://./outbox"), openers: EmailClient.openers.withMemory().withFile().withSMTP().withSES().withSendGrid(), configuration: configuration)
             try Output.printJSON(try await client.closing { try await $0.send(message) })
         }
 
@@ -80,7 +80,7 @@ struct SMSCommand: AsyncParsableCommand {
 
         func run() async throws {
             let sender: SMSSender = from.hasPrefix("+") ? .number(try PhoneNumber(from)) : (from.hasPrefix("MG") ? .service(from) : try .alphanumericID(from))
-            let driver = try await SMSClient.openers.withMemory().withTwilio().withSNS().open(try await Connection.url(url, key: "sms.url", default: "mem://"))
+            let driver = try await SMSClient.openers.withMemory().withTwilio().withSNS().open(try await DomainURL.resolve(url, key: "sms.url", default: "mem://"))
             let message = SMSMessage(from: sender, to: try PhoneNumber(to), body: body)
             let receipt = try await SMSClient(driver: driver).closing { try await $0.send(message) }
             struct Sent: Encodable { var receipt: SMSReceipt; var encoding: String; var segments: Int }
@@ -107,7 +107,7 @@ struct PushCommand: AsyncParsableCommand {
                 guard let equals = pair.firstIndex(of: "=") else { throw ValidationError("--data takes key=value, not '\(pair)'") }
                 values[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
             }
-            let driver = try await PushClient.openers.withMemory().withFCM().open(try await Connection.url(url, key: "push.url", default: "mem://"))
+            let driver = try await PushClient.openers.withMemory().withFCM().open(try await DomainURL.resolve(url, key: "push.url", default: "mem://"))
             let results = try await PushClient(driver: driver).closing { try await $0.send(PushNotification(title: title, body: body, data: values), to: token) }
             for result in results {
                 switch result.outcome {
@@ -135,7 +135,7 @@ struct ChatCommand: AsyncParsableCommand {
         @Argument(help: "The text.") var text: String
 
         func run() async throws {
-            let driver = try await ChatClient.openers.withMemory().withSlack().withDiscord().open(try await Connection.url(url, key: "chat.url", default: "mem://"))
+            let driver = try await ChatClient.openers.withMemory().withSlack().withDiscord().open(try await DomainURL.resolve(url, key: "chat.url", default: "mem://"))
             try Output.printJSON(try await ChatClient(driver: driver).closing { try await $0.post(ChatPost(channel: channel, text: text, threadID: thread)) })
         }
     }

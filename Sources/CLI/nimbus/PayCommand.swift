@@ -34,7 +34,7 @@ struct PayCommand: AsyncParsableCommand {
         static let defaultURL = "sqlite://./.nimbus/payments.sqlite"
 
         func client() async throws -> PaymentClient {
-            try await PaymentClient.open(try await Connection.url(url, key: "payment.url", default: Self.defaultURL, config: config), openers: Self.openers)
+            try await PaymentClient.open(try await DomainURL.resolve(url, key: "payment.url", default: Self.defaultURL, config: config), openers: Self.openers)
         }
     }
 

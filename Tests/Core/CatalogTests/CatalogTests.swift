@@ -77,6 +77,23 @@ struct CatalogTests {
         #expect(checked >= 14, "only \(checked) adapter rows were checked: the manifest pattern no longer matches")
     }
 
+    @Test("every built row is a target of the manifest with the catalog's name and path, and has its test target")
+    func manifestMatchesTheCatalog() throws {
+        let root = try #require(Peer.packageRoot())
+        let manifest = try String(contentsOfFile: "\(root)/Package.swift", encoding: .utf8)
+        var paths: [String: String] = [:]
+        for match in manifest.matches(of: #/(?:module|adapter)\("(\w+)",\s*"([^"]+)"/#) { paths[String(match.1)] = "Sources/" + match.2 }
+        var tests: [String: String] = [:]
+        for match in manifest.matches(of: #/tests\("(\w+)",\s*"([^"]+)"/#) { tests[String(match.1)] = "Tests/" + match.2 + "Tests" }
+        #expect(paths.count >= 60, "only \(paths.count) targets read: the manifest pattern no longer matches")
+        for entry in PackageCatalog.entries where entry.status != .planned {
+            // Rows that are services or the CLI are targets of their own kind; every library row is a module.
+            guard entry.sourcePath.hasPrefix("Sources/"), !entry.sourcePath.hasPrefix("Sources/CLI") else { continue }
+            #expect(paths[entry.module] == entry.sourcePath, "\(entry.seedPath): the manifest has \(entry.module) at \(paths[entry.module] ?? "nothing"), the catalog says \(entry.sourcePath)")
+            #expect(tests[entry.module] == entry.testPath, "\(entry.seedPath): the manifest's test target of \(entry.module) is at \(tests[entry.module] ?? "nothing"), the catalog says \(entry.testPath)")
+        }
+    }
+
     @Test("docs/packages.md is generated from the catalog and up to date")
     func docsInSync() throws {
         let root = try #require(Peer.packageRoot())
