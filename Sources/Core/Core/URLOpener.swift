@@ -107,6 +107,19 @@ public struct OpenURL: Sendable, CustomStringConvertible {
         return path
     }
 
+    /// ``localPath(example:)`` for a file the opener will create: its directory is created first
+    /// (`sqlite://./.nimbus/payments.sqlite` makes `.nimbus`).
+    /// - Throws: `invalidArgument` when the URL names no path; `permissionDenied` when the directory cannot be made.
+    public func localFilePath(example: String) throws -> String {
+        let path = try localPath(example: example)
+        let directory = (path as NSString).deletingLastPathComponent
+        guard !directory.isEmpty else { return path }
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            throw NimbusError(.permissionDenied, "cannot create \(directory) for \(scheme)://: \(error.localizedDescription)", underlying: error)
+        }
+        return path
+    }
+
     /// The base URL of a vendor API a URL points at: `default` when it names no host, plain HTTP
     /// for a loopback host (a local server or fake), HTTPS otherwise (`stripe://127.0.0.1:12111`
     /// → `http://127.0.0.1:12111`; `stripe://` → `https://api.stripe.com`).

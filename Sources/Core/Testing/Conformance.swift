@@ -1,3 +1,5 @@
+import NimbusCore
+import Synchronization
 import Testing
 
 /// Something a driver can do beyond its domain's core (reading back what it delivered, reporting
@@ -82,4 +84,34 @@ public struct ConformanceSuite<Harness: Sendable>: Sendable {
 extension ConformanceCapability {
     /// The harness can read back what the driver delivered (the raw message, the stored post).
     public static let readBack: ConformanceCapability = "readBack"
+}
+
+/// Counts the calls that reach a driver under test, so a check can state "refused before the
+/// driver" or "not retried" by observation. A conformance module's counting wrapper forwards each
+/// call and records it here.
+public final class CallCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    /// A counter at zero.
+    public init() {}
+    /// Counts one call.
+    public func record() { value.add(1, ordering: .relaxed) }
+    /// The calls so far.
+    public var count: Int { value.load(ordering: .relaxed) }
+}
+
+/// What a check reads back through a harness (capability ``ConformanceCapability/readBack``).
+public enum ConformanceObservation {
+    /// Reads back what a driver delivered through a harness's `readBack`, failing the check when the
+    /// harness declared the capability but gave no closure, or when nothing was found: a check that
+    /// could not observe fails, it never passes.
+    public static func read<Key, Value>(_ readBack: (@Sendable (Key) async throws -> Value?)?, _ key: Key, what: String) async throws -> Value {
+        guard let readBack else { throw NimbusError(.failedPrecondition, "the harness declares readBack but gives no readBack closure") }
+        guard let value = try await readBack(key) else { throw NimbusError(.notFound, "could not observe: no delivered \(what)") }
+        return value
+    }
+
+    /// ``read(_:_:what:)`` for a harness whose read-back takes no key (the latest delivery).
+    public static func read<Value>(_ readBack: (@Sendable () async throws -> Value?)?, what: String) async throws -> Value {
+        try await read(readBack.map { latest in { @Sendable (_: Void) in try await latest() } }, (), what: what)
+    }
 }

@@ -52,13 +52,9 @@ struct CatalogTests {
 
     @Test("a done or partial adapter row's test target depends on its domain's conformance module")
     func adaptersRunTheirSuite() throws {
-        let root = try #require(Peer.packageRoot())
-        let manifest = try String(contentsOfFile: "\(root)/Package.swift", encoding: .utf8)
-        // module("Name", "Path", …) and tests("Name", "Path", [deps]) — one call per target in this manifest.
-        var modulesByPath: [String: String] = [:]
-        for match in manifest.matches(of: #/module\("(\w+)",\s*"([^"]+)"/#) { modulesByPath["Sources/" + match.2] = String(match.1) }
-        var testDependencies: [String: String] = [:]
-        for match in manifest.matches(of: #/tests\("(\w+)",\s*"[^"]+"(?:,\s*\[([^\]]*)\])?/#) { testDependencies[String(match.1)] = String(match.2 ?? "") }
+        let manifest = try Manifest.read()
+        let modulesByPath = Dictionary(manifest.sourcePaths.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
+        let testDependencies = manifest.testDependencies
         var checked = 0
         for entry in PackageCatalog.entries where entry.status != .planned && entry.sourcePath.contains("/Adapters/") {
             guard Self.notSuiteDrivers[entry.module] == nil else { continue }
@@ -79,12 +75,8 @@ struct CatalogTests {
 
     @Test("every built row is a target of the manifest with the catalog's name and path, and has its test target")
     func manifestMatchesTheCatalog() throws {
-        let root = try #require(Peer.packageRoot())
-        let manifest = try String(contentsOfFile: "\(root)/Package.swift", encoding: .utf8)
-        var paths: [String: String] = [:]
-        for match in manifest.matches(of: #/(?:module|adapter)\("(\w+)",\s*"([^"]+)"/#) { paths[String(match.1)] = "Sources/" + match.2 }
-        var tests: [String: String] = [:]
-        for match in manifest.matches(of: #/tests\("(\w+)",\s*"([^"]+)"/#) { tests[String(match.1)] = "Tests/" + match.2 + "Tests" }
+        let manifest = try Manifest.read()
+        let paths = manifest.sourcePaths, tests = manifest.testPaths
         #expect(paths.count >= 60, "only \(paths.count) targets read: the manifest pattern no longer matches")
         for entry in PackageCatalog.entries where entry.status != .planned {
             // Rows that are services or the CLI are targets of their own kind; every library row is a module.
@@ -109,5 +101,28 @@ struct CatalogTests {
         #expect(decoded == PackageCatalog.entries)
         let table = try PackageCatalog.render(.table)
         #expect(table.hasSuffix("121 rows: 28 done, 2 partial, 91 planned\n"))
+    }
+}
+
+/// The targets Package.swift declares, read from its one-call-per-target helpers
+/// (`module`/`adapter(name, path, …)`, `tests(name, path, [deps])`).
+struct Manifest {
+    /// Module → `Sources/…` path.
+    var sourcePaths: [String: String] = [:]
+    /// Module → its test target's `Tests/…Tests` path.
+    var testPaths: [String: String] = [:]
+    /// Module → its test target's dependency list, as written.
+    var testDependencies: [String: String] = [:]
+
+    static func read() throws -> Manifest {
+        let root = try #require(Peer.packageRoot())
+        let text = try String(contentsOfFile: "\(root)/Package.swift", encoding: .utf8)
+        var manifest = Manifest()
+        for match in text.matches(of: #/(?:module|adapter)\("(\w+)",\s*"([^"]+)"/#) { manifest.sourcePaths[String(match.1)] = "Sources/" + match.2 }
+        for match in text.matches(of: #/tests\("(\w+)",\s*"([^"]+)"(?:,\s*\[([^\]]*)\])?/#) {
+            manifest.testPaths[String(match.1)] = "Tests/" + match.2 + "Tests"
+            manifest.testDependencies[String(match.1)] = String(match.3 ?? "")
+        }
+        return manifest
     }
 }

@@ -1,7 +1,6 @@
 import NimbusCore
 import NimbusEmbeddings
 import NimbusTesting
-import Synchronization
 import Testing
 
 /// The behaviour every ``EmbeddingDriver`` must have, stated once and run by each driver's tests
@@ -89,13 +88,13 @@ extension ConformanceCapability {
 /// Counts what reaches the driver under test.
 final class CountingEmbeddingDriver: EmbeddingDriver {
     let inner: any EmbeddingDriver
-    private let count = Atomic<Int>(0)
+    private let counter = CallCounter()
     init(_ inner: any EmbeddingDriver) { self.inner = inner }
     var provider: String { inner.provider }
     var maxBatchSize: Int { inner.maxBatchSize }
-    var calls: Int { count.load(ordering: .relaxed) }
+    var calls: Int { counter.count }
     func embed(_ texts: [String], model: String, dimensions: Int?) async throws -> EmbeddingBatch {
-        count.add(1, ordering: .relaxed)
+        counter.record()
         return try await inner.embed(texts, model: model, dimensions: dimensions)
     }
     func close() async throws { try await inner.close() }

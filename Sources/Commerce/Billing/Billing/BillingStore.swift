@@ -170,10 +170,7 @@ extension URLOpenerRegistry where Resource == any BillingStore {
         var copy = withInProcess { try SQLiteBillingStore() }
         copy.register("sqlite") { url in
             try url.options.validate(known: [], for: "sqlite://")
-            let path = try url.localPath(example: "sqlite://./.nimbus/billing.sqlite or sqlite:///var/lib/app/billing.sqlite")
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            return try SQLiteBillingStore(path: path)
+            return try SQLiteBillingStore(path: try url.localFilePath(example: "sqlite://./.nimbus/billing.sqlite or sqlite:///var/lib/app/billing.sqlite"))
         }
         return copy
     }

@@ -1,7 +1,6 @@
 import NimbusChat
 import NimbusCore
 import NimbusTesting
-import Synchronization
 import Testing
 
 /// The behaviour every ``ChatDriver`` must have, stated once and run by each driver's tests
@@ -49,9 +48,7 @@ public enum ChatConformance {
         }
 
         func delivered() async throws -> Delivered {
-            guard let readBack else { throw NimbusError(.failedPrecondition, "the harness declares readBack but gives no closure") }
-            guard let delivered = try await readBack() else { throw NimbusError(.notFound, "could not observe: the platform received no post") }
-            return delivered
+            try await ConformanceObservation.read(readBack, what: "post")
         }
     }
 
@@ -95,12 +92,12 @@ extension ConformanceCapability {
 /// Counts what reaches the driver under test.
 final class CountingChatDriver: ChatDriver {
     let inner: any ChatDriver
-    private let count = Atomic<Int>(0)
+    private let counter = CallCounter()
     init(_ inner: any ChatDriver) { self.inner = inner }
     var provider: String { inner.provider }
-    var posts: Int { count.load(ordering: .relaxed) }
+    var posts: Int { counter.count }
     func post(_ message: ChatPost) async throws -> ChatReceipt {
-        count.add(1, ordering: .relaxed)
+        counter.record()
         return try await inner.post(message)
     }
     func close() async throws { try await inner.close() }

@@ -49,11 +49,7 @@ public enum EmailConformance {
         }
 
         func delivered(_ receipt: EmailReceipt) async throws -> MIMEReader {
-            guard let readBack else { throw NimbusError(.failedPrecondition, "the harness declares readBack but gives no readBack closure") }
-            guard let raw = try await readBack(receipt) else {
-                throw NimbusError(.notFound, "could not observe: no delivered message for \(receipt.messageID)")
-            }
-            return try MIMEReader(raw)
+            try MIMEReader(try await ConformanceObservation.read(readBack, receipt, what: "message for \(receipt.messageID)"))
         }
     }
 

@@ -1,7 +1,6 @@
 import NimbusCore
 import NimbusPush
 import NimbusTesting
-import Synchronization
 import Testing
 
 /// The behaviour every ``PushDriver`` must have, stated once and run by each driver's tests
@@ -63,8 +62,7 @@ public enum PushConformance {
             let (client, _) = try await harness.client()
             let push = PushNotification(title: "Grüße, Zoë 🧾", body: "Ваш заказ #1042 — «в пути»", data: ["order": "1042", "note": "a b&c=d"])
             _ = try await client.send(push, to: [harness.tokens[0]])
-            guard let readBack = harness.readBack else { throw NimbusError(.failedPrecondition, "the harness declares readBack but gives no closure") }
-            let delivered = try await readBack(harness.tokens[0])
+            let delivered = try await ConformanceObservation.read(harness.readBack, harness.tokens[0], what: "push for the token")
             #expect(delivered == Delivered(title: push.title, body: push.body, data: push.data), "could not observe, or it differs")
         },
         ConformanceCheck("a dead token is reported for cleanup and not retried", needs: [.deadTokens]) { harness in
@@ -92,12 +90,12 @@ extension ConformanceCapability {
 /// Counts what reaches the driver under test.
 final class CountingPushDriver: PushDriver {
     let inner: any PushDriver
-    private let count = Atomic<Int>(0)
+    private let counter = CallCounter()
     init(_ inner: any PushDriver) { self.inner = inner }
     var provider: String { inner.provider }
-    var sends: Int { count.load(ordering: .relaxed) }
+    var sends: Int { counter.count }
     func send(_ notification: PushNotification, to token: String) async throws -> PushResult {
-        count.add(1, ordering: .relaxed)
+        counter.record()
         return try await inner.send(notification, to: token)
     }
     func close() async throws { try await inner.close() }

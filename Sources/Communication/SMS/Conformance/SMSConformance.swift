@@ -1,7 +1,6 @@
 import NimbusCore
 import NimbusSMS
 import NimbusTesting
-import Synchronization
 import Testing
 
 /// The behaviour every ``SMSDriver`` must have, stated once and run by each driver's tests
@@ -58,11 +57,7 @@ public enum SMSConformance {
         }
 
         func delivered(_ receipt: SMSReceipt) async throws -> Delivered {
-            guard let readBack else { throw NimbusError(.failedPrecondition, "the harness declares readBack but gives no readBack closure") }
-            guard let delivered = try await readBack(receipt) else {
-                throw NimbusError(.notFound, "could not observe: the provider has no message for receipt \(receipt.id)")
-            }
-            return delivered
+            try await ConformanceObservation.read(readBack, receipt, what: "message for receipt \(receipt.id)")
         }
     }
 
@@ -114,12 +109,12 @@ extension ConformanceCapability {
 /// Counts what reaches the driver under test.
 final class CountingSMSDriver: SMSDriver {
     let inner: any SMSDriver
-    private let count = Atomic<Int>(0)
+    private let counter = CallCounter()
     init(_ inner: any SMSDriver) { self.inner = inner }
     var provider: String { inner.provider }
-    var sends: Int { count.load(ordering: .relaxed) }
+    var sends: Int { counter.count }
     func send(_ message: SMSMessage) async throws -> SMSReceipt {
-        count.add(1, ordering: .relaxed)
+        counter.record()
         return try await inner.send(message)
     }
     func close() async throws { try await inner.close() }

@@ -13,10 +13,7 @@ extension URLOpenerRegistry where Resource == any PaymentDriver {
         var copy = self
         copy.register("sqlite") { url in
             try url.options.validate(known: [], for: "sqlite://")
-            let path = try url.localPath(example: "sqlite://./.nimbus/payments.sqlite or sqlite:///var/lib/app/payments.sqlite")
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            return try MemoryPaymentDriver(path: path)
+            return try MemoryPaymentDriver(path: try url.localFilePath(example: "sqlite://./.nimbus/payments.sqlite or sqlite:///var/lib/app/payments.sqlite"))
         }
         return copy
     }

@@ -254,14 +254,7 @@ public struct PayPalPaymentDriver: PaymentDriver, PaymentWebhookVerifier {
         var request = NimbusHTTPRequest(.POST, path, operation: "POST \(PayPalErrors.template(path))")
         request.headers.add(name: "Content-Type", value: form.contentType)
         request.body = form.encode()
-        var response = try await http.send(request)
-        if response.status == .unauthorized {
-            _ = try? await response.collect(upTo: 64 * 1024)
-            await tokens.invalidate()
-            response = try await http.send(request)
-        }
-        let data = try await response.collect(upTo: 1024 * 1024)
-        guard response.isSuccess else { throw PayPalErrors.map(response, data, operation: request.operation) }
+        _ = try await send(request)
     }
 
     // MARK: Wire
@@ -289,6 +282,16 @@ public struct PayPalPaymentDriver: PaymentDriver, PaymentWebhookVerifier {
             request.body = ByteBuffer(string: body.description)
         }
         request.idempotencyKey = key
+        let (status, data) = try await send(request)
+        if data.readableBytes == 0 { return [:] }          // 204 No Content (void)
+        do { return try JSONValue.parse(Array(data.readableBytesView)) } catch {
+            throw NimbusError(.internal, "paypal \(request.operation) answered \(status.code) with a body that is not JSON: "
+                              + String(decoding: data.readableBytesView.prefix(200), as: UTF8.self), underlying: error)
+        }
+    }
+
+    /// Sends once, renewing the access token once after a 401; PayPal's errors mapped.
+    private func send(_ request: NimbusHTTPRequest) async throws -> (HTTPResponseStatus, ByteBuffer) {
         var response = try await http.send(request)
         if response.status == .unauthorized {
             _ = try? await response.collect(upTo: 64 * 1024)
@@ -297,11 +300,7 @@ public struct PayPalPaymentDriver: PaymentDriver, PaymentWebhookVerifier {
         }
         let data = try await response.collect(upTo: 8 * 1024 * 1024)
         guard response.isSuccess else { throw PayPalErrors.map(response, data, operation: request.operation) }
-        if data.readableBytes == 0 { return [:] }          // 204 No Content (void)
-        do { return try JSONValue.parse(Array(data.readableBytesView)) } catch {
-            throw NimbusError(.internal, "paypal \(request.operation) answered \(response.status.code) with a body that is not JSON: "
-                              + String(decoding: data.readableBytesView.prefix(200), as: UTF8.self), underlying: error)
-        }
+        return (response.status, data)
     }
 
     static func pathID(_ id: String) throws -> String {
