@@ -177,7 +177,7 @@ tests("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", ["NimbusEmbeddingsConformance
 tests("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", ["NimbusEmbeddingsConformance", "NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
 
 // MARK: - Cloud provider cores: one per provider, every AWS/GCP/Azure adapter builds on them
-module("NimbusAWS", "Core/AWS", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
+module("NimbusAWS", "Core/AWS", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging], resources: [.copy("Resources/Models")])
 tests("NimbusAWS", "Core/AWS", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.x509], fixtures: true)
 module("NimbusGCP", "Core/GCP", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 tests("NimbusGCP", "Core/GCP", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras])

@@ -4,12 +4,12 @@ import NIOHTTP1
 import NimbusAWS
 import NimbusCore
 
-/// `nimbus aws`: low-level AWS calls, like the AWS CLI's.
+/// `nimbus aws`: any operation of any committed AWS model, like the AWS CLI's low-level commands.
 struct AWSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aws",
-        abstract: "Call any AWS operation and presign S3 URLs (credentials, region and endpoints as the AWS CLI finds them).",
-        subcommands: [Call.self, Presign.self]
+        abstract: "Call any operation of the committed AWS models, follow paginators and waiters, presign S3 URLs (credentials, region and endpoints as the AWS CLI finds them).",
+        subcommands: [Call.self, Wait.self, Operations.self, Presign.self]
     )
 
     struct Connection: ParsableArguments {
@@ -22,37 +22,114 @@ struct AWSCommand: AsyncParsableCommand {
         }
     }
 
+    /// Runs `body`, printing errors the way the AWS CLI does: 252 for input Nimbus refused before
+    /// sending (unknown service/operation/member, a missing required member), 254 for the service's.
+    static func reporting(_ operation: String, _ body: () async throws -> Void) async throws {
+        do { try await body() } catch let error as NimbusError {
+            if let aws = error.underlying as? AWSServiceError {
+                FileHandle.standardError.write(Data("An error occurred (\(aws.code)) when calling the \(operation) operation: \(aws.message)\n".utf8))
+                throw ExitCode(254)
+            }
+            FileHandle.standardError.write(Data("\(error.message)\n".utf8))
+            throw ExitCode([.invalidArgument, .notFound, .failedPrecondition].contains(error.code) ? 252 : 254)
+        }
+    }
+
+    static func parseInput(_ input: String?, file: String?) throws -> JSONValue {
+        let text: String
+        if let file { text = try String(contentsOfFile: file, encoding: .utf8) } else { text = input ?? "{}" }
+        do { return try JSONValue.parse(Data(text.utf8)) } catch { throw ValidationError("the input is not JSON: \(error)") }
+    }
+
     struct Call: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Call an operation: nimbus aws call sts GetCallerIdentity; nimbus aws call dynamodb GetItem --input '{...}'.",
-            discussion: "Services: \(AWSService.known.keys.sorted().joined(separator: ", ")). REST services (s3, lambda, sesv2) take --method and --path instead of an operation's input.")
+            abstract: "Call an operation: nimbus aws call s3 ListObjectsV2 --input '{\"Bucket\":\"b\"}'.",
+            discussion: """
+            The input is JSON named by the model's members; it is validated and bound to the URI, query, headers and body as the \
+            model says. Timestamps are ISO 8601 or epoch seconds, blobs base64. A streaming body (S3 PutObject) comes from \
+            --payload-file; a streaming answer (S3 GetObject) goes to --outfile (- for standard output), its metadata to standard output \
+            (standard error with --outfile -). Models: \(AWSServiceModel.available.joined(separator: ", ")).
+            """)
         @OptionGroup var connection: Connection
-        @Argument(help: "The service (sts, sqs, dynamodb...).") var service: String
-        @Argument(help: "The operation (GetCallerIdentity, PutItem...).") var operation: String
-        @Option(help: "The input as JSON.") var input: String = "{}"
-        @Option(help: "REST services: the HTTP method.") var method: String = "GET"
-        @Option(help: "REST services: the encoded path (/bucket/key, /2015-03-31/functions/).") var path: String = "/"
+        @Argument(help: "The service's model name (s3, sqs, dynamodb, sesv2...).") var service: String
+        @Argument(help: "The operation (ListObjectsV2, PutItem...).") var operation: String
+        @Option(help: "The input as JSON.") var input: String?
+        @Option(name: .customLong("input-file"), help: "Read the input JSON from a file.") var inputFile: String?
+        @Option(name: .customLong("payload-file"), help: "The streaming payload's bytes (S3 PutObject's Body).") var payloadFile: String?
+        @Option(help: "Where a streaming answer's bytes go (- for standard output).") var outfile: String?
+        @Flag(name: .customLong("all-pages"), help: "Follow the operation's paginator and print every page.") var allPages = false
 
         func run() async throws {
-            guard let target = AWSService.known[service.lowercased()] else {
-                throw ValidationError("unknown service '\(service)'; known: \(AWSService.known.keys.sorted().joined(separator: ", "))")
-            }
+            let parsed = try AWSCommand.parseInput(input, file: inputFile)
             let aws = connection.client()
-            do {
-                switch target.wireProtocol {
-                case .restJSON, .restXML:
-                    let response = try await aws.rest(target, method: HTTPMethod(rawValue: method.uppercased()), path: path, operation: operation)
-                    print(String(decoding: response.body, as: UTF8.self))
-                default:
-                    let parsed: JSONValue
-                    do { parsed = try JSONValue.parse(Data(input.utf8)) } catch { throw ValidationError("--input is not JSON: \(error)") }
-                    let result = try await aws.send(target, operation: operation, input: parsed)
-                    try Output.printJSON(result)
+            try await AWSCommand.reporting(operation) {
+                let model = try AWSServiceModel.named(service)
+                let operationModel = try model.operation(operation)
+                if allPages {
+                    var pages: [JSONValue] = []
+                    for try await page in aws.pages(service, operationModel.name, input: parsed) { pages.append(page) }
+                    try Output.printJSON(JSONValue.array(pages))
+                    return
                 }
-            } catch let error as NimbusError {
-                let code = (error.underlying as? AWSServiceError)?.code ?? "\(error.code)"
-                FileHandle.standardError.write(Data("An error occurred (\(code)) when calling the \(operation) operation: \(error.message)\n".utf8))
-                throw ExitCode(254)
+                let payload = try payloadFile.map { Array(try Data(contentsOf: URL(fileURLWithPath: $0))) }
+                let result = try await aws.call(model, operationModel, input: parsed, payload: payload)
+                if let bytes = result.payload {
+                    guard let outfile else {
+                        throw NimbusError(.invalidArgument, "\(operationModel.name) answers a stream of \(bytes.count) bytes: pass --outfile PATH (or --outfile - for standard output)")
+                    }
+                    if outfile == "-" {
+                        FileHandle.standardOutput.write(Data(bytes))
+                        FileHandle.standardError.write(Data((result.output.description + "\n").utf8))
+                        return
+                    }
+                    try Data(bytes).write(to: URL(fileURLWithPath: outfile))
+                }
+                try Output.printJSON(result.output)
+            }
+        }
+    }
+
+    struct Wait: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Wait with a model's waiter: nimbus aws wait s3 BucketExists --input '{\"Bucket\":\"b\"}'.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The service's model name.") var service: String
+        @Argument(help: "The waiter (BucketExists, TableExists...).") var waiter: String
+        @Option(help: "The input as JSON.") var input: String?
+
+        func run() async throws {
+            let parsed = try AWSCommand.parseInput(input, file: nil)
+            let aws = connection.client()
+            try await AWSCommand.reporting(waiter) {
+                try Output.printJSON(try await aws.wait(service, until: waiter, input: parsed))
+            }
+        }
+    }
+
+    struct Operations: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List a model's operations, or show one's HTTP binding and input members: nimbus aws operations s3 [GetObject].")
+        @Argument(help: "The service's model name.") var service: String
+        @Argument(help: "An operation to describe.") var operation: String?
+
+        func run() async throws {
+            try await AWSCommand.reporting(operation ?? service) {
+                let model = try AWSServiceModel.named(service)
+                guard let operation else {
+                    for name in model.operations.keys.sorted() {
+                        let op = model.operations[name]!
+                        print("\(name)\t\(op.method) \(op.requestURI)\(model.paginators[name] != nil ? "\tpaginated" : "")")
+                    }
+                    return
+                }
+                let op = try model.operation(operation)
+                print("\(op.name): \(op.method) \(op.requestURI) (\(model.metadata.protocolName))")
+                guard let input = op.input, let shape = model.shapes[input.shape] else { print("no input"); return }
+                for (name, ref) in shape.members {
+                    let target = model.shapes[ref.shape]
+                    let location = ref.serialization.location.map { "\($0) \(ref.serialization.name ?? name)" } ?? "body"
+                    let values = target?.enumValues.map { " one of " + $0.prefix(8).joined(separator: "|") + ($0.count > 8 ? "|…" : "") } ?? ""
+                    print("  \(name)\(shape.required.contains(name) ? " (required)" : "")\t\(target?.kind.rawValue ?? "?")\t\(location)\(values)")
+                }
             }
         }
     }

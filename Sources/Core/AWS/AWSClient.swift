@@ -11,13 +11,15 @@ import Synchronization
 /// one endpoint resolver, the five wire protocols, AWS's error shapes mapped to `NimbusError`, the
 /// standard retry mode (3 attempts, a shared retry quota), and clock-skew correction.
 ///
-/// Model-less: an adapter is a small file of operation names and shapes.
+/// Operations come from the committed service models: typed through the generated services
+/// (``AWS/S3``, ``AWS/DynamoDB``…) or untyped through ``call(_:_:input:payload:maxAttempts:)``; both bind
+/// inputs to HTTP with one model-driven serializer (``AWSRequestSerializer``).
 ///
 /// ```swift
 /// let aws = AWSClient(configuration: .init(region: "eu-west-1"))          // credentials and region as the AWS SDKs find them
-/// let identity = try await aws.send(.sts, operation: "GetCallerIdentity")
-/// let item = try await aws.send(.dynamoDB, operation: "GetItem", input: ["TableName": "users", "Key": ["id": ["S": "42"]]])
-/// let object = try await aws.rest(.s3, method: .GET, path: AWSClient.s3Path(bucket: "docs", key: "a.txt"))
+/// let identity = try await AWS.STS(client: aws).getCallerIdentity()
+/// let item = try await aws.call("dynamodb", "GetItem", input: ["TableName": "users", "Key": ["id": ["S": "42"]]])
+/// let object = try await AWS.S3(client: aws).getObject(.init(bucket: "docs", key: "a.txt"))
 /// ```
 public final class AWSClient: Sendable {
     /// Settings.
@@ -88,73 +90,13 @@ public final class AWSClient: Sendable {
     /// The clock correction learned from a `RequestTimeTooSkewed` answer (server time − local time).
     public var clockSkew: TimeInterval { clockOffset.withLock { $0 } }
 
-    // MARK: RPC protocols (query, ec2, json)
+    // MARK: Helpers
 
-    /// Calls an operation of a query, EC2 or JSON protocol service with `input` as JSON, returning the
-    /// result as JSON (query/EC2 XML is turned into JSON: leaves are strings, `member`/`item` lists arrays).
-    ///
-    /// Query and EC2 inputs are flattened: nested objects `A.B`, arrays `A.member.N` (query) or `A.N` (EC2).
-    ///
-    /// `maxAttempts` overrides the configuration's for this call: an adapter under a portable type
-    /// that retries (`EmailClient`, `SMSClient`) passes 1, so that retries happen in one layer.
-    public func send(_ service: AWSService, operation: String, input: JSONValue = [:], maxAttempts: Int? = nil) async throws -> JSONValue {
-        switch service.wireProtocol {
-        case .query(let version), .ec2(let version):
-            let isEC2 = if case .ec2 = service.wireProtocol { true } else { false }
-            var pairs: [(String, String)] = [("Action", operation), ("Version", version)]
-            Self.flatten(input, prefix: nil, ec2: isEC2, into: &pairs)
-            // Form encoding as botocore writes it (Python's urlencode: a space is '+'); AWS reads either, and
-            // checkers that re-encode the parsed form before recomputing the signature (moto) need this one.
-            let body = pairs.map { "\(Self.formEscape($0.0))=\(Self.formEscape($0.1))" }.joined(separator: "&")
-            let response = try await execute(service, operation: operation, method: .POST, path: "/", query: [],
-                                             headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: Array(body.utf8),
-                                             maxAttempts: maxAttempts)
-            guard !response.body.isEmpty else { return [:] }
-            let xml = try XMLElement.parse(response.body)
-            if isEC2 { return xml.json }
-            return xml["\(operation)Result"]?.json ?? [:]
-        case .json(let version, let prefix):
-            let response = try await execute(service, operation: operation, method: .POST, path: "/", query: [],
-                                             headers: [("Content-Type", "application/x-amz-json-\(version)"), ("X-Amz-Target", "\(prefix).\(operation)")],
-                                             body: Array(input.description.utf8), maxAttempts: maxAttempts)
-            return try Self.json(response.body, service: service, operation: operation)
-        case .restJSON, .restXML:
-            throw NimbusError(.invalidArgument, "\(service.serviceID) is a REST service; call rest(_:method:path:...) with the operation's method and path")
-        }
-    }
-
-    /// Calls an RPC operation with Codable input and output (through their JSON form).
-    public func send<Input: Encodable & Sendable, Output: Decodable>(_ service: AWSService, operation: String, input: Input, as output: Output.Type) async throws -> Output {
-        let result = try await send(service, operation: operation, input: try JSONValue(encoding: input))
-        do { return try result.decode(Output.self) } catch {
-            throw NimbusError(.internal, "\(service.serviceID) \(operation) answered a shape \(Output.self) cannot read: \(error)", underlying: error)
-        }
-    }
-
-    // MARK: REST protocols
-
-    /// A REST answer.
-    public struct Response: Sendable {
-        /// The status.
-        public var status: Int
-        /// The headers.
-        public var headers: [(String, String)]
-        /// The body.
-        public var body: [UInt8]
-        /// A header's value.
-        public func header(_ name: String) -> String? { headers.header(name) }
-        /// The body as JSON (REST-JSON services).
-        public func json() throws -> JSONValue { body.isEmpty ? [:] : try JSONValue.parse(body) }
-        /// The body as XML (REST-XML services).
-        public func xml() throws -> XMLElement { try XMLElement.parse(body) }
-    }
-
-    /// Calls a REST operation: `path` is the encoded path (``s3Path(bucket:key:)`` builds S3's), `query` decoded pairs.
-    /// - Throws: the operation's error mapped (a 404 with no body is `notFound`).
-    public func rest(_ service: AWSService, method: HTTPMethod, path: String, query: [(String, String)] = [], headers: [(String, String)] = [],
-                     body: [UInt8] = [], operation: String? = nil, maxAttempts: Int? = nil) async throws -> Response {
-        try await execute(service, operation: operation ?? "\(method.rawValue) \(path)", method: method, path: path, query: query, headers: headers, body: body,
-                          maxAttempts: maxAttempts)
+    /// An answer as it came.
+    struct Response: Sendable {
+        var status: Int
+        var headers: [(String, String)]
+        var body: [UInt8]
     }
 
     /// `application/x-www-form-urlencoded` escaping: RFC 3986 unreserved characters kept, a space as `+`.
@@ -182,50 +124,6 @@ public final class AWSClient: Sendable {
         return "\(target.scheme)://\(target.host)\(target.path)?\(rendered)"
     }
 
-    // MARK: Pagination and waiting
-
-    /// Every page of a paginated RPC operation: `tokenField` in the output (`NextToken`, `Marker`,
-    /// `NextContinuationToken`...) is passed back as `inputTokenField` until it is absent.
-    public func pages(_ service: AWSService, operation: String, input: JSONValue = [:], inputTokenField: String = "NextToken",
-                      outputTokenField: String = "NextToken") -> AsyncThrowingStream<JSONValue, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    var request = input.objectValue ?? [:]
-                    var seen: Set<JSONValue> = []
-                    while true {
-                        let page = try await send(service, operation: operation, input: .object(request))
-                        continuation.yield(page)
-                        // Tokens are strings (NextToken, Marker) or objects (DynamoDB's LastEvaluatedKey).
-                        guard let token = Self.lookup(page, outputTokenField), token != .null, token != .string(""), seen.insert(token).inserted else { break }
-                        request[inputTokenField] = token
-                    }
-                    continuation.finish()
-                } catch { continuation.finish(throwing: error) }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
-    }
-
-    /// Polls `check` until it returns a value, every `interval`, for at most `timeout` (a waiter).
-    /// - Throws: `deadlineExceeded` when time runs out; the check's own errors.
-    public static func wait<T: Sendable>(every interval: Duration = .seconds(2), timeout: Duration = .seconds(300),
-                                         _ check: @Sendable () async throws -> T?) async throws -> T {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if let value = try await check() { return value }
-            guard ContinuousClock.now + interval < deadline else {
-                throw NimbusError(.deadlineExceeded, "the resource did not reach the wanted state within \(timeout.nimbusFormatted)")
-            }
-            try await Task.sleep(for: interval)
-        }
-    }
-
-    /// A dotted path into JSON (`ListBucketResult.NextContinuationToken`).
-    static func lookup(_ value: JSONValue, _ path: String) -> JSONValue? {
-        path.split(separator: ".").reduce(Optional(value)) { $0?[String($1)] }
-    }
-
     // MARK: The exchange
 
     struct Target {
@@ -236,7 +134,7 @@ public final class AWSClient: Sendable {
         var signingRegion: String
     }
 
-    func target(_ service: AWSService, path: String) async throws -> Target {
+    func target(_ service: AWSService, path: String, hostPrefix: String? = nil) async throws -> Target {
         let endpoint = endpoints.resolve(service, region: region)
         guard let components = URLComponents(string: endpoint.url), let scheme = components.scheme, let host = components.host else {
             throw NimbusError(.invalidArgument, "'\(endpoint.url)' is not an endpoint URL")
@@ -244,7 +142,8 @@ public final class AWSClient: Sendable {
         let authority = host + (components.port.map { ":\($0)" } ?? "")
         let basePath = components.path == "/" ? "" : components.path
         var finalPath = basePath + (path.isEmpty ? "/" : path)
-        var finalHost = authority
+        // A host prefix (`{AccountId}.`) is not applied to custom endpoints on IP addresses or localhost (moto, LocalStack).
+        var finalHost = (endpoint.isCustom && Self.isLocal(host) ? "" : hostPrefix ?? "") + authority
         if service == .s3, !configuration.s3ForcePathStyle, !endpoint.isCustom || !Self.isLocal(host) {
             // Virtual-hosted style when the bucket is a DNS label: bucket.s3.region.amazonaws.com/key.
             let parts = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true)
@@ -270,8 +169,8 @@ public final class AWSClient: Sendable {
 
     /// Signs and sends with the standard retry mode; on a clock-skew refusal, learns the server's time and retries.
     func execute(_ service: AWSService, operation: String, method: HTTPMethod, path: String, query: [(String, String)],
-                 headers: [(String, String)], body: [UInt8], maxAttempts: Int? = nil) async throws -> Response {
-        let target = try await target(service, path: path)
+                 headers: [(String, String)], body: [UInt8], maxAttempts: Int? = nil, hostPrefix: String? = nil) async throws -> Response {
+        let target = try await target(service, path: path, hostPrefix: hostPrefix)
         let policy = RetryPolicy(maxAttempts: max(1, maxAttempts ?? configuration.maxAttempts), baseDelay: .milliseconds(100), maxDelay: .seconds(20))
         var skewRetried = false
         while true {
@@ -327,28 +226,6 @@ public final class AWSClient: Sendable {
         return dates.last.flatMap(HTTPDate.parse)
     }
 
-    static func json(_ body: [UInt8], service: AWSService, operation: String) throws -> JSONValue {
-        guard !body.isEmpty else { return [:] }
-        do { return try JSONValue.parse(body) } catch {
-            throw NimbusError(.internal, "\(service.serviceID) \(operation) answered a body that is not JSON: \(String(decoding: body.prefix(200), as: UTF8.self))",
-                              underlying: error)
-        }
-    }
-
-    /// Query/EC2 parameter flattening.
-    static func flatten(_ value: JSONValue, prefix: String?, ec2: Bool, into pairs: inout [(String, String)]) {
-        switch value {
-        case .null: return
-        case .string(let text): if let prefix { pairs.append((prefix, text)) }
-        case .bool(let flag): if let prefix { pairs.append((prefix, flag ? "true" : "false")) }
-        case .number(let number): if let prefix { pairs.append((prefix, number.rounded() == number && abs(number) < 9e15 ? String(Int64(number)) : String(number))) }
-        case .array(let items):
-            guard let prefix else { return }
-            for (index, item) in items.enumerated() { flatten(item, prefix: ec2 ? "\(prefix).\(index + 1)" : "\(prefix).member.\(index + 1)", ec2: ec2, into: &pairs) }
-        case .object(let members):
-            for key in members.keys.sorted() { flatten(members[key]!, prefix: prefix.map { "\($0).\(key)" } ?? key, ec2: ec2, into: &pairs) }
-        }
-    }
 }
 
 extension Optional where Wrapped == String {

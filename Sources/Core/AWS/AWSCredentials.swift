@@ -137,11 +137,14 @@ public struct ProfileCredentialProvider: AWSCredentialProvider {
             } else {
                 throw NimbusError(.invalidArgument, "profile \(profileName) has role_arn but neither source_profile nor credential_source")
             }
-            var input: [String: JSONValue] = ["RoleArn": .string(roleARN), "RoleSessionName": .string(session)]
-            if let external = profile["external_id"] { input["ExternalId"] = .string(external) }
-            if let duration = profile["duration_seconds"].flatMap(Int.init) { input["DurationSeconds"] = .number(Double(duration)) }
+            let request = AWS.STS.AssumeRoleRequest(roleArn: roleARN, roleSessionName: session, durationSeconds: profile["duration_seconds"].flatMap(Int.init),
+                                                    externalId: profile["external_id"])
             let sts = AWSClient(configuration: .init(region: stsRegion, credentials: source, environment: environment), httpClient: httpClient)
-            return try STSCredentials.parse(try await sts.send(.sts, operation: "AssumeRole", input: .object(input)), operation: "AssumeRole")
+            guard let assumed = try await AWS.STS(client: sts).assumeRole(request).credentials else {
+                throw NimbusError(.internal, "STS AssumeRole answered without Credentials")
+            }
+            return AWSCredentials(accessKeyID: assumed.accessKeyId, secretAccessKey: Secret(assumed.secretAccessKey),
+                                  sessionToken: Secret(assumed.sessionToken), expiration: assumed.expiration)
         }
         if let process = profile["credential_process"] { return try await Self.runProcess(process, profileName) }
         return try staticKeys(profile, profileName)

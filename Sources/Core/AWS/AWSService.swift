@@ -55,12 +55,6 @@ public struct AWSService: Sendable, Hashable {
     public static let lambda = AWSService(signingName: "lambda", serviceID: "Lambda", wireProtocol: .restJSON)
     public static let ec2 = AWSService(signingName: "ec2", serviceID: "EC2", wireProtocol: .ec2(version: "2016-11-15"))
     public static let s3 = AWSService(signingName: "s3", serviceID: "S3", wireProtocol: .restXML)
-
-    /// The services `nimbus aws call` knows by name.
-    public static let known: [String: AWSService] = [
-        "sts": .sts, "iam": .iam, "sns": .sns, "sqs": .sqs, "dynamodb": .dynamoDB, "kms": .kms, "secretsmanager": .secretsManager,
-        "stepfunctions": .stepFunctions, "sfn": .stepFunctions, "lambda": .lambda, "ec2": .ec2, "s3": .s3, "sesv2": .ses,
-    ]
 }
 
 /// AWS partitions: where a region's endpoints live.

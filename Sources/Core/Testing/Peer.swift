@@ -64,6 +64,9 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// The official Twilio, SendGrid and Slack Python libraries in a venv; ``url()`` is that venv's `python`.
     public static let commsSDKs = Peer("comms-sdks")
 
+    /// botocore, pinned to the release of the committed AWS models, in a venv; ``url()`` is that venv's `python`.
+    public static let botocore = Peer("botocore")
+
     /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
     public static func setting(_ variable: String) -> String? {
         if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }

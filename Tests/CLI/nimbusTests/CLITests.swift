@@ -272,10 +272,44 @@ struct CommerceCLITests {
         let s3 = try #require(Peer.setting("NIMBUS_PEER_MOTO_S3_URL"))
         let plain = ["AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"]
         let bucket = "cli-\(UUID().uuidString.lowercased().prefix(8))"
-        #expect(try await Binary.run(["aws", "call", "s3", "CreateBucket", "--method", "PUT", "--path", "/\(bucket)", "--endpoint-url", s3], environment: plain).status == 0)
+        #expect(try await Binary.run(["aws", "call", "s3", "CreateBucket", "--input", "{\"Bucket\":\"\(bucket)\"}", "--endpoint-url", s3], environment: plain).status == 0)
+        let report = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-aws-\(UUID().uuidString)")
+        try Data("quarterly".utf8).write(to: report)
+        defer { try? FileManager.default.removeItem(at: report) }
+        let put = try await Binary.run(["aws", "call", "s3", "PutObject", "--input", "{\"Bucket\":\"\(bucket)\",\"Key\":\"reports/q 1.txt\",\"ContentType\":\"text/plain\"}",
+                                        "--payload-file", report.path, "--endpoint-url", s3], environment: plain)
+        #expect(put.status == 0 && put.stdout.contains("ETag"), "\(put.output)")
+        // The two calls: each binds its input (bucket in the path, key, query) instead of sending GET / and listing buckets.
+        let listed = try await Binary.run(["aws", "call", "s3", "ListObjectsV2", "--input", "{\"Bucket\":\"\(bucket)\",\"Prefix\":\"reports/\"}",
+                                           "--endpoint-url", s3], environment: plain)
+        let page = try JSONValue.parse(Data(listed.stdout.utf8))
+        #expect(listed.status == 0 && page["KeyCount"] == 1 && page["Contents"]?.arrayValue?.first?["Key"] == "reports/q 1.txt" && page["Buckets"] == nil, "\(listed.output)")
+        let got = try await Binary.run(["aws", "call", "s3", "GetObject", "--input", "{\"Bucket\":\"\(bucket)\",\"Key\":\"reports/q 1.txt\"}",
+                                        "--outfile", "-", "--endpoint-url", s3], environment: plain)
+        #expect(got.status == 0 && got.stdout == "quarterly" && got.stderr.contains("\"ContentLength\":9"), "\(got.output)")
+        let streamed = try await Binary.run(["aws", "call", "s3", "GetObject", "--input", "{\"Bucket\":\"\(bucket)\",\"Key\":\"reports/q 1.txt\"}",
+                                             "--endpoint-url", s3], environment: plain)
+        #expect(streamed.status == 252 && streamed.stderr.contains("--outfile"), "\(streamed.output)")
+        // Refused before sending, with close matches, exit 252 — never a wrong answer with 0.
+        let typo = try await Binary.run(["aws", "call", "s3", "ListObjectV2", "--input", "{\"Bucket\":\"\(bucket)\"}", "--endpoint-url", s3], environment: plain)
+        #expect(typo.status == 252 && typo.stderr.contains("ListObjectsV2"), "\(typo.output)")
+        let unknownService = try await Binary.run(["aws", "call", "s4", "ListBuckets", "--endpoint-url", s3], environment: plain)
+        #expect(unknownService.status == 252 && unknownService.stderr.contains("s3"), "\(unknownService.output)")
+        let missing = try await Binary.run(["aws", "call", "s3", "GetObject", "--input", "{\"Bucket\":\"\(bucket)\"}", "--outfile", "-", "--endpoint-url", s3], environment: plain)
+        #expect(missing.status == 252 && missing.stderr.contains("Key is required"), "\(missing.output)")
+        let noSuchKey = try await Binary.run(["aws", "call", "s3", "GetObject", "--input", "{\"Bucket\":\"\(bucket)\",\"Key\":\"nope\"}", "--outfile", "-",
+                                              "--endpoint-url", s3], environment: plain)
+        #expect(noSuchKey.status == 254 && noSuchKey.stderr.contains("NoSuchKey"), "\(noSuchKey.output)")
+        let pages = try await Binary.run(["aws", "call", "s3", "ListObjectsV2", "--input", "{\"Bucket\":\"\(bucket)\"}", "--all-pages", "--endpoint-url", s3],
+                                         environment: plain)
+        let pageList = try JSONValue.parse(Data(pages.stdout.utf8))
+        #expect(pages.status == 0 && pageList.arrayValue?.count == 1, "\(pages.output)")
+        let waited = try await Binary.run(["aws", "wait", "s3", "ObjectExists", "--input", "{\"Bucket\":\"\(bucket)\",\"Key\":\"reports/q 1.txt\"}",
+                                           "--endpoint-url", s3], environment: plain)
+        #expect(waited.status == 0, "\(waited.output)")
         let aws = AWSClient(configuration: .init(region: "us-east-1", credentials: AWSCredentials(accessKeyID: "test", secretAccessKey: Secret("test")),
                                                  endpointURL: s3, environment: [:]))
-        _ = try await aws.rest(.s3, method: .PUT, path: AWSClient.s3Path(bucket: bucket, key: "report.txt"), body: Array("quarterly".utf8))
+        try await AWS.S3(client: aws).putObject(.init(bucket: bucket, key: "report.txt", body: Array("quarterly".utf8)))
         let presigned = try await Binary.run(["aws", "presign", "GET", "s3://\(bucket)/report.txt", "--expires", "300", "--endpoint-url", s3], environment: plain)
         #expect(presigned.status == 0, "\(presigned.output)")
         let url = presigned.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

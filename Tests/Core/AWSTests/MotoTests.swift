@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import NIOHTTP1
 import NimbusAWS
@@ -34,157 +35,151 @@ enum Moto {
 struct MotoTests {
     @Test func stsIdentityAssumeRoleAndAWrongSecret() async throws {
         let aws = try Moto.client()
-        let identity = try await aws.send(.sts, operation: "GetCallerIdentity")
-        #expect(identity["Arn"]?.stringValue?.hasSuffix(":user/nimbus") == true, "\(identity)")
+        let identity = try await AWS.STS(client: aws).getCallerIdentity()
+        #expect(identity.arn?.hasSuffix(":user/nimbus") == true, "\(identity)")
         var wrong = try Moto.credentials()
         wrong.secretAccessKey = Secret("not-the-secret")
-        do {
-            _ = try await Moto.client(credentials: wrong).send(.sts, operation: "GetCallerIdentity")
-            Issue.record("a wrong secret must be refused")
-        } catch let error as NimbusError {
-            #expect(error.code == .unauthenticated, "\(error)")
-            #expect(!error.description.contains("not-the-secret"))
+        let refused = await #expect(throws: NimbusError.self, "a wrong secret must be refused") {
+            try await AWS.STS(client: Moto.client(credentials: wrong)).getCallerIdentity()
         }
+        #expect(refused?.code == .unauthenticated && refused?.description.contains("not-the-secret") == false, "\(String(describing: refused))")
         let roleName = Moto.unique("role")
         let trust = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#
-        let role = try await aws.send(.iam, operation: "CreateRole", input: ["RoleName": .string(roleName), "AssumeRolePolicyDocument": .string(trust)])
+        // IAM has no typed operations: the untyped call binds through the same model.
+        let role = try await aws.call("iam", "CreateRole", input: ["RoleName": .string(roleName), "AssumeRolePolicyDocument": .string(trust)]).output
         let arn = try #require(role["Role"]?["Arn"]?.stringValue)
-        try await aws.send(.iam, operation: "PutRolePolicy", input: ["RoleName": .string(roleName), "PolicyName": "all",
-                                                                    "PolicyDocument": #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#])
-        let assumed = try await aws.send(.sts, operation: "AssumeRole", input: ["RoleArn": .string(arn), "RoleSessionName": "nimbus-test"])
-        let temporary = AWSCredentials(accessKeyID: assumed["Credentials"]?["AccessKeyId"]?.stringValue ?? "",
-                                       secretAccessKey: Secret(assumed["Credentials"]?["SecretAccessKey"]?.stringValue ?? ""),
-                                       sessionToken: assumed["Credentials"]?["SessionToken"]?.stringValue.map { Secret($0) })
-        let asRole = try await Moto.client(credentials: temporary).send(.sts, operation: "GetCallerIdentity")
-        #expect(asRole["Arn"]?.stringValue?.contains("assumed-role/\(roleName)/nimbus-test") == true, "\(asRole)")
+        try await aws.call("iam", "PutRolePolicy", input: ["RoleName": .string(roleName), "PolicyName": "all",
+                                                           "PolicyDocument": #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#])
+        let assumed = try #require(try await AWS.STS(client: aws).assumeRole(.init(roleArn: arn, roleSessionName: "nimbus-test")).credentials)
+        #expect(assumed.expiration > Date())
+        let temporary = AWSCredentials(accessKeyID: assumed.accessKeyId, secretAccessKey: Secret(assumed.secretAccessKey), sessionToken: Secret(assumed.sessionToken))
+        let asRole = try await AWS.STS(client: Moto.client(credentials: temporary)).getCallerIdentity()
+        #expect(asRole.arn?.contains("assumed-role/\(roleName)/nimbus-test") == true, "\(asRole)")
     }
 
     @Test func sqsAndSNSRoundTrips() async throws {
-        let aws = try Moto.client()
-        let queue = try await aws.send(.sqs, operation: "CreateQueue", input: ["QueueName": .string(Moto.unique("q"))])
-        let url = try #require(queue["QueueUrl"]?.stringValue)
-        let sent = try await aws.send(.sqs, operation: "SendMessage", input: ["QueueUrl": .string(url), "MessageBody": "héllo ✓"])
-        #expect(sent["MessageId"]?.stringValue != nil)
-        let received = try await aws.send(.sqs, operation: "ReceiveMessage", input: ["QueueUrl": .string(url), "MaxNumberOfMessages": 1])
-        #expect(received["Messages"]?.arrayValue?.first?["Body"] == "héllo ✓")
-        do {
-            _ = try await aws.send(.sqs, operation: "GetQueueUrl", input: ["QueueName": "does-not-exist"])
-            Issue.record("a missing queue is notFound")
-        } catch let error as NimbusError { #expect(error.code == .notFound, "\(error)") }
-        let topic = try await aws.send(.sns, operation: "CreateTopic", input: ["Name": .string(Moto.unique("t"))])
-        let arn = try #require(topic["TopicArn"]?.stringValue)
-        let published = try await aws.send(.sns, operation: "Publish", input: ["TopicArn": .string(arn), "Message": "hi",
-                                                                              "MessageAttributes": ["entry": [["Name": "kind", "Value": ["DataType": "String", "StringValue": "test"]]]]])
-        #expect(published["MessageId"]?.stringValue != nil, "\(published)")
+        let sqs = AWS.SQS(client: try Moto.client())
+        let url = try #require(try await sqs.createQueue(.init(queueName: Moto.unique("q"), attributes: ["VisibilityTimeout": "30"])).queueUrl)
+        let sent = try await sqs.sendMessage(.init(messageBody: "héllo ✓", queueUrl: url,
+                                                   messageAttributes: ["kind": .init(dataType: "String", stringValue: "test")]))
+        #expect(sent.messageId != nil && sent.md5OfMessageBody == Insecure.MD5.hash(data: Data("héllo ✓".utf8)).map { String(format: "%02x", $0) }.joined())
+        let received = try await sqs.receiveMessage(.init(queueUrl: url, maxNumberOfMessages: 1, messageAttributeNames: ["All"]))
+        let message = try #require(received.messages?.first)
+        #expect(message.body == "héllo ✓" && message.messageAttributes?["kind"]?.stringValue == "test")
+        try await sqs.deleteMessage(.init(queueUrl: url, receiptHandle: try #require(message.receiptHandle)))
+        let missing = await #expect(throws: NimbusError.self, "a missing queue is notFound") { try await sqs.getQueueUrl(.init(queueName: "does-not-exist")) }
+        #expect(missing?.code == .notFound, "\(String(describing: missing))")
+        let sns = AWS.SNS(client: try Moto.client())
+        let arn = try #require(try await sns.createTopic(.init(name: Moto.unique("t"))).topicArn)
+        let published = try await sns.publish(.init(message: "hi", messageAttributes: ["kind": .init(dataType: "String", stringValue: "test")], topicArn: arn))
+        #expect(published.messageId != nil, "\(published)")
     }
 
-    @Test func dynamoDBPagesThroughAQuery() async throws {
+    @Test func dynamoDBPagesThroughAQueryAndWaitsForItsTable() async throws {
         let aws = try Moto.client()
+        let dynamo = AWS.DynamoDB(client: aws)
         let table = Moto.unique("t")
-        try await aws.send(.dynamoDB, operation: "CreateTable", input: [
-            "TableName": .string(table), "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [["AttributeName": "pk", "AttributeType": "S"], ["AttributeName": "sk", "AttributeType": "N"]],
-            "KeySchema": [["AttributeName": "pk", "KeyType": "HASH"], ["AttributeName": "sk", "KeyType": "RANGE"]],
-        ])
+        try await dynamo.createTable(.init(tableName: table,
+                                           attributeDefinitions: [.init(attributeName: "pk", attributeType: .s), .init(attributeName: "sk", attributeType: .n)],
+                                           billingMode: .payPerRequest,
+                                           keySchema: [.init(attributeName: "pk", keyType: .hash), .init(attributeName: "sk", keyType: .range)]))
+        let described = try await aws.wait("dynamodb", until: "TableExists", input: ["TableName": .string(table)], delay: .milliseconds(200))
+        #expect(described["Table"]?["TableStatus"] == "ACTIVE")
         for index in 0..<25 {
-            try await aws.send(.dynamoDB, operation: "PutItem", input: ["TableName": .string(table),
-                                                                       "Item": ["pk": ["S": "user"], "sk": ["N": .string("\(index)")], "v": ["S": .string("v\(index)")]]])
+            try await dynamo.putItem(.init(item: ["pk": .init(s: "user"), "sk": .init(n: "\(index)"), "v": .init(s: "v\(index)")], tableName: table))
         }
-        let item = try await aws.send(.dynamoDB, operation: "GetItem", input: ["TableName": .string(table), "Key": ["pk": ["S": "user"], "sk": ["N": "7"]]])
-        #expect(item["Item"]?["v"]?["S"] == "v7")
+        let item = try await dynamo.getItem(.init(key: ["pk": .init(s: "user"), "sk": .init(n: "7")], tableName: table))
+        #expect(item.item?["v"]?.s == "v7")
         var pages = 0, items = 0
-        for try await page in aws.pages(.dynamoDB, operation: "Query", input: [
+        for try await page in aws.pages("dynamodb", "Query", input: [
             "TableName": .string(table), "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": [":p": ["S": "user"]], "Limit": 10,
-        ], inputTokenField: "ExclusiveStartKey", outputTokenField: "LastEvaluatedKey") {
+        ]) {
             pages += 1
             items += page["Items"]?.arrayValue?.count ?? 0
         }
         #expect(items == 25 && pages == 3, "pages \(pages), items \(items)")
-        do {
-            _ = try await aws.send(.dynamoDB, operation: "DescribeTable", input: ["TableName": "missing-table"])
-            Issue.record("a missing table is notFound")
-        } catch let error as NimbusError { #expect(error.code == .notFound, "\(error)") }
+        let missing = await #expect(throws: NimbusError.self) { try await dynamo.describeTable(.init(tableName: "missing-table")) }
+        #expect(missing?.code == .notFound, "\(String(describing: missing))")
     }
 
-    @Test func kmsLambdaEC2AndSecretsManager() async throws {
+    @Test func kmsEC2AndSecretsManager() async throws {
         let aws = try Moto.client()
-        let key = try await aws.send(.kms, operation: "CreateKey", input: ["Description": "nimbus"])
-        let keyID = try #require(key["KeyMetadata"]?["KeyId"]?.stringValue)
-        let plaintext = Data("secret payload".utf8).base64EncodedString()
-        let encrypted = try await aws.send(.kms, operation: "Encrypt", input: ["KeyId": .string(keyID), "Plaintext": .string(plaintext)])
-        let decrypted = try await aws.send(.kms, operation: "Decrypt", input: ["CiphertextBlob": encrypted["CiphertextBlob"] ?? .null])
-        #expect(decrypted["Plaintext"]?.stringValue == plaintext)
+        let kms = AWS.KMS(client: aws)
+        let keyID = try #require(try await kms.createKey(.init(description: "nimbus")).keyMetadata?.keyId)
+        let encrypted = try await kms.encrypt(.init(keyId: keyID, plaintext: Data("secret payload".utf8)))
+        let decrypted = try await kms.decrypt(.init(ciphertextBlob: try #require(encrypted.ciphertextBlob)))
+        #expect(decrypted.plaintext == Data("secret payload".utf8) && decrypted.keyId?.hasSuffix(keyID) == true)
         // Lambda: moto's signature checker refuses Lambda calls even from boto3, so it is called on the unchecked server below.
-        let vpcs = try await aws.send(.ec2, operation: "DescribeVpcs")
-        #expect((vpcs["vpcSet"]?.arrayValue?.count ?? 0) >= 1, "moto has a default VPC: \(vpcs)")
-        do {
-            _ = try await aws.send(.ec2, operation: "DescribeVpcs", input: ["VpcId": ["vpc-00000000"]])
-            Issue.record("a missing VPC is notFound")
-        } catch let error as NimbusError { #expect(error.code == .notFound, "\(error)") }
+        let vpcs = try await aws.call("ec2", "DescribeVpcs").output
+        #expect((vpcs["Vpcs"]?.arrayValue?.count ?? 0) >= 1 && vpcs["Vpcs"]?.arrayValue?.first?["VpcId"]?.stringValue?.hasPrefix("vpc-") == true,
+                "moto has a default VPC: \(vpcs)")
+        let missingVPC = await #expect(throws: NimbusError.self) { try await aws.call("ec2", "DescribeVpcs", input: ["VpcIds": ["vpc-00000000"]]) }
+        #expect(missingVPC?.code == .notFound, "\(String(describing: missingVPC))")
+        let secrets = AWS.SecretsManager(client: aws)
         let name = Moto.unique("secret")
-        try await aws.send(.secretsManager, operation: "CreateSecret", input: ["Name": .string(name), "SecretString": "s3cr3t"])
-        #expect(try await aws.send(.secretsManager, operation: "GetSecretValue", input: ["SecretId": .string(name)])["SecretString"] == "s3cr3t")
-        do {
-            _ = try await aws.send(.secretsManager, operation: "GetSecretValue", input: ["SecretId": "missing-secret"])
-            Issue.record("a missing secret is notFound")
-        } catch let error as NimbusError { #expect(error.code == .notFound, "\(error)") }
+        try await secrets.createSecret(.init(name: name, secretString: "s3cr3t"))
+        #expect(try await secrets.getSecretValue(.init(secretId: name)).secretString == "s3cr3t")
+        let missing = await #expect(throws: NimbusError.self) { try await secrets.getSecretValue(.init(secretId: "missing-secret")) }
+        #expect(missing?.code == .notFound, "\(String(describing: missing))")
     }
 
     @Test func s3WithHeaderSigningOnTheCheckingServer() async throws {
-        let aws = try Moto.client()
+        let s3 = AWS.S3(client: try Moto.client())
         let bucket = Moto.unique("checked")
-        _ = try await aws.rest(.s3, method: .PUT, path: AWSClient.s3Path(bucket: bucket))
-        _ = try await aws.rest(.s3, method: .PUT, path: AWSClient.s3Path(bucket: bucket, key: "dir/plain.txt"), body: Array("signed body".utf8))
-        let object = try await aws.rest(.s3, method: .GET, path: AWSClient.s3Path(bucket: bucket, key: "dir/plain.txt"))
-        #expect(String(decoding: object.body, as: UTF8.self) == "signed body")
+        try await s3.createBucket(.init(bucket: bucket))
+        try await s3.putObject(.init(bucket: bucket, key: "dir/plain.txt", body: Array("signed body".utf8)))
+        let object = try await s3.getObject(.init(bucket: bucket, key: "dir/plain.txt"))
+        #expect(object.body == Array("signed body".utf8) && object.contentLength == 11)
     }
 }
 
 @Suite("S3 and Lambda against moto (no signature checks)", .requires(.moto), .timeLimit(.minutes(2)))
 struct MotoS3Tests {
     @Test func lambdaListFunctionsOverRestJSON() async throws {
-        let functions = try await Moto.s3().rest(.lambda, method: .GET, path: "/2015-03-31/functions/", operation: "ListFunctions").json()
+        let functions = try await Moto.s3().call("lambda", "ListFunctions").output
         #expect(functions["Functions"]?.arrayValue != nil, "\(functions)")
     }
 
-    @Test func objectsListingPagesPresignedURLsAndMissingKeys() async throws {
-        let s3 = try Moto.s3()
+    @Test func objectsListingPagesPresignedURLsMultipartAndMissingKeys() async throws {
+        let aws = try Moto.s3()
+        let s3 = AWS.S3(client: aws)
         let bucket = Moto.unique("bucket")
-        _ = try await s3.rest(.s3, method: .PUT, path: AWSClient.s3Path(bucket: bucket), operation: "CreateBucket")
+        try await s3.createBucket(.init(bucket: bucket))
+        try await aws.wait("s3", until: "BucketExists", input: ["Bucket": .string(bucket)], delay: .milliseconds(100))
         let keys = ["a.txt", "dir/b c.txt", "dir/ünïcödé ✓.txt", "z/deep/e+f.txt", "plus+and&amp.txt"]
         for key in keys {
-            _ = try await s3.rest(.s3, method: .PUT, path: AWSClient.s3Path(bucket: bucket, key: key), headers: [("Content-Type", "text/plain")],
-                                  body: Array("content of \(key)".utf8), operation: "PutObject")
+            try await s3.putObject(.init(bucket: bucket, key: key, body: Array("content of \(key)".utf8), contentType: "text/plain", metadata: ["owner": "zoe"]))
         }
-        let got = try await s3.rest(.s3, method: .GET, path: AWSClient.s3Path(bucket: bucket, key: "dir/ünïcödé ✓.txt"), operation: "GetObject")
-        #expect(String(decoding: got.body, as: UTF8.self) == "content of dir/ünïcödé ✓.txt")
+        let got = try await s3.getObject(.init(bucket: bucket, key: "dir/ünïcödé ✓.txt"))
+        #expect(got.body == Array("content of dir/ünïcödé ✓.txt".utf8) && got.contentType == "text/plain" && got.metadata?["owner"] == "zoe")
         var listed: [String] = []
-        var token: String?
         var pages = 0
-        repeat {
-            var query = [("list-type", "2"), ("max-keys", "2")]
-            if let token { query.append(("continuation-token", token)) }
-            let page = try await s3.rest(.s3, method: .GET, path: AWSClient.s3Path(bucket: bucket), query: query, operation: "ListObjectsV2").xml()
-            listed += page.all("Contents").compactMap { $0["Key"]?.text }
-            token = page["IsTruncated"]?.text == "true" ? page["NextContinuationToken"]?.text : nil
+        for try await page in aws.pages("s3", "ListObjectsV2", input: ["Bucket": .string(bucket), "MaxKeys": 2]) {
+            listed += page["Contents"]?.arrayValue?.compactMap { $0["Key"]?.stringValue } ?? []
             pages += 1
-        } while token != nil
-        #expect(Set(listed) == Set(keys) && pages == 3, "\(pages) pages: \(listed)")
+        }
+        #expect(Set(listed) == Set(keys) && listed.count == keys.count && pages == 3, "\(pages) pages: \(listed)")
+        // Multipart: three calls bound from the model, the object reads back whole.
+        let upload = try #require(try await s3.createMultipartUpload(.init(bucket: bucket, key: "big.bin")).uploadId)
+        let partOne = [UInt8](repeating: 1, count: 5 * 1024 * 1024), partTwo: [UInt8] = [2, 2, 2]
+        let first = try await s3.uploadPart(.init(bucket: bucket, key: "big.bin", partNumber: 1, uploadId: upload, body: partOne))
+        let second = try await s3.uploadPart(.init(bucket: bucket, key: "big.bin", partNumber: 2, uploadId: upload, body: partTwo))
+        try await s3.completeMultipartUpload(.init(bucket: bucket, key: "big.bin", uploadId: upload, multipartUpload: .init(parts: [
+            .init(eTag: first.eTag, partNumber: 1), .init(eTag: second.eTag, partNumber: 2),
+        ])))
+        let head = try await s3.headObject(.init(bucket: bucket, key: "big.bin"))
+        #expect(head.contentLength == Int64(partOne.count + partTwo.count) && head.eTag?.hasSuffix("-2\"") == true, "\(head)")
         // A presigned GET works from a plain HTTP client, with no AWS code involved.
-        let url = try await s3.presign(.s3, method: .GET, path: AWSClient.s3Path(bucket: bucket, key: "dir/b c.txt"), expires: .seconds(600))
+        let url = try await aws.presign(.s3, method: .GET, path: AWSClient.s3Path(bucket: bucket, key: "dir/b c.txt"), expires: .seconds(600))
         #expect(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=600"))
         let plain = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
         #expect(plain.status == .ok)
         #expect(String(buffer: try await plain.body.collect(upTo: 1024)) == "content of dir/b c.txt")
-        for (method, operation) in [(HTTPMethod.GET, "GetObject"), (.HEAD, "HeadObject")] {
-            do {
-                _ = try await s3.rest(.s3, method: method, path: AWSClient.s3Path(bucket: bucket, key: "missing.txt"), operation: operation)
-                Issue.record("\(operation) of a missing key is notFound")
-            } catch let error as NimbusError { #expect(error.code == .notFound, "\(operation): \(error)") }
-        }
-        do {
-            _ = try await s3.rest(.s3, method: .GET, path: AWSClient.s3Path(bucket: "no-such-bucket-nimbus", key: "x"))
-            Issue.record("a missing bucket is notFound")
-        } catch let error as NimbusError { #expect(error.code == .notFound && error.message.contains("NoSuchBucket"), "\(error)") }
+        let missingGet = await #expect(throws: NimbusError.self) { try await s3.getObject(.init(bucket: bucket, key: "missing.txt")) }
+        #expect(missingGet?.code == .notFound, "\(String(describing: missingGet))")
+        let missingHead = await #expect(throws: NimbusError.self) { try await s3.headObject(.init(bucket: bucket, key: "missing.txt")) }
+        #expect(missingHead?.code == .notFound, "\(String(describing: missingHead))")
+        let noBucket = await #expect(throws: NimbusError.self) { try await s3.getObject(.init(bucket: "no-such-bucket-nimbus", key: "x")) }
+        #expect(noBucket?.code == .notFound && noBucket?.message.contains("NoSuchBucket") == true, "\(String(describing: noBucket))")
     }
 }

@@ -44,52 +44,44 @@ public struct SESEmailDriver: EmailDriver {
         guard (raw.count + 2) / 3 * 4 <= Self.maxMessageBytes else {
             throw NimbusError(.invalidArgument, "the message is \(raw.count) bytes; SES takes at most 40 MB once base64-encoded", retryable: false)
         }
-        var body: [String: JSONValue] = [
-            "FromEmailAddress": .string(email.message.from.smtpAddress),
-            "Destination": ["ToAddresses": .array(email.recipients.map { .string($0.smtpAddress) })],
-            "Content": try Self.content(email, mode: content),
-        ]
+        var request = AWS.SESv2.SendEmailRequest(content: try Self.content(email, mode: content),
+                                                 configurationSetName: configurationSet,
+                                                 destination: .init(toAddresses: email.recipients.map(\.smtpAddress)),
+                                                 fromEmailAddress: email.message.from.smtpAddress)
         if content == .simple {
             // Simple content has no headers of its own: the envelope says who is who (Bcc stays out of every header).
-            body["FromEmailAddress"] = .string((email.document.header("From") ?? email.message.from.smtpAddress).replacingOccurrences(of: "\r\n ", with: " "))
-            body["Destination"] = .object([
-                "ToAddresses": .array(email.message.to.map { .string($0.smtpAddress) }),
-                "CcAddresses": .array(email.message.cc.map { .string($0.smtpAddress) }),
-                "BccAddresses": .array(email.message.bcc.map { .string($0.smtpAddress) }),
-            ])
-            if !email.message.replyTo.isEmpty { body["ReplyToAddresses"] = .array(email.message.replyTo.map { .string($0.smtpAddress) }) }
+            request.fromEmailAddress = (email.document.header("From") ?? email.message.from.smtpAddress).replacingOccurrences(of: "\r\n ", with: " ")
+            request.destination = .init(bccAddresses: email.message.bcc.map(\.smtpAddress), ccAddresses: email.message.cc.map(\.smtpAddress),
+                                        toAddresses: email.message.to.map(\.smtpAddress))
+            if !email.message.replyTo.isEmpty { request.replyToAddresses = email.message.replyTo.map(\.smtpAddress) }
         }
-        if email.envelopeFrom != email.message.from { body["FeedbackForwardingEmailAddress"] = .string(email.envelopeFrom.smtpAddress) }
-        if let configurationSet { body["ConfigurationSetName"] = .string(configurationSet) }
+        if email.envelopeFrom != email.message.from { request.feedbackForwardingEmailAddress = email.envelopeFrom.smtpAddress }
         let tags = try Self.tags(email.message)
-        if !tags.isEmpty { body["EmailTags"] = .array(tags.map { ["Name": .string($0.name), "Value": .string($0.value)] }) }
-        let response: AWSClient.Response
+        if !tags.isEmpty { request.emailTags = tags.map { .init(name: $0.name, value: $0.value) } }
+        let response: AWS.SESv2.SendEmailResponse
         do {
-            response = try await aws.rest(.ses, method: .POST, path: "/v2/email/outbound-emails", headers: [("Content-Type", "application/json")],
-                                          body: Array(try JSONEncoder().encode(JSONValue.object(body))), operation: "SendEmail",
-                                          maxAttempts: 1)   // EmailClient retries: one layer
+            response = try await AWS.SESv2(client: aws).sendEmail(request, maxAttempts: 1)   // EmailClient retries: one layer
         } catch let error as NimbusError {
             throw Self.remap(error)
         }
-        guard let messageID = try response.json()["MessageId"]?.stringValue else {
+        guard let messageID = response.messageId else {
             throw NimbusError(.dataLoss, "SES answered SendEmail without a MessageId; the message may have been sent (not retried)", retryable: false)
         }
         return EmailReceipt(messageID: email.document.messageID, providerMessageID: messageID, provider: provider, accepted: email.recipients)
     }
 
-    /// The `Content` object: `Raw.Data` (base64 MIME) or `Simple` (subject and bodies, UTF-8).
-    static func content(_ email: OutgoingEmail, mode: Content) throws -> JSONValue {
+    /// The content: `Raw` (the MIME document, base64 on the wire) or `Simple` (subject and bodies, UTF-8).
+    static func content(_ email: OutgoingEmail, mode: Content) throws -> AWS.SESv2.EmailContent {
         switch mode {
         case .raw:
-            return ["Raw": ["Data": .string(Data(email.document.bytes).base64EncodedString())]]
+            return .init(raw: .init(data: Data(email.document.bytes)))
         case .simple:
             guard email.message.attachments.isEmpty else {
                 throw NimbusError(.invalidArgument, "SES simple content carries no attachments; send with content: .raw", retryable: false)
             }
-            var bodyParts: [String: JSONValue] = [:]
-            if let text = email.message.text { bodyParts["Text"] = ["Data": .string(text), "Charset": "UTF-8"] }
-            if let html = email.message.html { bodyParts["Html"] = ["Data": .string(html), "Charset": "UTF-8"] }
-            return ["Simple": ["Subject": ["Data": .string(email.message.subject), "Charset": "UTF-8"], "Body": .object(bodyParts)]]
+            let body = AWS.SESv2.Body(html: email.message.html.map { .init(data: $0, charset: "UTF-8") },
+                                      text: email.message.text.map { .init(data: $0, charset: "UTF-8") })
+            return .init(simple: .init(body: body, subject: .init(data: email.message.subject, charset: "UTF-8")))
         }
     }
 

@@ -36,11 +36,12 @@ public struct SNSSMSDriver: SMSDriver {
         case .service(let identity): attributes.append(("AWS.MM.SMS.OriginationNumber", identity))   // an origination identity ARN or number
         }
         if let maxPriceUSD { attributes.append(("AWS.SNS.SMS.MaxPrice", "\(maxPriceUSD)")) }
-        let entries: [JSONValue] = attributes.map { ["Name": .string($0.0), "Value": ["DataType": "String", "StringValue": .string($0.1)]] }
-        let answer = try await aws.send(.sns, operation: "Publish", input: [
-            "PhoneNumber": .string(message.to.e164), "Message": .string(message.body), "MessageAttributes": ["entry": .array(entries)],
-        ], maxAttempts: 1)   // SMSClient retries: one layer
-        guard let id = answer["MessageId"]?.stringValue else {
+        let request = AWS.SNS.PublishInput(message: message.body,
+                                           messageAttributes: Dictionary(attributes.map { ($0.0, .init(dataType: "String", stringValue: $0.1)) },
+                                                                         uniquingKeysWith: { _, last in last }),
+                                           phoneNumber: message.to.e164)
+        let answer = try await AWS.SNS(client: aws).publish(request, maxAttempts: 1)   // SMSClient retries: one layer
+        guard let id = answer.messageId else {
             throw NimbusError(.dataLoss, "SNS answered Publish without a MessageId; the message may have been sent (not retried)", retryable: false)
         }
         // SNS reports delivery only through CloudWatch Logs; "sent" is what Publish tells.

@@ -27,8 +27,7 @@ struct SESTests {
     @Test func aVerifiedSenderSendsRawMIMEThatArrivesByteForByte() async throws {
         let aws = try Self.aws()
         let domain = "ses-\(IDGenerator.shared.ulid().description.lowercased().prefix(10)).example.com"
-        _ = try await aws.rest(.ses, method: .POST, path: "/v2/email/identities", headers: [("Content-Type", "application/json")],
-                               body: Array(#"{"EmailIdentity":"\#(domain)"}"#.utf8), operation: "CreateEmailIdentity")
+        try await AWS.SESv2(client: aws).createEmailIdentity(.init(emailIdentity: domain))
         let client = EmailClient(driver: SESEmailDriver(aws: aws))
         var message = EmailMessage(from: try EmailAddress("Shop <shop@\(domain)>"), to: [try EmailAddress("zoe@example.org")],
                                    bcc: [try EmailAddress("audit@example.org")], subject: "Grüße from SES", text: "Hello", html: "<p>Hello</p>",
@@ -84,8 +83,7 @@ extension SESTests {
     func conformance(_ check: ConformanceCheck<EmailConformance.Harness>) async throws {
         let aws = try Self.aws()
         let domain = "conf-\(IDGenerator.shared.ulid().description.lowercased().prefix(10)).example.com"
-        _ = try await aws.rest(.ses, method: .POST, path: "/v2/email/identities", headers: [("Content-Type", "application/json")],
-                               body: Array(#"{"EmailIdentity":"\#(domain)"}"#.utf8), operation: "CreateEmailIdentity")
+        try await AWS.SESv2(client: aws).createEmailIdentity(.init(emailIdentity: domain))
         let recipients = [try EmailAddress("a@example.org"), try EmailAddress("b@example.org"), try EmailAddress("c@example.org")]
         try await check.run(.init(makeDriver: { SESEmailDriver(aws: aws) }, from: try EmailAddress("shop@\(domain)"), recipients: recipients) { receipt in
             guard let id = receipt.providerMessageID, let raw = try await Self.rawMessage(id) else { return nil }
@@ -121,8 +119,7 @@ extension SESTests {
     @Test func simpleContentLetsSESWriteTheMIME() async throws {
         let aws = try Self.aws()
         let domain = "simple-\(IDGenerator.shared.ulid().description.lowercased().prefix(10)).example.com"
-        _ = try await aws.rest(.ses, method: .POST, path: "/v2/email/identities", headers: [("Content-Type", "application/json")],
-                               body: Array(#"{"EmailIdentity":"\#(domain)"}"#.utf8), operation: "CreateEmailIdentity")
+        try await AWS.SESv2(client: aws).createEmailIdentity(.init(emailIdentity: domain))
         let client = EmailClient(driver: SESEmailDriver(aws: aws, content: .simple))
         let message = EmailMessage(from: try EmailAddress("Zoë Shop <shop@\(domain)>"), to: [try EmailAddress("a@example.org")],
                                    bcc: [try EmailAddress("b@example.org")], subject: "Grüße", text: "Hallo", html: "<p>Hallo</p>")
