@@ -106,6 +106,60 @@ var products: [Product] = []
     ))
 }
 
+/// Named dependency bundles: what an adapter needs to speak a kind of peer.
+enum Bundles {
+    /// A vendor HTTP API through `NimbusHTTPClient`.
+    static let http: [Target.Dependency] = ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging]
+    /// An AWS service through the model-driven AWS core.
+    static let aws: [Target.Dependency] = ["NimbusAWS"]
+    /// A Google Cloud API through the GCP core (service accounts, OAuth).
+    static let gcp: [Target.Dependency] = ["NimbusGCP", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging]
+    /// PostgreSQL through PostgresNIO and `postgres://` URLs.
+    static let postgres: [Target.Dependency] = ["NimbusPostgres", Dep.postgresNIO, Dep.logging]
+    /// Redis through Nimbus' RESP client.
+    static let redis: [Target.Dependency] = ["NimbusRedis", Dep.nioCore]
+    /// An embedded SQLite store.
+    static let sqlite: [Target.Dependency] = [Dep.grdb]
+}
+
+/// One adapter of a domain: its folder name under `Adapters/` (the module is the domain's name + this),
+/// what it needs, what its tests need besides the domain and its conformance module.
+struct AdapterSpec {
+    var name: String
+    var dependencies: [Target.Dependency]
+    var testDependencies: [Target.Dependency]
+    var fixtures: Bool
+    var inCLI: Bool
+
+    static func adapter(_ name: String, _ dependencies: [Target.Dependency] = [], tests: [Target.Dependency] = [], fixtures: Bool = false,
+                        cli: Bool = true) -> AdapterSpec {
+        AdapterSpec(name: name, dependencies: dependencies, testDependencies: tests, fixtures: fixtures, inCLI: cli)
+    }
+}
+
+/// What the `nimbus` executable links: every domain declared with `cli: true` adds its portable module and adapters.
+var cliDependencies: [Target.Dependency] = []
+
+/// Declares a domain in one call, named and placed the one way (see docs/ARCHITECTURE.md, "Adding a domain"):
+/// the portable module `Nimbus<Name>` at `Sources/<path>/<last folder>`, its conformance module at
+/// `Sources/<path>/Conformance`, each adapter `Nimbus<Name><Adapter>` at `Sources/<path>/Adapters/<Adapter>`, and
+/// their test targets at the same places under `Tests/` — every adapter's tests depend on the conformance module.
+@MainActor func domain(_ name: String, at path: String, _ dependencies: [Target.Dependency] = [], tests testDependencies: [Target.Dependency] = [],
+                       fixtures: Bool = false, conformance: [Target.Dependency] = [], adapters: [AdapterSpec] = [], cli: Bool = true) {
+    let portable = "Nimbus\(name)", suite = "Nimbus\(name)Conformance"
+    let folder = path.split(separator: "/").last.map(String.init) ?? name
+    module(portable, "\(path)/\(folder)", ["NimbusCore"] + dependencies)
+    tests(portable, "\(path)/\(folder)", testDependencies, fixtures: fixtures)
+    module(suite, "\(path)/Conformance", [.target(name: portable), "NimbusCore", "NimbusTesting"] + conformance)
+    if cli { cliDependencies.append(.target(name: portable)) }
+    for spec in adapters {
+        let module = portable + spec.name
+        adapter(module, "\(path)/Adapters/\(spec.name)", domain: portable, spec.dependencies)
+        tests(module, "\(path)/Adapters/\(spec.name)", [.target(name: portable), .target(name: suite)] + spec.testDependencies, fixtures: spec.fixtures)
+        if cli && spec.inCLI { cliDependencies.append(.target(name: module)) }
+    }
+}
+
 // MARK: - Core: what every module stands on
 
 module("NimbusCore", "Core/Core", [Dep.logging, Dep.configuration])
@@ -121,18 +175,14 @@ tests("NimbusCore", "Core/Core")
 tests("NimbusHTTP", "Core/HTTP", [Dep.nioCore, Dep.nioHTTP1, Dep.asyncHTTPClient, Dep.metricsTestKit, Dep.logging])
 tests("NimbusRedis", "Core/Redis", [Dep.nioCore, Dep.nioPosix, Dep.nioEmbedded, Dep.nioTestUtils])
 tests("NimbusTesting", "Core/Testing", [Dep.nioCore, Dep.asyncHTTPClient], fixtures: true)
-tests("NimbusCatalog", "Core/Catalog")
+tests("NimbusCatalog", "Core/Catalog", ["NimbusCore"])
 
 // MARK: - Cache (seed: pkg/cache/* — Redis, memory)
 
-module("NimbusCache", "Cache/Cache", ["NimbusCore", Dep.nioCore, Dep.logging, Dep.metrics])
-module("NimbusCacheConformance", "Cache/Conformance", ["NimbusCache", "NimbusCore", Dep.nioCore, "NimbusTesting"])
-adapter("NimbusCacheMemory", "Cache/Adapters/Memory", domain: "NimbusCache", [Dep.nioCore, Dep.dequeModule])
-adapter("NimbusCacheRedis", "Cache/Adapters/Redis", domain: "NimbusCache", ["NimbusRedis", Dep.nioCore])
-
-tests("NimbusCache", "Cache/Cache", ["NimbusCacheMemory", Dep.nioCore])
-tests("NimbusCacheMemory", "Cache/Adapters/Memory", ["NimbusCacheConformance", "NimbusCache"])
-tests("NimbusCacheRedis", "Cache/Adapters/Redis", ["NimbusCacheConformance", "NimbusCache", "NimbusRedis"])
+domain("Cache", at: "Cache", [Dep.nioCore, Dep.logging, Dep.metrics], tests: ["NimbusCacheMemory", Dep.nioCore], conformance: [Dep.nioCore], adapters: [
+    .adapter("Memory", [Dep.nioCore, Dep.dequeModule]),
+    .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
+])
 
 // MARK: - Database (seed: pkg/database/*)
 
@@ -141,40 +191,29 @@ tests("NimbusVector", "Database/Vector/Vector")
 
 // MARK: - AI / LLM (seed: pkg/ai/llm/* — the portable model API, its adapters, embeddings)
 
-module("NimbusLLM", "AI/LLM/LLM", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging, Dep.metrics, Dep.tracing])
+domain("LLM", at: "AI/LLM", ["NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging, Dep.metrics, Dep.tracing],
+       tests: ["NimbusLLMScripted", "NimbusCache", "NimbusCacheMemory", Dep.metricsTestKit], adapters: [
+    .adapter("Scripted", tests: ["NimbusLLMToolsConformance"]),
+    .adapter("Anthropic", Bundles.http, tests: ["NimbusLLMToolsConformance", "NimbusHTTP", Dep.nioCore], fixtures: true),
+    .adapter("Gemini", ["NimbusEmbeddings"] + Bundles.http, tests: ["NimbusEmbeddingsConformance", "NimbusLLMToolsConformance", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true),
+    .adapter("Ollama", ["NimbusEmbeddings"] + Bundles.http, tests: ["NimbusEmbeddingsConformance", "NimbusLLMToolsConformance", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true),
+    .adapter("OpenAI", ["NimbusEmbeddings"] + Bundles.http, tests: ["NimbusEmbeddingsConformance", "NimbusLLMToolsConformance", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true),
+])
 module("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusCore", "NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging])
 module("NimbusEmbeddingsConformance", "AI/LLM/EmbeddingsConformance", ["NimbusEmbeddings", "NimbusCore", "NimbusTesting"])
-module("NimbusLLMMemory", "AI/LLM/Memory/Memory", ["NimbusLLM", "NimbusCore", Dep.grdb, Dep.crypto])
-module("NimbusLLMMemoryConformance", "AI/LLM/Memory/Conformance", ["NimbusLLMMemory", "NimbusLLM", "NimbusCore", "NimbusTesting"])
-adapter("NimbusLLMMemoryRedis", "AI/LLM/Memory/Adapters/Redis", domain: "NimbusLLMMemory", ["NimbusLLM", "NimbusRedis", Dep.nioCore])
-adapter("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", domain: "NimbusLLMMemory", ["NimbusLLM", "NimbusPostgres", Dep.postgresNIO, Dep.logging])
-module("NimbusLLMConformance", "AI/LLM/Conformance", ["NimbusLLM", "NimbusCore", "NimbusTesting"])
-module("NimbusLLMTools", "AI/LLM/Tools/Tools", ["NimbusLLM", "NimbusCore", Dep.logging, Dep.tracing])
-module("NimbusLLMToolsConformance", "AI/LLM/Tools/Conformance", ["NimbusLLMTools", "NimbusLLMConformance", "NimbusLLM", "NimbusCore", "NimbusTesting"])
-module("NimbusLLMChains", "AI/LLM/Chains", ["NimbusLLM", "NimbusCore", Dep.tracing])
-module("NimbusLLMRAG", "AI/LLM/RAG", ["NimbusLLM", "NimbusEmbeddings", "NimbusVector", "NimbusCore", Dep.grdb])
-adapter("NimbusLLMToolsMCP", "AI/LLM/Tools/Adapters/MCP", domain: "NimbusLLMTools", ["NimbusLLM", "NimbusHTTP", Dep.mcp, Dep.systemPackage, Dep.httpTypes,
-                                                                                      Dep.hummingbird, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
-adapter("NimbusLLMScripted", "AI/LLM/Adapters/Scripted", domain: "NimbusLLM")
-adapter("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", domain: "NimbusLLM", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
-adapter("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", domain: "NimbusLLM", ["NimbusEmbeddings", "NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
-adapter("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", domain: "NimbusLLM", ["NimbusEmbeddings", "NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
-adapter("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", domain: "NimbusLLM", ["NimbusEmbeddings", "NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
-
-tests("NimbusLLM", "AI/LLM/LLM", ["NimbusLLMScripted", "NimbusCache", "NimbusCacheMemory", Dep.metricsTestKit])
 tests("NimbusEmbeddings", "AI/LLM/Embeddings", ["NimbusEmbeddingsConformance", "NimbusCache", "NimbusCacheMemory"])
-tests("NimbusLLMMemory", "AI/LLM/Memory/Memory", ["NimbusLLM", "NimbusLLMMemoryConformance", "NimbusLLMScripted"])
-tests("NimbusLLMMemoryRedis", "AI/LLM/Memory/Adapters/Redis", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusRedis"])
-tests("NimbusLLMMemoryPostgres", "AI/LLM/Memory/Adapters/Postgres", ["NimbusLLMMemoryConformance", "NimbusLLMMemory", "NimbusPostgres", Dep.postgresNIO])
-tests("NimbusLLMTools", "AI/LLM/Tools/Tools", ["NimbusLLM", "NimbusLLMScripted"])
+domain("LLMTools", at: "AI/LLM/Tools", ["NimbusLLM", Dep.logging, Dep.tracing], tests: ["NimbusLLM", "NimbusLLMScripted"],
+       conformance: ["NimbusLLMConformance", "NimbusLLM"], adapters: [
+    .adapter("MCP", ["NimbusLLM", Dep.mcp, Dep.systemPackage, Dep.httpTypes, Dep.hummingbird] + Bundles.http, tests: ["NimbusLLM", Dep.hummingbird, Dep.mcp], fixtures: true),
+], cli: false)
+domain("LLMMemory", at: "AI/LLM/Memory", ["NimbusLLM", Dep.grdb, Dep.crypto], tests: ["NimbusLLM", "NimbusLLMMemoryConformance", "NimbusLLMScripted"], conformance: ["NimbusLLM"], adapters: [
+    .adapter("Redis", ["NimbusLLM"] + Bundles.redis, tests: ["NimbusRedis"]),
+    .adapter("Postgres", ["NimbusLLM"] + Bundles.postgres, tests: ["NimbusPostgres", Dep.postgresNIO]),
+], cli: false)
+module("NimbusLLMChains", "AI/LLM/Chains", ["NimbusLLM", "NimbusCore", Dep.tracing])
 tests("NimbusLLMChains", "AI/LLM/Chains", ["NimbusLLM", "NimbusLLMScripted", Dep.tracing, Dep.inMemoryTracing])
+module("NimbusLLMRAG", "AI/LLM/RAG", ["NimbusLLM", "NimbusEmbeddings", "NimbusVector", "NimbusCore", Dep.grdb])
 tests("NimbusLLMRAG", "AI/LLM/RAG", ["NimbusLLM", "NimbusEmbeddings", "NimbusVector", "NimbusLLMScripted"], fixtures: true)
-tests("NimbusLLMToolsMCP", "AI/LLM/Tools/Adapters/MCP", ["NimbusLLMTools", "NimbusLLM", Dep.hummingbird, Dep.mcp], fixtures: true)
-tests("NimbusLLMScripted", "AI/LLM/Adapters/Scripted", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM"])
-tests("NimbusLLMAnthropic", "AI/LLM/Adapters/Anthropic", ["NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusHTTP", Dep.nioCore], fixtures: true)
-tests("NimbusLLMGemini", "AI/LLM/Adapters/Gemini", ["NimbusEmbeddingsConformance", "NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
-tests("NimbusLLMOllama", "AI/LLM/Adapters/Ollama", ["NimbusEmbeddingsConformance", "NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
-tests("NimbusLLMOpenAI", "AI/LLM/Adapters/OpenAI", ["NimbusEmbeddingsConformance", "NimbusLLMConformance", "NimbusLLMToolsConformance", "NimbusLLM", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true)
 
 // MARK: - Cloud provider cores: one per provider, every AWS/GCP/Azure adapter builds on them
 module("NimbusAWS", "Core/AWS", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging], resources: [.copy("Resources/Models")])
@@ -188,71 +227,49 @@ tests("NimbusAzure", "Core/Azure", ["NimbusHTTP"])
 
 module("NimbusCurrency", "Commerce/Currency", ["NimbusCore", "NimbusHTTP", Dep.nioCore], resources: [.copy("Resources/iso4217.csv"), .copy("Resources/ecb-snapshot.xml")])
 tests("NimbusCurrency", "Commerce/Currency", ["NimbusHTTP", Dep.propertyBased], fixtures: true)
-module("NimbusPayment", "Commerce/Payment/Payment", ["NimbusCore", "NimbusCurrency"])
-tests("NimbusPayment", "Commerce/Payment/Payment", ["NimbusCurrency"])
-module("NimbusPaymentConformance", "Commerce/Payment/Conformance", ["NimbusPayment", "NimbusCurrency", "NimbusCore", "NimbusTesting"])
-adapter("NimbusPaymentMemory", "Commerce/Payment/Adapters/Memory", domain: "NimbusPayment", ["NimbusCurrency", Dep.grdb])
-tests("NimbusPaymentMemory", "Commerce/Payment/Adapters/Memory", ["NimbusPaymentConformance", "NimbusPayment", "NimbusCurrency"])
-adapter("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", domain: "NimbusPayment", ["NimbusCurrency", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging, Dep.nioCore, Dep.nioHTTP1])
-adapter("NimbusPaymentPayPal", "Commerce/Payment/Adapters/PayPal", domain: "NimbusPayment", ["NimbusCurrency", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging, Dep.nioCore, Dep.nioHTTP1, Dep.crypto])
-tests("NimbusPaymentPayPal", "Commerce/Payment/Adapters/PayPal", ["NimbusPaymentConformance", "NimbusPayment", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true)
+domain("Payment", at: "Commerce/Payment", ["NimbusCurrency"], tests: ["NimbusCurrency"], conformance: ["NimbusCurrency"], adapters: [
+    .adapter("Memory", ["NimbusCurrency"] + Bundles.sqlite, tests: ["NimbusCurrency"]),
+    .adapter("Stripe", ["NimbusCurrency"] + Bundles.http, tests: ["NimbusPaymentMemory", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true),
+    .adapter("PayPal", ["NimbusCurrency", Dep.crypto] + Bundles.http, tests: ["NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true),
+])
 module("NimbusTax", "Commerce/Tax", ["NimbusCore", "NimbusCurrency", "NimbusHTTP", Dep.nioCore], resources: [.copy("Resources/vat-rates.json")])
 tests("NimbusTax", "Commerce/Tax", ["NimbusCurrency", "NimbusHTTP"])
-module("NimbusBilling", "Commerce/Billing/Billing", ["NimbusCore", "NimbusCurrency", "NimbusPayment", "NimbusTax", Dep.grdb])
-module("NimbusBillingConformance", "Commerce/Billing/Conformance", ["NimbusBilling", "NimbusCore", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory", "NimbusTax", "NimbusTesting"])
-adapter("NimbusBillingPostgres", "Commerce/Billing/Adapters/Postgres", domain: "NimbusBilling", ["NimbusPostgres", Dep.postgresNIO, Dep.logging])
-tests("NimbusBillingPostgres", "Commerce/Billing/Adapters/Postgres", ["NimbusBillingConformance", "NimbusBilling", "NimbusPostgres", Dep.postgresNIO])
-tests("NimbusBilling", "Commerce/Billing/Billing", ["NimbusBillingConformance", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory", "NimbusTax"])
-tests("NimbusPaymentStripe", "Commerce/Payment/Adapters/Stripe", ["NimbusPaymentConformance", "NimbusPaymentMemory", "NimbusPayment", "NimbusCurrency", "NimbusHTTP", Dep.nioHTTP1], fixtures: true)
+domain("Billing", at: "Commerce/Billing", ["NimbusCurrency", "NimbusPayment", "NimbusTax", Dep.grdb],
+       tests: ["NimbusBillingConformance", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory", "NimbusTax"],
+       conformance: ["NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory", "NimbusTax"], adapters: [
+    .adapter("Postgres", Bundles.postgres, tests: ["NimbusPostgres", Dep.postgresNIO]),
+])
 
 // MARK: - Communication (seed: pkg/communication/*) — email, SMS, push, chat, templates
 
-module("NimbusEmail", "Communication/Email/Email", ["NimbusCore", Dep.crypto, Dep.cryptoExtras, Dep.logging])
-tests("NimbusEmail", "Communication/Email/Email", ["NimbusEmailConformance", Dep.crypto, Dep.cryptoExtras], fixtures: true)
-module("NimbusEmailConformance", "Communication/Email/Conformance", ["NimbusEmail", "NimbusCore", "NimbusTesting"])
-adapter("NimbusEmailMemory", "Communication/Email/Adapters/Memory", domain: "NimbusEmail")
-tests("NimbusEmailMemory", "Communication/Email/Adapters/Memory", ["NimbusEmail", "NimbusEmailConformance"])
-adapter("NimbusEmailFile", "Communication/Email/Adapters/File", domain: "NimbusEmail")
-tests("NimbusEmailFile", "Communication/Email/Adapters/File", ["NimbusEmail", "NimbusEmailConformance"])
-adapter("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", domain: "NimbusEmail", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.logging])
-adapter("NimbusEmailSendGrid", "Communication/Email/Adapters/SendGrid", domain: "NimbusEmail", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
-tests("NimbusEmailSendGrid", "Communication/Email/Adapters/SendGrid", ["NimbusEmail", "NimbusEmailConformance", "NimbusHTTP", Dep.crypto, Dep.nioHTTP1], fixtures: true)
-adapter("NimbusEmailSES", "Communication/Email/Adapters/SES", domain: "NimbusEmail", ["NimbusAWS"])
-tests("NimbusEmailSES", "Communication/Email/Adapters/SES", ["NimbusEmail", "NimbusEmailConformance", "NimbusAWS", Dep.asyncHTTPClient])
-tests("NimbusEmailSMTP", "Communication/Email/Adapters/SMTP", ["NimbusEmail", "NimbusEmailConformance", Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true)
-
-module("NimbusChat", "Communication/Chat/Chat", ["NimbusCore", Dep.logging])
-tests("NimbusChat", "Communication/Chat/Chat", ["NimbusChatMemory"])
-adapter("NimbusChatMemory", "Communication/Chat/Adapters/Memory", domain: "NimbusChat")
-tests("NimbusChatMemory", "Communication/Chat/Adapters/Memory", ["NimbusChat", "NimbusChatConformance"])
-module("NimbusChatConformance", "Communication/Chat/Conformance", ["NimbusChat", "NimbusCore", "NimbusTesting"])
-adapter("NimbusChatSlack", "Communication/Chat/Adapters/Slack", domain: "NimbusChat", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
-tests("NimbusChatSlack", "Communication/Chat/Adapters/Slack", ["NimbusChat", "NimbusChatConformance", "NimbusHTTP", Dep.nioHTTP1])
-adapter("NimbusChatDiscord", "Communication/Chat/Adapters/Discord", domain: "NimbusChat", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
-tests("NimbusChatDiscord", "Communication/Chat/Adapters/Discord", ["NimbusChat", "NimbusChatConformance", "NimbusHTTP", Dep.nioHTTP1, Dep.crypto])
-module("NimbusPush", "Communication/Push/Push", ["NimbusCore", Dep.logging])
-tests("NimbusPush", "Communication/Push/Push", ["NimbusPushMemory"])
-adapter("NimbusPushMemory", "Communication/Push/Adapters/Memory", domain: "NimbusPush")
-tests("NimbusPushMemory", "Communication/Push/Adapters/Memory", ["NimbusPush", "NimbusPushConformance"])
-module("NimbusPushConformance", "Communication/Push/Conformance", ["NimbusPush", "NimbusCore", "NimbusTesting"])
-adapter("NimbusPushFCM", "Communication/Push/Adapters/FCM", domain: "NimbusPush", ["NimbusGCP", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging])
-tests("NimbusPushFCM", "Communication/Push/Adapters/FCM", ["NimbusPush", "NimbusPushConformance", "NimbusGCP", "NimbusHTTP"])
-adapter("NimbusPushAPNs", "Communication/Push/Adapters/APNs", domain: "NimbusPush", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.nioSSL, Dep.crypto, Dep.logging])
-tests("NimbusPushAPNs", "Communication/Push/Adapters/APNs", ["NimbusPush", "NimbusPushConformance", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.nioHTTP2, Dep.nioSSL, Dep.crypto], fixtures: true)
+domain("Email", at: "Communication/Email", [Dep.crypto, Dep.cryptoExtras, Dep.logging], tests: ["NimbusEmailConformance", Dep.crypto, Dep.cryptoExtras], fixtures: true, adapters: [
+    .adapter("Memory"),
+    .adapter("File"),
+    .adapter("SMTP", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.logging], tests: [Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true),
+    .adapter("SendGrid", [Dep.crypto] + Bundles.http, tests: ["NimbusHTTP", Dep.crypto, Dep.nioHTTP1], fixtures: true),
+    .adapter("SES", Bundles.aws, tests: ["NimbusAWS", Dep.asyncHTTPClient]),
+])
+domain("SMS", at: "Communication/SMS", [Dep.logging], tests: ["NimbusSMSMemory"], adapters: [
+    .adapter("Memory"),
+    .adapter("Twilio", [Dep.crypto] + Bundles.http, tests: ["NimbusHTTP", Dep.nioHTTP1, Dep.crypto], fixtures: true),
+    .adapter("SNS", Bundles.aws, tests: ["NimbusAWS", Dep.asyncHTTPClient]),
+])
+domain("Push", at: "Communication/Push", [Dep.logging], tests: ["NimbusPushMemory"], adapters: [
+    .adapter("Memory"),
+    .adapter("FCM", Bundles.gcp, tests: ["NimbusGCP", "NimbusHTTP"]),
+    .adapter("APNs", [Dep.nioSSL, Dep.crypto] + Bundles.http,
+             tests: [Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.nioHTTP2, Dep.nioSSL, Dep.crypto], fixtures: true, cli: false),
+])
+domain("Chat", at: "Communication/Chat", [Dep.logging], tests: ["NimbusChatMemory"], adapters: [
+    .adapter("Memory"),
+    .adapter("Slack", Bundles.http, tests: ["NimbusHTTP", Dep.nioHTTP1]),
+    .adapter("Discord", [Dep.crypto] + Bundles.http, tests: ["NimbusHTTP", Dep.nioHTTP1, Dep.crypto]),
+])
 module("NimbusNotify", "Communication/Notify", ["NimbusCore", "NimbusEmail", "NimbusSMS", "NimbusPush", "NimbusChat", "NimbusTemplate", Dep.grdb, Dep.logging])
 tests("NimbusNotify", "Communication/Notify", ["NimbusEmail", "NimbusSMS", "NimbusPush", "NimbusChat", "NimbusTemplate", "NimbusEmailMemory",
                                               "NimbusSMSMemory", "NimbusPushMemory", "NimbusChatMemory"])
 module("NimbusTemplate", "Communication/Template", ["NimbusCore", Dep.mustache])
 tests("NimbusTemplate", "Communication/Template")
-module("NimbusSMS", "Communication/SMS/SMS", ["NimbusCore", Dep.logging])
-tests("NimbusSMS", "Communication/SMS/SMS", ["NimbusSMSMemory"])
-adapter("NimbusSMSMemory", "Communication/SMS/Adapters/Memory", domain: "NimbusSMS")
-tests("NimbusSMSMemory", "Communication/SMS/Adapters/Memory", ["NimbusSMS", "NimbusSMSConformance"])
-module("NimbusSMSConformance", "Communication/SMS/Conformance", ["NimbusSMS", "NimbusCore", "NimbusTesting"])
-adapter("NimbusSMSTwilio", "Communication/SMS/Adapters/Twilio", domain: "NimbusSMS", ["NimbusHTTP", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.crypto, Dep.logging])
-adapter("NimbusSMSSNS", "Communication/SMS/Adapters/SNS", domain: "NimbusSMS", ["NimbusAWS"])
-tests("NimbusSMSSNS", "Communication/SMS/Adapters/SNS", ["NimbusSMS", "NimbusSMSConformance", "NimbusAWS", Dep.asyncHTTPClient])
-tests("NimbusSMSTwilio", "Communication/SMS/Adapters/Twilio", ["NimbusSMS", "NimbusSMSConformance", "NimbusHTTP", Dep.nioHTTP1, Dep.crypto], fixtures: true)
 
 // MARK: - Services and the command-line tool
 
@@ -270,13 +287,9 @@ tests("NimbusGateway", "Services/Gateway", ["NimbusLLM", "NimbusServer", "Nimbus
 
 targets.append(.executableTarget(
     name: "nimbus",
-    dependencies: ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusCache", "NimbusCacheMemory", "NimbusCacheRedis",
-                   "NimbusGateway", "NimbusLLM", "NimbusEmbeddings", "NimbusLLMScripted", "NimbusLLMOpenAI", "NimbusLLMAnthropic",
-                   "NimbusLLMGemini", "NimbusLLMOllama", "NimbusLLMRAG", "NimbusCurrency", "NimbusPayment", "NimbusPaymentMemory",
-                   "NimbusPaymentStripe", "NimbusPaymentPayPal", "NimbusTax", "NimbusBilling", "NimbusBillingPostgres", "NimbusPostgres", "NimbusAWS",
-                   "NimbusEmail", "NimbusEmailMemory", "NimbusEmailFile", "NimbusEmailSMTP", "NimbusEmailSES", "NimbusEmailSendGrid", "NimbusSMS",
-                   "NimbusSMSMemory", "NimbusSMSTwilio", "NimbusSMSSNS", "NimbusPush", "NimbusPushMemory", "NimbusPushFCM", "NimbusChat",
-                   "NimbusChatMemory", "NimbusChatSlack", "NimbusChatDiscord", "NimbusTemplate", Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
+    dependencies: cliDependencies + ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusGateway", "NimbusEmbeddings", "NimbusLLMRAG",
+                                     "NimbusCurrency", "NimbusTax", "NimbusPostgres", "NimbusAWS", "NimbusTemplate",
+                                     Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings
 ))

@@ -1,5 +1,6 @@
 import Foundation
 import NimbusCatalog
+import NimbusCore
 import NimbusTesting
 import Testing
 
@@ -51,8 +52,8 @@ struct CatalogTests {
     ]
 
     @Test("a done or partial adapter row's test target depends on its domain's conformance module")
-    func adaptersRunTheirSuite() throws {
-        let manifest = try Manifest.read()
+    func adaptersRunTheirSuite() async throws {
+        let manifest = try await Manifest.read()
         let modulesByPath = Dictionary(manifest.sourcePaths.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
         let testDependencies = manifest.testDependencies
         var checked = 0
@@ -67,15 +68,15 @@ struct CatalogTests {
             }
             let conformance = try #require(suite, "\(entry.seedPath): no Conformance module above \(entry.sourcePath)")
             let dependencies = try #require(testDependencies[entry.module], "\(entry.module) has no test target in Package.swift")
-            #expect(dependencies.contains("\"\(conformance)\""), "\(entry.module)Tests must depend on \(conformance) and run its checks")
+            #expect(dependencies.contains(conformance), "\(entry.module)Tests must depend on \(conformance) and run its checks")
             checked += 1
         }
         #expect(checked >= 14, "only \(checked) adapter rows were checked: the manifest pattern no longer matches")
     }
 
     @Test("every built row is a target of the manifest with the catalog's name and path, and has its test target")
-    func manifestMatchesTheCatalog() throws {
-        let manifest = try Manifest.read()
+    func manifestMatchesTheCatalog() async throws {
+        let manifest = try await Manifest.read()
         let paths = manifest.sourcePaths, tests = manifest.testPaths
         #expect(paths.count >= 60, "only \(paths.count) targets read: the manifest pattern no longer matches")
         for entry in PackageCatalog.entries where entry.status != .planned {
@@ -83,6 +84,22 @@ struct CatalogTests {
             guard entry.sourcePath.hasPrefix("Sources/"), !entry.sourcePath.hasPrefix("Sources/CLI") else { continue }
             #expect(paths[entry.module] == entry.sourcePath, "\(entry.seedPath): the manifest has \(entry.module) at \(paths[entry.module] ?? "nothing"), the catalog says \(entry.sourcePath)")
             #expect(tests[entry.module] == entry.testPath, "\(entry.seedPath): the manifest's test target of \(entry.module) is at \(tests[entry.module] ?? "nothing"), the catalog says \(entry.testPath)")
+        }
+    }
+
+    @Test("the README's module map has one row per library module of the manifest, at its path")
+    func readmeModuleMapMatchesTheManifest() async throws {
+        let manifest = try await Manifest.read()
+        let root = try #require(Peer.packageRoot())
+        let readme = try String(contentsOfFile: "\(root)/README.md", encoding: .utf8)
+        var rows: [String: String] = [:]
+        for match in readme.matches(of: #/(?m)^\| `(\w+)` \| `([^`]+)` \|/#) { rows[String(match.1)] = String(match.2) }
+        #expect(manifest.libraries.count >= 60 && rows.count >= 60, "\(manifest.libraries.count) modules, \(rows.count) rows: a pattern no longer matches")
+        for module in manifest.libraries.sorted() {
+            #expect(rows[module] == manifest.sourcePaths[module], "README module map: \(module) is at \(manifest.sourcePaths[module] ?? "?") but its row says \(rows[module] ?? "nothing")")
+        }
+        for (module, path) in rows where !manifest.libraries.contains(module) {
+            #expect(manifest.sourcePaths[module] == path, "README module map names \(module) at \(path), which the manifest does not declare")
         }
     }
 
@@ -104,24 +121,41 @@ struct CatalogTests {
     }
 }
 
-/// The targets Package.swift declares, read from its one-call-per-target helpers
-/// (`module`/`adapter(name, path, …)`, `tests(name, path, [deps])`).
+/// The targets Package.swift declares, as SwiftPM itself reads them (`swift package dump-package`).
 struct Manifest {
-    /// Module → `Sources/…` path.
+    /// Library or executable module → its `Sources/…` path.
     var sourcePaths: [String: String] = [:]
     /// Module → its test target's `Tests/…Tests` path.
     var testPaths: [String: String] = [:]
-    /// Module → its test target's dependency list, as written.
-    var testDependencies: [String: String] = [:]
+    /// Module → the names its test target depends on.
+    var testDependencies: [String: Set<String>] = [:]
+    /// Library modules (not executables).
+    var libraries: Set<String> = []
 
-    static func read() throws -> Manifest {
+    static func read() async throws -> Manifest {
         let root = try #require(Peer.packageRoot())
-        let text = try String(contentsOfFile: "\(root)/Package.swift", encoding: .utf8)
+        // A scratch path of its own: the running `swift test` holds the lock on .build, which dump-package would wait for.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-dump-package-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let dump = try await ProcessRunner.run("/usr/bin/env", ["swift", "package", "--package-path", root, "--scratch-path", scratch, "dump-package"])
+        try #require(dump.status == 0, "swift package dump-package failed: \(dump.stderr)")
+        let package = try JSONValue.parse(Data(dump.stdout.utf8))
         var manifest = Manifest()
-        for match in text.matches(of: #/(?:module|adapter)\("(\w+)",\s*"([^"]+)"/#) { manifest.sourcePaths[String(match.1)] = "Sources/" + match.2 }
-        for match in text.matches(of: #/tests\("(\w+)",\s*"([^"]+)"(?:,\s*\[([^\]]*)\])?/#) {
-            manifest.testPaths[String(match.1)] = "Tests/" + match.2 + "Tests"
-            manifest.testDependencies[String(match.1)] = String(match.3 ?? "")
+        for target in package["targets"]?.arrayValue ?? [] {
+            guard let name = target["name"]?.stringValue, let path = target["path"]?.stringValue else { continue }
+            // A dependency is {"byName": [name, …]}, {"target": [name, …]} or {"product": [name, package, …]}.
+            let dependencies = Set((target["dependencies"]?.arrayValue ?? []).compactMap { $0.objectValue?.values.first?.arrayValue?.first?.stringValue })
+            switch target["type"]?.stringValue {
+            case "test":
+                let module = name.hasSuffix("Tests") ? String(name.dropLast(5)) : name
+                manifest.testPaths[module] = path
+                manifest.testDependencies[module] = dependencies
+            case "regular":
+                manifest.sourcePaths[name] = path
+                manifest.libraries.insert(name)
+            default:
+                manifest.sourcePaths[name] = path
+            }
         }
         return manifest
     }
