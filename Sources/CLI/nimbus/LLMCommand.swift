@@ -2,65 +2,57 @@ import ArgumentParser
 import Foundation
 import NimbusCore
 import NimbusEmbeddings
-import NimbusGateway
 import NimbusLLM
+import NimbusLLMAnthropic
+import NimbusLLMGemini
+import NimbusLLMOllama
 import NimbusLLMOpenAI
+import NimbusLLMScripted
 
-/// `nimbus llm`: chat with, embed with and list the models of a gateway configuration — or of any
+/// `nimbus llm`: chat with, embed with and list the models of any provider, by URL — or of any
 /// OpenAI-compatible server (a running `nimbus serve`, vLLM, Ollama's `/v1`...).
 struct LLMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "llm",
         abstract: "Chat, embed and list models (embedded memory model by default).",
         discussion: """
-            Models come from --gateway-config (the YAML `nimbus serve` reads), or from an OpenAI-compatible
-            server with --base-url (key in NIMBUS_LLM_API_KEY). With neither, the embedded memory model
-            ("memory") and the offline hashing embedder ("nimbus-hashing-384") answer.
+            --url picks the chat model (NIMBUS_LLM_URL; default mem://, the embedded memory model): openai://, \
+            openai-compatible://127.0.0.1:8080/v1 (a running `nimbus serve`), azure-openai://RESOURCE.openai.azure.com?deployment=D, \
+            anthropic://, gemini://, vertex://?project=P&location=L, ollama://. --embed-url picks the embedder \
+            (NIMBUS_EMBEDDINGS_URL; default hashing://?dimensions=384, offline). Keys come from the provider's usual \
+            variable (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY…) or key=env:NAME in the URL, never the URL itself.
             """,
         subcommands: [Chat.self, Embed.self, Models.self]
     )
 
-    /// Where the models come from.
-    struct Source: ParsableArguments {
-        @Option(name: .customLong("gateway-config"), help: "Gateway configuration (YAML) naming models and deployments.")
-        var gatewayConfig: String?
+    /// Where the models come from: the same `--url` as every domain.
+    struct Connection: ParsableArguments {
+        @Option(help: "The chat model's URL (default: NIMBUS_LLM_URL, else mem://).") var url: String?
+        @Option(name: .customLong("embed-url"), help: "The embedder's URL (default: NIMBUS_EMBEDDINGS_URL, else hashing://?dimensions=384).")
+        var embedURL: String?
 
-        @Option(name: .customLong("base-url"), help: "An OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (key: NIMBUS_LLM_API_KEY).")
-        var baseURL: String?
+        static let chatOpeners = ChatModel.openers.withOpenAI().withAnthropic().withGemini().withOllama().withMemory()
+        static let embeddingOpeners = Embedder.openers.withOpenAI().withGemini().withOllama().withHashing()
 
-        func gatewayConfiguration() throws -> GatewayConfiguration {
-            try gatewayConfig.map { try GatewayConfiguration.load(file: $0) } ?? .embedded
+        func chatModel(defaultModel: String?) async throws -> ChatModel {
+            let resolved = try await DomainURL.resolve(url, key: "llm.url", default: "mem://")
+            let fallback = defaultModel ?? (resolved.hasPrefix("mem") ? "memory" : "")
+            return try await ChatModel.open(resolved, openers: Self.chatOpeners, configuration: .init(defaultModel: fallback))
         }
 
-        var apiKey: Secret<String>? {
-            ProcessInfo.processInfo.environment["NIMBUS_LLM_API_KEY"].flatMap { $0.isEmpty ? nil : Secret($0) }
-        }
-
-        func chatModel() throws -> ChatModel {
-            if let baseURL {
-                let driver = OpenAIChatModelDriver(configuration: .compatible(baseURL: baseURL, apiKey: apiKey, provider: "openai-compatible"))
-                return ChatModel(driver: driver, configuration: .init(defaultModel: "memory"))
-            }
-            return try Gateway.chatModel(configuration: gatewayConfiguration())
-        }
-
-        /// The embedder named `model` (default: the first configured one; offline: the hashing embedder).
-        func embedder(model: String?) throws -> Embedder {
-            if let baseURL {
-                return Embedder(driver: OpenAIEmbeddingDriver(configuration: .compatible(baseURL: baseURL, apiKey: apiKey)),
-                                configuration: .init(defaultModel: model ?? "nimbus-hashing-384", normalize: false))
-            }
-            let embedders = try Gateway.embedders(configuration: gatewayConfiguration())
-            guard let name = model ?? embedders.keys.sorted().first, let found = embedders[name] else {
-                throw ValidationError("no embedding model '\(model ?? "")'; configured: \(embedders.keys.sorted().joined(separator: ", "))")
-            }
-            return found
+        /// The embedder (its model: `model`, else the hashing embedder's name for `hashing://`).
+        func embedder(model: String?) async throws -> Embedder {
+            let resolved = try await DomainURL.resolve(embedURL, key: "embeddings.url", default: "hashing://?dimensions=384")
+            let driver = try await Self.embeddingOpeners.open(resolved)
+            let name = model ?? (driver as? HashingEmbeddingDriver).map { HashingEmbeddingDriver.modelName($0.dimensions) }
+            guard let name else { throw ValidationError("name the embedding model with --model (the \(driver.provider) embedder serves several)") }
+            return Embedder(driver: driver, configuration: .init(defaultModel: name, normalize: false))
         }
     }
 
     struct Chat: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Send a prompt and stream the reply to standard output.")
-        @OptionGroup var source: Source
+        @OptionGroup var connection: Connection
         @Option(help: "Model name (default: the first configured model).") var model: String?
         @Option(help: "A system prompt.") var system: String?
         @Option(name: .customLong("max-tokens"), help: "The most tokens to generate.") var maxTokens: Int?
@@ -70,7 +62,7 @@ struct LLMCommand: AsyncParsableCommand {
         @Argument(help: "The prompt.") var prompt: String
 
         func run() async throws {
-            let model = try source.chatModel()
+            let model = try await connection.chatModel(defaultModel: self.model)
             var messages: [ChatMessage] = []
             if let system { messages.append(.system(system)) }
             messages.append(.user(prompt))
@@ -99,12 +91,12 @@ struct LLMCommand: AsyncParsableCommand {
 
     struct Embed: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print one JSON line per text: its vector and dimensions.")
-        @OptionGroup var source: Source
+        @OptionGroup var connection: Connection
         @Option(help: "Embedding model name (default: the first configured one).") var model: String?
         @Argument(help: "Texts to embed.") var texts: [String]
 
         func run() async throws {
-            let embedder = try source.embedder(model: model)
+            let embedder = try await connection.embedder(model: model)
             let vectors = try await embedder.embed(texts)
             for (text, vector) in zip(texts, vectors) {
                 let line: JSONValue = ["text": .string(text), "dimensions": .number(Double(vector.count)), "vector": .array(vector.map { .number(Double($0)) })]
@@ -115,14 +107,12 @@ struct LLMCommand: AsyncParsableCommand {
 
     struct Models: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the model names served.")
-        @OptionGroup var source: Source
+        @OptionGroup var connection: Connection
 
         func run() async throws {
-            let model = try source.chatModel()
+            let model = try await connection.chatModel(defaultModel: nil)
             for descriptor in try await model.models() { print("\(descriptor.id)\t\(descriptor.ownedBy)") }
-            if source.baseURL == nil {
-                for name in try Gateway.embedders(configuration: source.gatewayConfiguration()).keys.sorted() { print("\(name)\tembeddings") }
-            }
+            if let embedder = try? await connection.embedder(model: nil) { print("\(embedder.configuration.defaultModel)\tembeddings") }
         }
     }
 }

@@ -14,15 +14,15 @@ struct RAGCommand: AsyncParsableCommand {
 
     struct Ingest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Split, embed and index text, Markdown and HTML files (re-ingesting replaces changed files).")
-        @OptionGroup var source: LLMCommand.Source
+        @OptionGroup var connection: LLMCommand.Connection
         @Option(help: "The index directory.") var index: String
-        @Option(name: .customLong("embedding-model"), help: "Embedding model (default: the first configured one).") var embeddingModel: String?
+        @Option(name: .customLong("embedding-model"), help: "Embedding model (default: the hashing embedder's name for hashing://).") var embeddingModel: String?
         @Option(name: .customLong("chunk-size"), help: "The largest chunk, in characters.") var chunkSize = 1000
         @Option(help: "Characters each chunk repeats from the previous one.") var overlap = 150
         @Argument(help: "A file or a directory.") var path: String
 
         func run() async throws {
-            let embedder = try source.embedder(model: embeddingModel)
+            let embedder = try await connection.embedder(model: embeddingModel)
             let index = try await RAGIndex.open(directory: index, embedder: embedder)
             let documents = try DocumentLoader().load(path: path)
             let splitter = MarkdownHeaderSplitter(inner: RecursiveSplitter(chunkSize: chunkSize, overlap: overlap))
@@ -34,19 +34,19 @@ struct RAGCommand: AsyncParsableCommand {
 
     struct Ask: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Answer a question from the index, citing the passages used.")
-        @OptionGroup var source: LLMCommand.Source
+        @OptionGroup var connection: LLMCommand.Connection
         @Option(help: "The index directory.") var index: String
         @Option(name: .customLong("embedding-model"), help: "Embedding model (must be the one the index was built with).") var embeddingModel: String?
-        @Option(help: "Chat model (default: the first configured one).") var model: String?
+        @Option(help: "Chat model (default: memory for mem://).") var model: String?
         @Option(help: "Passages given to the model.") var passages = 6
         @Flag(help: "Print the answer, citations and passages as JSON.") var json = false
         @Argument(help: "The question.") var question: String
 
         func run() async throws {
-            let index = try await RAGIndex.open(directory: index, embedder: try source.embedder(model: embeddingModel), create: false)
-            let chatModel = try source.chatModel()
-            var pipeline = RAGPipeline(retriever: index.hybridRetriever(), model: chatModel, passages: passages)
-            if let model { pipeline.model = chatModel.reconfigured { $0.defaultModel = model } }
+            let embedder = try await connection.embedder(model: embeddingModel)
+            let index = try await RAGIndex.open(directory: index, embedder: embedder, create: false)
+            let chatModel = try await connection.chatModel(defaultModel: model)
+            let pipeline = RAGPipeline(retriever: index.hybridRetriever(), model: chatModel, passages: passages)
             let answer = try await pipeline.ask(question)
             if json {
                 let citations: [JSONValue] = answer.context.citations.map { citation in

@@ -129,6 +129,44 @@ public struct OpenURL: Sendable, CustomStringConvertible {
         return (loopback ? "http://" : "https://") + (host.contains(":") ? "[\(host)]" : host) + (port.map { ":\($0)" } ?? "")
     }
 
+    /// The base URL of a vendor API with a path: ``serviceBaseURL(default:)`` plus the URL's path,
+    /// or `defaultPath` when it has none. The option `tls=false` asks for plain HTTP on a host that
+    /// is not loopback (a LAN server); `tls=true` for HTTPS on loopback. A path of `/` alone means the root.
+    ///
+    /// ```swift
+    /// try OpenURL("openai://").endpoint(default: "https://api.openai.com", defaultPath: "/v1")                      // https://api.openai.com/v1
+    /// try OpenURL("openai-compatible://10.0.0.5:8000/v1?tls=false").endpoint(default: "", defaultPath: "/v1")   // http://10.0.0.5:8000/v1
+    /// ```
+    public func endpoint(default fallback: String, defaultPath: String) throws -> String {
+        guard let host, !host.isEmpty else { return fallback + defaultPath }
+        var base = serviceBaseURL(default: fallback)
+        if let tls = try options.bool("tls") {
+            let bare = base.replacingOccurrences(of: "https://", with: "").replacingOccurrences(of: "http://", with: "")
+            base = (tls ? "https://" : "http://") + bare
+        }
+        // No path: the default one; `/` alone: the root (`gemini://127.0.0.1:9000/` is that server's root).
+        guard !path.isEmpty else { return base + defaultPath }
+        return base + (path.hasSuffix("/") ? String(path.dropLast()) : path)
+    }
+
+    /// A secret an opener needs, never written in the URL itself: the option `name` must be
+    /// `env:VARIABLE` (read from `environment`); without the option, the first of `defaults` that is set.
+    /// - Throws: `invalidArgument` for a literal secret in the URL (URLs end up in logs), or a variable that is not set.
+    public func secret(_ name: String, environment: [String: String], defaults: [String] = []) throws -> Secret<String>? {
+        if let value = options.string(name) {
+            guard value.hasPrefix("env:") else {
+                throw NimbusError(.invalidArgument, "\(scheme):// takes \(name)=env:VARIABLE, never the secret itself (URLs end up in logs)")
+            }
+            let variable = String(value.dropFirst(4))
+            guard let found = environment[variable], !found.isEmpty else {
+                throw NimbusError(.failedPrecondition, "\(scheme)://: \(name)=env:\(variable), but \(variable) is not set")
+            }
+            return Secret(found)
+        }
+        for variable in defaults { if let found = environment[variable], !found.isEmpty { return Secret(found) } }
+        return nil
+    }
+
     /// The URL with the password replaced by `***`: safe to log.
     public var description: String {
         var text = "\(scheme)://"

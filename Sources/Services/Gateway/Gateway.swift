@@ -84,13 +84,13 @@ public final class Gateway: NimbusServerModule {
         if let url = configuration.cacheURL {
             cache = try await Cache.open(url, openers: URLOpenerRegistry.cache.withMemory().withRedis())
         }
-        let (router, catalog) = try GatewayProviders.router(configuration, cache: cache, httpClient: httpClient) { record in
+        let (router, catalog) = try await GatewayProviders.router(configuration, cache: cache, httpClient: httpClient) { record in
             Gateway.recordCall(record, store: store, metricsFactory: metricsFactory)
         }
         self.router = router
         self.chat = ChatModel(driver: router, configuration: .init(defaultModel: configuration.models.first?.name ?? "memory", catalog: catalog,
                                                                    metricsFactory: metricsFactory, retry: .none))   // each deployment retries; the router fails over
-        self.embedders = try GatewayProviders.embedders(configuration, httpClient: httpClient)
+        self.embedders = try await GatewayProviders.embedders(configuration, httpClient: httpClient)
         self.writer = SpendLogWriter(store: store)
     }
 
@@ -548,18 +548,4 @@ extension HTTPField.Name {
     static let azureAPIKey = HTTPField.Name("api-key")!
     /// Time the gateway added to a call, in milliseconds.
     static let nimbusOverhead = HTTPField.Name("x-nimbus-overhead-ms")!
-}
-
-extension Gateway {
-    /// The chat model a configuration describes (its router behind the portable type), for tools
-    /// such as `nimbus llm` that call models without running the server.
-    public static func chatModel(configuration: GatewayConfiguration, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport) throws -> ChatModel {
-        let (router, catalog) = try GatewayProviders.router(configuration, cache: nil, httpClient: httpClient) { _ in }
-        return ChatModel(driver: router, configuration: .init(defaultModel: configuration.models.first?.name ?? "memory", catalog: catalog, retry: .none))
-    }
-
-    /// The embedders a configuration describes, by model name.
-    public static func embedders(configuration: GatewayConfiguration, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport) throws -> [String: Embedder] {
-        try GatewayProviders.embedders(configuration, httpClient: httpClient)
-    }
 }

@@ -26,7 +26,13 @@ import Yams
 public struct GatewayConfiguration: Codable, Sendable {
     /// One deployment of a model name.
     public struct Deployment: Codable, Sendable {
-        /// `openai`, `azure`, `openai-compatible`, `anthropic`, `gemini`, `vertex`, `ollama`, `memory`, `hashing`.
+        /// Where the model is served, as a chat-model URL (`openai://`, `openai-compatible://127.0.0.1:8000/v1`,
+        /// `azure-openai://RES.openai.azure.com?deployment=D&model=M`, `anthropic://`, `gemini://`,
+        /// `vertex://?project=P&location=L`, `ollama://`, `mem://?latency=50ms`), keys as `key=env:NAME`.
+        /// Without it, `provider` and the fields below describe the deployment.
+        public var url: String?
+        /// `openai`, `azure`, `openai-compatible`, `anthropic`, `gemini`, `vertex`, `ollama`, `memory`
+        /// (with `url`, its scheme when left out).
         public var provider: String
         /// The upstream model id (Azure: the model name; the deployment name goes in `deployment`).
         public var model: String
@@ -54,9 +60,36 @@ public struct GatewayConfiguration: Codable, Sendable {
         public var dimensions: Int?
 
         enum CodingKeys: String, CodingKey {
-            case provider, model, deployment, project, location, weight, rpm, tpm, dimensions
+            case url, provider, model, deployment, project, location, weight, rpm, tpm, dimensions
             case baseURL = "base_url", apiKey = "api_key", apiVersion = "api_version", accessToken = "access_token"
             case timeoutSeconds = "timeout_seconds", latencyMs = "latency_ms"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            url = try container.decodeIfPresent(String.self, forKey: .url)
+            if let provider = try container.decodeIfPresent(String.self, forKey: .provider) {
+                self.provider = provider
+            } else if let url, let scheme = url.split(separator: ":").first, !scheme.isEmpty {
+                provider = String(scheme)
+            } else {
+                throw DecodingError.keyNotFound(CodingKeys.provider, .init(codingPath: container.codingPath,
+                                                                           debugDescription: "a deployment needs url (or provider)"))
+            }
+            model = try container.decode(String.self, forKey: .model)
+            baseURL = try container.decodeIfPresent(String.self, forKey: .baseURL)
+            apiKey = try container.decodeIfPresent(String.self, forKey: .apiKey)
+            deployment = try container.decodeIfPresent(String.self, forKey: .deployment)
+            apiVersion = try container.decodeIfPresent(String.self, forKey: .apiVersion)
+            project = try container.decodeIfPresent(String.self, forKey: .project)
+            location = try container.decodeIfPresent(String.self, forKey: .location)
+            accessToken = try container.decodeIfPresent(String.self, forKey: .accessToken)
+            weight = try container.decodeIfPresent(Double.self, forKey: .weight)
+            rpm = try container.decodeIfPresent(Int.self, forKey: .rpm)
+            tpm = try container.decodeIfPresent(Int.self, forKey: .tpm)
+            timeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds)
+            latencyMs = try container.decodeIfPresent(Int.self, forKey: .latencyMs)
+            dimensions = try container.decodeIfPresent(Int.self, forKey: .dimensions)
         }
 
         /// Creates a deployment.
@@ -99,13 +132,34 @@ public struct GatewayConfiguration: Codable, Sendable {
     /// An embedding model name.
     public struct EmbeddingModel: Codable, Sendable {
         public var name: String
+        /// Where it is served, as an embeddings URL (`openai://`, `openai-compatible://HOST/v1`, `gemini://`,
+        /// `ollama://`, `hashing://?dimensions=384`); without it, `provider` and the fields below.
+        public var url: String?
         public var provider: String
         public var model: String
         public var baseURL: String?
         public var apiKey: String?
         public var dimensions: Int?
 
-        enum CodingKeys: String, CodingKey { case name, provider, model, dimensions, baseURL = "base_url", apiKey = "api_key" }
+        enum CodingKeys: String, CodingKey { case name, url, provider, model, dimensions, baseURL = "base_url", apiKey = "api_key" }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decode(String.self, forKey: .name)
+            url = try container.decodeIfPresent(String.self, forKey: .url)
+            if let provider = try container.decodeIfPresent(String.self, forKey: .provider) {
+                self.provider = provider
+            } else if let url, let scheme = url.split(separator: ":").first, !scheme.isEmpty {
+                provider = String(scheme)
+            } else {
+                throw DecodingError.keyNotFound(CodingKeys.provider, .init(codingPath: container.codingPath,
+                                                                           debugDescription: "an embedding model needs url (or provider)"))
+            }
+            model = try container.decode(String.self, forKey: .model)
+            baseURL = try container.decodeIfPresent(String.self, forKey: .baseURL)
+            apiKey = try container.decodeIfPresent(String.self, forKey: .apiKey)
+            dimensions = try container.decodeIfPresent(Int.self, forKey: .dimensions)
+        }
 
         /// Creates an embedding model.
         public init(name: String, provider: String, model: String, baseURL: String? = nil, apiKey: String? = nil, dimensions: Int? = nil) {

@@ -16,48 +16,89 @@ enum GatewayProviders {
     /// One quick retry per deployment; the router fails over to the others.
     static let deploymentRetry = RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(200), maxDelay: .seconds(2))
 
-    static func driver(_ deployment: GatewayConfiguration.Deployment, model name: String, httpClient: HTTPClient) throws -> any ChatModelDriver {
-        let key = deployment.apiKey.map { Secret($0) }
-        let timeout = deployment.timeoutSeconds.map { Duration.milliseconds(Int64($0 * 1000)) }
+    /// The variables a deployment's own key and token are handed over in (their values come from
+    /// the configuration, already resolved): the opener reads them like any `key=env:NAME`.
+    static let keyVariable = "NIMBUS_DEPLOYMENT_API_KEY", tokenVariable = "NIMBUS_DEPLOYMENT_ACCESS_TOKEN"
+
+    /// The chat-model openers the gateway wires: every LLM adapter it links.
+    static func chatOpeners(environment: [String: String], httpClient: HTTPClient) -> URLOpenerRegistry<any ChatModelDriver> {
+        ChatModel.openers.withOpenAI(environment: environment, httpClient: httpClient).withAnthropic(environment: environment, httpClient: httpClient)
+            .withGemini(environment: environment, httpClient: httpClient).withOllama(environment: environment, httpClient: httpClient).withMemory()
+    }
+
+    /// The embeddings openers the gateway wires.
+    static func embeddingOpeners(environment: [String: String], httpClient: HTTPClient) -> URLOpenerRegistry<any EmbeddingDriver> {
+        Embedder.openers.withOpenAI(environment: environment, httpClient: httpClient).withGemini(environment: environment, httpClient: httpClient)
+            .withOllama(environment: environment, httpClient: httpClient).withHashing()
+    }
+
+    static func driver(_ deployment: GatewayConfiguration.Deployment, model name: String, httpClient: HTTPClient) async throws -> any ChatModelDriver {
+        var environment = ProcessInfo.processInfo.environment
+        environment[keyVariable] = deployment.apiKey
+        environment[tokenVariable] = deployment.accessToken
+        do {
+            return try await chatOpeners(environment: environment, httpClient: httpClient).open(try url(of: deployment, model: name))
+        } catch let error as NimbusError {
+            throw NimbusError(error.code, "model '\(name)': \(error.message)", underlying: error)
+        }
+    }
+
+    /// A deployment as a chat-model URL: its `url`, or one written from `provider` and its fields.
+    static func url(of deployment: GatewayConfiguration.Deployment, model name: String) throws -> String {
+        if let url = deployment.url { return url }
+        var options: [(String, String)] = []
+        if deployment.apiKey != nil { options.append(("key", "env:\(keyVariable)")) }
+        if let timeout = deployment.timeoutSeconds { options.append(("timeout", "\(timeout)s")) }
+        let scheme: String
+        var base = deployment.baseURL
         switch deployment.provider {
-        case "openai":
-            var configuration = OpenAIChatModelDriver.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.openai.com/v1")
-            if let timeout { configuration.timeout = timeout }
-            return OpenAIChatModelDriver(configuration: configuration, httpClient: httpClient)
+        case "openai": scheme = "openai"
         case "openai-compatible":
-            guard let baseURL = deployment.baseURL else { throw missing("base_url", deployment, name) }
-            var configuration = OpenAIChatModelDriver.Configuration.compatible(baseURL: baseURL, apiKey: key)
-            if let timeout { configuration.timeout = timeout }
-            return OpenAIChatModelDriver(configuration: configuration, httpClient: httpClient)
+            guard base != nil else { throw missing("base_url", deployment, name) }
+            scheme = "openai-compatible"
         case "azure":
-            guard let endpoint = deployment.baseURL else { throw missing("base_url (the resource endpoint)", deployment, name) }
-            var configuration = OpenAIChatModelDriver.Configuration.azure(endpoint: endpoint, apiKey: key, apiVersion: deployment.apiVersion ?? "2024-10-21",
-                                                                    deployments: [deployment.model: deployment.deployment ?? deployment.model])
-            if let timeout { configuration.timeout = timeout }
-            return OpenAIChatModelDriver(configuration: configuration, httpClient: httpClient)
-        case "anthropic":
-            var configuration = AnthropicChatModelDriver.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://api.anthropic.com")
-            if let timeout { configuration.timeout = timeout }
-            return AnthropicChatModelDriver(configuration: configuration, httpClient: httpClient)
-        case "gemini":
-            var configuration = GeminiChatModelDriver.Configuration(apiKey: key, baseURL: deployment.baseURL ?? "https://generativelanguage.googleapis.com/v1beta")
-            if let timeout { configuration.timeout = timeout }
-            return GeminiChatModelDriver(configuration: configuration, httpClient: httpClient)
+            guard base != nil else { throw missing("base_url (the resource endpoint)", deployment, name) }
+            scheme = "azure-openai"
+            options += [("model", deployment.model), ("deployment", deployment.deployment ?? deployment.model),
+                        ("apiVersion", deployment.apiVersion ?? "2024-10-21")]
+        case "anthropic": scheme = "anthropic"
+        case "gemini": scheme = "gemini"
         case "vertex":
-            guard let project = deployment.project, let location = deployment.location, let token = deployment.accessToken else {
+            guard let project = deployment.project, let location = deployment.location, deployment.accessToken != nil else {
                 throw missing("project, location and access_token", deployment, name)
             }
-            var configuration = GeminiChatModelDriver.Configuration.vertex(project: project, location: location, accessToken: { Secret(token) }, baseURL: deployment.baseURL)
-            return GeminiChatModelDriver(configuration: configuration, httpClient: httpClient)
-        case "ollama":
-            var configuration = OllamaChatModelDriver.Configuration(baseURL: deployment.baseURL ?? "http://127.0.0.1:11434", apiKey: key)
-            if let timeout { configuration.timeout = timeout }
-            return OllamaChatModelDriver(configuration: configuration, httpClient: httpClient)
+            scheme = "vertex"
+            options = options.filter { $0.0 != "key" } + [("project", project), ("location", location), ("token", "env:\(tokenVariable)")]
+        case "ollama": scheme = "ollama"
         case "memory":
-            return ScriptedChatModelDriver(configuration: .init(models: [], latency: .milliseconds(Int64(deployment.latencyMs ?? 0))))
+            scheme = "mem"
+            base = nil
+            options = [("latency", "\(deployment.latencyMs ?? 0)ms"), ("models", "")]
         default:
-            throw NimbusError(.invalidArgument, "model '\(name)': provider '\(deployment.provider)' is not one of openai, azure, openai-compatible, anthropic, gemini, vertex, ollama, memory")
+            throw NimbusError(.invalidArgument, "model '\(name)': provider '\(deployment.provider)' is not one of openai, azure, openai-compatible, anthropic, gemini, vertex, ollama, memory (or give a url)")
         }
+        return scheme + "://" + (try authority(of: base, into: &options)) + query(options)
+    }
+
+    /// `HOST[:PORT][/PATH]` of a legacy `base_url`, with `tls` saying what its scheme said where the
+    /// URL's own rule (plain HTTP on loopback only) would differ; a bare host keeps its root path.
+    static func authority(of base: String?, into options: inout [(String, String)]) throws -> String {
+        guard let base else { return "" }
+        guard let components = URLComponents(string: base), let host = components.host, let scheme = components.scheme else {
+            throw NimbusError(.invalidArgument, "base_url '\(base)' is not a URL")
+        }
+        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if scheme == "http", !loopback { options.append(("tls", "false")) }
+        if scheme == "https", loopback { options.append(("tls", "true")) }
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        return (host.contains(":") ? "[\(host)]" : host) + (components.port.map { ":\($0)" } ?? "") + path
+    }
+
+    static func query(_ options: [(String, String)]) -> String {
+        guard !options.isEmpty else { return "" }
+        var components = URLComponents()
+        components.queryItems = options.map { URLQueryItem(name: $0.0, value: $0.1) }
+        return "?" + (components.percentEncodedQuery ?? "")
     }
 
     static func missing(_ what: String, _ deployment: GatewayConfiguration.Deployment, _ name: String) -> NimbusError {
@@ -65,12 +106,12 @@ enum GatewayProviders {
     }
 
     static func router(_ configuration: GatewayConfiguration, cache: Cache?, httpClient: HTTPClient,
-                       onCall: @escaping @Sendable (ChatRouter.CallRecord) -> Void) throws -> (ChatRouter, ModelCatalog) {
+                       onCall: @escaping @Sendable (ChatRouter.CallRecord) -> Void) async throws -> (ChatRouter, ModelCatalog) {
         var catalog = ModelCatalog.standard
         var deployments: [ChatRouter.Deployment] = []
         for model in configuration.models {
             for (index, deployment) in model.deployments.enumerated() {
-                let driver = try driver(deployment, model: model.name, httpClient: httpClient)
+                let driver = try await driver(deployment, model: model.name, httpClient: httpClient)
                 // The deployment's model owns its retries (one quick retry: the router fails over to other
                 // deployments); adapters do not retry, and the gateway's model over the router does not either.
                 let chat = ChatModel(driver: driver, configuration: .init(defaultModel: deployment.model, catalog: catalog, validatesRequests: false,
@@ -95,28 +136,36 @@ enum GatewayProviders {
         return (router, catalog)
     }
 
-    static func embedders(_ configuration: GatewayConfiguration, httpClient: HTTPClient) throws -> [String: Embedder] {
+    static func embedders(_ configuration: GatewayConfiguration, httpClient: HTTPClient) async throws -> [String: Embedder] {
         var result: [String: Embedder] = [:]
         for embedding in configuration.embeddings {
-            let key = embedding.apiKey.map { Secret($0) }
+            var environment = ProcessInfo.processInfo.environment
+            environment[keyVariable] = embedding.apiKey
             let driver: any EmbeddingDriver
-            switch embedding.provider {
-            case "openai":
-                driver = OpenAIEmbeddingDriver(configuration: .init(apiKey: key, baseURL: embedding.baseURL ?? "https://api.openai.com/v1"), httpClient: httpClient)
-            case "openai-compatible":
-                guard let baseURL = embedding.baseURL else { throw NimbusError(.invalidArgument, "embedding '\(embedding.name)' needs base_url") }
-                driver = OpenAIEmbeddingDriver(configuration: .compatible(baseURL: baseURL, apiKey: key), httpClient: httpClient)
-            case "gemini":
-                driver = GeminiEmbeddingDriver(chat: GeminiChatModelDriver(configuration: .init(apiKey: key, baseURL: embedding.baseURL ?? "https://generativelanguage.googleapis.com/v1beta"), httpClient: httpClient))
-            case "ollama":
-                driver = OllamaEmbeddingDriver(chat: OllamaChatModelDriver(configuration: .init(baseURL: embedding.baseURL ?? "http://127.0.0.1:11434"), httpClient: httpClient))
-            case "hashing":
-                driver = HashingEmbeddingDriver(dimensions: embedding.dimensions ?? 384)
-            default:
-                throw NimbusError(.invalidArgument, "embedding '\(embedding.name)': provider '\(embedding.provider)' is not one of openai, openai-compatible, gemini, ollama, hashing")
+            do {
+                driver = try await embeddingOpeners(environment: environment, httpClient: httpClient).open(try url(of: embedding))
+            } catch let error as NimbusError {
+                throw NimbusError(error.code, "embedding '\(embedding.name)': \(error.message)", underlying: error)
             }
             result[embedding.name] = Embedder(driver: driver, configuration: .init(defaultModel: embedding.model, dimensions: nil, normalize: false))
         }
         return result
+    }
+
+    /// An embedding model as an embeddings URL: its `url`, or one written from `provider` and its fields.
+    static func url(of embedding: GatewayConfiguration.EmbeddingModel) throws -> String {
+        if let url = embedding.url { return url }
+        var options: [(String, String)] = embedding.apiKey == nil ? [] : [("key", "env:\(keyVariable)")]
+        switch embedding.provider {
+        case "openai", "gemini", "ollama":
+            return embedding.provider + "://" + (try authority(of: embedding.baseURL, into: &options)) + query(options)
+        case "openai-compatible":
+            guard embedding.baseURL != nil else { throw NimbusError(.invalidArgument, "embedding '\(embedding.name)' needs base_url") }
+            return "openai-compatible://" + (try authority(of: embedding.baseURL, into: &options)) + query(options)
+        case "hashing":
+            return "hashing://?dimensions=\(embedding.dimensions ?? 384)"
+        default:
+            throw NimbusError(.invalidArgument, "embedding '\(embedding.name)': provider '\(embedding.provider)' is not one of openai, openai-compatible, gemini, ollama, hashing (or give a url)")
+        }
     }
 }

@@ -105,7 +105,7 @@ struct CLITests {
         #expect(lines.count == 2)
         #expect(try JSONValue.parse(Data(lines[0].utf8))["dimensions"] == 384)
         let unknown = try await Binary.run(["llm", "chat", "--model", "nope", "x"])
-        #expect(unknown.status != 0 && unknown.stderr.contains("configured models: memory"))
+        #expect(unknown.status != 0 && unknown.stderr.contains("serves memory, not 'nope'"), "\(unknown.output)")
     }
 
     @Test("serve answers /healthz, /v1/packages and /v1/chat/completions, then exits 0 on SIGTERM")

@@ -210,4 +210,32 @@ func testConfiguration(extraModels: [GatewayConfiguration.Model] = [], maxReques
         #expect(throws: NimbusError.self) { try GatewayConfiguration.parse(yaml.replacingOccurrences(of: "least_busy", with: "random"), environment: environment) }
         #expect(throws: NimbusError.self) { try GatewayConfiguration.parse("models: 7", environment: environment) }
     }
+
+    @Test func deploymentsAreURLsOpenedThroughTheAdaptersOpeners() async throws {
+        let yaml = """
+            models:
+              - name: fast
+                deployments: [{ url: "mem://?latency=1ms&models=", model: memory }]
+            embeddings:
+              - { name: tiny, url: "hashing://?dimensions=32", model: nimbus-hashing-32 }
+            """
+        let configuration = try GatewayConfiguration.parse(yaml, environment: [:])
+        #expect(configuration.models.first?.deployments.first?.provider == "mem", "the provider defaults to the URL's scheme")
+        let rig = try await GatewayRig.start(configuration)
+        defer { Task { await rig.shutdown() } }
+        let reply = try await rig.call(.POST, "/v1/chat/completions", GatewayRig.chat("by url", model: "fast"))
+        #expect(reply.status == 200 && reply.body["choices"]?.arrayValue?.first?["message"]?["content"] == "by url", "\(reply.body)")
+        let vectors = try await rig.call(.POST, "/v1/embeddings", ["model": "tiny", "input": ["a"]])
+        #expect(vectors.body["data"]?.arrayValue?.first?["embedding"]?.arrayValue?.count == 32, "\(vectors.body)")
+        // A scheme no linked adapter opens, and an option the adapter does not know, stop the gateway at start with the reason.
+        for (url, reason) in [("cohere://", "known: anthropic://"), ("openai://?organisation=x", "organization")] {
+            let bad = try GatewayConfiguration.parse("models: [{ name: m, deployments: [{ url: \"\(url)\", model: x }] }]", environment: [:])
+            let error = await #expect(throws: NimbusError.self) { _ = try await GatewayRig.start(bad) }
+            #expect(error?.message.contains("model 'm'") == true && error?.message.contains(reason) == true, "\(error?.message ?? "")")
+        }
+        #expect(throws: NimbusError.self, "a deployment needs url or provider") {
+            try GatewayConfiguration.parse("models: [{ name: m, deployments: [{ model: x }] }]", environment: [:])
+        }
+    }
+
 }

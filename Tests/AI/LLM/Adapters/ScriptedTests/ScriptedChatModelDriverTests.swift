@@ -133,3 +133,15 @@ actor SleepLog {
     private(set) var total: Duration = .zero
     func add(_ duration: Duration) { total += duration }
 }
+
+@Suite("The memory model by URL")
+struct ScriptedOpenerTests {
+    @Test func memOpensTheMemoryModelWithItsOptions() async throws {
+        let model = try await ChatModel.open("mem://?latency=5ms&models=memory,small", openers: ChatModel.openers.withMemory(),
+                                             configuration: .init(defaultModel: "small"))
+        #expect(try await model.models().map(\.id) == ["memory", "small"])
+        #expect(try await model.chat(ChatRequest(messages: [.user("echo")])).text == "echo")
+        let unknown = await #expect(throws: NimbusError.self) { try await ChatModel.openers.withMemory().open("mem://?latencyMs=5") }
+        #expect(unknown?.message.contains("latency") == true)
+    }
+}
