@@ -206,7 +206,9 @@ domain("LLMTools", at: "AI/LLM/Tools", ["NimbusLLM", Dep.logging, Dep.tracing], 
        conformance: ["NimbusLLMConformance", "NimbusLLM"], adapters: [
     .adapter("MCP", ["NimbusLLM", Dep.mcp, Dep.systemPackage, Dep.httpTypes, Dep.hummingbird] + Bundles.http, tests: ["NimbusLLM", Dep.hummingbird, Dep.mcp], fixtures: true),
 ], cli: false)
-domain("LLMMemory", at: "AI/LLM/Memory", ["NimbusLLM", Dep.grdb, Dep.crypto], tests: ["NimbusLLM", "NimbusLLMMemoryConformance", "NimbusLLMScripted"], conformance: ["NimbusLLM"], adapters: [
+domain("LLMMemory", at: "AI/LLM/Memory", ["NimbusLLM", Dep.crypto], tests: ["NimbusLLM", "NimbusLLMMemoryMemory", "NimbusLLMScripted"], conformance: ["NimbusLLM"], adapters: [
+    .adapter("Memory", ["NimbusLLM"]),
+    .adapter("SQLite", ["NimbusLLM"] + Bundles.sqlite, tests: ["NimbusLLM"]),
     .adapter("Redis", ["NimbusLLM"] + Bundles.redis, tests: ["NimbusRedis"]),
     .adapter("Postgres", ["NimbusLLM"] + Bundles.postgres, tests: ["NimbusPostgres", Dep.postgresNIO]),
 ], cli: false)

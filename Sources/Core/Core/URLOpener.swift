@@ -167,6 +167,14 @@ public struct OpenURL: Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// The URL without some options: for a client underneath that refuses options it does not
+    /// know, when the opener reads those itself (`ttl`, `prefix`).
+    public func removingOptions(_ names: Set<String>) -> OpenURL {
+        var copy = self
+        copy.options = URLOptions(options.items.filter { !names.contains($0.0) })
+        return copy
+    }
+
     /// The URL with the password replaced by `***`: safe to log.
     public var description: String {
         var text = "\(scheme)://"

@@ -18,7 +18,7 @@ public struct Conversation: Sendable, Hashable, Codable {
 
 /// Where conversation histories live, keyed by conversation id. Appends to one conversation are
 /// safe from concurrent callers: each append lands whole and in some order.
-public protocol ConversationStore: Sendable {
+public protocol ConversationStore: NimbusDriver {
     /// Adds messages at the end (creating the conversation).
     func append(_ messages: [ChatMessage], to conversation: String) async throws
     /// All messages, oldest first (empty for an unknown or expired conversation).
@@ -42,57 +42,19 @@ extension ConversationStore {
     }
 }
 
-/// Conversations in process memory, with per-conversation TTL on an injectable clock: the store of
-/// tests and of single-instance services.
-public actor MemoryConversationStore<C: Clock>: ConversationStore where C.Duration == Duration {
-    private struct Entry {
-        var messages: [ChatMessage]
-        var ttl: Duration?
-        var expires: C.Instant?
+extension ConversationMemory {
+    /// The conversation-store openers, empty: adapter modules add their schemes — `.withMemory()`
+    /// (`mem://`), `.withSQLite()` (`sqlite://PATH`), `.withRedis()`, `.withPostgres()` — each taking
+    /// `ttl=24h` (how long a conversation lives after its last append).
+    public static var openers: URLOpenerRegistry<any ConversationStore> { URLOpenerRegistry(domain: "conversation store") }
+
+    /// Opens a store by URL and puts `policy` over it.
+    ///
+    /// ```swift
+    /// let memory = try await ConversationMemory.open("sqlite://./.nimbus/conversations.sqlite?ttl=24h",
+    ///                                                openers: ConversationMemory.openers.withSQLite(), policy: SlidingWindow(maxMessages: 20))
+    /// ```
+    public static func open(_ url: String, openers: URLOpenerRegistry<any ConversationStore>, policy: any MemoryPolicy) async throws -> ConversationMemory {
+        ConversationMemory(store: try await openers.open(url), policy: policy)
     }
-
-    private var entries: [String: Entry] = [:]
-    private let clock: C
-    private let defaultTTL: Duration?
-
-    /// Creates a store; conversations live `defaultTTL` after their last append unless set otherwise.
-    public init(clock: C, defaultTTL: Duration? = nil) {
-        self.clock = clock
-        self.defaultTTL = defaultTTL
-    }
-
-    private func live(_ conversation: String) -> Entry? {
-        guard let entry = entries[conversation] else { return nil }
-        if let expires = entry.expires, clock.now >= expires {
-            entries[conversation] = nil
-            return nil
-        }
-        return entry
-    }
-
-    public func append(_ messages: [ChatMessage], to conversation: String) {
-        var entry = live(conversation) ?? Entry(messages: [], ttl: defaultTTL, expires: nil)
-        entry.messages += messages
-        entry.expires = entry.ttl.map { clock.now.advanced(by: $0) }
-        entries[conversation] = entry
-    }
-
-    public func messages(of conversation: String) -> [ChatMessage] { live(conversation)?.messages ?? [] }
-
-    @discardableResult public func delete(_ conversation: String) -> Bool { entries.removeValue(forKey: conversation) != nil }
-
-    public func setTimeToLive(_ ttl: Duration?, for conversation: String) {
-        guard var entry = live(conversation) else { return }
-        entry.ttl = ttl
-        entry.expires = ttl.map { clock.now.advanced(by: $0) }
-        entries[conversation] = entry
-    }
-
-    /// Conversations held (expired ones included until touched).
-    public var count: Int { entries.count }
-}
-
-extension MemoryConversationStore where C == ContinuousClock {
-    /// A store on the system's monotonic clock.
-    public init(defaultTTL: Duration? = nil) { self.init(clock: ContinuousClock(), defaultTTL: defaultTTL) }
 }

@@ -2,7 +2,7 @@ import Foundation
 import NimbusCore
 import NimbusLLM
 import NimbusLLMMemory
-import NimbusLLMMemoryConformance
+import NimbusLLMMemoryMemory
 import NimbusLLMScripted
 import NimbusTesting
 import Testing
@@ -61,58 +61,12 @@ func toolHistory() -> [ChatMessage] {
 }
 
 @Suite struct ConversationStoreTests {
-    @Test(arguments: ConversationStoreConformance.checks)
-    func memoryStoreConforms(_ check: ConversationStoreConformance.Check) async throws {
-        let clock = ManualClock()
-        try await check.run(.init(makeStore: { ttl in MemoryConversationStore(clock: clock, defaultTTL: ttl) },
-                                  advance: { clock.advance(by: $0) }))
-    }
-
-    @Test(arguments: ConversationStoreConformance.checks)
-    func sqliteStoreConforms(_ check: ConversationStoreConformance.Check) async throws {
-        let file = SQLiteConversationStoreTests.path()
-        defer { try? FileManager.default.removeItem(atPath: file) }
-        let now = SQLiteConversationStoreTests.Now()
-        try await check.run(.init(makeStore: { ttl in try SQLiteConversationStore(path: file, defaultTTL: ttl) { now.date } },
-                                  advance: { now.advance(Double($0.nimbusMilliseconds) / 1000) }))
-    }
-
     @Test func memoryBuildsTheNextRequestThroughItsPolicy() async throws {
         let memory = ConversationMemory(store: MemoryConversationStore(), policy: SlidingWindow(maxMessages: 3))
         try await memory.append(toolHistory(), to: "s")
         let context = try await memory.context(for: "s")
         #expect(context.first?.role == .system)
         try ChatRequest(messages: context).validate()
-    }
-}
-
-@Suite struct SQLiteConversationStoreTests {
-    final class Now: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value = Date(timeIntervalSince1970: 1_800_000_000)
-        var date: Date { lock.withLock { value } }
-        func advance(_ seconds: TimeInterval) { lock.withLock { value += seconds } }
-    }
-
-    static func path() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-conversations-\(IDGenerator.shared.ulid()).sqlite").path
-    }
-
-    @Test func conversationsPersistAcrossReopeningAndExpire() async throws {
-        let file = Self.path()
-        defer { try? FileManager.default.removeItem(atPath: file) }
-        let now = Now()
-        let store = try SQLiteConversationStore(path: file, defaultTTL: .seconds(60)) { now.date }
-        try await store.append(toolHistory(), to: "s1")
-        try await store.append([.user("kept")], to: "s2")
-        try await store.setTimeToLive(nil, for: "s2")
-        let reopened = try SQLiteConversationStore(path: file, defaultTTL: .seconds(60)) { now.date }
-        #expect(try await reopened.messages(of: "s1") == toolHistory())
-        now.advance(61)
-        #expect(try await reopened.messages(of: "s1").isEmpty)
-        #expect(try await reopened.messages(of: "s2").map(\.text) == ["kept"])
-        #expect(try await reopened.delete("s2"))
-        #expect(try await reopened.delete("s2") == false)
     }
 }
 

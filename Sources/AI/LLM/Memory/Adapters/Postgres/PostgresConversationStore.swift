@@ -3,6 +3,7 @@ import Logging
 import NimbusCore
 import NimbusLLM
 import NimbusLLMMemory
+import NimbusPostgres
 import PostgresNIO
 
 /// Conversations in PostgreSQL, for services running as several instances. An append is one
@@ -16,8 +17,10 @@ import PostgresNIO
 /// try await store.migrate()
 /// ```
 public struct PostgresConversationStore: ConversationStore {
-    /// The connection pool (run by the caller).
+    /// The connection pool (run by the caller, or by the store when it was opened by URL).
     public let client: PostgresClient
+    private let runner: Task<Void, Never>?
+    public var provider: String { "postgres" }
     private let defaultTTL: Duration?
     private let logger: Logger
     private let now: @Sendable () -> Date
@@ -29,6 +32,35 @@ public struct PostgresConversationStore: ConversationStore {
         self.defaultTTL = defaultTTL
         self.logger = logger
         self.now = now
+        self.runner = nil
+    }
+
+    /// Opens a store that owns its pool (`postgres://USER@HOST/DB?sslmode=…&ttl=24h`), creates its
+    /// tables, and runs the pool until ``close()``.
+    public static func open(url: OpenURL, logger: Logger = Logger(label: "nimbus.llm.memory.postgres")) async throws -> PostgresConversationStore {
+        let client = PostgresClient(configuration: try .init(url: url.removingOptions(["ttl"])))
+        let store = PostgresConversationStore(client: client, defaultTTL: try url.options.duration("ttl"), logger: logger,
+                                              runner: Task { await client.run() })
+        do { try await store.migrate() } catch {
+            try? await store.close()
+            throw error
+        }
+        return store
+    }
+
+    private init(client: PostgresClient, defaultTTL: Duration?, logger: Logger, runner: Task<Void, Never>) {
+        self.client = client
+        self.defaultTTL = defaultTTL
+        self.logger = logger
+        self.now = { Date() }
+        self.runner = runner
+    }
+
+    /// Stops the pool the store owns (a pool the caller runs is left alone).
+    public func close() async throws {
+        guard let runner else { return }
+        runner.cancel()
+        await runner.value
     }
 
     /// Creates the tables if they are missing.
@@ -119,5 +151,14 @@ public struct PostgresConversationStore: ConversationStore {
         var count = 0
         for try await _ in rows.decode(String.self) { count += 1 }
         return count
+    }
+}
+
+extension URLOpenerRegistry where Resource == any ConversationStore {
+    /// Adds `postgres://` and `postgresql://` (`?sslmode=…&ttl=24h`): a store that owns its pool and creates its tables.
+    public func withPostgres() -> Self {
+        var copy = self
+        copy.register("postgres", "postgresql") { url in try await PostgresConversationStore.open(url: url) }
+        return copy
     }
 }

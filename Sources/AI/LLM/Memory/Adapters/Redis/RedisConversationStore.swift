@@ -19,6 +19,8 @@ import NimbusRedis
 public struct RedisConversationStore: ConversationStore {
     /// The client underneath.
     public let client: RedisClient
+    private let ownsClient: Bool
+    public var provider: String { "redis" }
     /// Prepended to every key.
     public let keyPrefix: String
     private let defaultTTL: Duration?
@@ -28,6 +30,21 @@ public struct RedisConversationStore: ConversationStore {
         self.client = client
         self.keyPrefix = keyPrefix
         self.defaultTTL = defaultTTL
+        self.ownsClient = false
+    }
+
+    /// Opens a store with a client of its own (`redis://HOST[:PORT][/DB]?ttl=24h&prefix=app:conv:` plus the
+    /// Redis client's options), shut down by ``close()``.
+    public init(url: OpenURL) throws {
+        client = try RedisClient(configuration: try RedisClient.Configuration(url: url.removingOptions(["ttl", "prefix"])))
+        keyPrefix = url.options.string("prefix") ?? "nimbus:conversation:"
+        defaultTTL = try url.options.duration("ttl")
+        ownsClient = true
+    }
+
+    /// Shuts the client down when the store opened it (a shared client is left alone).
+    public func close() async throws {
+        if ownsClient { try await client.shutdown() }
     }
 
     private func keys(_ conversation: String) -> [String] {
@@ -93,5 +110,14 @@ public struct RedisConversationStore: ConversationStore {
 
     public func setTimeToLive(_ ttl: Duration?, for conversation: String) async throws {
         try await client.eval(Self.ttlScript, keys: keys(conversation), arguments: [ByteBuffer(string: Self.milliseconds(ttl))])
+    }
+}
+
+extension URLOpenerRegistry where Resource == any ConversationStore {
+    /// Adds `redis://` and `rediss://` (`?ttl=24h&prefix=…` plus the Redis client's options).
+    public func withRedis() -> Self {
+        var copy = self
+        copy.register("redis", "rediss") { url in try RedisConversationStore(url: url) }
+        return copy
     }
 }

@@ -42,4 +42,13 @@ struct PostgresConversationStoreTests {
         #expect(try await store.purgeExpired() == 1)
         #expect(try await store.messages(of: "new").map(\.text) == ["b"])
     }
+
+    @Test func opensByURLOwningItsPoolAndCreatingItsTables() async throws {
+        let url = try await Peer.freshPostgresDatabase(prefix: "nimbus_memory")
+        let store = try await ConversationMemory.openers.withPostgres().open(url + (url.contains("?") ? "&" : "?") + "ttl=1h")
+        try await store.append([.user("by url")], to: "c")
+        #expect(try await store.messages(of: "c").map(\.text) == ["by url"] && store.provider == "postgres")
+        try await store.close()
+    }
+
 }

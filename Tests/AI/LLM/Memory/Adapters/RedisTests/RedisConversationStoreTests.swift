@@ -28,4 +28,16 @@ struct RedisConversationStoreTests {
         #expect(error?.code == .dataLoss)
         #expect(error?.message.contains("message 1") == true)
     }
+
+    @Test func opensByURLWithItsOwnClientAndClosesIt() async throws {
+        let prefix = "url:\(IDGenerator.shared.ulid()):"
+        let store = try await ConversationMemory.openers.withRedis().open("\(try Peer.redis.url())?ttl=1h&prefix=\(prefix)")
+        try await store.append([.user("by url")], to: "c")
+        #expect(try await store.messages(of: "c").map(\.text) == ["by url"] && store.provider == "redis")
+        #expect((store as? RedisConversationStore)?.keyPrefix == prefix)
+        try await store.close()
+        let typo = await #expect(throws: NimbusError.self) { try await ConversationMemory.openers.withRedis().open("\(try Peer.redis.url())?tll=1h") }
+        #expect(typo?.message.contains("tll") == true)
+    }
+
 }

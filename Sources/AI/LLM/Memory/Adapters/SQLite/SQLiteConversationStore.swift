@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import NimbusCore
 import NimbusLLM
+import NimbusLLMMemory
 
 /// Conversations in a SQLite file (GRDB): the embedded default, persistent across restarts.
 /// Messages are stored as JSON rows in order; appends are transactions, so concurrent appends to
@@ -11,6 +12,7 @@ import NimbusLLM
 /// let store = try SQLiteConversationStore(path: ".nimbus/conversations.sqlite", defaultTTL: .seconds(86_400))
 /// ```
 public struct SQLiteConversationStore: ConversationStore {
+    public var provider: String { "sqlite" }
     private let queue: DatabaseQueue
     private let defaultTTL: Duration?
     private let now: @Sendable () -> Date
@@ -104,5 +106,18 @@ public struct SQLiteConversationStore: ConversationStore {
             let expires = milliseconds.map { instant.timeIntervalSince1970 + Double($0) / 1000 }
             try db.execute(sql: "UPDATE conversations SET ttl_ms = ?, expires_at = ? WHERE id = ?", arguments: [milliseconds, expires, conversation])
         }
+    }
+}
+
+extension URLOpenerRegistry where Resource == any ConversationStore {
+    /// Adds `sqlite://PATH?ttl=24h` (`sqlite://./.nimbus/conversations.sqlite`): conversations in a SQLite file, kept across restarts.
+    public func withSQLite() -> Self {
+        var copy = self
+        copy.register("sqlite") { url in
+            try url.options.validate(known: ["ttl"], for: "sqlite://")
+            return try SQLiteConversationStore(path: try url.localFilePath(example: "sqlite://./.nimbus/conversations.sqlite"),
+                                               defaultTTL: try url.options.duration("ttl"))
+        }
+        return copy
     }
 }
