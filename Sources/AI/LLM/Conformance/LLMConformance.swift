@@ -13,10 +13,10 @@ import Testing
 /// check asserts the portable result:
 ///
 /// ```swift
-/// @Test(arguments: LLMConformance.checks)
+/// @Test(arguments: LLMConformance.suite.checks(supportedBy: capabilities))
 /// func conformance(_ check: LLMConformance.Check) async throws {
 ///     let fake = try await OpenAIFake.start()
-///     try await check.run(LLMConformance.Harness(model: fake.model, features: [.responseMetadata, .rawErrors, .malformedBodies],
+///     try await check.run(LLMConformance.Harness(model: fake.model, capabilities: [.responseMetadata, .rawErrors, .malformedBodies],
 ///                                                script: { fake.script($0) }))
 /// }
 /// ```
@@ -79,28 +79,13 @@ public enum LLMConformance {
         case failure(Failure)
     }
 
-    /// Optional behaviours an adapter has.
-    public enum Feature: Sendable, Hashable {
-        /// Response id and model come from the provider as scripted.
-        case responseMetadata
-        /// Tool call ids come from the provider (else the adapter makes stable ones).
-        case providerToolCallIDs
-        /// Visible reasoning (thinking blocks).
-        case reasoning
-        /// Errors carry the provider's raw body.
-        case rawErrors
-        /// Malformed bodies can be scripted.
-        case malformedBodies
-        /// The provider has a content-filter finish reason (Ollama has none).
-        case contentFilterFinish
-    }
-
     /// How a check reaches the adapter under test.
     public struct Harness: Sendable {
         /// The model under test, with retries off so failures surface.
         public var model: ChatModel
-        /// Optional behaviours the adapter has.
-        public var features: Set<Feature>
+        /// The optional behaviours the adapter has (``ConformanceCapability/responseMetadata``…): checks that
+        /// need one it lacks are not run, and its tests report them as not supported.
+        public var capabilities: Set<ConformanceCapability>
         /// Makes the backend answer the next call (streaming or not) with this.
         public var script: @Sendable (Scripted) async throws -> Void
         /// The usage the adapter reports for scripted usage (identity unless the provider cannot carry some counts).
@@ -109,10 +94,10 @@ public enum LLMConformance {
         public var imageURL: String
 
         /// Creates a harness.
-        public init(model: ChatModel, features: Set<Feature>, script: @escaping @Sendable (Scripted) async throws -> Void,
+        public init(model: ChatModel, capabilities: Set<ConformanceCapability>, script: @escaping @Sendable (Scripted) async throws -> Void,
                     expectedUsage: @escaping @Sendable (Usage) -> Usage = { $0 }, imageURL: String = "https://example.com/cat.png") {
             self.model = model
-            self.features = features
+            self.capabilities = capabilities
             self.script = script
             self.expectedUsage = expectedUsage
             self.imageURL = imageURL
@@ -123,8 +108,8 @@ public enum LLMConformance {
     /// checks run on the same harness.
     public typealias Check = ConformanceCheck<Harness>
 
-    static func check(_ name: String, _ body: @escaping @Sendable (Harness) async throws -> Void) -> Check {
-        Check(name, body)
+    static func check(_ name: String, needs: Set<ConformanceCapability> = [], _ body: @escaping @Sendable (Harness) async throws -> Void) -> Check {
+        Check(name, needs: needs, body)
     }
 
     static let weather = ToolDefinition(name: "get_weather", description: "Current weather in a city",
@@ -148,12 +133,12 @@ public enum LLMConformance {
             accumulator.add(event)
         }
         var streamed = try accumulator.response()
-        if !harness.features.contains(.responseMetadata) { streamed.id = whole.id }   // ids are per call then
+        if !harness.capabilities.contains(.responseMetadata) { streamed.id = whole.id }   // ids are per call then
         return (whole, streamed, events)
     }
 
     static func expectMetadata(_ response: ChatResponse, _ exchange: Exchange, _ harness: Harness) {
-        if harness.features.contains(.responseMetadata) {
+        if harness.capabilities.contains(.responseMetadata) {
             #expect(response.id == exchange.id)
             #expect(response.model == exchange.model)
         } else {
@@ -165,7 +150,7 @@ public enum LLMConformance {
     static func expectToolCalls(_ calls: [ToolCall], _ expected: [ToolCall], _ harness: Harness) throws {
         #expect(calls.map(\.name) == expected.map(\.name))
         #expect(try calls.map { try $0.parsedArguments() } == expected.map { try $0.parsedArguments() })
-        if harness.features.contains(.providerToolCallIDs) {
+        if harness.capabilities.contains(.providerToolCallIDs) {
             #expect(calls.map(\.id) == expected.map(\.id))
         } else {
             #expect(calls.allSatisfy { !$0.id.isEmpty })
@@ -188,8 +173,11 @@ public enum LLMConformance {
         throw NimbusError(.internal, "no failure")
     }
 
+    /// The suite: run `suite.checks(supportedBy: capabilities)`, and report `suite.unsupported(by: capabilities)`.
+    public static let suite = ConformanceSuite<Harness>(domain: "llm", checks: checks)
+
     /// Every check.
-    public static let checks: [Check] = [
+    static let checks: [Check] = [
         check("a text reply has its text, finish reason, usage and metadata") { harness in
             let exchange = Exchange(text: "Hello there, traveller.", usage: Usage(inputTokens: 21, outputTokens: 7))
             try await harness.script(.reply(exchange))
@@ -257,7 +245,7 @@ public enum LLMConformance {
             #expect(try await harness.model.chat(request).text == "Two cats.")
         },
         check("length and content-filter finishes are normalized") { harness in
-            for reason in harness.features.contains(.contentFilterFinish) ? [FinishReason.length, .contentFilter] : [.length] {
+            for reason in harness.capabilities.contains(.contentFilterFinish) ? [FinishReason.length, .contentFilter] : [.length] {
                 let exchange = Exchange(text: "Partial", finishReason: reason)
                 let (whole, streamed, _) = try await bothWays(harness, exchange, request: request())
                 #expect(whole.finishReason == reason)
@@ -277,8 +265,7 @@ public enum LLMConformance {
             #expect(whole.usage == harness.expectedUsage(usage))
             #expect(streamed.usage == whole.usage)
         },
-        check("visible reasoning comes before the text, streamed or not") { harness in
-            guard harness.features.contains(.reasoning) else { return }
+        check("visible reasoning comes before the text, streamed or not", needs: [.reasoning]) { harness in
             let exchange = Exchange(reasoning: "The user wants brevity.", text: "Hi.")
             let (whole, streamed, _) = try await bothWays(harness, exchange, request: request())
             guard case .reasoning(let thought, _, _)? = whole.message.content.first else {
@@ -308,14 +295,13 @@ public enum LLMConformance {
                     #expect(error.code == code, "\(failure) (streaming: \(streaming)) gave \(error)")
                     #expect(error.llmFailure?.kind == kind, "\(failure) (streaming: \(streaming)) gave \(error)")
                     if failure == .rateLimited { #expect(error.retryAfter == .seconds(2), "\(error)") }
-                    if harness.features.contains(.rawErrors) {
+                    if harness.capabilities.contains(.rawErrors) {
                         #expect(error.llmFailure?.rawBody?.isEmpty == false, "\(failure): the provider's body must stay reachable")
                     }
                 }
             }
         },
-        check("a malformed body is a clear dataLoss error, not a crash") { harness in
-            guard harness.features.contains(.malformedBodies) else { return }
+        check("a malformed body is a clear dataLoss error, not a crash", needs: [.malformedBodies]) { harness in
             for streaming in [false, true] {
                 let error = try await Self.failure(harness, .malformedBody, streaming: streaming)
                 #expect(error.code == .dataLoss, "\(error)")
@@ -326,6 +312,21 @@ public enum LLMConformance {
             #expect([NimbusError.Code.dataLoss, .unavailable].contains(error.code), "\(error)")
         },
     ]
+}
+
+extension ConformanceCapability {
+    /// Response id and model come from the provider as scripted.
+    public static let responseMetadata: ConformanceCapability = "responseMetadata"
+    /// Tool call ids come from the provider (else the adapter makes stable ones).
+    public static let providerToolCallIDs: ConformanceCapability = "providerToolCallIDs"
+    /// Visible reasoning (thinking blocks).
+    public static let reasoning: ConformanceCapability = "reasoning"
+    /// Errors carry the provider's raw body.
+    public static let rawErrors: ConformanceCapability = "rawErrors"
+    /// Malformed bodies can be scripted.
+    public static let malformedBodies: ConformanceCapability = "malformedBodies"
+    /// The provider has a content-filter finish reason (Ollama has none).
+    public static let contentFilterFinish: ConformanceCapability = "contentFilterFinish"
 }
 
 extension LLMConformance {

@@ -48,28 +48,21 @@ public enum PaymentConformance {
         public var cards: Cards
         /// Plays the payer completing (or failing) the action a `requiresAction` payment waits for.
         public var completeAction: @Sendable (_ driver: any PaymentDriver, _ payment: Payment, _ succeeded: Bool) async throws -> Void
-        /// Whether the provider refuses a key repeated with other parameters (Stripe, the engine) rather
-        /// than answering with the first result (PayPal).
-        public var refusesKeyReuseWithOtherParameters: Bool
-        /// Whether a declined payment can be confirmed again with another method (Stripe, the engine) or
-        /// the provider closes it and a new payment is needed (PayPal: `failedPrecondition`).
-        public var retriesAfterDecline: Bool
-        /// Whether a payment that was never authorized can be canceled (PayPal lets such orders expire: `unimplemented`).
-        public var cancelsBeforeAuthorization: Bool
+        /// How the provider behaves where providers differ (``ConformanceCapability/retriesAfterDecline``,
+        /// ``ConformanceCapability/cancelsBeforeAuthorization``, ``ConformanceCapability/refusesKeyReuseWithOtherParameters``):
+        /// the checks assert the behaviour the provider has, either way.
+        public var capabilities: Set<ConformanceCapability>
         /// The currency the checks charge in.
         public var currency: Currency
 
         /// Creates a harness.
         public init(makeDriver: @escaping @Sendable () async throws -> any PaymentDriver, cards: Cards,
                     completeAction: @escaping @Sendable (any PaymentDriver, Payment, Bool) async throws -> Void,
-                    refusesKeyReuseWithOtherParameters: Bool = true, retriesAfterDecline: Bool = true,
-                    cancelsBeforeAuthorization: Bool = true, currency: Currency = .eur) {
+                    capabilities: Set<ConformanceCapability> = PaymentConformance.allCapabilities, currency: Currency = .eur) {
             self.makeDriver = makeDriver
             self.cards = cards
             self.completeAction = completeAction
-            self.refusesKeyReuseWithOtherParameters = refusesKeyReuseWithOtherParameters
-            self.retriesAfterDecline = retriesAfterDecline
-            self.cancelsBeforeAuthorization = cancelsBeforeAuthorization
+            self.capabilities = capabilities
             self.currency = currency
         }
     }
@@ -108,7 +101,13 @@ public enum PaymentConformance {
     }
 
     /// Every check.
-    public static let checks: [Check] = [
+    /// Every behaviour where providers differ; a harness names the ones its provider has.
+    public static let allCapabilities: Set<ConformanceCapability> = [.retriesAfterDecline, .cancelsBeforeAuthorization, .refusesKeyReuseWithOtherParameters]
+
+    /// The suite (every check runs on every driver: where providers differ, each asserts the provider's own behaviour).
+    public static let suite = ConformanceSuite<Harness>(domain: "payment", checks: checks)
+
+    static let checks: [Check] = [
         check("automatic capture collects the whole amount and keeps metadata") { context in
             let payment = try await context.pay("49.90", card: context.cards.success)
             #expect(payment.status == .succeeded)
@@ -160,7 +159,7 @@ public enum PaymentConformance {
             #expect(declined.status == .requiresPaymentMethod)
             #expect(declined.lastFailure?.kind == .insufficientFunds, "failure: \(String(describing: declined.lastFailure))")
             #expect(declined.amountReceived.isZero)
-            guard context.harness.retriesAfterDecline else {
+            guard context.harness.capabilities.contains(.retriesAfterDecline) else {
                 await expectError(.failedPrecondition, "confirming a payment the provider closed after a decline") {
                     _ = try await context.client.confirm(declined.id, paymentMethodID: context.cards.success)
                 }
@@ -187,7 +186,7 @@ public enum PaymentConformance {
         },
         check("cancel works until the payment succeeds, and never after") { context in
             let open = try await context.client.create(PaymentRequest(amount: try context.money("5.00")))
-            if context.harness.cancelsBeforeAuthorization {
+            if context.harness.capabilities.contains(.cancelsBeforeAuthorization) {
                 let canceled = try await context.client.cancel(open.id)
                 #expect(canceled.status == .canceled)
                 await expectError(.failedPrecondition, "confirming a canceled payment") {
@@ -207,10 +206,13 @@ public enum PaymentConformance {
             let first = try await context.client.create(request, idempotencyKey: key)
             let again = try await context.client.create(request, idempotencyKey: key)
             #expect(again.id == first.id && again.status == .succeeded)
-            if context.harness.refusesKeyReuseWithOtherParameters {
-                var other = request
-                other.amount = try context.money("16.00")
+            var other = request
+            other.amount = try context.money("16.00")
+            if context.harness.capabilities.contains(.refusesKeyReuseWithOtherParameters) {
                 await expectError(.invalidArgument, "the key reused with another amount") { _ = try await context.client.create(other, idempotencyKey: key) }
+            } else {
+                let reused = try await context.client.create(other, idempotencyKey: key)
+                #expect(reused.id == first.id, "the provider answers a reused key with the first result")
             }
             let refundKey = IdempotencyKey()
             let refund = try await context.client.refund(first.id, amount: try context.money("5.00"), idempotencyKey: refundKey)
@@ -285,4 +287,14 @@ final class ResponseLosingDriver: PaymentDriver {
     func payment(_ paymentID: String) async throws -> Payment { try await base.payment(paymentID) }
     func refunds(of paymentID: String) async throws -> [Refund] { try await base.refunds(of: paymentID) }
     func disputes(of paymentID: String) async throws -> [Dispute] { try await base.disputes(of: paymentID) }
+}
+
+extension ConformanceCapability {
+    /// A declined payment can be confirmed again with another method (Stripe, the engine); without it the
+    /// provider closes it and confirming again is `failedPrecondition` (PayPal).
+    public static let retriesAfterDecline: ConformanceCapability = "retriesAfterDecline"
+    /// A payment never authorized can be canceled; without it canceling is `unimplemented` (PayPal lets orders expire).
+    public static let cancelsBeforeAuthorization: ConformanceCapability = "cancelsBeforeAuthorization"
+    /// A key repeated with other parameters is refused (Stripe, the engine); without it the first result comes back (PayPal).
+    public static let refusesKeyReuseWithOtherParameters: ConformanceCapability = "refusesKeyReuseWithOtherParameters"
 }

@@ -12,10 +12,10 @@ import Testing
 /// must behave the same whichever provider answers.
 ///
 /// ```swift
-/// @Test(arguments: LLMConformance.checks + AgentConformance.checks)
+/// @Test(arguments: LLMConformance.suite.checks(supportedBy: capabilities) + AgentConformance.checks)
 /// func conformance(_ check: LLMConformance.Check) async throws {
 ///     let fake = try await OpenAIFake.start()
-///     try await check.run(LLMConformance.Harness(model: fake.model(), features: [...]) { fake.script($0) })
+///     try await check.run(LLMConformance.Harness(model: fake.model(), capabilities: [...]) { fake.script($0) })
 /// }
 /// ```
 public enum AgentConformance {

@@ -9,9 +9,17 @@ import NimbusTesting
 import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct AnthropicChatModelTests {
+    static let capabilities: Set<ConformanceCapability> = [.responseMetadata, .providerToolCallIDs, .reasoning, .rawErrors, .malformedBodies, .contentFilterFinish]
+    static let notSupported: [String] = []
+
+    @Test func checksItsProviderCannotRunAreNamed() {
+        let unsupported = LLMConformance.suite.unsupported(by: Self.capabilities).map(\.name)
+        #expect(unsupported == Self.notSupported, "not supported: \(unsupported)")
+    }
+
     /// The conformance harness over a fresh fake.
     static func harness(_ fake: AnthropicFake) -> LLMConformance.Harness {
-        LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .providerToolCallIDs, .reasoning, .rawErrors, .malformedBodies, .contentFilterFinish],
+        LLMConformance.Harness(model: fake.model(), capabilities: Self.capabilities,
                                              script: { fake.script($0) }, expectedUsage: { usage in
                                                  var usage = usage
                                                  usage.reasoningTokens = 0   // Anthropic does not count thinking tokens apart
@@ -19,7 +27,7 @@ import Testing
                                              })
     }
 
-    @Test(arguments: LLMConformance.checks + AgentConformance.checks)
+    @Test(arguments: LLMConformance.suite.checks(supportedBy: capabilities) + AgentConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await AnthropicFake.start()
         defer { Task { await fake.server.shutdown() } }

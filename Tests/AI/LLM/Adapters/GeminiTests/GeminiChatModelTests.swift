@@ -9,14 +9,22 @@ import NimbusTesting
 import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct GeminiChatModelTests {
+    static let capabilities: Set<ConformanceCapability> = [.responseMetadata, .reasoning, .rawErrors, .malformedBodies, .contentFilterFinish]
+    static let notSupported: [String] = []
+
+    @Test func checksItsProviderCannotRunAreNamed() {
+        let unsupported = LLMConformance.suite.unsupported(by: Self.capabilities).map(\.name)
+        #expect(unsupported == Self.notSupported, "not supported: \(unsupported)")
+    }
+
     /// The conformance harness over a fresh fake.
     static func harness(_ fake: GeminiFake) -> LLMConformance.Harness {
-        LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .reasoning, .rawErrors, .malformedBodies, .contentFilterFinish]) {
+        LLMConformance.Harness(model: fake.model(), capabilities: Self.capabilities) {
             fake.script($0)
         }
     }
 
-    @Test(arguments: LLMConformance.checks + AgentConformance.checks)
+    @Test(arguments: LLMConformance.suite.checks(supportedBy: capabilities) + AgentConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await GeminiFake.start()
         defer { Task { await fake.server.shutdown() } }

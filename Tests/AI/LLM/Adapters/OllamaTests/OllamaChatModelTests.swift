@@ -10,14 +10,22 @@ import NimbusTesting
 import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct OllamaChatModelTests {
+    static let capabilities: Set<ConformanceCapability> = [.reasoning, .rawErrors, .malformedBodies]
+    static let notSupported: [String] = []
+
+    @Test func checksItsProviderCannotRunAreNamed() {
+        let unsupported = LLMConformance.suite.unsupported(by: Self.capabilities).map(\.name)
+        #expect(unsupported == Self.notSupported, "not supported: \(unsupported)")
+    }
+
     /// The conformance harness over a fresh fake.
     static func harness(_ fake: OllamaFake) -> LLMConformance.Harness {
-        LLMConformance.Harness(model: fake.model(), features: [.reasoning, .rawErrors, .malformedBodies], script: { fake.script($0) },
+        LLMConformance.Harness(model: fake.model(), capabilities: Self.capabilities, script: { fake.script($0) },
                                              expectedUsage: { Usage(inputTokens: $0.inputTokens, outputTokens: $0.outputTokens) },
                                              imageURL: fake.server.baseURL + "/images/cat.png")
     }
 
-    @Test(arguments: LLMConformance.checks + AgentConformance.checks)
+    @Test(arguments: LLMConformance.suite.checks(supportedBy: capabilities) + AgentConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await OllamaFake.start()
         defer { Task { await fake.server.shutdown() } }

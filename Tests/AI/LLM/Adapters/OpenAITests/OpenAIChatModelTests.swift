@@ -10,14 +10,22 @@ import NimbusTesting
 import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct OpenAIChatModelTests {
+    static let capabilities: Set<ConformanceCapability> = [.responseMetadata, .providerToolCallIDs, .rawErrors, .malformedBodies, .contentFilterFinish]
+    static let notSupported: [String] = ["visible reasoning comes before the text, streamed or not"]   // Chat Completions shows no reasoning
+
+    @Test func checksItsProviderCannotRunAreNamed() {
+        let unsupported = LLMConformance.suite.unsupported(by: Self.capabilities).map(\.name)
+        #expect(unsupported == Self.notSupported, "not supported: \(unsupported)")
+    }
+
     /// The conformance harness over a fresh fake.
     static func harness(_ fake: OpenAIFake) -> LLMConformance.Harness {
-        LLMConformance.Harness(model: fake.model(), features: [.responseMetadata, .providerToolCallIDs, .rawErrors, .malformedBodies, .contentFilterFinish]) {
+        LLMConformance.Harness(model: fake.model(), capabilities: Self.capabilities) {
             fake.script($0)
         }
     }
 
-    @Test(arguments: LLMConformance.checks + AgentConformance.checks)
+    @Test(arguments: LLMConformance.suite.checks(supportedBy: capabilities) + AgentConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
         let fake = try await OpenAIFake.start()
         defer { Task { await fake.server.shutdown() } }

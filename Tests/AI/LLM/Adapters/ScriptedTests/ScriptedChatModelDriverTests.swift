@@ -4,13 +4,22 @@ import NimbusLLM
 import NimbusLLMConformance
 import NimbusLLMToolsConformance
 import NimbusLLMScripted
+import NimbusTesting
 import Testing
 
 @Suite struct MemoryChatModelTests {
+    static let capabilities: Set<ConformanceCapability> = [.reasoning, .providerToolCallIDs, .contentFilterFinish]
+    static let notSupported: [String] = ["a malformed body is a clear dataLoss error, not a crash"]   // no wire to break
+
+    @Test func checksItsProviderCannotRunAreNamed() {
+        let unsupported = LLMConformance.suite.unsupported(by: Self.capabilities).map(\.name)
+        #expect(unsupported == Self.notSupported, "not supported: \(unsupported)")
+    }
+
     static func harness() -> (LLMConformance.Harness, ScriptedChatModelDriver) {
         let memory = ScriptedChatModelDriver()
         let model = ChatModel(driver: memory, configuration: .init(defaultModel: "memory", retry: .none))
-        let harness = LLMConformance.Harness(model: model, features: [.reasoning, .providerToolCallIDs, .contentFilterFinish]) { scripted in
+        let harness = LLMConformance.Harness(model: model, capabilities: Self.capabilities) { scripted in
             switch scripted {
             case .reply(let exchange):
                 memory.enqueue(ScriptedChatModelDriver.Reply(text: exchange.text, reasoning: exchange.reasoning, toolCalls: exchange.toolCalls,
@@ -31,7 +40,7 @@ import Testing
         return (harness, memory)
     }
 
-    @Test(arguments: LLMConformance.checks + AgentConformance.checks)
+    @Test(arguments: LLMConformance.suite.checks(supportedBy: capabilities) + AgentConformance.checks)
     func conformance(_ check: LLMConformance.Check) async throws {
         try await check.run(Self.harness().0)
     }

@@ -17,7 +17,7 @@ struct MemoryPaymentDriverTests {
             try await engine.completeAction(payment.id, succeeded: succeeded)
         })
 
-    @Test("conformance", arguments: PaymentConformance.checks)
+    @Test("conformance", arguments: PaymentConformance.suite.checks)
     func conformance(_ check: PaymentConformance.Check) async throws {
         try await check.run(Self.harness)
     }

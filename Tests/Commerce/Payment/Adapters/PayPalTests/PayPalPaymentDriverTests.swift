@@ -28,9 +28,9 @@ struct PayPalPaymentDriverTests {
             #expect(payment.nextActionURL?.contains("flow=3ds") == true, "the payer-action link")
             try await SharedPayPalFake.fake.value.completeAction(payment.id, succeeded: succeeded)
         },
-        refusesKeyReuseWithOtherParameters: false, retriesAfterDecline: false, cancelsBeforeAuthorization: false)
+        capabilities: [])   // PayPal: closed after a decline, orders expire, a reused key answers the first result
 
-    @Test("conformance", arguments: PaymentConformance.checks)
+    @Test("conformance", arguments: PaymentConformance.suite.checks)
     func conformance(_ check: PaymentConformance.Check) async throws {
         try await check.run(Self.harness)
         let mismatches = try await SharedPayPalFake.fake.value.mismatches

@@ -30,7 +30,7 @@ struct StripePaymentDriverTests {
             try await SharedStripeFake.fake.value.engine.completeAction(payment.id, succeeded: succeeded)
         })
 
-    @Test("conformance", arguments: PaymentConformance.checks)
+    @Test("conformance", arguments: PaymentConformance.suite.checks)
     func conformance(_ check: PaymentConformance.Check) async throws {
         try await check.run(Self.harness)
         let mismatches = try await SharedStripeFake.fake.value.mismatches
