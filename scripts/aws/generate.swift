@@ -257,6 +257,19 @@ struct Generator {
             if let input { enqueue(input) }
             if let outputShape { enqueue(outputShape) }
         }
+        // The error codes the selected operations declare (exception shapes), for matching `AWSServiceError.code`.
+        var errorNames: Set<String> = []
+        for operationName in selected {
+            for error in operations[operationName]!["errors"] as? [[String: Any]] ?? [] { errorNames.insert(error["shape"] as! String) }
+        }
+        if !errorNames.isEmpty {
+            output += "\n    /// The errors these operations declare, as `AWSServiceError.code` carries them.\n    public enum ErrorCode {\n"
+            for name in errorNames.sorted() {
+                let code = ((shape(name)["error"] as? [String: Any])?["code"] as? String) ?? name
+                output += "        public static let \(lowerCamel(name)) = \(swiftString(code))\n"
+            }
+            output += "    }\n"
+        }
         while !queue.isEmpty {
             let next = queue.removeFirst()
             let shape = shape(next)

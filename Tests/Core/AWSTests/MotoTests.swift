@@ -181,5 +181,6 @@ struct MotoS3Tests {
         #expect(missingHead?.code == .notFound, "\(String(describing: missingHead))")
         let noBucket = await #expect(throws: NimbusError.self) { try await s3.getObject(.init(bucket: "no-such-bucket-nimbus", key: "x")) }
         #expect(noBucket?.code == .notFound && noBucket?.message.contains("NoSuchBucket") == true, "\(String(describing: noBucket))")
+        #expect((noBucket?.underlying as? AWSServiceError)?.code == AWS.S3.ErrorCode.noSuchBucket)
     }
 }

@@ -90,6 +90,24 @@ extension AWS.DynamoDB {
         try await client.perform(Self.modelName, "TransactWriteItems", input, maxAttempts: maxAttempts)
     }
 
+    /// The errors these operations declare, as `AWSServiceError.code` carries them.
+    public enum ErrorCode {
+        public static let conditionalCheckFailedException = "ConditionalCheckFailedException"
+        public static let idempotentParameterMismatchException = "IdempotentParameterMismatchException"
+        public static let internalServerError = "InternalServerError"
+        public static let itemCollectionSizeLimitExceededException = "ItemCollectionSizeLimitExceededException"
+        public static let limitExceededException = "LimitExceededException"
+        public static let provisionedThroughputExceededException = "ProvisionedThroughputExceededException"
+        public static let replicatedWriteConflictException = "ReplicatedWriteConflictException"
+        public static let requestLimitExceeded = "RequestLimitExceeded"
+        public static let resourceInUseException = "ResourceInUseException"
+        public static let resourceNotFoundException = "ResourceNotFoundException"
+        public static let throttlingException = "ThrottlingException"
+        public static let transactionCanceledException = "TransactionCanceledException"
+        public static let transactionConflictException = "TransactionConflictException"
+        public static let transactionInProgressException = "TransactionInProgressException"
+    }
+
     public struct CreateTableInput: AWSEncodableShape {
         public var attributeDefinitions: [AttributeDefinition]?
         public var billingMode: BillingMode?

@@ -65,6 +65,34 @@ extension AWS.KMS {
         try await client.perform(Self.modelName, "GetPublicKey", input, maxAttempts: maxAttempts)
     }
 
+    /// The errors these operations declare, as `AWSServiceError.code` carries them.
+    public enum ErrorCode {
+        public static let cloudHsmClusterInvalidConfigurationException = "CloudHsmClusterInvalidConfigurationException"
+        public static let customKeyStoreInvalidStateException = "CustomKeyStoreInvalidStateException"
+        public static let customKeyStoreNotFoundException = "CustomKeyStoreNotFoundException"
+        public static let dependencyTimeoutException = "DependencyTimeoutException"
+        public static let disabledException = "DisabledException"
+        public static let dryRunOperationException = "DryRunOperationException"
+        public static let incorrectKeyException = "IncorrectKeyException"
+        public static let invalidArnException = "InvalidArnException"
+        public static let invalidCiphertextException = "InvalidCiphertextException"
+        public static let invalidGrantTokenException = "InvalidGrantTokenException"
+        public static let invalidKeyUsageException = "InvalidKeyUsageException"
+        public static let invalidMarkerException = "InvalidMarkerException"
+        public static let kmsInternalException = "KMSInternalException"
+        public static let kmsInvalidSignatureException = "KMSInvalidSignatureException"
+        public static let kmsInvalidStateException = "KMSInvalidStateException"
+        public static let keyUnavailableException = "KeyUnavailableException"
+        public static let limitExceededException = "LimitExceededException"
+        public static let malformedPolicyDocumentException = "MalformedPolicyDocumentException"
+        public static let notFoundException = "NotFoundException"
+        public static let tagException = "TagException"
+        public static let unsupportedOperationException = "UnsupportedOperationException"
+        public static let xksKeyAlreadyInUseException = "XksKeyAlreadyInUseException"
+        public static let xksKeyInvalidConfigurationException = "XksKeyInvalidConfigurationException"
+        public static let xksKeyNotFoundException = "XksKeyNotFoundException"
+    }
+
     public struct CreateKeyRequest: AWSEncodableShape {
         public var bypassPolicyLockoutSafetyCheck: Swift.Bool?
         public var customKeyStoreId: Swift.String?

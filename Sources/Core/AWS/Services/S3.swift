@@ -95,6 +95,21 @@ extension AWS.S3 {
         try await client.perform(Self.modelName, "ListParts", input, maxAttempts: maxAttempts)
     }
 
+    /// The errors these operations declare, as `AWSServiceError.code` carries them.
+    public enum ErrorCode {
+        public static let bucketAlreadyExists = "BucketAlreadyExists"
+        public static let bucketAlreadyOwnedByYou = "BucketAlreadyOwnedByYou"
+        public static let encryptionTypeMismatch = "EncryptionTypeMismatch"
+        public static let invalidObjectState = "InvalidObjectState"
+        public static let invalidRequest = "InvalidRequest"
+        public static let invalidWriteOffset = "InvalidWriteOffset"
+        public static let noSuchBucket = "NoSuchBucket"
+        public static let noSuchKey = "NoSuchKey"
+        public static let noSuchUpload = "NoSuchUpload"
+        public static let objectNotInActiveTierError = "ObjectNotInActiveTierError"
+        public static let tooManyParts = "TooManyParts"
+    }
+
     public struct CreateBucketRequest: AWSEncodableShape {
         public var acl: BucketCannedACL?
         public var bucket: Swift.String

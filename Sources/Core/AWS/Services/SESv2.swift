@@ -30,6 +30,20 @@ extension AWS.SESv2 {
         try await client.perform(Self.modelName, "CreateEmailIdentity", input, maxAttempts: maxAttempts)
     }
 
+    /// The errors these operations declare, as `AWSServiceError.code` carries them.
+    public enum ErrorCode {
+        public static let accountSuspendedException = "AccountSuspendedException"
+        public static let alreadyExistsException = "AlreadyExistsException"
+        public static let badRequestException = "BadRequestException"
+        public static let concurrentModificationException = "ConcurrentModificationException"
+        public static let limitExceededException = "LimitExceededException"
+        public static let mailFromDomainNotVerifiedException = "MailFromDomainNotVerifiedException"
+        public static let messageRejected = "MessageRejected"
+        public static let notFoundException = "NotFoundException"
+        public static let sendingPausedException = "SendingPausedException"
+        public static let tooManyRequestsException = "TooManyRequestsException"
+    }
+
     public struct SendEmailRequest: AWSEncodableShape {
         public var configurationOverrides: ConfigurationOverrides?
         public var configurationSetName: Swift.String?

@@ -55,6 +55,40 @@ extension AWS.SNS {
         try await client.perform(Self.modelName, "SetSMSAttributes", input, maxAttempts: maxAttempts)
     }
 
+    /// The errors these operations declare, as `AWSServiceError.code` carries them.
+    public enum ErrorCode {
+        public static let authorizationErrorException = "AuthorizationError"
+        public static let batchEntryIdsNotDistinctException = "BatchEntryIdsNotDistinct"
+        public static let batchRequestTooLongException = "BatchRequestTooLong"
+        public static let concurrentAccessException = "ConcurrentAccess"
+        public static let emptyBatchRequestException = "EmptyBatchRequest"
+        public static let endpointDisabledException = "EndpointDisabled"
+        public static let filterPolicyLimitExceededException = "FilterPolicyLimitExceeded"
+        public static let internalErrorException = "InternalError"
+        public static let invalidBatchEntryIdException = "InvalidBatchEntryId"
+        public static let invalidParameterException = "InvalidParameter"
+        public static let invalidParameterValueException = "ParameterValueInvalid"
+        public static let invalidSecurityException = "InvalidSecurity"
+        public static let invalidStateException = "InvalidState"
+        public static let kmsAccessDeniedException = "KMSAccessDenied"
+        public static let kmsDisabledException = "KMSDisabled"
+        public static let kmsInvalidStateException = "KMSInvalidState"
+        public static let kmsNotFoundException = "KMSNotFound"
+        public static let kmsOptInRequired = "KMSOptInRequired"
+        public static let kmsThrottlingException = "KMSThrottling"
+        public static let notFoundException = "NotFound"
+        public static let platformApplicationDisabledException = "PlatformApplicationDisabled"
+        public static let replayLimitExceededException = "ReplayLimitExceeded"
+        public static let staleTagException = "StaleTag"
+        public static let subscriptionLimitExceededException = "SubscriptionLimitExceeded"
+        public static let tagLimitExceededException = "TagLimitExceeded"
+        public static let tagPolicyException = "TagPolicy"
+        public static let throttledException = "Throttled"
+        public static let tooManyEntriesInBatchRequestException = "TooManyEntriesInBatchRequest"
+        public static let topicLimitExceededException = "TopicLimitExceeded"
+        public static let validationException = "ValidationException"
+    }
+
     public struct CreateTopicInput: AWSEncodableShape {
         public var attributes: [Swift.String: Swift.String]?
         public var dataProtectionPolicy: Swift.String?

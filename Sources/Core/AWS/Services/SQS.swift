@@ -80,6 +80,37 @@ extension AWS.SQS {
         _ = try await client.perform(Self.modelName, "ChangeMessageVisibility", input, maxAttempts: maxAttempts) as AWSNoOutput
     }
 
+    /// The errors these operations declare, as `AWSServiceError.code` carries them.
+    public enum ErrorCode {
+        public static let batchEntryIdsNotDistinct = "BatchEntryIdsNotDistinct"
+        public static let batchRequestTooLong = "BatchRequestTooLong"
+        public static let emptyBatchRequest = "EmptyBatchRequest"
+        public static let invalidAddress = "InvalidAddress"
+        public static let invalidAttributeName = "InvalidAttributeName"
+        public static let invalidAttributeValue = "InvalidAttributeValue"
+        public static let invalidBatchEntryId = "InvalidBatchEntryId"
+        public static let invalidIdFormat = "InvalidIdFormat"
+        public static let invalidMessageContents = "InvalidMessageContents"
+        public static let invalidSecurity = "InvalidSecurity"
+        public static let kmsAccessDenied = "KmsAccessDenied"
+        public static let kmsDisabled = "KmsDisabled"
+        public static let kmsInvalidKeyUsage = "KmsInvalidKeyUsage"
+        public static let kmsInvalidState = "KmsInvalidState"
+        public static let kmsNotFound = "KmsNotFound"
+        public static let kmsOptInRequired = "KmsOptInRequired"
+        public static let kmsThrottled = "KmsThrottled"
+        public static let messageNotInflight = "MessageNotInflight"
+        public static let overLimit = "OverLimit"
+        public static let purgeQueueInProgress = "PurgeQueueInProgress"
+        public static let queueDeletedRecently = "QueueDeletedRecently"
+        public static let queueDoesNotExist = "QueueDoesNotExist"
+        public static let queueNameExists = "QueueNameExists"
+        public static let receiptHandleIsInvalid = "ReceiptHandleIsInvalid"
+        public static let requestThrottled = "RequestThrottled"
+        public static let tooManyEntriesInBatchRequest = "TooManyEntriesInBatchRequest"
+        public static let unsupportedOperation = "UnsupportedOperation"
+    }
+
     public struct CreateQueueRequest: AWSEncodableShape {
         public var attributes: [Swift.String: Swift.String]?
         public var queueName: Swift.String

@@ -30,6 +30,18 @@ extension AWS.STS {
         try await client.perform(Self.modelName, "AssumeRoleWithWebIdentity", input, maxAttempts: maxAttempts)
     }
 
+    /// The errors these operations declare, as `AWSServiceError.code` carries them.
+    public enum ErrorCode {
+        public static let expiredTokenException = "ExpiredTokenException"
+        public static let idpCommunicationErrorException = "IDPCommunicationError"
+        public static let idpRejectedClaimException = "IDPRejectedClaim"
+        public static let invalidContextAssertionException = "InvalidContextAssertion"
+        public static let invalidIdentityTokenException = "InvalidIdentityToken"
+        public static let malformedPolicyDocumentException = "MalformedPolicyDocument"
+        public static let packedPolicyTooLargeException = "PackedPolicyTooLarge"
+        public static let regionDisabledException = "RegionDisabledException"
+    }
+
     public struct GetCallerIdentityRequest: AWSEncodableShape {
         public init() {}
     }

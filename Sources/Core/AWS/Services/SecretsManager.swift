@@ -40,6 +40,20 @@ extension AWS.SecretsManager {
         try await client.perform(Self.modelName, "DeleteSecret", input, maxAttempts: maxAttempts)
     }
 
+    /// The errors these operations declare, as `AWSServiceError.code` carries them.
+    public enum ErrorCode {
+        public static let decryptionFailure = "DecryptionFailure"
+        public static let encryptionFailure = "EncryptionFailure"
+        public static let internalServiceError = "InternalServiceError"
+        public static let invalidParameterException = "InvalidParameterException"
+        public static let invalidRequestException = "InvalidRequestException"
+        public static let limitExceededException = "LimitExceededException"
+        public static let malformedPolicyDocumentException = "MalformedPolicyDocumentException"
+        public static let preconditionNotMetException = "PreconditionNotMetException"
+        public static let resourceExistsException = "ResourceExistsException"
+        public static let resourceNotFoundException = "ResourceNotFoundException"
+    }
+
     public struct CreateSecretRequest: AWSEncodableShape {
         public var addReplicaRegions: [ReplicaRegionType]?
         public var clientRequestToken: Swift.String?
