@@ -68,14 +68,8 @@ public struct GatewayConfiguration: Codable, Sendable {
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             url = try container.decodeIfPresent(String.self, forKey: .url)
-            if let provider = try container.decodeIfPresent(String.self, forKey: .provider) {
-                self.provider = provider
-            } else if let url, let scheme = url.split(separator: ":").first, !scheme.isEmpty {
-                provider = String(scheme)
-            } else {
-                throw DecodingError.keyNotFound(CodingKeys.provider, .init(codingPath: container.codingPath,
-                                                                           debugDescription: "a deployment needs url (or provider)"))
-            }
+            provider = try GatewayConfiguration.provider(try container.decodeIfPresent(String.self, forKey: .provider), url: url,
+                                                         key: CodingKeys.provider, in: container.codingPath, what: "a deployment")
             model = try container.decode(String.self, forKey: .model)
             baseURL = try container.decodeIfPresent(String.self, forKey: .baseURL)
             apiKey = try container.decodeIfPresent(String.self, forKey: .apiKey)
@@ -147,14 +141,8 @@ public struct GatewayConfiguration: Codable, Sendable {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             name = try container.decode(String.self, forKey: .name)
             url = try container.decodeIfPresent(String.self, forKey: .url)
-            if let provider = try container.decodeIfPresent(String.self, forKey: .provider) {
-                self.provider = provider
-            } else if let url, let scheme = url.split(separator: ":").first, !scheme.isEmpty {
-                provider = String(scheme)
-            } else {
-                throw DecodingError.keyNotFound(CodingKeys.provider, .init(codingPath: container.codingPath,
-                                                                           debugDescription: "an embedding model needs url (or provider)"))
-            }
+            provider = try GatewayConfiguration.provider(try container.decodeIfPresent(String.self, forKey: .provider), url: url,
+                                                         key: CodingKeys.provider, in: container.codingPath, what: "an embedding model")
             model = try container.decode(String.self, forKey: .model)
             baseURL = try container.decodeIfPresent(String.self, forKey: .baseURL)
             apiKey = try container.decodeIfPresent(String.self, forKey: .apiKey)
@@ -170,6 +158,13 @@ public struct GatewayConfiguration: Codable, Sendable {
             self.apiKey = apiKey
             self.dimensions = dimensions
         }
+    }
+
+    /// A deployment's provider: the one written, else its URL's scheme.
+    static func provider(_ written: String?, url: String?, key: any CodingKey, in path: [any CodingKey], what: String) throws -> String {
+        if let written { return written }
+        if let url, let scheme = url.split(separator: ":").first, !scheme.isEmpty { return String(scheme) }
+        throw DecodingError.keyNotFound(key, .init(codingPath: path, debugDescription: "\(what) needs url (or provider)"))
     }
 
     /// Chat model names.
