@@ -30,6 +30,26 @@ public enum WebhookSignature {
         }
     }
 
+    /// A vendor's timestamp header in Unix seconds (`1700000000`, or `1700000000.123`), read without
+    /// ever trapping: anything but 1 to 11 digits with an optional fraction (`nan`, `1e300`, a sign,
+    /// `-9223372036854775808`) is refused before the signature is looked at.
+    /// - Throws: `unauthenticated` naming the header.
+    public static func timestamp(_ text: String, header: String) throws -> Date {
+        let parts = text.trimmingCharacters(in: .whitespaces).split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        let whole = parts.first ?? "", fraction = parts.count > 1 ? parts[1] : "0"
+        guard (1...11).contains(whole.count), (1...9).contains(fraction.count),
+              whole.allSatisfy({ $0.isASCII && $0.isNumber }), fraction.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let seconds = Double("\(whole).\(fraction)") else {
+            throw NimbusError(.unauthenticated, "the \(header) header '\(text.prefix(40))' is not a Unix time in seconds")
+        }
+        return Date(timeIntervalSince1970: seconds)
+    }
+
+    /// `42s`, or `very far` for ages no clock skew explains (never an integer conversion that could trap).
+    static func describeAge(_ age: Double) -> String {
+        age.isFinite && age < 1e12 ? "\(Int(age))s" : "very far"
+    }
+
     /// Checks that one of `candidates` is the signature of `payload` under one of `secrets`, and that
     /// `timestamp` (when the vendor signs one) is within `tolerance` of `now`.
     /// - Throws: `unauthenticated`, saying whether the signature or the time was wrong (never which secret).
@@ -42,8 +62,8 @@ public enum WebhookSignature {
         guard !candidates.isEmpty else { throw NimbusError(.unauthenticated, "webhook request carries no signature") }
         if let timestamp {
             let age = abs(now.timeIntervalSince(timestamp))
-            guard age <= tolerance.nimbusSeconds else {
-                throw NimbusError(.unauthenticated, "webhook timestamp is \(Int(age))s away from now, over the \(tolerance.nimbusFormatted) tolerance (replayed or clock skew)")
+            guard age.isFinite, age <= tolerance.nimbusSeconds else {
+                throw NimbusError(.unauthenticated, "webhook timestamp is \(Self.describeAge(age)) away from now, over the \(tolerance.nimbusFormatted) tolerance (replayed or clock skew)")
             }
         }
         let decoded = candidates.compactMap { decode($0, encoding) }

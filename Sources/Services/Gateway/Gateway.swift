@@ -37,6 +37,8 @@ public final class Gateway: NimbusServerModule {
     public let store: GatewayStore
     let chat: ChatModel
     let embedders: [String: Embedder]
+    /// The model names metrics may carry (configured chat and embedding models); any other is "unknown".
+    let metricModels: Set<String>
     let limiter = KeyLimiter()
     let logger: Logger
     let writer: SpendLogWriter
@@ -88,8 +90,11 @@ public final class Gateway: NimbusServerModule {
             Gateway.recordCall(record, store: store, metricsFactory: metricsFactory)
         }
         self.router = router
+        let metricModels = Set(configuration.models.map(\.name) + configuration.embeddings.map(\.name))
+        self.metricModels = metricModels
         self.chat = ChatModel(driver: router, configuration: .init(defaultModel: configuration.models.first?.name ?? "memory", catalog: catalog,
-                                                                   metricsFactory: metricsFactory, retry: .none))   // each deployment retries; the router fails over
+                                                                   metricsFactory: metricsFactory, retry: .none,   // each deployment retries; the router fails over
+                                                                   metricModels: metricModels))
         self.embedders = try await GatewayProviders.embedders(configuration, httpClient: httpClient)
         self.writer = SpendLogWriter(store: store)
     }
@@ -150,6 +155,14 @@ public final class Gateway: NimbusServerModule {
                                      message: secret == nil ? "no API key: send Authorization: Bearer <key>" : "invalid API key"))
     }
 
+    /// Token counts added without ever trapping: negatives count as nothing, overflow saturates.
+    static func sum(_ values: Int...) -> Int {
+        values.reduce(0) { total, value in
+            let (result, overflow) = total.addingReportingOverflow(max(0, value))
+            return overflow ? Int.max : result
+        }
+    }
+
     /// Admission for a model call: model allowed, budget left, within rate limits.
     func admit(_ caller: Caller, model: String, estimatedTokens: Int) -> GatewayError? {
         guard caller.allows(model) else {
@@ -198,7 +211,7 @@ public final class Gateway: NimbusServerModule {
         case .failure(let error): return error.openAI()
         }
         let model = wire.model
-        if let refusal = admit(caller, model: model, estimatedTokens: TokenEstimator.forModel(model).count(portable) + (portable.maxTokens ?? 0)) {
+        if let refusal = admit(caller, model: model, estimatedTokens: Self.sum(TokenEstimator.forModel(model).count(portable), portable.maxTokens ?? 0)) {
             return count(refusal.openAI(), route: "chat", model: model, started: started)
         }
         return await Gateway.$currentKey.withValue(caller.keyID) {
@@ -266,7 +279,7 @@ public final class Gateway: NimbusServerModule {
         case .failure(let error): return error.anthropic()
         }
         let model = wire.model
-        if let refusal = admit(caller, model: model, estimatedTokens: TokenEstimator.forModel(model).count(portable) + wire.maxTokens) {
+        if let refusal = admit(caller, model: model, estimatedTokens: Self.sum(TokenEstimator.forModel(model).count(portable), wire.maxTokens)) {
             return count(refusal.anthropic(), route: "messages", model: model, started: started)
         }
         return await Gateway.$currentKey.withValue(caller.keyID) {
@@ -323,6 +336,16 @@ public final class Gateway: NimbusServerModule {
                                 message: "the embedding model '\(parsed.model)' does not exist; available: \(embedders.keys.sorted().joined(separator: ", "))").openAI()
         }
         guard case .texts(let texts) = parsed.input else { return GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: "bad input").openAI() }
+        guard (1...Self.maxEmbeddingInputs).contains(texts.count) else {
+            return count(GatewayError(status: .badRequest, type: "invalid_request_error", code: "invalid_value",
+                                      message: "input has \(texts.count) items; send 1 to \(Self.maxEmbeddingInputs) per request (OpenAI's limit)").openAI(),
+                         route: "embeddings", model: parsed.model, started: started)
+        }
+        if let dimensions = parsed.dimensions, !(1...Self.maxEmbeddingDimensions).contains(dimensions) {
+            return count(GatewayError(status: .badRequest, type: "invalid_request_error", code: "invalid_value",
+                                      message: "dimensions must be between 1 and \(Self.maxEmbeddingDimensions), not \(dimensions)").openAI(),
+                         route: "embeddings", model: parsed.model, started: started)
+        }
         if let refusal = admit(caller, model: parsed.model, estimatedTokens: texts.reduce(0) { $0 + TokenEstimator().count($1) }) {
             return count(refusal.openAI(), route: "embeddings", model: parsed.model, started: started)
         }
@@ -349,6 +372,11 @@ public final class Gateway: NimbusServerModule {
     }
 
     /// `POST /v1/embeddings` body.
+    /// OpenAI's cap on inputs per embeddings request.
+    static let maxEmbeddingInputs = 2048
+    /// The largest vector length a caller may ask for.
+    static let maxEmbeddingDimensions = 65_536
+
     struct EmbeddingRequest: Decodable {
         var model: String
         var input: Input
@@ -455,7 +483,9 @@ public final class Gateway: NimbusServerModule {
     // MARK: Helpers
 
     func count(_ response: Response, route: String, model: String, started: ContinuousClock.Instant, overhead: Duration? = nil) -> Response {
-        let dimensions = [("route", route), ("model", model), ("status", String(response.status.code))]
+        // Only configured names become label values: a caller's made-up model must not create a series.
+        let label = metricModels.contains(model) ? model : "unknown"
+        let dimensions = [("route", route), ("model", label), ("status", String(response.status.code))]
         Counter(label: "nimbus_gateway_requests_total", dimensions: dimensions, factory: metricsFactory).increment()
         Timer(label: "nimbus_gateway_request_duration_seconds", dimensions: [("route", route)], factory: metricsFactory).recordNanoseconds((ContinuousClock.now - started).nimbusNanoseconds)
         if let overhead { Timer(label: "nimbus_gateway_overhead_seconds", dimensions: [("route", route)], factory: metricsFactory).recordNanoseconds(max(0, overhead.nimbusNanoseconds)) }
@@ -532,9 +562,10 @@ final class KeyLimiter: Sendable {
             if now - window.start >= .seconds(60) { window = Window(start: now, requests: 0, tokens: 0) }
             let reset = .seconds(60) - (now - window.start)
             if let rpm = key.rpm, window.requests >= rpm { windows[key.id] = window; return reset }
-            if let tpm = key.tpm, window.requests > 0, window.tokens + tokens > tpm { windows[key.id] = window; return reset }
-            window.requests += 1
-            window.tokens += tokens
+            let after = Gateway.sum(window.tokens, tokens)   // a negative estimate never lowers the window
+            if let tpm = key.tpm, window.requests > 0, after > tpm { windows[key.id] = window; return reset }
+            window.requests = Gateway.sum(window.requests, 1)
+            window.tokens = after
             windows[key.id] = window
             return nil
         }

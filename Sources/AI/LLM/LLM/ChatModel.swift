@@ -61,16 +61,21 @@ public final class ChatModel: PortableClient {
         /// the only retries on the path: adapters make one request per call. A stream is retried
         /// only while opening, never after its first event.
         public var retry: RetryPolicy
+        /// The model names metrics may carry as labels; any other is recorded as `unknown` (a server
+        /// passes its configured names, so callers' made-up names cannot create series). `nil`: every name.
+        public var metricModels: Set<String>?
 
         /// Creates settings.
         public init(defaultModel: String, catalog: ModelCatalog = .standard, validatesRequests: Bool = true,
                     metricsFactory: any MetricsFactory = MetricsSystem.factory,
-                    retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(8))) {
+                    retry: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(500), maxDelay: .seconds(8)),
+                    metricModels: Set<String>? = nil) {
             self.defaultModel = defaultModel
             self.catalog = catalog
             self.validatesRequests = validatesRequests
             self.metricsFactory = metricsFactory
             self.retry = retry
+            self.metricModels = metricModels
         }
     }
 
@@ -208,7 +213,8 @@ public final class ChatModel: PortableClient {
 
     func record(model: String, usage: Usage?, outcome: String, started: ContinuousClock.Instant, span: (any Span)?) {
         let factory = configuration.metricsFactory
-        let dimensions = [("provider", provider), ("model", model)]
+        let label = configuration.metricModels.map { $0.contains(model) ? model : "unknown" } ?? model
+        let dimensions = [("provider", provider), ("model", label)]
         Counter(label: "nimbus_llm_requests_total", dimensions: dimensions + [("outcome", outcome)], factory: factory).increment()
         Timer(label: "nimbus_llm_request_duration_seconds", dimensions: dimensions, factory: factory)
             .recordNanoseconds((ContinuousClock.now - started).nimbusNanoseconds)

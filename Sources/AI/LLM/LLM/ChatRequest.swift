@@ -74,11 +74,27 @@ public struct ChatRequest: Sendable, Hashable {
     /// a tool result with no matching call before it (the provider's 400 after history trimming),
     /// out-of-range sampling settings, bad tool names, a named tool choice that is not offered.
     /// - Throws: `invalidArgument` saying what to fix.
+    /// The largest `maxTokens` or reasoning budget a request may ask for (16,777,216): far above any
+    /// model's output, far below where arithmetic on token counts could overflow.
+    public static let maxTokensLimit = 1 << 24
+
+    /// Checks the caller-supplied numbers alone (what a server does right after decoding, before
+    /// any arithmetic on them): `maxTokens` and the reasoning budget within 1…``maxTokensLimit``.
+    /// - Throws: `invalidArgument` naming the number.
+    public func checkNumbers() throws {
+        if let maxTokens, !(1...Self.maxTokensLimit).contains(maxTokens) {
+            throw NimbusError(.invalidArgument, "maxTokens must be between 1 and \(Self.maxTokensLimit), not \(maxTokens)")
+        }
+        if let budget = reasoning?.budgetTokens, !(0...Self.maxTokensLimit).contains(budget) {
+            throw NimbusError(.invalidArgument, "the reasoning budget must be between 0 and \(Self.maxTokensLimit) tokens, not \(budget)")
+        }
+    }
+
     public func validate() throws {
         guard !messages.isEmpty else { throw NimbusError(.invalidArgument, "a chat request needs at least one message") }
         if let temperature, !(0...2).contains(temperature) { throw NimbusError(.invalidArgument, "temperature \(temperature) is outside 0...2") }
         if let topP, !(0...1).contains(topP) { throw NimbusError(.invalidArgument, "topP \(topP) is outside 0...1") }
-        if let maxTokens, maxTokens < 1 { throw NimbusError(.invalidArgument, "maxTokens must be at least 1, not \(maxTokens)") }
+        try checkNumbers()
         var names = Set<String>()
         for tool in tools {
             guard Self.isValidToolName(tool.name) else {

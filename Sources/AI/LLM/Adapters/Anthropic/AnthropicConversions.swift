@@ -282,6 +282,10 @@ extension AnthropicWire {
             request.responseFormat = .jsonSchema(name: "output", schema: format.schema ?? ["type": "object"])
         }
         request.providerOptions = wire.extra
+        do { try request.checkNumbers() } catch let error as NimbusError {
+            throw NimbusError(.invalidArgument, error.message.replacingOccurrences(of: "maxTokens", with: "max_tokens")
+                .replacingOccurrences(of: "the reasoning budget", with: "thinking.budget_tokens"))
+        }
         return request
     }
 

@@ -236,6 +236,9 @@ extension OpenAIWire {
         request.metadata = wire.metadata ?? [:]
         request.user = wire.user
         request.providerOptions = wire.extra
+        do { try request.checkNumbers() } catch let error as NimbusError {
+            throw NimbusError(.invalidArgument, error.message.replacingOccurrences(of: "maxTokens", with: wire.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"))
+        }
         return request
     }
 

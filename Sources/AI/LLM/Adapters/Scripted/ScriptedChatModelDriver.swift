@@ -33,13 +33,17 @@ public final class ScriptedChatModelDriver: ChatModelDriver, ModelListingDriver 
         public var wordsPerChunk: Int
         /// How usage is counted.
         public var estimator: TokenEstimator
+        /// How many of the latest requests ``ScriptedChatModelDriver/requests`` keeps (a server on the memory model runs for weeks).
+        public var recordLimit: Int
 
         /// Creates settings.
-        public init(models: [String] = ["memory"], latency: Duration = .zero, wordsPerChunk: Int = 1, estimator: TokenEstimator = TokenEstimator()) {
+        public init(models: [String] = ["memory"], latency: Duration = .zero, wordsPerChunk: Int = 1, estimator: TokenEstimator = TokenEstimator(),
+                    recordLimit: Int = 1000) {
             self.models = models
             self.latency = latency
             self.wordsPerChunk = max(1, wordsPerChunk)
             self.estimator = estimator
+            self.recordLimit = max(0, recordLimit)
         }
     }
 
@@ -155,7 +159,7 @@ public final class ScriptedChatModelDriver: ChatModelDriver, ModelListingDriver 
         state.withLock { $0.rules.append(Rule(matcher: matcher, reply: reply)) }
     }
 
-    /// Every request received, in order.
+    /// The latest requests received (at most `configuration.recordLimit`), oldest first.
     public var requests: [ChatRequest] { state.withLock { $0.requests } }
 
     /// Drops the script, the rules and the recorded requests.
@@ -221,6 +225,7 @@ public final class ScriptedChatModelDriver: ChatModelDriver, ModelListingDriver 
         }
         return state.withLock { state in
             state.requests.append(request)
+            if state.requests.count > configuration.recordLimit { state.requests.removeFirst(state.requests.count - configuration.recordLimit) }
             state.counter += 1
             let id = "memory-\(state.counter)"
             if !state.script.isEmpty { return (state.script.removeFirst(), id) }

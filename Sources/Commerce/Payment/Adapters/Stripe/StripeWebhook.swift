@@ -27,13 +27,13 @@ public enum StripeWebhook {
         guard let signatureHeader, !signatureHeader.isEmpty else {
             throw NimbusError(.unauthenticated, "the webhook has no Stripe-Signature header; is this request from Stripe?")
         }
-        var timestamp: Int64?
+        var timestamp: String?
         var candidates: [String] = []
         for item in signatureHeader.split(separator: ",") {
             let parts = item.split(separator: "=", maxSplits: 1)
             guard parts.count == 2 else { continue }
             switch parts[0].trimmingCharacters(in: .whitespaces) {
-            case "t": timestamp = Int64(parts[1])
+            case "t": timestamp = String(parts[1])
             case "v1": candidates.append(String(parts[1]))
             default: continue
             }
@@ -44,8 +44,9 @@ public enum StripeWebhook {
         guard !candidates.isEmpty else {
             throw NimbusError(.unauthenticated, "the Stripe-Signature header has no v1 signature")
         }
+        let sent = try WebhookSignature.timestamp(timestamp, header: "Stripe-Signature t=")
         try WebhookSignature.verify(payload: Array("\(timestamp).".utf8) + body, candidates: candidates, secrets: secrets,
-                                    timestamp: Date(timeIntervalSince1970: TimeInterval(timestamp)), tolerance: tolerance, now: now)
+                                    timestamp: sent, tolerance: tolerance, now: now)
     }
 
     static func parse(_ body: [UInt8]) throws -> JSONValue {

@@ -200,10 +200,11 @@ public struct DiscordInteractionVerifier: Sendable {
 
     /// - Throws: `unauthenticated` when the signature or the time is wrong.
     public func verify(body: [UInt8], signature: String?, timestamp: String?, now: Date = Date()) throws {
-        guard let signature, let timestamp, let seconds = Double(timestamp) else {
+        guard let signature, let timestamp else {
             throw NimbusError(.unauthenticated, "the Discord request has no X-Signature-Ed25519 or X-Signature-Timestamp")
         }
-        guard abs(now.timeIntervalSince1970 - seconds) <= tolerance.nimbusSeconds else {
+        let sent = try WebhookSignature.timestamp(timestamp, header: "X-Signature-Timestamp")
+        guard abs(now.timeIntervalSince(sent)) <= tolerance.nimbusSeconds else {
             throw NimbusError(.unauthenticated, "the Discord request's timestamp is too far from now (replayed or clock skew)")
         }
         guard let bytes = Self.hex(signature), bytes.count == 64, key.isValidSignature(bytes, for: Array(timestamp.utf8) + body) else {

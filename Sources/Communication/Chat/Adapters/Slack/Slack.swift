@@ -190,12 +190,13 @@ public struct SlackRequestVerifier: Sendable {
 
     /// - Throws: `unauthenticated` when the signature or the time is wrong.
     public func verify(body: [UInt8], signature: String?, timestamp: String?, now: Date = Date()) throws {
-        guard let signature, let timestamp, let seconds = Double(timestamp) else {
+        guard let signature, let timestamp else {
             throw NimbusError(.unauthenticated, "the Slack request has no X-Slack-Signature or X-Slack-Request-Timestamp")
         }
+        let sent = try WebhookSignature.timestamp(timestamp, header: "X-Slack-Request-Timestamp")
         guard signature.hasPrefix("v0=") else { throw NimbusError(.unauthenticated, "the Slack signature is not a v0 signature") }
         try WebhookSignature.verify(payload: Array("v0:\(timestamp):".utf8) + body, candidates: [String(signature.dropFirst(3))], secrets: signingSecrets,
-                                    algorithm: .sha256, encoding: .hex, timestamp: Date(timeIntervalSince1970: seconds), tolerance: tolerance, now: now)
+                                    algorithm: .sha256, encoding: .hex, timestamp: sent, tolerance: tolerance, now: now)
     }
 }
 

@@ -107,8 +107,8 @@ public struct SendGridEmailDriver: EmailDriver {
     /// A 429's wait: `Retry-After`, else `X-RateLimit-Reset` (a Unix time).
     static func retryAfter(_ response: NimbusHTTPResponse) -> Duration? {
         if let after = response.retryAfter() { return after }
-        guard let reset = response.headers.first(name: "X-RateLimit-Reset").flatMap(Double.init) else { return nil }
-        return .milliseconds(Int64(max(0, reset - Date().timeIntervalSince1970) * 1000))
+        guard let reset = response.headers.first(name: "X-RateLimit-Reset").flatMap(Double.init), reset.isFinite else { return nil }
+        return .milliseconds(Int64(min(3600, max(0, reset - Date().timeIntervalSince1970)) * 1000))   // a vendor's junk never traps or waits for hours
     }
 
     static func error(status: Int, body: [UInt8], retryAfter: Duration?) -> NimbusError {
@@ -230,8 +230,8 @@ public struct SendGridEventWebhook: Sendable {
         guard let signature, let timestamp, !signature.isEmpty, !timestamp.isEmpty else {
             throw NimbusError(.unauthenticated, "the SendGrid event webhook request has no signature or timestamp header")
         }
-        guard let seconds = Double(timestamp) else { throw NimbusError(.unauthenticated, "the SendGrid webhook timestamp '\(timestamp)' is not a number") }
-        let age = abs(now.timeIntervalSince1970 - seconds)
+        let sent = try WebhookSignature.timestamp(timestamp, header: "X-Twilio-Email-Event-Webhook-Timestamp")
+        let age = abs(now.timeIntervalSince(sent))
         guard age <= tolerance.nimbusSeconds else {
             throw NimbusError(.unauthenticated, "the SendGrid webhook timestamp is \(Int(age)) s from now, over the \(tolerance) tolerance (replayed or clock skew)")
         }

@@ -154,3 +154,23 @@ struct ScriptedOpenerTests {
         #expect(unknown?.message.contains("latency") == true)
     }
 }
+
+@Suite("The memory model stays bounded")
+struct ScriptedBoundsTests {
+    @Test func itKeepsOnlyTheLatestRequests() async throws {
+        let driver = ScriptedChatModelDriver(configuration: .init(recordLimit: 50))
+        let model = ChatModel(driver: driver, configuration: .init(defaultModel: "memory"))
+        for index in 0..<120 { _ = try await model.chat(ChatRequest(messages: [.user("message \(index)")])) }
+        #expect(driver.requests.count == 50)
+        #expect(driver.requests.first?.messages.first?.text == "message 70" && driver.requests.last?.messages.first?.text == "message 119")
+    }
+
+    @Test func hugeTokenCountsAreRefusedBeforeAnyArithmetic() async throws {
+        let model = ChatModel(driver: ScriptedChatModelDriver(), configuration: .init(defaultModel: "memory"))
+        for request in [ChatRequest(messages: [.user("x")], maxTokens: Int.max), ChatRequest(messages: [.user("x")], maxTokens: -5),
+                        ChatRequest(messages: [.user("x")], reasoning: Reasoning(budgetTokens: Int.max))] {
+            let error = await #expect(throws: NimbusError.self) { try await model.chat(request) }
+            #expect(error?.code == .invalidArgument)
+        }
+    }
+}
