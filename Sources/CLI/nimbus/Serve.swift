@@ -39,6 +39,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("gateway-config"), help: "LLM gateway configuration (YAML): models, deployments, fallbacks, keys (settings key gateway.config).")
     var gatewayConfig: String?
 
+    @Flag(name: .customLong("allow-unauthenticated"), help: "Serve on a non-loopback address without a master key (anyone who reaches it can call your models).")
+    var allowUnauthenticated = false
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -68,6 +71,7 @@ struct Serve: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
         let gatewayFile = gatewayConfig ?? settings.string(forKey: "gateway.config")
         let gatewayConfiguration = try gatewayFile.map { try GatewayConfiguration.load(file: $0) } ?? .embedded
+        try gatewayConfiguration.checkExposure(host: configuration.host, allowUnauthenticated: allowUnauthenticated)
         let gateway = try await Gateway(configuration: gatewayConfiguration, stateDirectory: configuration.stateDirectory)
         let app = try NimbusServer.application(configuration: configuration, metrics: registry, modules: [gateway], logger: logger) { channel in
             logger.info("nimbus serving", metadata: [

@@ -283,7 +283,25 @@ public struct GatewayConfiguration: Codable, Sendable {
         databaseURL = try resolve(databaseURL, "database_url") ?? databaseURL
     }
 
+    /// The shortest master key accepted: a guessable admin key is worse than none.
+    public static let minimumMasterKeyLength = 12
+
+    /// Whether serving on `host` is safe with these settings: a gateway reachable from other machines
+    /// needs a master key (or the operator's explicit `allowUnauthenticated`).
+    /// - Throws: `failedPrecondition` saying how to fix it.
+    public func checkExposure(host: String, allowUnauthenticated: Bool) throws {
+        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        guard !loopback, masterKey == nil, !allowUnauthenticated else { return }
+        throw NimbusError(.failedPrecondition, "serving on \(host) without a master key lets anyone on the network spend your providers' money: "
+                          + "set master_key in the gateway configuration (e.g. master_key: env:NIMBUS_GATEWAY_MASTER_KEY), "
+                          + "listen on 127.0.0.1, or pass --allow-unauthenticated if that is really what you want")
+    }
+
     func validate() throws {
+        if let masterKey, masterKey.trimmingCharacters(in: .whitespacesAndNewlines).count < Self.minimumMasterKeyLength {
+            throw NimbusError(.invalidArgument, "master_key is \(masterKey.isEmpty ? "empty" : "too short"); use at least \(Self.minimumMasterKeyLength) characters "
+                              + "(e.g. the output of: openssl rand -hex 24)")
+        }
         let names = models.map(\.name) + embeddings.map(\.name)
         if let duplicate = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw NimbusError(.invalidArgument, "model name '\(duplicate)' is defined twice")

@@ -108,6 +108,13 @@ struct CLITests {
         #expect(unknown.status != 0 && unknown.stderr.contains("serves memory, not 'nope'"), "\(unknown.output)")
     }
 
+    @Test("serve refuses a non-loopback address without a master key, unless told to allow it")
+    func serveRefusesOpenExposure() async throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-serve-open-\(IDGenerator.shared.ulid())").path
+        let refused = try await Binary.run(["serve", "--host", "0.0.0.0", "--port", "0", "--state-dir", state])
+        #expect(refused.status != 0 && refused.stderr.contains("--allow-unauthenticated"), "\(refused.output)")
+    }
+
     @Test("serve answers /healthz, /v1/packages and /v1/chat/completions, then exits 0 on SIGTERM")
     func serve() async throws {
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-serve-\(IDGenerator.shared.ulid())").path

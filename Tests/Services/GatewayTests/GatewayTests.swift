@@ -200,10 +200,16 @@ func testConfiguration(extraModels: [GatewayConfiguration.Model] = [], maxReques
             routing: least_busy
             master_key: env:TEST_MASTER
             """
-        let environment = ["TEST_OPENAI_KEY": "sk-1", "TEST_ANTHROPIC_KEY": "sk-ant-1", "TEST_MASTER": "m"]
+        let environment = ["TEST_OPENAI_KEY": "sk-1", "TEST_ANTHROPIC_KEY": "sk-ant-1", "TEST_MASTER": "sk-master-0123456789"]
         let configuration = try GatewayConfiguration.parse(yaml, environment: environment)
         #expect(configuration.models.first?.deployments.first?.apiKey == "sk-1")
-        #expect(configuration.masterKey == "m")
+        #expect(configuration.masterKey == "sk-master-0123456789")
+        for short in ["", "   ", "sk-short"] {
+            let error = #expect(throws: NimbusError.self, "a master key of \(short.count) characters") {
+                try GatewayConfiguration.parse(yaml, environment: environment.merging(["TEST_MASTER": short]) { $1 })
+            }
+            #expect(error?.message.contains(short.isEmpty ? "TEST_MASTER" : "master_key") == true, "\(error?.message ?? "")")
+        }
         #expect(configuration.routing == "least_busy")
         #expect(throws: NimbusError.self) { try GatewayConfiguration.parse(yaml, environment: [:]) }
         #expect(throws: NimbusError.self) { try GatewayConfiguration.parse(yaml.replacingOccurrences(of: "[local]", with: "[nowhere]"), environment: environment) }
@@ -236,6 +242,19 @@ func testConfiguration(extraModels: [GatewayConfiguration.Model] = [], maxReques
         #expect(throws: NimbusError.self, "a deployment needs url or provider") {
             try GatewayConfiguration.parse("models: [{ name: m, deployments: [{ model: x }] }]", environment: [:])
         }
+    }
+
+
+    @Test func aGatewayReachableFromOtherMachinesNeedsAMasterKey() throws {
+        let open = GatewayConfiguration.embedded
+        try open.checkExposure(host: "127.0.0.1", allowUnauthenticated: false)
+        try open.checkExposure(host: "::1", allowUnauthenticated: false)
+        let refused = #expect(throws: NimbusError.self) { try open.checkExposure(host: "0.0.0.0", allowUnauthenticated: false) }
+        #expect(refused?.code == .failedPrecondition && refused?.message.contains("--allow-unauthenticated") == true)
+        try open.checkExposure(host: "0.0.0.0", allowUnauthenticated: true)
+        var keyed = open
+        keyed.masterKey = "sk-master-0123456789"
+        try keyed.checkExposure(host: "10.0.0.5", allowUnauthenticated: false)
     }
 
 }
