@@ -94,9 +94,20 @@ public final class SNSMessageVerifier: Sendable {
     /// Whether `url` is where SNS keeps its signing certificates.
     public static func isSNSCertificateURL(_ text: String) -> Bool {
         guard let url = URL(string: text), url.scheme == "https", let host = url.host?.lowercased(), url.path.hasSuffix(".pem") else { return false }
-        let labels = host.split(separator: ".")
-        guard labels.first == "sns", labels.count >= 4 else { return false }
-        return host.hasSuffix(".amazonaws.com") || host.hasSuffix(".amazonaws.com.cn")
+        // Exactly sns.<region>.amazonaws.com[.cn]: any other *.amazonaws.com (an S3 bucket named "sns" is
+        // sns.s3.amazonaws.com) could serve an attacker's certificate.
+        let labels = host.split(separator: ".").map(String.init)
+        let china = labels.count == 5 && labels[2...] == ["amazonaws", "com", "cn"]
+        guard labels.first == "sns", china || (labels.count == 4 && labels[2...] == ["amazonaws", "com"]) else { return false }
+        return isRegion(labels[1])
+    }
+
+    /// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`, `us-isob-east-1`: a region's shape.
+    static func isRegion(_ text: String) -> Bool {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard (3...4).contains(parts.count), parts.dropLast().allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isLowercase } }),
+              let last = parts.last, !last.isEmpty, last.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+        return parts[0].count == 2
     }
 
     /// Reads and verifies a posted message.

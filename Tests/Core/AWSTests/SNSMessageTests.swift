@@ -75,10 +75,16 @@ struct SNSMessageTests {
         foreign["TopicArn"] = "arn:aws:sns:eu-west-1:999999999999:attacker"
         await #expect(throws: NimbusError.self) { try await verifier.verify(body: try Self.signed(foreign, key: key, version: "2")) }
         for url in ["http://sns.eu-west-1.amazonaws.com/x.pem", "https://sns.eu-west-1.amazonaws.com.evil.example/x.pem", "https://evil.example/sns.pem",
-                    "https://sns.eu-west-1.amazonaws.com/x.txt"] {
+                    "https://sns.eu-west-1.amazonaws.com/x.txt",
+                    // Other *.amazonaws.com hosts anyone can put files on (issue 15 §4): an S3 bucket named "sns", and lookalikes.
+                    "https://sns.s3.amazonaws.com/cert.pem", "https://sns.my-bucket.s3.amazonaws.com/cert.pem",
+                    "https://sns.s3-website.eu-west-1.amazonaws.com/cert.pem", "https://sns.execute-api.amazonaws.com/cert.pem"] {
             #expect(!SNSMessageVerifier.isSNSCertificateURL(url), "\(url)")
         }
-        #expect(SNSMessageVerifier.isSNSCertificateURL("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-1.pem"))
+        for url in ["https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-1.pem", "https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-1.pem",
+                    "https://sns.eu-central-2.amazonaws.com/SimpleNotificationService-abc.pem"] {
+            #expect(SNSMessageVerifier.isSNSCertificateURL(url), "\(url)")
+        }
         await #expect(throws: NimbusError.self) { try await verifier.verify(body: Array("not json".utf8)) }
     }
 
