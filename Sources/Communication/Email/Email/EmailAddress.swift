@@ -163,12 +163,31 @@ public enum IDNA {
     /// `bücher.example` → `xn--bcher-kva.example`. ASCII labels are checked (letters, digits,
     /// hyphens; no leading or trailing hyphen; at most 63 bytes) and kept.
     /// - Throws: `invalidArgument` naming the label at fault.
+    /// An address literal (RFC 5321 §4.1.3): a dotted IPv4 address or `IPv6:` and an IPv6 address —
+    /// nothing else, so that no CR, LF or other text rides a `[…]` into `RCPT TO` or a header.
+    /// - Throws: `invalidArgument` for any other literal.
+    static func addressLiteral(_ text: String, in domain: String) throws -> String {
+        let inner = String(text.dropFirst().dropLast())
+        let octets = inner.split(separator: ".", omittingEmptySubsequences: false)
+        if octets.count == 4, octets.allSatisfy({ (1...3).contains($0.count) && $0.allSatisfy { $0.isASCII && $0.isNumber } && Int($0)! <= 255 }) {
+            return text
+        }
+        if inner.lowercased().hasPrefix("ipv6:") {
+            let address = inner.dropFirst(5)
+            if !address.isEmpty, address.count <= 45, address.contains(":"),
+               address.allSatisfy({ $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }) {
+                return "[IPv6:" + address.lowercased() + "]"
+            }
+        }
+        throw NimbusError(.invalidArgument, "'\(domain.debugDescription)' is not an address literal: use [192.0.2.1] or [IPv6:2001:db8::1]")
+    }
+
     public static func toASCII(_ domain: String) throws -> String {
         var text = domain.precomposedStringWithCanonicalMapping.lowercased()
         if text.hasSuffix(".") { text.removeLast() }
         // The dot-like separators IDNA treats as dots.
         text = String(text.map { "。．｡".contains($0) ? "." : $0 })
-        if text.hasPrefix("[") && text.hasSuffix("]") { return text }            // an address literal, [192.0.2.1]
+        if text.hasPrefix("[") && text.hasSuffix("]") { return try addressLiteral(text, in: domain) }   // [192.0.2.1], [IPv6:2001:db8::1]
         guard !text.isEmpty else { throw NimbusError(.invalidArgument, "the domain is empty") }
         var labels: [String] = []
         for label in text.split(separator: ".", omittingEmptySubsequences: false) {

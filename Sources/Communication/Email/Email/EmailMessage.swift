@@ -94,6 +94,14 @@ public struct EmailMessage: Sendable, Hashable {
                 throw NimbusError(.invalidArgument, "'\(header.name)' is written from the message's fields; set the field instead of the header")
             }
         }
+        // Fields that reach a header: no control characters, no angle brackets or spaces where they delimit.
+        func hasControl(_ text: String) -> Bool { text.unicodeScalars.contains { $0.value < 32 || $0.value == 127 } }
+        if let id = messageID, id.isEmpty || hasControl(id) || id.unicodeScalars.contains(where: { $0 == "<" || $0 == ">" || $0 == " " }) {
+            throw NimbusError(.invalidArgument, "the Message-ID '\(id.debugDescription)' must be id-left@id-right without '<', '>', spaces or control characters")
+        }
+        if let mailto = listUnsubscribe?.mailto, mailto.isEmpty || hasControl(mailto) || mailto.unicodeScalars.contains(where: { $0 == "<" || $0 == ">" || $0 == "," || $0 == " " }) {
+            throw NimbusError(.invalidArgument, "the List-Unsubscribe mailto '\(mailto.debugDescription)' may not hold '<', '>', ',', spaces or control characters")
+        }
         for attachment in attachments {
             guard !attachment.filename.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\"" }) else {
                 throw NimbusError(.invalidArgument, "the attachment name '\(attachment.filename)' has a line break or a double quote")
