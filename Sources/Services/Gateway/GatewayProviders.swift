@@ -132,7 +132,8 @@ enum GatewayProviders {
         }
         let router = ChatRouter(deployments: deployments, configuration: .init(
             strategy: strategy, fallbacks: configuration.fallbacks, contextWindowFallbacks: configuration.contextWindowFallbacks,
-            cache: cache, cacheTTL: .seconds(configuration.cacheTTLSeconds), catalog: catalog, onCall: onCall))
+            cache: cache, cacheTTL: .seconds(configuration.cacheTTLSeconds), catalog: catalog, onCall: onCall,
+            cachePartition: { Gateway.currentKey ?? "master-or-open" }))   // one cache per virtual key
         return (router, catalog)
     }
 

@@ -102,6 +102,9 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
         public var maxWait: Duration
         /// Exact-match response cache (`nil`: none).
         public var cache: Cache?
+        /// Whose cache a call reads and writes (a server passes the caller's key id): callers never get
+        /// each other's cached answers, so no one replays another's prompts. `nil`: one shared cache.
+        public var cachePartition: (@Sendable () -> String?)?
         /// How long cached responses live.
         public var cacheTTL: Duration
         /// Prices for cost accounting.
@@ -112,7 +115,8 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
         /// Creates settings.
         public init(strategy: Strategy = .weighted, fallbacks: [String: [String]] = [:], contextWindowFallbacks: [String: [String]] = [:],
                     allowedFailures: Int = 3, cooldown: Duration = .seconds(30), maxWait: Duration = .seconds(5), cache: Cache? = nil,
-                    cacheTTL: Duration = .seconds(3600), catalog: ModelCatalog = .standard, onCall: (@Sendable (CallRecord) -> Void)? = nil) {
+                    cacheTTL: Duration = .seconds(3600), catalog: ModelCatalog = .standard, onCall: (@Sendable (CallRecord) -> Void)? = nil,
+                    cachePartition: (@Sendable () -> String?)? = nil) {
             self.strategy = strategy
             self.fallbacks = fallbacks
             self.contextWindowFallbacks = contextWindowFallbacks
@@ -121,6 +125,7 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
             self.maxWait = maxWait
             self.cache = cache
             self.cacheTTL = cacheTTL
+            self.cachePartition = cachePartition
             self.catalog = catalog
             self.onCall = onCall
         }
@@ -173,7 +178,7 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
     public func chat(_ request: ChatRequest) async throws -> ChatResponse {
         let started = now()
         let alias = request.model ?? ""
-        let key = configuration.cache.map { _ in Self.cacheKey(request) }
+        let key = configuration.cache.map { _ in Self.cacheKey(request, partition: configuration.cachePartition?() ?? nil) }
         if let cache = configuration.cache, let key, let hit = try? await cache.get(key, as: ChatResponse.self) {
             report(alias: alias, deployment: nil, usage: hit.usage, started: started, cached: true, outcome: "ok", attempts: 0)
             return hit
@@ -192,7 +197,7 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
     public func stream(_ request: ChatRequest) async throws -> ChatStream {
         let started = now()
         let alias = request.model ?? ""
-        let key = configuration.cache.map { _ in Self.cacheKey(request) }
+        let key = configuration.cache.map { _ in Self.cacheKey(request, partition: configuration.cachePartition?() ?? nil) }
         if let cache = configuration.cache, let key, let hit = try? await cache.get(key, as: ChatResponse.self) {
             report(alias: alias, deployment: nil, usage: hit.usage, started: started, cached: true, outcome: "ok", attempts: 0)
             return ChatStream { yield in for event in Self.events(replaying: hit) { yield(event) } }
@@ -449,8 +454,9 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
     // MARK: Cache
 
     /// The cache key of a request: the SHA-256 of its canonical JSON (model, messages, tools, settings).
-    static func cacheKey(_ request: ChatRequest) -> String {
+    static func cacheKey(_ request: ChatRequest, partition: String? = nil) -> String {
         var fields: [String: JSONValue] = ["model": .string(request.model ?? "")]
+        if let partition { fields["partition"] = .string(partition) }
         fields["messages"] = (try? JSONValue(encoding: request.messages)) ?? .null
         fields["tools"] = (try? JSONValue(encoding: request.tools)) ?? .null
         fields["toolChoice"] = (try? JSONValue(encoding: request.toolChoice)) ?? .null

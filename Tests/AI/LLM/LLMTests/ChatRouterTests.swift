@@ -116,6 +116,19 @@ final class RouterRig: Sendable {
         #expect(rig.now - before >= .seconds(3), "waited for the cooldown")
     }
 
+    enum Caller { @TaskLocal static var key: String? }
+
+    @Test func eachPartitionHasItsOwnCache() async throws {
+        let rig = RouterRig([("m", 1, nil)], configuration: .init(cache: Cache(driver: MemoryCacheDriver()), cachePartition: { Caller.key }))
+        let request = ChatRequest(messages: [.user("my private prompt")], temperature: 0)
+        _ = try await Caller.$key.withValue("key-a") { try await rig.model.chat(request) }
+        _ = try await Caller.$key.withValue("key-b") { try await rig.model.chat(request) }
+        #expect(rig.served(0) == 2, "key-b must not be answered from key-a's cache")
+        _ = try await Caller.$key.withValue("key-a") { try await rig.model.chat(request) }
+        #expect(rig.served(0) == 2, "key-a's own repeat is a hit")
+        #expect(rig.records.map(\.cached) == [false, false, true])
+    }
+
     @Test func exactRepeatsComeFromTheCacheStreamedOrNot() async throws {
         let rig = RouterRig([("m", 1, nil)], configuration: .init(cache: Cache(driver: MemoryCacheDriver())))
         let request = ChatRequest(messages: [.user("cache me")], temperature: 0)
