@@ -46,6 +46,8 @@ import Testing
         #expect(tooMany.status == 400 && tooMany.body["error"]?["message"]?.stringValue?.contains("2048") == true, "\(tooMany.body)")
         let zero = try await rig.call(.POST, "/v1/embeddings", ["model": "nimbus-hashing-384", "input": "x", "dimensions": 0], key: Self.master)
         #expect(zero.status == 400, "\(zero.body)")
+        let shortened = try await rig.call(.POST, "/v1/embeddings", ["model": "nimbus-hashing-384", "input": "x", "dimensions": 64], key: Self.master)
+        #expect(shortened.body["data"]?.arrayValue?.first?["embedding"]?.arrayValue?.count == 64, "the hashing embedder honours dimensions: \(shortened.body)")
         let atLimit = JSONValue.array(Array(repeating: "x", count: 2048))
         #expect(try await rig.call(.POST, "/v1/embeddings", ["model": "nimbus-hashing-384", "input": atLimit], key: Self.master).status == 200)
     }

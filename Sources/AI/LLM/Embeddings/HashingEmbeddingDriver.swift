@@ -31,14 +31,16 @@ public struct HashingEmbeddingDriver: EmbeddingDriver {
     }
 
     public func embed(_ texts: [String], model: String, dimensions requested: Int?) async throws -> EmbeddingBatch {
-        if let requested, requested != dimensions {
-            throw NimbusError(.invalidArgument, "the hashing embedder makes \(dimensions)-dimensional vectors, not \(requested); create it with dimensions: \(requested)")
+        // Feature hashing works for any width: a request for other dimensions hashes into that many buckets.
+        let width = requested ?? dimensions
+        guard (8...8192).contains(width) else {
+            throw NimbusError(.invalidArgument, "the hashing embedder makes 8 to 8192 dimensions, not \(width)")
         }
         var tokens = 0
         let vectors = texts.map { text -> [Float] in
             let words = Self.words(text)
             tokens += words.count
-            return vector(words)
+            return vector(words, width: width)
         }
         return EmbeddingBatch(vectors: vectors, inputTokens: tokens)
     }
@@ -46,7 +48,8 @@ public struct HashingEmbeddingDriver: EmbeddingDriver {
     /// The vector of one text.
     public func vector(_ text: String) -> [Float] { vector(Self.words(text)) }
 
-    func vector(_ words: [String]) -> [Float] {
+    func vector(_ words: [String], width: Int? = nil) -> [Float] {
+        let dimensions = width ?? self.dimensions
         var counts: [UInt64: Float] = [:]
         for n in 1...maxNGram where words.count >= n {
             for start in 0...(words.count - n) {

@@ -85,6 +85,10 @@ final class RecordingDriver: EmbeddingDriver {
         #expect(far < 0.2)
         // The same numbers in every process: FNV-1a, not Swift's seeded Hasher.
         #expect(HashingEmbeddingDriver(dimensions: 16).vector("hello world").map { ($0 * 1000).rounded() } == HashingEmbeddingDriver(dimensions: 16).vector("Hello, world").map { ($0 * 1000).rounded() })
-        await #expect(throws: NimbusError.self) { try await HashingEmbeddingDriver(dimensions: 16).embed(["x"], model: "m", dimensions: 32) }
+        // Other dimensions are honoured (issue 15 §5): the same words hash into that many buckets.
+        #expect(try await HashingEmbeddingDriver(dimensions: 16).embed(["x"], model: "m", dimensions: 32).vectors.first?.count == 32)
+        for width in [4, 9000] {
+            await #expect(throws: NimbusError.self) { try await HashingEmbeddingDriver(dimensions: 16).embed(["x"], model: "m", dimensions: width) }
+        }
     }
 }
