@@ -167,12 +167,27 @@ public enum Redaction {
     public static func url(_ text: String) -> String {
         guard var components = URLComponents(string: text) else { return "<unparseable URL>" }
         if components.password != nil { components.password = "***" }
+        components.percentEncodedPath = redactedPath(components.percentEncodedPath, host: components.host?.lowercased() ?? "")
         components.queryItems = components.queryItems?.map { item in
             let lower = item.name.lowercased()
             let sensitive = LogRedaction.isSensitive(lower) || ["key", "sig", "signature", "code", "x-amz-signature", "x-amz-credential"].contains(lower)
             return sensitive ? URLQueryItem(name: item.name, value: "***") : item
         }
         return components.string ?? "<unparseable URL>"
+    }
+
+    /// Secrets that vendors put in URL paths: Slack's incoming-webhook and workflow URLs
+    /// (`hooks.slack.com/services/T…/B…/<secret>`), and webhook tokens (`…/webhooks/<id>/<token>`: Discord,
+    /// Microsoft Teams-style connectors).
+    static func redactedPath(_ path: String, host: String) -> String {
+        var segments = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if host == "hooks.slack.com" || host.hasSuffix(".hooks.slack.com"), let last = segments.indices.last, segments.count > 3, !segments[last].isEmpty {
+            segments[last] = "***"
+        }
+        for index in segments.indices where segments[index] == "webhooks" && index + 2 < segments.count && !segments[index + 2].isEmpty {
+            segments[index + 2] = "***"
+        }
+        return segments.joined(separator: "/")
     }
 
     /// A body for logs: JSON with sensitive fields replaced, other content only by size.

@@ -129,6 +129,12 @@ struct EncodingTests {
         #expect(!text.contains("sk-123") && text.contains("X-Trace: t1"))
         let url = Redaction.url("https://user:pw@api.example.com/v1?key=AIza123&alt=sse")
         #expect(!url.contains("AIza123") && !url.contains("pw@") && url.contains("alt=sse"))
+        // Secrets in paths (issue 15 §4): Slack webhook URLs and Discord webhook tokens never reach logs or traces.
+        let slack = Redaction.url("https://hooks.slack.com/services/T0001/B0001/XXXXslackSecretXXXX")
+        #expect(!slack.contains("slackSecret") && slack.hasPrefix("https://hooks.slack.com/services/T0001/B0001/"), "\(slack)")
+        let discord = Redaction.url("https://discord.com/api/webhooks/1234567890/dIsCoRdToKeN-abc?wait=true")
+        #expect(!discord.contains("dIsCoRdToKeN") && discord.contains("/webhooks/1234567890/") && discord.contains("wait=true"), "\(discord)")
+        #expect(Redaction.url("https://api.example.com/v1/chat/completions") == "https://api.example.com/v1/chat/completions")
         let body = Redaction.body(ByteBuffer(string: #"{"model":"m","api_key":"sk-9","nested":{"password":"p"}}"#))
         #expect(!body.contains("sk-9") && !body.contains("\"p\"") && body.contains("\"model\":\"m\""))
     }
