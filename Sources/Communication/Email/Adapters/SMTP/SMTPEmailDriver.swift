@@ -96,8 +96,8 @@ public struct SMTPConfiguration: Sendable {
 
     /// Reads `smtp://user:password@host:587?starttls=required` or `smtps://host:465`.
     ///
-    /// Options: `starttls=required|opportunistic|never` (default `required` with a user, `opportunistic`
-    /// without), `auth=plain|login|xoauth2` (the password is then the token), `ca=/path/ca.pem`,
+    /// Options: `starttls=required|opportunistic|never` (default `required`; `opportunistic` only for a loopback
+    /// host without a user), `auth=plain|login|xoauth2` (the password is then the token), `ca=/path/ca.pem`,
     /// `helo=name`, `pool=4`, `timeout=30s` (connect and commands), `insecureAuth=true`.
     public init(url: OpenURL) throws {
         guard let host = url.host else { throw NimbusError(.invalidArgument, "an SMTP URL needs a host: smtp://user:password@smtp.example.com:587") }
@@ -107,7 +107,10 @@ public struct SMTPConfiguration: Sendable {
         if implicit {
             security = .implicitTLS
         } else {
-            switch url.options.string("starttls")?.lowercased() ?? (user == nil ? "opportunistic" : "required") {
+            // Opportunistic STARTTLS can be stripped by anyone on the path: it is the default only for loopback
+            // (a local relay or test server) and never with credentials; elsewhere TLS is required unless asked otherwise.
+            let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+            switch url.options.string("starttls")?.lowercased() ?? (user == nil && loopback ? "opportunistic" : "required") {
             case "required": security = .startTLS(required: true)
             case "opportunistic": security = .startTLS(required: false)
             case "never", "off", "none": security = .none
