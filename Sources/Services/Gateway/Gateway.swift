@@ -146,7 +146,7 @@ public final class Gateway: NimbusServerModule {
     func authenticate(_ request: Request) -> Result<Caller, GatewayError> {
         let header = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : $0 }
         let secret = header ?? request.headers[.xAPIKey] ?? request.headers[.azureAPIKey]
-        if let master = configuration.masterKey, let secret, WebhookSignature.constantTimeEquals(Array(secret.utf8), Array(master.utf8)) {
+        if let master = configuration.masterKey, let secret, WebhookSignature.constantTimeEquals(Array(secret.utf8), Array(master.reveal().utf8)) {
             return .success(.master)
         }
         if let secret, let key = store.key(secret: secret) { return .success(.key(key)) }

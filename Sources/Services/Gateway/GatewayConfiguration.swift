@@ -23,9 +23,9 @@ import Yams
 /// ```
 /// With no file, the gateway serves the embedded memory model as `memory` and the offline hashing
 /// embedder as `nimbus-hashing-384`, and asks for no key.
-public struct GatewayConfiguration: Codable, Sendable {
+public struct GatewayConfiguration: Decodable, Sendable {
     /// One deployment of a model name.
-    public struct Deployment: Codable, Sendable {
+    public struct Deployment: Decodable, Sendable {
         /// Where the model is served, as a chat-model URL (`openai://`, `openai-compatible://127.0.0.1:8000/v1`,
         /// `azure-openai://RES.openai.azure.com?deployment=D&model=M`, `anthropic://`, `gemini://`,
         /// `vertex://?project=P&location=L`, `ollama://`, `mem://?latency=50ms`), keys as `key=env:NAME`.
@@ -38,15 +38,15 @@ public struct GatewayConfiguration: Codable, Sendable {
         public var model: String
         /// The provider's base URL, when not the default.
         public var baseURL: String?
-        /// The API key (write `env:NAME`).
-        public var apiKey: String?
+        /// The API key (write `env:NAME`); a `Secret`, so it never reaches logs or descriptions.
+        public var apiKey: Secret<String>?
         /// Azure: the deployment name and API version.
         public var deployment: String?
         public var apiVersion: String?
         /// Vertex AI: project and location; the access token comes from `access_token` (write `env:NAME`).
         public var project: String?
         public var location: String?
-        public var accessToken: String?
+        public var accessToken: Secret<String>?
         /// Share of traffic.
         public var weight: Double?
         /// Requests and tokens per minute this deployment may take.
@@ -72,12 +72,12 @@ public struct GatewayConfiguration: Codable, Sendable {
                                                          key: CodingKeys.provider, in: container.codingPath, what: "a deployment")
             model = try container.decode(String.self, forKey: .model)
             baseURL = try container.decodeIfPresent(String.self, forKey: .baseURL)
-            apiKey = try container.decodeIfPresent(String.self, forKey: .apiKey)
+            apiKey = try container.decodeIfPresent(Secret<String>.self, forKey: .apiKey)
             deployment = try container.decodeIfPresent(String.self, forKey: .deployment)
             apiVersion = try container.decodeIfPresent(String.self, forKey: .apiVersion)
             project = try container.decodeIfPresent(String.self, forKey: .project)
             location = try container.decodeIfPresent(String.self, forKey: .location)
-            accessToken = try container.decodeIfPresent(String.self, forKey: .accessToken)
+            accessToken = try container.decodeIfPresent(Secret<String>.self, forKey: .accessToken)
             weight = try container.decodeIfPresent(Double.self, forKey: .weight)
             rpm = try container.decodeIfPresent(Int.self, forKey: .rpm)
             tpm = try container.decodeIfPresent(Int.self, forKey: .tpm)
@@ -87,7 +87,7 @@ public struct GatewayConfiguration: Codable, Sendable {
         }
 
         /// Creates a deployment.
-        public init(provider: String, model: String, baseURL: String? = nil, apiKey: String? = nil, weight: Double? = nil, rpm: Int? = nil,
+        public init(provider: String, model: String, baseURL: String? = nil, apiKey: Secret<String>? = nil, weight: Double? = nil, rpm: Int? = nil,
                     tpm: Int? = nil, latencyMs: Int? = nil, dimensions: Int? = nil) {
             self.provider = provider
             self.model = model
@@ -102,7 +102,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     }
 
     /// A model name and where it is served from.
-    public struct Model: Codable, Sendable {
+    public struct Model: Decodable, Sendable {
         /// The name clients ask for.
         public var name: String
         /// Where it is served from.
@@ -124,7 +124,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     }
 
     /// An embedding model name.
-    public struct EmbeddingModel: Codable, Sendable {
+    public struct EmbeddingModel: Decodable, Sendable {
         public var name: String
         /// Where it is served, as an embeddings URL (`openai://`, `openai-compatible://HOST/v1`, `gemini://`,
         /// `ollama://`, `hashing://?dimensions=384`); without it, `provider` and the fields below.
@@ -132,7 +132,7 @@ public struct GatewayConfiguration: Codable, Sendable {
         public var provider: String
         public var model: String
         public var baseURL: String?
-        public var apiKey: String?
+        public var apiKey: Secret<String>?
         public var dimensions: Int?
 
         enum CodingKeys: String, CodingKey { case name, url, provider, model, dimensions, baseURL = "base_url", apiKey = "api_key" }
@@ -145,12 +145,12 @@ public struct GatewayConfiguration: Codable, Sendable {
                                                          key: CodingKeys.provider, in: container.codingPath, what: "an embedding model")
             model = try container.decode(String.self, forKey: .model)
             baseURL = try container.decodeIfPresent(String.self, forKey: .baseURL)
-            apiKey = try container.decodeIfPresent(String.self, forKey: .apiKey)
+            apiKey = try container.decodeIfPresent(Secret<String>.self, forKey: .apiKey)
             dimensions = try container.decodeIfPresent(Int.self, forKey: .dimensions)
         }
 
         /// Creates an embedding model.
-        public init(name: String, provider: String, model: String, baseURL: String? = nil, apiKey: String? = nil, dimensions: Int? = nil) {
+        public init(name: String, provider: String, model: String, baseURL: String? = nil, apiKey: Secret<String>? = nil, dimensions: Int? = nil) {
             self.name = name
             self.provider = provider
             self.model = model
@@ -183,7 +183,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     public var cacheTTLSeconds: Int
     /// The admin key that creates virtual keys (write `env:NAME`). With no master key and no virtual
     /// keys, the gateway asks for no key at all.
-    public var masterKey: String?
+    public var masterKey: Secret<String>?
     /// Where keys and the spend log live (`sqlite://PATH`; relative paths are under the state directory).
     public var databaseURL: String
     /// The largest request body accepted, in bytes.
@@ -201,7 +201,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     /// Creates settings.
     public init(models: [Model] = [], embeddings: [EmbeddingModel] = [], fallbacks: [String: [String]] = [:],
                 contextWindowFallbacks: [String: [String]] = [:], routing: String = "weighted", cacheURL: String? = nil,
-                cacheTTLSeconds: Int = 3600, masterKey: String? = nil, databaseURL: String = "sqlite://gateway.sqlite",
+                cacheTTLSeconds: Int = 3600, masterKey: Secret<String>? = nil, databaseURL: String = "sqlite://gateway.sqlite",
                 maxRequestBytes: Int = 8 * 1024 * 1024, spendLogQueueSize: Int = 10_000) {
         self.models = models
         self.embeddings = embeddings
@@ -225,7 +225,7 @@ public struct GatewayConfiguration: Codable, Sendable {
         routing = try container.decodeIfPresent(String.self, forKey: .routing) ?? "weighted"
         cacheURL = try container.decodeIfPresent(String.self, forKey: .cacheURL)
         cacheTTLSeconds = try container.decodeIfPresent(Int.self, forKey: .cacheTTLSeconds) ?? 3600
-        masterKey = try container.decodeIfPresent(String.self, forKey: .masterKey)
+        masterKey = try container.decodeIfPresent(Secret<String>.self, forKey: .masterKey)
         databaseURL = try container.decodeIfPresent(String.self, forKey: .databaseURL) ?? "sqlite://gateway.sqlite"
         maxRequestBytes = try container.decodeIfPresent(Int.self, forKey: .maxRequestBytes) ?? 8 * 1024 * 1024
         spendLogQueueSize = try container.decodeIfPresent(Int.self, forKey: .spendLogQueueSize) ?? 10_000
@@ -266,6 +266,9 @@ public struct GatewayConfiguration: Codable, Sendable {
             }
             return found
         }
+        func resolve(_ value: Secret<String>?, _ what: String) throws -> Secret<String>? {
+            try resolve(value?.reveal(), what).map { Secret($0) }
+        }
         for (m, model) in models.enumerated() {
             for (d, deployment) in model.deployments.enumerated() {
                 let place = "models[\(model.name)].deployments[\(d)]"
@@ -298,7 +301,7 @@ public struct GatewayConfiguration: Codable, Sendable {
     }
 
     func validate() throws {
-        if let masterKey, masterKey.trimmingCharacters(in: .whitespacesAndNewlines).count < Self.minimumMasterKeyLength {
+        if let masterKey = masterKey?.reveal(), masterKey.trimmingCharacters(in: .whitespacesAndNewlines).count < Self.minimumMasterKeyLength {
             throw NimbusError(.invalidArgument, "master_key is \(masterKey.isEmpty ? "empty" : "too short"); use at least \(Self.minimumMasterKeyLength) characters "
                               + "(e.g. the output of: openssl rand -hex 24)")
         }

@@ -34,8 +34,8 @@ enum GatewayProviders {
 
     static func driver(_ deployment: GatewayConfiguration.Deployment, model name: String, httpClient: HTTPClient) async throws -> any ChatModelDriver {
         var environment = ProcessInfo.processInfo.environment
-        environment[keyVariable] = deployment.apiKey
-        environment[tokenVariable] = deployment.accessToken
+        environment[keyVariable] = deployment.apiKey?.reveal()
+        environment[tokenVariable] = deployment.accessToken?.reveal()
         do {
             return try await chatOpeners(environment: environment, httpClient: httpClient).open(try url(of: deployment, model: name))
         } catch let error as NimbusError {
@@ -141,7 +141,7 @@ enum GatewayProviders {
         var result: [String: Embedder] = [:]
         for embedding in configuration.embeddings {
             var environment = ProcessInfo.processInfo.environment
-            environment[keyVariable] = embedding.apiKey
+            environment[keyVariable] = embedding.apiKey?.reveal()
             let driver: any EmbeddingDriver
             do {
                 driver = try await embeddingOpeners(environment: environment, httpClient: httpClient).open(try url(of: embedding))

@@ -204,6 +204,12 @@ func testConfiguration(extraModels: [GatewayConfiguration.Model] = [], maxReques
         let configuration = try GatewayConfiguration.parse(yaml, environment: environment)
         #expect(configuration.models.first?.deployments.first?.apiKey == "sk-1")
         #expect(configuration.masterKey == "sk-master-0123456789")
+        // Keys are Secrets: printing or dumping the configuration (as a log line or a crash report would) shows none of them.
+        var dumped = ""
+        dump(configuration, to: &dumped)
+        for text in [String(describing: configuration), String(reflecting: configuration), dumped] {
+            #expect(!text.contains("sk-1") && !text.contains("sk-ant-1") && !text.contains("sk-master-0123456789"), "\(text.prefix(300))")
+        }
         for short in ["", "   ", "sk-short"] {
             let error = #expect(throws: NimbusError.self, "a master key of \(short.count) characters") {
                 try GatewayConfiguration.parse(yaml, environment: environment.merging(["TEST_MASTER": short]) { $1 })
