@@ -125,8 +125,13 @@ public struct OpenURL: Sendable, CustomStringConvertible {
     /// → `http://127.0.0.1:12111`; `stripe://` → `https://api.stripe.com`).
     public func serviceBaseURL(default fallback: String) -> String {
         guard let host, !host.isEmpty else { return fallback }
-        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
-        return (loopback ? "http://" : "https://") + (host.contains(":") ? "[\(host)]" : host) + (port.map { ":\($0)" } ?? "")
+        return (Self.isLoopback(host) ? "http://" : "https://") + (host.contains(":") ? "[\(host)]" : host) + (port.map { ":\($0)" } ?? "")
+    }
+
+    /// Whether `host` is this machine (`localhost`, `127.x.x.x`, `::1`): where plain HTTP, opportunistic
+    /// TLS or no master key is acceptable, and nowhere else.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// The base URL of a vendor API with a path: ``serviceBaseURL(default:)`` plus the URL's path,

@@ -45,6 +45,16 @@ public enum WebhookSignature {
         return Date(timeIntervalSince1970: seconds)
     }
 
+    /// Checks that a signed timestamp is within `tolerance` of `now` — for every vendor's scheme
+    /// (HMAC here, ECDSA for SendGrid, Ed25519 for Discord).
+    /// - Throws: `unauthenticated` naming `source` and the age (replayed or clock skew).
+    public static func checkAge(_ timestamp: Date, tolerance: Duration, now: Date = Date(), source: String = "webhook") throws {
+        let age = abs(now.timeIntervalSince(timestamp))
+        guard age.isFinite, age <= tolerance.nimbusSeconds else {
+            throw NimbusError(.unauthenticated, "\(source) timestamp is \(describeAge(age)) away from now, over the \(tolerance.nimbusFormatted) tolerance (replayed or clock skew)")
+        }
+    }
+
     /// `42s`, or `very far` for ages no clock skew explains (never an integer conversion that could trap).
     static func describeAge(_ age: Double) -> String {
         age.isFinite && age < 1e12 ? "\(Int(age))s" : "very far"
@@ -60,12 +70,7 @@ public enum WebhookSignature {
     ) throws {
         guard !secrets.isEmpty else { throw NimbusError(.failedPrecondition, "no webhook secret configured; set the endpoint's signing secret") }
         guard !candidates.isEmpty else { throw NimbusError(.unauthenticated, "webhook request carries no signature") }
-        if let timestamp {
-            let age = abs(now.timeIntervalSince(timestamp))
-            guard age.isFinite, age <= tolerance.nimbusSeconds else {
-                throw NimbusError(.unauthenticated, "webhook timestamp is \(Self.describeAge(age)) away from now, over the \(tolerance.nimbusFormatted) tolerance (replayed or clock skew)")
-            }
-        }
+        if let timestamp { try checkAge(timestamp, tolerance: tolerance, now: now) }
         let decoded = candidates.compactMap { decode($0, encoding) }
         var matched = false
         for secret in secrets {

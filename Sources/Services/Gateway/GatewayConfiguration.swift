@@ -293,8 +293,7 @@ public struct GatewayConfiguration: Decodable, Sendable {
     /// needs a master key (or the operator's explicit `allowUnauthenticated`).
     /// - Throws: `failedPrecondition` saying how to fix it.
     public func checkExposure(host: String, allowUnauthenticated: Bool) throws {
-        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
-        guard !loopback, masterKey == nil, !allowUnauthenticated else { return }
+        guard !OpenURL.isLoopback(host), masterKey == nil, !allowUnauthenticated else { return }
         throw NimbusError(.failedPrecondition, "serving on \(host) without a master key lets anyone on the network spend your providers' money: "
                           + "set master_key in the gateway configuration (e.g. master_key: env:NIMBUS_GATEWAY_MASTER_KEY), "
                           + "listen on 127.0.0.1, or pass --allow-unauthenticated if that is really what you want")

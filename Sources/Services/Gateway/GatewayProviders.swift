@@ -87,7 +87,7 @@ enum GatewayProviders {
         guard let components = URLComponents(string: base), let host = components.host, let scheme = components.scheme else {
             throw NimbusError(.invalidArgument, "base_url '\(base)' is not a URL")
         }
-        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        let loopback = OpenURL.isLoopback(host)
         if scheme == "http", !loopback { options.append(("tls", "false")) }
         if scheme == "https", loopback { options.append(("tls", "true")) }
         let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath

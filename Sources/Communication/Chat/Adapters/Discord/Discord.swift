@@ -204,9 +204,7 @@ public struct DiscordInteractionVerifier: Sendable {
             throw NimbusError(.unauthenticated, "the Discord request has no X-Signature-Ed25519 or X-Signature-Timestamp")
         }
         let sent = try WebhookSignature.timestamp(timestamp, header: "X-Signature-Timestamp")
-        guard abs(now.timeIntervalSince(sent)) <= tolerance.nimbusSeconds else {
-            throw NimbusError(.unauthenticated, "the Discord request's timestamp is too far from now (replayed or clock skew)")
-        }
+        try WebhookSignature.checkAge(sent, tolerance: tolerance, now: now, source: "the Discord request's")
         guard let bytes = Self.hex(signature), bytes.count == 64, key.isValidSignature(bytes, for: Array(timestamp.utf8) + body) else {
             throw NimbusError(.unauthenticated, "the Discord request's Ed25519 signature does not match the application's key")
         }

@@ -109,8 +109,7 @@ public struct SMTPConfiguration: Sendable {
         } else {
             // Opportunistic STARTTLS can be stripped by anyone on the path: it is the default only for loopback
             // (a local relay or test server) and never with credentials; elsewhere TLS is required unless asked otherwise.
-            let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
-            switch url.options.string("starttls")?.lowercased() ?? (user == nil && loopback ? "opportunistic" : "required") {
+            switch url.options.string("starttls")?.lowercased() ?? (user == nil && OpenURL.isLoopback(host) ? "opportunistic" : "required") {
             case "required": security = .startTLS(required: true)
             case "opportunistic": security = .startTLS(required: false)
             case "never", "off", "none": security = .none

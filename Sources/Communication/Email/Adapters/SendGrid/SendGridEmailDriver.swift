@@ -231,10 +231,7 @@ public struct SendGridEventWebhook: Sendable {
             throw NimbusError(.unauthenticated, "the SendGrid event webhook request has no signature or timestamp header")
         }
         let sent = try WebhookSignature.timestamp(timestamp, header: "X-Twilio-Email-Event-Webhook-Timestamp")
-        let age = abs(now.timeIntervalSince(sent))
-        guard age <= tolerance.nimbusSeconds else {
-            throw NimbusError(.unauthenticated, "the SendGrid webhook timestamp is \(Int(age)) s from now, over the \(tolerance) tolerance (replayed or clock skew)")
-        }
+        try WebhookSignature.checkAge(sent, tolerance: tolerance, now: now, source: "the SendGrid webhook")
         guard let der = Data(base64Encoded: signature), let parsed = try? P256.Signing.ECDSASignature(derRepresentation: der) else {
             throw NimbusError(.unauthenticated, "the SendGrid webhook signature is not a base64 DER ECDSA signature")
         }
