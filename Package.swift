@@ -20,6 +20,7 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+    .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
     .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
@@ -57,6 +58,7 @@ enum Dep {
     static let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
     static let cryptoExtras = Target.Dependency.product(name: "_CryptoExtras", package: "swift-crypto")
     static let dequeModule = Target.Dependency.product(name: "DequeModule", package: "swift-collections")
+    static let asyncAlgorithms = Target.Dependency.product(name: "AsyncAlgorithms", package: "swift-async-algorithms")
     static let asyncHTTPClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
     static let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
     static let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
@@ -191,7 +193,7 @@ tests("NimbusVector", "Database/Vector/Vector")
 
 // MARK: - AI / LLM (seed: pkg/ai/llm/* — the portable model API, its adapters, embeddings)
 
-domain("LLM", at: "AI/LLM", ["NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging, Dep.metrics, Dep.tracing],
+domain("LLM", at: "AI/LLM", ["NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging, Dep.metrics, Dep.tracing, Dep.asyncAlgorithms],
        tests: ["NimbusLLMScripted", "NimbusCache", "NimbusCacheMemory", Dep.metricsTestKit], adapters: [
     .adapter("Scripted", tests: ["NimbusLLMToolsConformance"]),
     .adapter("Anthropic", Bundles.http, tests: ["NimbusLLMToolsConformance", "NimbusHTTP", Dep.nioCore], fixtures: true),

@@ -62,15 +62,16 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
+        let gatewayFile = gatewayConfig ?? settings.string(forKey: "gateway.config")
+        let gatewayConfiguration = try gatewayFile.map { try GatewayConfiguration.load(file: $0) } ?? .embedded
         let configuration = NimbusServer.Configuration(
             host: host ?? settings.string(forKey: "server.host", default: "127.0.0.1"),
             port: port ?? settings.int(forKey: "server.port", default: 8080),
-            stateDirectory: stateDirectory ?? settings.string(forKey: "server.stateDirectory", default: ".nimbus")
+            stateDirectory: stateDirectory ?? settings.string(forKey: "server.stateDirectory", default: ".nimbus"),
+            metricsToken: gatewayConfiguration.metricsToken
         )
         let logger = Logger(label: "nimbus.server")
         try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
-        let gatewayFile = gatewayConfig ?? settings.string(forKey: "gateway.config")
-        let gatewayConfiguration = try gatewayFile.map { try GatewayConfiguration.load(file: $0) } ?? .embedded
         try gatewayConfiguration.checkExposure(host: configuration.host, allowUnauthenticated: allowUnauthenticated)
         let gateway = try await Gateway(configuration: gatewayConfiguration, stateDirectory: configuration.stateDirectory)
         let app = try NimbusServer.application(configuration: configuration, metrics: registry, modules: [gateway], logger: logger) { channel in

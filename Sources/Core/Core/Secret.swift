@@ -39,3 +39,24 @@ extension Secret: Decodable where Value: Decodable {
 extension Secret: ExpressibleByStringLiteral, ExpressibleByUnicodeScalarLiteral, ExpressibleByExtendedGraphemeClusterLiteral where Value == String {
     public init(stringLiteral value: String) { self.init(value) }
 }
+
+/// Comparison whose time depends only on the inputs' lengths, never on where they differ: for
+/// secrets, tokens and signatures an attacker may probe.
+public enum ConstantTime {
+    /// Whether two byte strings are equal.
+    public static func equals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        var difference: UInt8 = 0
+        for index in 0..<lhs.count { difference |= lhs[index] ^ rhs[index] }
+        return difference == 0
+    }
+}
+
+extension Secret where Value == String {
+    /// Whether `candidate` is this secret, compared in constant time.
+    ///
+    /// ```swift
+    /// guard masterKey.matches(bearerToken) else { return .unauthorized }
+    /// ```
+    public func matches(_ candidate: String) -> Bool { ConstantTime.equals(Array(candidate.utf8), Array(value.utf8)) }
+}

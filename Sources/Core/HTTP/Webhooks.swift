@@ -77,18 +77,10 @@ public enum WebhookSignature {
             let expected = hmac(payload: payload, key: Array(secret.reveal().utf8), algorithm: algorithm)
             for candidate in decoded {
                 // Evaluate every pair, so the time taken does not tell which one matched.
-                matched = constantTimeEquals(expected, candidate) || matched
+                matched = ConstantTime.equals(expected, candidate) || matched
             }
         }
         guard matched else { throw NimbusError(.unauthenticated, "webhook signature does not match any configured secret") }
-    }
-
-    /// Compares two byte strings in time that depends only on their lengths.
-    public static func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
-        guard lhs.count == rhs.count else { return false }
-        var difference: UInt8 = 0
-        for index in 0..<lhs.count { difference |= lhs[index] ^ rhs[index] }
-        return difference == 0
     }
 
     static func hmac(payload: some DataProtocol, key: [UInt8], algorithm: Algorithm) -> [UInt8] {

@@ -40,6 +40,7 @@ public final class Gateway: NimbusServerModule {
     /// The model names metrics may carry (configured chat and embedding models); any other is "unknown".
     let metricModels: Set<String>
     let limiter = KeyLimiter()
+    let streams = StreamLimiter()
     let logger: Logger
     let writer: SpendLogWriter
     let metricsFactory: any MetricsFactory
@@ -96,7 +97,7 @@ public final class Gateway: NimbusServerModule {
                                                                    metricsFactory: metricsFactory, retry: .none,   // each deployment retries; the router fails over
                                                                    metricModels: metricModels))
         self.embedders = try await GatewayProviders.embedders(configuration, httpClient: httpClient)
-        self.writer = SpendLogWriter(store: store)
+        self.writer = SpendLogWriter(store: store, keySync: .milliseconds(Int(configuration.keySyncSeconds * 1000)))
     }
 
     public var services: [any Service] {
@@ -146,7 +147,7 @@ public final class Gateway: NimbusServerModule {
     func authenticate(_ request: Request) -> Result<Caller, GatewayError> {
         let header = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : $0 }
         let secret = header ?? request.headers[.xAPIKey] ?? request.headers[.azureAPIKey]
-        if let master = configuration.masterKey, let secret, WebhookSignature.constantTimeEquals(Array(secret.utf8), Array(master.reveal().utf8)) {
+        if let master = configuration.masterKey, let secret, master.matches(secret) {
             return .success(.master)
         }
         if let secret, let key = store.key(secret: secret) { return .success(.key(key)) }
@@ -163,21 +164,49 @@ public final class Gateway: NimbusServerModule {
         }
     }
 
-    /// Admission for a model call: model allowed, budget left, within rate limits.
-    func admit(_ caller: Caller, model: String, estimatedTokens: Int) -> GatewayError? {
+    /// What an admitted call holds until it has been accounted: its budget reservation and, for a
+    /// stream, its slot. Released when the call's spend is recorded (or when dropped, on any other path).
+    struct Admission: Sendable {
+        var leases: [Lease] = []
+        func release() { for lease in leases { lease.release() } }
+    }
+
+    /// Admission for a model call: model allowed, budget left once calls under way are counted
+    /// (their estimated cost is reserved), a stream slot free, within rate limits.
+    func admit(_ caller: Caller, model: String, estimatedTokens: Int, estimatedCost: Decimal?, stream: Bool = false) -> Result<Admission, GatewayError> {
         guard caller.allows(model) else {
-            return GatewayError(status: .forbidden, type: "permission_error", code: "model_not_allowed", message: "this key may not use model '\(model)'")
+            return .failure(GatewayError(status: .forbidden, type: "permission_error", code: "model_not_allowed", message: "this key may not use model '\(model)'"))
         }
-        guard case .key(let key) = caller else { return nil }
-        if let current = store.key(id: key.id), current.isOverBudget {
-            return GatewayError(status: .badRequest, type: "budget_exceeded", code: "budget_exceeded",
-                                message: "this key has spent $\(current.spent) of its $\(current.maxBudget ?? 0) budget")
+        guard case .key(let key) = caller else { return .success(Admission()) }
+        var admission = Admission()
+        switch store.reserve(keyID: key.id, cost: estimatedCost ?? 0) {
+        case .admitted(let lease): admission.leases.append(lease)
+        case .overBudget(let spent, let reserved, let budget):
+            let held = reserved > 0 ? " (with $\(reserved) reserved by its calls under way)" : ""
+            return .failure(GatewayError(status: .badRequest, type: "budget_exceeded", code: "budget_exceeded",
+                                         message: "this key has spent $\(spent)\(held) of its $\(budget) budget"))
+        }
+        if stream, let limit = configuration.maxStreamsPerKey {
+            guard let slot = streams.acquire(key.id, limit: limit) else {
+                admission.release()
+                return .failure(GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "too_many_streams",
+                                             message: "this key has \(limit) streams open, its limit; finish or close one and retry", retryAfter: .seconds(1)))
+            }
+            admission.leases.append(slot)
         }
         if let wait = limiter.admit(key: key, tokens: estimatedTokens) {
-            return GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded",
-                                message: "this key's rate limit is reached; retry in \(Int(wait.nimbusSeconds.rounded(.up))) s", retryAfter: wait)
+            admission.release()
+            return .failure(GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded",
+                                         message: "this key's rate limit is reached; retry in \(Int(wait.nimbusSeconds.rounded(.up))) s", retryAfter: wait))
         }
-        return nil
+        return .success(admission)
+    }
+
+    /// The estimate a chat call is admitted and reserved on: the prompt, plus `max_tokens` or the configured default output.
+    func chatEstimate(_ request: ChatRequest, model: String) -> (tokens: Int, cost: Decimal?) {
+        let input = TokenEstimator.forModel(model).count(request)
+        let output = request.maxTokens ?? configuration.reservedOutputTokens
+        return (Self.sum(input, request.maxTokens ?? 0), router.highestCost(of: Usage(inputTokens: input, outputTokens: output), alias: model))
     }
 
     /// Authenticates the caller, reads the body within the size limit and decodes it.
@@ -211,8 +240,11 @@ public final class Gateway: NimbusServerModule {
         case .failure(let error): return error.openAI()
         }
         let model = wire.model
-        if let refusal = admit(caller, model: model, estimatedTokens: Self.sum(TokenEstimator.forModel(model).count(portable), portable.maxTokens ?? 0)) {
-            return count(refusal.openAI(), route: "chat", model: model, started: started)
+        let estimate = chatEstimate(portable, model: model)
+        let admission: Admission
+        switch admit(caller, model: model, estimatedTokens: estimate.tokens, estimatedCost: estimate.cost, stream: wire.stream == true) {
+        case .success(let admitted): admission = admitted
+        case .failure(let refusal): return count(refusal.openAI(), route: "chat", model: model, started: started)
         }
         return await Gateway.$currentKey.withValue(caller.keyID) {
             await Gateway.$currentRoute.withValue("chat.completions") {
@@ -222,12 +254,14 @@ public final class Gateway: NimbusServerModule {
                         let stream = try await chat.stream(portable)
                         let overhead = (ContinuousClock.now - started) - (ContinuousClock.now - upstreamStart)
                         return count(streamOpenAI(stream, model: model, includeUsage: wire.streamOptions?.includeUsage == true, overhead: overhead,
-                                                  keyID: caller.keyID),
+                                                  keyID: caller.keyID, admission: admission),
                                      route: "chat", model: model, started: started)
                     } catch {
+                        admission.release()
                         return count(GatewayError(error).openAI(), route: "chat", model: model, started: started)
                     }
                 }
+                defer { admission.release() }
                 do {
                     let response = try await chat.chat(portable)
                     let upstream = ContinuousClock.now - upstreamStart
@@ -242,10 +276,12 @@ public final class Gateway: NimbusServerModule {
         }
     }
 
-    func streamOpenAI(_ stream: ChatStream, model: String, includeUsage: Bool, overhead: Duration, keyID: String?) -> Response {
+    func streamOpenAI(_ stream: ChatStream, model: String, includeUsage: Bool, overhead: Duration, keyID: String?, admission: Admission) -> Response {
         let created = Int(Date().timeIntervalSince1970)
         // The body is written after the handler returns: the spend record (made when the stream ends) needs the key again.
         let body = ResponseBody { writer in try await Gateway.$currentKey.withValue(keyID) { try await Gateway.$currentRoute.withValue("chat.completions") {
+            // However the body ends (the client gone included), the stream is accounted first, then the admission released.
+            defer { admission.release() }
             var encoder = OpenAIWire.StreamEncoder(id: "chatcmpl-\(IDGenerator.shared.ulid())", model: model, created: created)
             let json = JSONEncoder()
             var usage: Usage?
@@ -279,8 +315,11 @@ public final class Gateway: NimbusServerModule {
         case .failure(let error): return error.anthropic()
         }
         let model = wire.model
-        if let refusal = admit(caller, model: model, estimatedTokens: Self.sum(TokenEstimator.forModel(model).count(portable), wire.maxTokens)) {
-            return count(refusal.anthropic(), route: "messages", model: model, started: started)
+        let estimate = chatEstimate(portable, model: model)
+        let admission: Admission
+        switch admit(caller, model: model, estimatedTokens: estimate.tokens, estimatedCost: estimate.cost, stream: wire.stream == true) {
+        case .success(let admitted): admission = admitted
+        case .failure(let refusal): return count(refusal.anthropic(), route: "messages", model: model, started: started)
         }
         return await Gateway.$currentKey.withValue(caller.keyID) {
             await Gateway.$currentRoute.withValue("messages") {
@@ -289,22 +328,26 @@ public final class Gateway: NimbusServerModule {
                     if wire.stream == true {
                         let stream = try await chat.stream(portable)
                         let overhead = (ContinuousClock.now - started) - (ContinuousClock.now - upstreamStart)
-                        return count(streamAnthropic(stream, model: model, overhead: overhead, keyID: caller.keyID), route: "messages", model: model, started: started)
+                        return count(streamAnthropic(stream, model: model, overhead: overhead, keyID: caller.keyID, admission: admission),
+                                     route: "messages", model: model, started: started)
                     }
+                    defer { admission.release() }
                     let response = try await chat.chat(portable)
                     let upstream = ContinuousClock.now - upstreamStart
                     let data = try JSONEncoder().encode(AnthropicWire.message(response))
                     let overhead = (ContinuousClock.now - started) - upstream
                     return count(Self.json(data, overhead: overhead), route: "messages", model: model, started: started, overhead: overhead)
                 } catch {
+                    admission.release()
                     return count(GatewayError(error).anthropic(), route: "messages", model: model, started: started)
                 }
             }
         }
     }
 
-    func streamAnthropic(_ stream: ChatStream, model: String, overhead: Duration, keyID: String?) -> Response {
+    func streamAnthropic(_ stream: ChatStream, model: String, overhead: Duration, keyID: String?, admission: Admission) -> Response {
         let body = ResponseBody { writer in try await Gateway.$currentKey.withValue(keyID) { try await Gateway.$currentRoute.withValue("messages") {
+            defer { admission.release() }
             var encoder = AnthropicWire.StreamEncoder(id: "msg_\(IDGenerator.shared.ulid())", model: model)
             do {
                 for try await event in stream {
@@ -346,9 +389,14 @@ public final class Gateway: NimbusServerModule {
                                       message: "dimensions must be between 1 and \(Self.maxEmbeddingDimensions), not \(dimensions)").openAI(),
                          route: "embeddings", model: parsed.model, started: started)
         }
-        if let refusal = admit(caller, model: parsed.model, estimatedTokens: texts.reduce(0) { $0 + TokenEstimator().count($1) }) {
-            return count(refusal.openAI(), route: "embeddings", model: parsed.model, started: started)
+        let estimatedTokens = texts.reduce(0) { Self.sum($0, TokenEstimator().count($1)) }
+        let estimatedCost = ModelCatalog.standard.cost(of: Usage(inputTokens: estimatedTokens), model: embedder.configuration.defaultModel)
+        let admission: Admission
+        switch admit(caller, model: parsed.model, estimatedTokens: estimatedTokens, estimatedCost: estimatedCost) {
+        case .success(let admitted): admission = admitted
+        case .failure(let refusal): return count(refusal.openAI(), route: "embeddings", model: parsed.model, started: started)
         }
+        defer { admission.release() }
         do {
             let upstreamStart = ContinuousClock.now
             let result = try await embedder.embedWithUsage(texts, dimensions: parsed.dimensions)
@@ -570,6 +618,30 @@ final class KeyLimiter: Sendable {
             return nil
         }
     }
+}
+
+/// Streams open per key, against the key's limit.
+final class StreamLimiter: Sendable {
+    private let open = Mutex<[String: Int]>([:])
+
+    /// A slot for one more stream of `key`, given back when the lease is released; `nil` at the limit.
+    func acquire(_ key: String, limit: Int) -> Lease? {
+        let admitted = open.withLock { open -> Bool in
+            guard open[key, default: 0] < limit else { return false }
+            open[key, default: 0] += 1
+            return true
+        }
+        guard admitted else { return nil }
+        return Lease { [weak self] in
+            self?.open.withLock { open in
+                let left = (open[key] ?? 1) - 1
+                open[key] = left > 0 ? left : nil
+            }
+        }
+    }
+
+    /// Streams open for `key`.
+    func count(_ key: String) -> Int { open.withLock { $0[key] ?? 0 } }
 }
 
 extension HTTPField.Name {

@@ -1,5 +1,6 @@
 import Foundation
 import NimbusCore
+import NimbusLLM
 import Yams
 
 /// The gateway's settings: which model names it serves and from where, fallbacks, routing, caching,
@@ -191,18 +192,31 @@ public struct GatewayConfiguration: Decodable, Sendable {
     /// Spend records kept in memory while the writer catches up; beyond this, detail rows are dropped
     /// and counted (key totals stay exact).
     public var spendLogQueueSize: Int
+    /// How often each instance reloads keys and budgets from the database, in seconds: a key created,
+    /// revoked or charged on one instance takes effect on the others within this time.
+    public var keySyncSeconds: Double
+    /// Output tokens a call is assumed to produce when it sets no `max_tokens`, for the budget
+    /// reservation made when it is admitted (released when the call is accounted).
+    public var reservedOutputTokens: Int
+    /// Streams one key may hold open at once (`nil`: no limit); the next gets 429.
+    public var maxStreamsPerKey: Int?
+    /// A bearer token `/metrics` requires (write `env:NAME`; `nil`: open, as Prometheus scrapes usually are on a private port).
+    public var metricsToken: Secret<String>?
 
     enum CodingKeys: String, CodingKey {
         case models, embeddings, fallbacks, routing
         case contextWindowFallbacks = "context_window_fallbacks", cacheURL = "cache_url", cacheTTLSeconds = "cache_ttl_seconds"
         case masterKey = "master_key", databaseURL = "database_url", maxRequestBytes = "max_request_bytes", spendLogQueueSize = "spend_log_queue_size"
+        case keySyncSeconds = "key_sync_seconds", reservedOutputTokens = "reserved_output_tokens", maxStreamsPerKey = "max_streams_per_key"
+        case metricsToken = "metrics_token"
     }
 
     /// Creates settings.
     public init(models: [Model] = [], embeddings: [EmbeddingModel] = [], fallbacks: [String: [String]] = [:],
                 contextWindowFallbacks: [String: [String]] = [:], routing: String = "weighted", cacheURL: String? = nil,
                 cacheTTLSeconds: Int = 3600, masterKey: Secret<String>? = nil, databaseURL: String = "sqlite://gateway.sqlite",
-                maxRequestBytes: Int = 8 * 1024 * 1024, spendLogQueueSize: Int = 10_000) {
+                maxRequestBytes: Int = 8 * 1024 * 1024, spendLogQueueSize: Int = 10_000, keySyncSeconds: Double = 5,
+                reservedOutputTokens: Int = 1024, maxStreamsPerKey: Int? = 64, metricsToken: Secret<String>? = nil) {
         self.models = models
         self.embeddings = embeddings
         self.fallbacks = fallbacks
@@ -214,6 +228,10 @@ public struct GatewayConfiguration: Decodable, Sendable {
         self.databaseURL = databaseURL
         self.maxRequestBytes = maxRequestBytes
         self.spendLogQueueSize = spendLogQueueSize
+        self.keySyncSeconds = keySyncSeconds
+        self.reservedOutputTokens = reservedOutputTokens
+        self.maxStreamsPerKey = maxStreamsPerKey
+        self.metricsToken = metricsToken
     }
 
     public init(from decoder: any Decoder) throws {
@@ -229,6 +247,10 @@ public struct GatewayConfiguration: Decodable, Sendable {
         databaseURL = try container.decodeIfPresent(String.self, forKey: .databaseURL) ?? "sqlite://gateway.sqlite"
         maxRequestBytes = try container.decodeIfPresent(Int.self, forKey: .maxRequestBytes) ?? 8 * 1024 * 1024
         spendLogQueueSize = try container.decodeIfPresent(Int.self, forKey: .spendLogQueueSize) ?? 10_000
+        keySyncSeconds = try container.decodeIfPresent(Double.self, forKey: .keySyncSeconds) ?? 5
+        reservedOutputTokens = try container.decodeIfPresent(Int.self, forKey: .reservedOutputTokens) ?? 1024
+        maxStreamsPerKey = container.contains(.maxStreamsPerKey) ? try container.decodeIfPresent(Int.self, forKey: .maxStreamsPerKey) : 64
+        metricsToken = try container.decodeIfPresent(Secret<String>.self, forKey: .metricsToken)
     }
 
     /// The embedded defaults: the memory model as `memory` and the hashing embedder, no keys.
@@ -282,6 +304,7 @@ public struct GatewayConfiguration: Decodable, Sendable {
             embeddings[e].baseURL = try resolve(embedding.baseURL, "embeddings[\(embedding.name)].base_url")
         }
         masterKey = try resolve(masterKey, "master_key")
+        metricsToken = try resolve(metricsToken, "metrics_token")
         cacheURL = try resolve(cacheURL, "cache_url")
         databaseURL = try resolve(databaseURL, "database_url") ?? databaseURL
     }
@@ -322,6 +345,15 @@ public struct GatewayConfiguration: Decodable, Sendable {
         }
         guard maxRequestBytes > 0, spendLogQueueSize > 0 else {
             throw NimbusError(.invalidArgument, "max_request_bytes and spend_log_queue_size must be positive")
+        }
+        guard keySyncSeconds >= 0.1, keySyncSeconds <= 3600, (0...ChatRequest.maxTokensLimit).contains(reservedOutputTokens) else {
+            throw NimbusError(.invalidArgument, "key_sync_seconds must be between 0.1 and 3600 and reserved_output_tokens between 0 and \(ChatRequest.maxTokensLimit)")
+        }
+        if let maxStreamsPerKey, maxStreamsPerKey < 1 {
+            throw NimbusError(.invalidArgument, "max_streams_per_key must be at least 1 (leave it out, or null, for no limit)")
+        }
+        if let token = metricsToken?.reveal(), token.count < Self.minimumMasterKeyLength {
+            throw NimbusError(.invalidArgument, "metrics_token is too short; use at least \(Self.minimumMasterKeyLength) characters")
         }
     }
 }

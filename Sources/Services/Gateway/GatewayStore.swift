@@ -81,8 +81,10 @@ public protocol GatewayDatabase: Sendable {
     func insert(_ key: VirtualKey, hash: String) async throws
     /// Marks a key revoked.
     func revoke(id: String) async throws
-    /// Appends spend records and sets key totals, in one transaction.
-    func write(_ records: [SpendRecord], spent: [(id: String, spent: Decimal)]) async throws
+    /// Appends spend records and adds each key's new spend to its stored total (`spent = spent + delta`,
+    /// so instances sharing the database never overwrite each other), in one transaction.
+    /// - Returns: the stored totals of those keys afterwards, every instance's spend included.
+    func write(_ records: [SpendRecord], adding spent: [String: Decimal]) async throws -> [String: Decimal]
     /// Totals per key.
     func spendByKey() async throws -> [SpendTotal]
     /// Rows in the spend log.
@@ -98,7 +100,10 @@ public final class GatewayStore: Sendable {
     private struct State {
         var keysByHash: [String: VirtualKey] = [:]
         var pending: [SpendRecord] = []
-        var dirtyKeys: Set<String> = []
+        /// Spend recorded here and not yet added to the database, per key id.
+        var unwritten: [String: Decimal] = [:]
+        /// Estimated cost of calls admitted and not yet accounted, per key id.
+        var reserved: [String: Decimal] = [:]
         var dropped = 0
     }
     private let state = Mutex(State())
@@ -166,7 +171,7 @@ public final class GatewayStore: Sendable {
         let dropped = state.withLock { state -> Bool in
             if let id = record.keyID, let hash = state.keysByHash.first(where: { $0.value.id == id })?.key {
                 state.keysByHash[hash]?.spent += record.cost
-                state.dirtyKeys.insert(id)
+                state.unwritten[id, default: 0] += record.cost
             }
             guard state.pending.count < queueCapacity else { state.dropped += 1; return true }
             state.pending.append(record)
@@ -180,30 +185,82 @@ public final class GatewayStore: Sendable {
     /// Spend records waiting for the writer.
     public var pendingRecords: Int { state.withLock { $0.pending.count } }
 
-    /// Writes queued records and changed key totals in one transaction. - Returns: rows written.
+    /// Writes queued records and the keys' new spend in one transaction, then takes the stored totals
+    /// (which include other instances' spend). - Returns: rows written.
     @discardableResult
     public func flush() async throws -> Int {
-        let (records, keys) = state.withLock { state -> ([SpendRecord], [(id: String, spent: Decimal)]) in
-            let records = state.pending
+        let (records, deltas) = state.withLock { state -> ([SpendRecord], [String: Decimal]) in
+            let taken = (state.pending, state.unwritten)
             state.pending.removeAll(keepingCapacity: true)
-            let keys = state.dirtyKeys.compactMap { id in state.keysByHash.values.first { $0.id == id }.map { (id: id, spent: $0.spent) } }
-            state.dirtyKeys.removeAll()
-            return (records, keys)
+            state.unwritten.removeAll()
+            return taken
         }
-        guard !records.isEmpty || !keys.isEmpty else { return 0 }
+        guard !records.isEmpty || !deltas.isEmpty else { return 0 }
+        let totals: [String: Decimal]
         do {
-            try await database.write(records, spent: keys)
+            totals = try await database.write(records, adding: deltas)
         } catch {
             // Put them back in front of newer records (within capacity) so the next flush retries them.
             state.withLock { state in
                 let room = max(0, queueCapacity - state.pending.count)
                 state.pending.insert(contentsOf: records.prefix(room), at: 0)
                 state.dropped += max(0, records.count - room)
-                state.dirtyKeys.formUnion(keys.map(\.id))
+                state.unwritten.merge(deltas, uniquingKeysWith: +)
             }
             throw error
         }
+        state.withLock { state in
+            for (hash, key) in state.keysByHash {
+                if let total = totals[key.id] { state.keysByHash[hash]?.spent = total + (state.unwritten[key.id] ?? 0) }
+            }
+        }
         return records.count
+    }
+
+    /// Reloads keys from the database: keys created or revoked by another instance take effect here,
+    /// and every key's spend is the stored total plus what this instance has not written yet.
+    public func refreshKeys() async throws {
+        let keys = try await database.activeKeys()
+        state.withLock { state in
+            var loaded: [String: VirtualKey] = [:]
+            for (hash, var key) in keys {
+                key.spent += state.unwritten[key.id] ?? 0
+                loaded[hash] = key
+            }
+            state.keysByHash = loaded
+        }
+    }
+
+    /// The outcome of asking for budget: admitted (holding the reservation) or over budget.
+    public enum BudgetCheck: Sendable {
+        case admitted(Lease)
+        /// The key's spend, reservations included, has reached its budget.
+        case overBudget(spent: Decimal, reserved: Decimal, budget: Decimal)
+    }
+
+    /// Admits a call of key `id` whose estimated cost is `cost` when the key's spend plus what calls
+    /// under way have reserved is below its budget, and reserves `cost` until the returned
+    /// reservation is released (when the call has been accounted). Concurrent calls therefore see
+    /// each other: at most one call can take a key past its budget, as with calls made one by one.
+    public func reserve(keyID id: String, cost: Decimal) -> BudgetCheck {
+        let amount = max(0, cost)
+        return state.withLock { state -> BudgetCheck in
+            guard let key = state.keysByHash.values.first(where: { $0.id == id }), let budget = key.maxBudget else { return .admitted(.none) }
+            let reserved = state.reserved[id] ?? 0
+            if key.spent + reserved >= budget { return .overBudget(spent: key.spent, reserved: reserved, budget: budget) }
+            state.reserved[id, default: 0] += amount
+            return .admitted(Lease { [weak self] in self?.release(keyID: id, amount: amount) })
+        }
+    }
+
+    /// The cost reserved by calls of key `id` under way.
+    public func reserved(keyID id: String) -> Decimal { state.withLock { $0.reserved[id] ?? 0 } }
+
+    func release(keyID id: String, amount: Decimal) {
+        state.withLock { state in
+            let left = (state.reserved[id] ?? 0) - amount
+            state.reserved[id] = left > 0 ? left : nil
+        }
     }
 
     /// Totals per key from the written log.
@@ -217,6 +274,31 @@ public final class GatewayStore: Sendable {
         var generator = SystemRandomNumberGenerator()
         return String((0..<length).map { _ in alphabet[Int(generator.next(upperBound: UInt32(alphabet.count)))] })
     }
+}
+
+/// Something an admitted call holds until it has been accounted — budget reserved by
+/// ``GatewayStore/reserve(keyID:cost:)``, a stream slot — given back exactly once: by ``release()``,
+/// or when the last reference goes away, so no exit path (an error, a cancelled task, a stream
+/// never read) keeps it.
+public final class Lease: Sendable {
+    private let action: Mutex<(@Sendable () -> Void)?>
+
+    /// A lease that runs `release` once when given back.
+    public init(_ release: @escaping @Sendable () -> Void) { action = Mutex(release) }
+
+    /// A lease that holds nothing.
+    public static var none: Lease { Lease {} }
+
+    /// Gives back what is held; later calls do nothing.
+    public func release() {
+        let pending = action.withLock { action in
+            defer { action = nil }
+            return action
+        }
+        pending?()
+    }
+
+    deinit { release() }
 }
 
 /// Keys and the spend log in SQLite (GRDB): the embedded default.
@@ -271,7 +353,7 @@ public struct SQLiteGatewayDatabase: GatewayDatabase {
         try await queue.write { db in try db.execute(sql: "UPDATE api_keys SET revoked = 1 WHERE id = ?", arguments: [id]) }
     }
 
-    public func write(_ records: [SpendRecord], spent: [(id: String, spent: Decimal)]) async throws {
+    public func write(_ records: [SpendRecord], adding spent: [String: Decimal]) async throws -> [String: Decimal] {
         try await queue.write { db in
             let insert = try db.makeStatement(sql: """
                 INSERT INTO spend_log (at, key_id, route, model, deployment, provider, input_tokens, output_tokens, cached_tokens,
@@ -282,9 +364,16 @@ public struct SQLiteGatewayDatabase: GatewayDatabase {
                                                 record.provider, record.inputTokens, record.outputTokens, record.cachedTokens, record.reasoningTokens,
                                                 "\(record.cost)", record.latencyMilliseconds, record.outcome, record.cached])
             }
-            for (id, total) in spent {
+            // Read and write in the same transaction: SQLite serializes writers, so another process's
+            // addition is never lost. Decimal arithmetic here, because SQLite's would be binary floating point.
+            var totals: [String: Decimal] = [:]
+            for (id, delta) in spent {
+                guard let stored = try String.fetchOne(db, sql: "SELECT spent FROM api_keys WHERE id = ?", arguments: [id]) else { continue }
+                let total = (Decimal(string: stored) ?? 0) + delta
                 try db.execute(sql: "UPDATE api_keys SET spent = ? WHERE id = ?", arguments: ["\(total)", id])
+                totals[id] = total
             }
+            return totals
         }
     }
 
@@ -315,23 +404,35 @@ enum GatewayRows {
     }
 }
 
-/// Drains the spend queue into the database every `interval`, and once more at shutdown.
+/// Drains the spend queue into the database every `interval`, and once more at shutdown; every
+/// `keySync` it reloads the keys, so keys created, revoked or charged by other instances sharing the
+/// database take effect here.
 public struct SpendLogWriter: Service {
     let store: GatewayStore
     let interval: Duration
+    let keySync: Duration
     let logger: Logger
 
     /// Creates a writer.
-    public init(store: GatewayStore, interval: Duration = .milliseconds(500), logger: Logger = Logger(label: "nimbus.gateway.spend")) {
+    public init(store: GatewayStore, interval: Duration = .milliseconds(500), keySync: Duration = .seconds(5),
+                logger: Logger = Logger(label: "nimbus.gateway.spend")) {
         self.store = store
         self.interval = interval
+        self.keySync = keySync
         self.logger = logger
     }
 
     public func run() async throws {
+        var synced = ContinuousClock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: min(interval, keySync)) }
             await write()
+            if ContinuousClock.now - synced >= keySync {
+                synced = ContinuousClock.now
+                do { try await store.refreshKeys() } catch {
+                    logger.warning("key reload failed; the keys loaded before stay in use", metadata: ["error": "\(error)"])
+                }
+            }
         }
         await write()
     }

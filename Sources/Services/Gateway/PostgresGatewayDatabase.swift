@@ -66,7 +66,7 @@ public struct PostgresGatewayDatabase: GatewayDatabase, Service {
         try await client.query("UPDATE nimbus_api_keys SET revoked = TRUE WHERE id = \(id)")
     }
 
-    public func write(_ records: [SpendRecord], spent: [(id: String, spent: Decimal)]) async throws {
+    public func write(_ records: [SpendRecord], adding spent: [String: Decimal]) async throws -> [String: Decimal] {
         try await client.withTransaction(logger: logger) { connection in
             for record in records {
                 let at = record.at.timeIntervalSince1970, cost = "\(record.cost)"
@@ -79,11 +79,16 @@ public struct PostgresGatewayDatabase: GatewayDatabase, Service {
                     """
                 try await connection.query(insert, logger: logger)
             }
-            for (id, total) in spent {
-                let text = "\(total)"
-                let update: PostgresQuery = "UPDATE nimbus_api_keys SET spent = \(text) WHERE id = \(id)"
-                try await connection.query(update, logger: logger)
+            // An addition in the database (exact NUMERIC), so instances sharing it never overwrite each other.
+            var totals: [String: Decimal] = [:]
+            for (id, delta) in spent {
+                let text = "\(delta)"
+                let update: PostgresQuery = "UPDATE nimbus_api_keys SET spent = (spent::numeric + \(text)::numeric)::text WHERE id = \(id) RETURNING spent"
+                for try await total in try await connection.query(update, logger: logger).decode(String.self) {
+                    totals[id] = Decimal(string: total)
+                }
             }
+            return totals
         }
     }
 

@@ -41,12 +41,15 @@ public enum NimbusServer {
         public var port: Int
         /// Where embedded implementations keep their state.
         public var stateDirectory: String
+        /// A bearer token `/metrics` requires (`nil`: open).
+        public var metricsToken: Secret<String>?
 
         /// Creates a configuration.
-        public init(host: String = "127.0.0.1", port: Int = 8080, stateDirectory: String = ".nimbus") {
+        public init(host: String = "127.0.0.1", port: Int = 8080, stateDirectory: String = ".nimbus", metricsToken: Secret<String>? = nil) {
             self.host = host
             self.port = port
             self.stateDirectory = stateDirectory
+            self.metricsToken = metricsToken
         }
     }
 
@@ -101,7 +104,14 @@ public enum NimbusServer {
             }
             return jsonResponse(["status": .string(ready ? "ready" : "not ready"), "checks": .object(checks)], status: ready ? .ok : .serviceUnavailable)
         }
-        router.get("/metrics") { _, _ in
+        router.get("/metrics") { request, _ in
+            if let token = configuration.metricsToken {
+                let sent = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil } ?? ""
+                guard token.matches(sent) else {
+                    return Response(status: .unauthorized, headers: [.contentType: "text/plain; charset=utf-8", .wwwAuthenticate: "Bearer"],
+                                    body: .init(byteBuffer: ByteBuffer(string: "/metrics needs Authorization: Bearer <metrics_token>\n")))
+                }
+            }
             var buffer: [UInt8] = []
             metrics.emit(into: &buffer)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -35,7 +35,7 @@ final class GatewayRig: Sendable {
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         var quiet = Logger(label: "nimbus.gateway-test")
         quiet.logLevel = .critical
-        let app = try NimbusServer.application(configuration: .init(host: "127.0.0.1", port: 0, stateDirectory: directory), metrics: registry,
+        let app = try NimbusServer.application(configuration: .init(host: "127.0.0.1", port: 0, stateDirectory: directory, metricsToken: configuration.metricsToken), metrics: registry,
                                                modules: [gateway], logger: quiet) { channel in
             continuation.yield(channel.localAddress?.port ?? 0)
             continuation.finish()

@@ -34,6 +34,39 @@ import Testing
         #expect(try await GatewayStore(database: database).key(secret: secret) == nil)
     }
 
+    /// Issue 15 §2: two instances on one database add their spend (before: each wrote its own total
+    /// and the last writer won), and see each other's keys after a reload.
+    @Test func instancesAddTheirSpendAndSeeEachOthersKeys() async throws {
+        let url = try await Peer.freshPostgresDatabase(prefix: "nimbus_gw")
+        let (one, two) = (try PostgresGatewayDatabase(url: url), try PostgresGatewayDatabase(url: url))
+        let runners = [Task { await one.client.run() }, Task { await two.client.run() }]
+        defer { runners.forEach { $0.cancel() } }
+        let first = try await GatewayStore(database: one), second = try await GatewayStore(database: two)
+        let (key, secret) = try await first.createKey(name: "shared", models: [], rpm: nil, tpm: nil, maxBudget: 10)
+        #expect(second.key(secret: secret) == nil)
+        try await second.refreshKeys()
+        #expect(second.key(secret: secret)?.id == key.id, "a key created on one instance reaches the other")
+        func spend(_ store: GatewayStore, _ cost: String) {
+            store.record(SpendRecord(at: Date(), keyID: key.id, route: "chat", model: "m", deployment: "d", provider: "memory", inputTokens: 1,
+                                     outputTokens: 1, cachedTokens: 0, reasoningTokens: 0, cost: Decimal(string: cost) ?? 0, latencyMilliseconds: 1,
+                                     outcome: "ok", cached: false))
+        }
+        spend(first, "1.25")
+        spend(second, "2.50")
+        try await first.flush()
+        try await second.flush()
+        #expect(second.key(id: key.id)?.spent == Decimal(string: "3.75"), "the second instance's total includes the first's spend")
+        try await first.refreshKeys()
+        #expect(first.key(id: key.id)?.spent == Decimal(string: "3.75"))
+        spend(first, "0.25")   // not yet written: a reload keeps it
+        try await first.refreshKeys()
+        #expect(first.key(id: key.id)?.spent == Decimal(string: "4.00"))
+        #expect(try await GatewayStore(database: one).key(secret: secret)?.spent == Decimal(string: "3.75"))
+        #expect(try await second.revokeKey(id: key.id))
+        try await first.refreshKeys()
+        #expect(first.key(secret: secret) == nil, "a key revoked on one instance is gone from the other after a reload")
+    }
+
     @Test func theGatewayLogsToPostgreSQLWhenConfigured() async throws {
         var configuration = testConfiguration()
         configuration.databaseURL = try await Peer.freshPostgresDatabase(prefix: "nimbus_gw")

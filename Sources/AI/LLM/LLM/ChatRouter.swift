@@ -166,6 +166,20 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
         self.logger = logger
     }
 
+    /// Calls under way per deployment name (a stream counts until it is accounted for: finished,
+    /// failed, or abandoned by its consumer).
+    public var inFlight: [String: Int] {
+        health.withLock { health in
+            deployments.indices.reduce(into: [:]) { counts, index in counts[deployments[index].name, default: 0] += health[index].inFlight }
+        }
+    }
+
+    /// The most a call to `alias` with these token counts can cost on any of its deployments, at the
+    /// catalog's prices (`nil`: no deployment of it has a price).
+    public func highestCost(of usage: Usage, alias: String) -> Decimal? {
+        deployments.filter { $0.alias == alias }.compactMap { configuration.catalog.cost(of: usage, model: $0.upstreamModel) }.max()
+    }
+
     /// The model names served, sorted.
     public var aliases: [String] { Array(Set(deployments.map(\.alias))).sorted() }
 
@@ -200,7 +214,7 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
         let key = configuration.cache.map { _ in Self.cacheKey(request, partition: configuration.cachePartition?() ?? nil) }
         if let cache = configuration.cache, let key, let hit = try? await cache.get(key, as: ChatResponse.self) {
             report(alias: alias, deployment: nil, usage: hit.usage, started: started, cached: true, outcome: "ok", attempts: 0)
-            return ChatStream { yield in for event in Self.events(replaying: hit) { yield(event) } }
+            return ChatStream { yield in for event in Self.events(replaying: hit) { await yield(event) } }
         }
         // Fallback is possible until the upstream answered with a stream; after that, errors pass through.
         var chosen: Int?
@@ -210,38 +224,54 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
             attempts += 1
             return try await deployment.model.stream(upstream)
         } usage: { _ in nil }
-        let index = chosen
-        let triedBefore = attempts - 1
-        return ChatStream(observing: upstream) {
-            StreamAccounting(router: self, alias: alias, index: index, started: started, attempts: triedBefore, cacheKey: key)
-        }
+        let accounting = StreamAccounting(router: self, alias: alias, index: chosen, started: started, attempts: attempts - 1, cacheKey: key,
+                                          inputEstimate: TokenEstimator.forModel(alias).count(request))
+        return ChatStream(observing: upstream) { accounting }
     }
 
-    /// Accounts for a routed stream when it ends: deployment health, the call record, the cache.
-    final class StreamAccounting: ChatStreamObserver {
+    /// Accounts for a routed stream exactly once, however it ends: deployment health (the in-flight
+    /// count included), the call record, the cache. A consumer that stops early (a client that
+    /// disconnected) is billed for the prompt and for what it received, with outcome `cancelled`;
+    /// a stream dropped without being read is accounted the same way when it is released.
+    final class StreamAccounting: ChatStreamObserver, Sendable {
         let router: ChatRouter
         let alias: String
         let index: Int?
         let started: ContinuousClock.Instant
         let attempts: Int
         let cacheKey: String?
-        var accumulator = ChatResponseAccumulator()
+        let inputEstimate: Int
+        private struct State { var accumulator = ChatResponseAccumulator(); var settled = false }
+        private let state = Mutex(State())
 
-        init(router: ChatRouter, alias: String, index: Int?, started: ContinuousClock.Instant, attempts: Int, cacheKey: String?) {
+        init(router: ChatRouter, alias: String, index: Int?, started: ContinuousClock.Instant, attempts: Int, cacheKey: String?, inputEstimate: Int) {
             self.router = router
             self.alias = alias
             self.index = index
             self.started = started
             self.attempts = attempts
             self.cacheKey = cacheKey
+            self.inputEstimate = inputEstimate
         }
 
-        func observe(_ event: ChatStreamEvent) throws { accumulator.add(event) }
+        deinit { abandoned() }
+
+        func observe(_ event: ChatStreamEvent) throws { state.withLock { $0.accumulator.add(event) } }
+
+        /// The events so far, once: `nil` when the stream was already accounted for.
+        private func settle() -> ChatResponseAccumulator? {
+            state.withLock { state in
+                guard !state.settled else { return nil }
+                state.settled = true
+                return state.accumulator
+            }
+        }
 
         func finished() throws {
+            guard let accumulator = settle() else { return }
             let response: ChatResponse
             do { response = try accumulator.response() } catch {
-                throw failed(error)
+                throw account(error, accumulator)
             }
             if let index { router.finished(index, tokens: response.usage.totalTokens, started: started, failure: nil) }
             router.report(alias: alias, deployment: index, usage: response.usage, started: started, cached: false, outcome: "ok", attempts: attempts)
@@ -252,11 +282,35 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
         }
 
         func failed(_ error: any Error) -> any Error {
+            guard let accumulator = settle() else { return NimbusError.wrap(error, "stream from \(alias)") }
+            return account(error, accumulator)
+        }
+
+        private func account(_ error: any Error, _ accumulator: ChatResponseAccumulator) -> any Error {
             let error = NimbusError.wrap(error, "stream from \(alias)")
-            if let index { router.finished(index, tokens: accumulator.usage.totalTokens, started: started, failure: error) }
-            router.report(alias: alias, deployment: index, usage: accumulator.usage, started: started, cached: false,
-                          outcome: error.code.description, attempts: attempts)
+            let usage = billable(accumulator)
+            if let index { router.finished(index, tokens: usage.totalTokens, started: started, failure: error) }
+            router.report(alias: alias, deployment: index, usage: usage, started: started, cached: false, outcome: error.code.description, attempts: attempts)
             return error
+        }
+
+        func abandoned() {
+            guard let accumulator = settle() else { return }
+            let usage = billable(accumulator)
+            if let index { router.finished(index, tokens: usage.totalTokens, started: started, failure: nil, measured: false) }
+            router.report(alias: alias, deployment: index, usage: usage, started: started, cached: false, outcome: "cancelled", attempts: attempts)
+        }
+
+        /// The provider's counts when they arrived; otherwise the prompt estimate and what was generated so far.
+        private func billable(_ accumulator: ChatResponseAccumulator) -> Usage {
+            var usage = accumulator.usage
+            if usage.inputTokens == 0 { usage.inputTokens = inputEstimate }
+            if usage.outputTokens == 0 {
+                let partial = accumulator.partialResponse(finishReason: .stop)
+                let estimator = TokenEstimator.forModel(alias)
+                usage.outputTokens = estimator.count(partial.message.text) + partial.toolCalls.reduce(0) { $0 + estimator.count($1.name + $1.arguments) }
+            }
+            return usage
         }
     }
 
@@ -393,7 +447,8 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
         }
     }
 
-    func finished(_ index: Int, tokens: Int, started: ContinuousClock.Instant, failure: NimbusError?) {
+    /// Ends a call on deployment `index`; `measured: false` leaves its latency estimate alone (a call the consumer abandoned).
+    func finished(_ index: Int, tokens: Int, started: ContinuousClock.Instant, failure: NimbusError?, measured: Bool = true) {
         let instant = now()
         let cooldown = configuration.cooldown, allowed = configuration.allowedFailures
         health.withLock { health in
@@ -409,7 +464,7 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
                     state.coolingUntil = instant + cooldown
                     state.failures.removeAll()
                 }
-            } else {
+            } else if measured {
                 let seconds = (instant - started).nimbusSeconds
                 state.latency = state.latency.map { 0.8 * $0 + 0.2 * seconds } ?? seconds
                 state.failures.removeAll()

@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import NimbusCore
 
 /// One event of a streamed reply.
@@ -53,21 +54,12 @@ public struct ChatStream: AsyncSequence, Sendable {
         makeSource = { StreamEventSource(events.makeAsyncIterator()) }
     }
 
-    /// A stream fed by `produce`, which runs in a task that is cancelled when the consumer stops.
-    /// `produce` yields events; throwing ends the stream with that error.
-    public init(bufferingPolicy: AsyncThrowingStream<ChatStreamEvent, any Error>.Continuation.BufferingPolicy = .unbounded,
-                _ produce: @escaping @Sendable (_ yield: @escaping @Sendable (ChatStreamEvent) -> Void) async throws -> Void) {
-        self.init(AsyncThrowingStream(bufferingPolicy: bufferingPolicy) { continuation in
-            let task = Task {
-                do {
-                    try await produce { continuation.yield($0) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        })
+    /// A stream fed by `produce`, which runs in a task of its own from the moment a consumer starts
+    /// reading and is cancelled when the consumer stops. `yield` hands one event over and waits until
+    /// the consumer has taken it: a slow reader slows the producer (and so the provider's connection)
+    /// down instead of making the stream pile up in memory. Throwing ends the stream with that error.
+    public init(_ produce: @escaping @Sendable (_ yield: @escaping @Sendable (ChatStreamEvent) async -> Void) async throws -> Void) {
+        makeSource = { ProducedEventSource(produce) }
     }
 
     /// `upstream`'s events passed through an observer, in the consumer's task (no task or buffer in
@@ -101,6 +93,14 @@ public protocol ChatStreamObserver: AnyObject {
     func finished() throws
     /// The upstream failed: the error the consumer gets.
     func failed(_ error: any Error) -> any Error
+    /// The consumer stopped reading before the end (a client that disconnected, a loop that broke
+    /// out): called once, when its iterator is released. Accounting that ``finished()`` or
+    /// ``failed(_:)`` would have done belongs here too, or it is lost.
+    func abandoned()
+}
+
+extension ChatStreamObserver {
+    public func abandoned() {}
 }
 
 /// One consumer's reader of a ``ChatStream``.
@@ -115,6 +115,29 @@ final class StreamEventSource: ChatEventSource {
     func next() async throws -> ChatStreamEvent? { try await iterator.next() }
 }
 
+/// The reader of a produced stream: a rendezvous channel between the producer's task and the consumer.
+final class ProducedEventSource: ChatEventSource {
+    private let task: Task<Void, Never>
+    private var iterator: AsyncThrowingChannel<ChatStreamEvent, any Error>.AsyncIterator
+
+    init(_ produce: @escaping @Sendable (_ yield: @escaping @Sendable (ChatStreamEvent) async -> Void) async throws -> Void) {
+        let channel = AsyncThrowingChannel<ChatStreamEvent, any Error>()
+        iterator = channel.makeAsyncIterator()
+        task = Task {
+            do {
+                try await produce { event in await channel.send(event) }
+                channel.finish()
+            } catch {
+                channel.fail(error)
+            }
+        }
+    }
+
+    func next() async throws -> ChatStreamEvent? { try await iterator.next() }
+
+    deinit { task.cancel() }
+}
+
 final class ObservedEventSource: ChatEventSource {
     private let upstream: any ChatEventSource
     private let observer: any ChatStreamObserver
@@ -123,6 +146,10 @@ final class ObservedEventSource: ChatEventSource {
     init(_ upstream: any ChatEventSource, observer: any ChatStreamObserver) {
         self.upstream = upstream
         self.observer = observer
+    }
+
+    deinit {
+        if !done { observer.abandoned() }
     }
 
     func next() async throws -> ChatStreamEvent? {

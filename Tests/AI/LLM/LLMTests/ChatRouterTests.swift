@@ -157,6 +157,37 @@ final class RouterRig: Sendable {
         #expect(record.outcome == "ok")
     }
 
+    /// Issue 15 §2: a consumer that stops reading (a client that disconnected before the usage event)
+    /// is still billed, and the deployment's in-flight count comes back down.
+    @Test func abandonedStreamsAreAccountedOnce() async throws {
+        let rig = RouterRig([("m", 1, nil)])
+        let words = (1...40).map { "word\($0)" }.joined(separator: " ")
+        do {
+            let stream = try await rig.model.stream(ChatRequest(messages: [.user(words)]))
+            #expect(rig.router.inFlight["d0"] == 1)
+            var received = 0
+            for try await event in stream {
+                if case .textDelta = event { received += 1 }
+                if received == 10 { break }
+            }
+        }
+        #expect(rig.router.inFlight["d0"] == 0, "the in-flight counter leaked")
+        let cancelled = try #require(rig.records.last)
+        #expect(cancelled.outcome == "cancelled" && rig.records.count == 1, "\(rig.records)")
+        let usage = try #require(cancelled.usage)
+        #expect(usage.inputTokens > 0 && usage.outputTokens > 0 && usage.outputTokens < 40, "prompt plus the part received: \(usage)")
+
+        // A stream dropped without being read at all.
+        _ = try await rig.model.stream(ChatRequest(messages: [.user("never read")]))
+        #expect(rig.router.inFlight["d0"] == 0)
+        #expect(rig.records.count == 2 && rig.records.last?.outcome == "cancelled", "\(rig.records)")
+
+        // A stream read to the end is accounted once, as ok.
+        _ = try await rig.model.stream(ChatRequest(messages: [.user("read to the end")])).collect()
+        #expect(rig.records.count == 3 && rig.records.last?.outcome == "ok")
+        #expect(rig.router.inFlight["d0"] == 0)
+    }
+
     @Test func leastBusyAndLowestLatencyStrategies() async throws {
         let busy = RouterRig([("m", 1, nil), ("m", 1, nil)], configuration: .init(strategy: .leastBusy))
         busy.memories[0].enqueue(.init(text: "slow", latency: .milliseconds(300)))

@@ -3,6 +3,7 @@ import MetricsTestKit
 import NimbusCore
 import NimbusLLM
 import NimbusLLMScripted
+import Synchronization
 import Testing
 
 @Suite struct ChatRequestValidationTests {
@@ -58,6 +59,39 @@ import Testing
         accumulator.add(.textDelta("half"))
         #expect(throws: NimbusError.self) { try accumulator.response() }
         #expect(accumulator.partialResponse(finishReason: .error).text == "half")
+    }
+
+    /// Issue 15 §1: a slow reader slows the producer down; the stream never piles up in memory.
+    @Test func aSlowReaderHoldsTheProducerBack() async throws {
+        let produced = Atomic<Int>(0)
+        let stream = ChatStream { yield in
+            for index in 0..<100_000 {
+                await yield(.textDelta("t\(index) "))
+                produced.add(1, ordering: .relaxed)
+                try Task.checkCancellation()
+            }
+        }
+        var read = 0
+        for try await _ in stream {
+            read += 1
+            if read == 5 {
+                try await Task.sleep(for: .milliseconds(200))   // a reader that stalls
+                break
+            }
+        }
+        #expect(produced.load(ordering: .relaxed) <= read + 1, "the producer ran ahead of its reader: \(produced.load(ordering: .relaxed)) events made, \(read) read")
+    }
+
+    @Test func aProducedStreamEndsWithItsProducersError() async throws {
+        let stream = ChatStream { yield in
+            await yield(.textDelta("partial"))
+            throw NimbusError(.unavailable, "upstream closed")
+        }
+        var texts: [String] = []
+        await #expect(throws: NimbusError.self) {
+            for try await event in stream { if case .textDelta(let text) = event { texts.append(text) } }
+        }
+        #expect(texts == ["partial"])
     }
 
     @Test func coalescingJoinsAdjacentTextOnly() {

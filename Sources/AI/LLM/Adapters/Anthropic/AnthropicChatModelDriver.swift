@@ -91,7 +91,7 @@ public final class AnthropicChatModelDriver: ChatModelDriver, ModelListingDriver
             var decoder = AnthropicWire.StreamDecoder(provider: provider)
             let json = JSONDecoder()
             for try await event in ServerSentEventStream(response.body) where !event.data.isEmpty {
-                for portable in try decoder.decode(event.data, decoder: json) { yield(portable) }
+                for portable in try decoder.decode(event.data, decoder: json) { await yield(portable) }
                 if decoder.isDone { return }
             }
         }

@@ -118,9 +118,9 @@ public final class GeminiChatModelDriver: ChatModelDriver, ModelListingDriver {
                     }
                     throw LLMFailure(kind: .malformedResponse, provider: provider, message: "unreadable stream chunk: \(error)", rawBody: event.data).nimbusError()
                 }
-                for portable in try decoder.decode(chunk, raw: event.data) { yield(portable) }
+                for portable in try decoder.decode(chunk, raw: event.data) { await yield(portable) }
             }
-            for portable in decoder.finish() { yield(portable) }
+            for portable in decoder.finish() { await yield(portable) }
         }
     }
 

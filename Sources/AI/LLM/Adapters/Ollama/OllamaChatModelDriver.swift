@@ -84,12 +84,12 @@ public final class OllamaChatModelDriver: ChatModelDriver, ModelListingDriver {
             var splitter = NDJSONLineSplitter()
             for try await chunk in response.body {
                 for line in try splitter.feed(chunk) {
-                    for event in try decoder.decode(line: String(decoding: line, as: UTF8.self)) { yield(event) }
+                    for event in try decoder.decode(line: String(decoding: line, as: UTF8.self)) { await yield(event) }
                     if decoder.isDone { return }
                 }
             }
             if let last = splitter.finish() {
-                for event in try decoder.decode(line: String(decoding: last, as: UTF8.self)) { yield(event) }
+                for event in try decoder.decode(line: String(decoding: last, as: UTF8.self)) { await yield(event) }
             }
         }
     }

@@ -134,10 +134,10 @@ public final class OpenAIChatModelDriver: ChatModelDriver, ModelListingDriver {
             let json = JSONDecoder()
             for try await event in ServerSentEventStream(response.body) {
                 if event.data.isEmpty { continue }
-                for portable in try decoder.decode(event.data, decoder: json) { yield(portable) }
+                for portable in try decoder.decode(event.data, decoder: json) { await yield(portable) }
                 if decoder.isDone { return }
             }
-            for portable in decoder.finish() { yield(portable) }
+            for portable in decoder.finish() { await yield(portable) }
         }
     }
 

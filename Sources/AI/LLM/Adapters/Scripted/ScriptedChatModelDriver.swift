@@ -192,26 +192,26 @@ public final class ScriptedChatModelDriver: ChatModelDriver, ModelListingDriver 
         let pause = (reply.latency ?? configuration.latency) / max(1, chunks.count + 1)
         let sleep = self.sleep
         return ChatStream { yield in
-            yield(.start(id: response.id, model: response.model))
+            await yield(.start(id: response.id, model: response.model))
             if pause > .zero { try await sleep(pause) }
             for part in response.message.content {
-                if case .reasoning(let text, let signature, _) = part { yield(.reasoningDelta(text, signature: signature)) }
+                if case .reasoning(let text, let signature, _) = part { await yield(.reasoningDelta(text, signature: signature)) }
             }
             let cutAfter = reply.failure == .cutMidStream ? chunks.count / 2 : nil
             for (index, chunk) in chunks.enumerated() {
                 if let cutAfter, index >= cutAfter { return }
                 try Task.checkCancellation()
-                yield(.textDelta(chunk))
+                await yield(.textDelta(chunk))
                 if pause > .zero { try await sleep(pause) }
             }
             if cutAfter != nil { return }
             for (index, call) in response.toolCalls.enumerated() {
                 let split = call.arguments.index(call.arguments.startIndex, offsetBy: call.arguments.count / 2)
-                yield(.toolCallDelta(ToolCallDelta(index: index, id: call.id, name: call.name, arguments: String(call.arguments[..<split]))))
-                yield(.toolCallDelta(ToolCallDelta(index: index, arguments: String(call.arguments[split...]))))
+                await yield(.toolCallDelta(ToolCallDelta(index: index, id: call.id, name: call.name, arguments: String(call.arguments[..<split]))))
+                await yield(.toolCallDelta(ToolCallDelta(index: index, arguments: String(call.arguments[split...]))))
             }
-            yield(.usage(response.usage))
-            yield(.finish(response.finishReason))
+            await yield(.usage(response.usage))
+            await yield(.finish(response.finishReason))
         }
     }
 

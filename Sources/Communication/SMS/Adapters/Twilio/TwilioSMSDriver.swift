@@ -213,7 +213,7 @@ public enum TwilioWebhook {
         for candidate in urlVariants(url) {
             for token in authTokens {
                 let expected = Array(Self.signature(url: candidate, parameters: parameters, authToken: token, algorithm: algorithm).utf8)
-                matched = WebhookSignature.constantTimeEquals(expected, Array(signature.utf8)) || matched
+                matched = ConstantTime.equals(expected, Array(signature.utf8)) || matched
             }
         }
         guard matched else { throw NimbusError(.unauthenticated, "the X-Twilio-Signature does not match (check the URL Twilio calls, including scheme, host, port and query)") }
@@ -227,7 +227,7 @@ public enum TwilioWebhook {
         }
         try validate(url: url, parameters: [], signature: signature, authTokens: authTokens, algorithm: algorithm)
         let actual = SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined()
-        guard WebhookSignature.constantTimeEquals(Array(actual.utf8), Array(claimed.lowercased().utf8)) else {
+        guard ConstantTime.equals(Array(actual.utf8), Array(claimed.lowercased().utf8)) else {
             throw NimbusError(.unauthenticated, "the Twilio request's body does not match its bodySHA256")
         }
     }
