@@ -147,3 +147,26 @@ extension StringOrArray where Element == String {
         }
     }
 }
+
+extension JSONValue {
+    /// This object with `extra`'s members added where it has none; a member that is an object on both
+    /// sides gets the same treatment one level down. Nothing already set is replaced — for caller-supplied
+    /// provider options, which may add to a request but never override what the adapter or operator set.
+    ///
+    /// ```swift
+    /// let body: JSONValue = ["model": "m", "options": ["num_ctx": 4096]]
+    /// body.addingMissing(["model": "other", "options": ["num_ctx": 1, "top_k": 5]])
+    /// // ["model": "m", "options": ["num_ctx": 4096, "top_k": 5]]
+    /// ```
+    public func addingMissing(_ extra: [String: JSONValue]) -> JSONValue {
+        guard case .object(var members) = self else { return self }
+        for (key, value) in extra {
+            switch (members[key], value) {
+            case (nil, _): members[key] = value
+            case (.object?, .object(let nested)): members[key] = members[key]?.addingMissing(nested)
+            default: continue
+            }
+        }
+        return .object(members)
+    }
+}

@@ -59,11 +59,15 @@ public struct GatewayConfiguration: Decodable, Sendable {
         public var latencyMs: Int?
         /// Embedding deployments: vector length.
         public var dimensions: Int?
+        /// Request fields the gateway does not know that this deployment forwards to its provider
+        /// (`[logit_bias, top_k]`); the rest are dropped. Empty by default: a caller cannot reach
+        /// provider parameters the operator did not choose.
+        public var passThrough: [String]?
 
         enum CodingKeys: String, CodingKey {
             case url, provider, model, deployment, project, location, weight, rpm, tpm, dimensions
             case baseURL = "base_url", apiKey = "api_key", apiVersion = "api_version", accessToken = "access_token"
-            case timeoutSeconds = "timeout_seconds", latencyMs = "latency_ms"
+            case timeoutSeconds = "timeout_seconds", latencyMs = "latency_ms", passThrough = "pass_through"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -85,11 +89,13 @@ public struct GatewayConfiguration: Decodable, Sendable {
             timeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds)
             latencyMs = try container.decodeIfPresent(Int.self, forKey: .latencyMs)
             dimensions = try container.decodeIfPresent(Int.self, forKey: .dimensions)
+            passThrough = try container.decodeIfPresent([String].self, forKey: .passThrough)
         }
 
         /// Creates a deployment.
         public init(provider: String, model: String, baseURL: String? = nil, apiKey: Secret<String>? = nil, weight: Double? = nil, rpm: Int? = nil,
-                    tpm: Int? = nil, latencyMs: Int? = nil, dimensions: Int? = nil) {
+                    tpm: Int? = nil, latencyMs: Int? = nil, dimensions: Int? = nil, passThrough: [String]? = nil) {
+            self.passThrough = passThrough
             self.provider = provider
             self.model = model
             self.baseURL = baseURL

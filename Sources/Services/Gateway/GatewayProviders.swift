@@ -118,7 +118,8 @@ enum GatewayProviders {
                                                                           retry: GatewayProviders.deploymentRetry))
                 deployments.append(ChatRouter.Deployment(alias: model.name, model: chat, upstreamModel: deployment.model,
                                                          name: "\(model.name)#\(index) \(deployment.provider)/\(deployment.model)",
-                                                         weight: deployment.weight ?? 1, requestsPerMinute: deployment.rpm, tokensPerMinute: deployment.tpm))
+                                                         weight: deployment.weight ?? 1, requestsPerMinute: deployment.rpm, tokensPerMinute: deployment.tpm,
+                                                         allowedProviderOptions: Set(deployment.passThrough ?? [])))
                 if let input = model.inputCostPerMillion, let output = model.outputCostPerMillion {
                     catalog.register(ModelInfo(id: deployment.model, provider: deployment.provider, contextWindow: catalog.model(deployment.model)?.contextWindow ?? 128_000,
                                                pricing: .init(input: input, output: output)))

@@ -1,6 +1,8 @@
 import Foundation
 import NimbusCore
 import NimbusGateway
+import NimbusLLM
+import NimbusLLMScripted
 import NimbusTesting
 import Testing
 
@@ -65,5 +67,24 @@ import Testing
         let metrics = try #require(try await rig.call(.GET, "/metrics").body.stringValue)
         #expect(!metrics.contains(invented), "a caller's model string became a label")
         #expect(metrics.contains(#"model="unknown""#) && metrics.contains(#"model="memory""#))
+    }
+
+    /// Issue 15 §2: request fields the gateway does not know reach a provider only where the operator allowed them.
+    @Test func unknownFieldsAreForwardedOnlyWhenAllowed() async throws {
+        let open = GatewayConfiguration.Model(name: "open", deployments: [.init(provider: "memory", model: "memory", passThrough: ["logit_bias"])])
+        let rig = try await GatewayRig.start(testConfiguration(extraModels: [open]))
+        defer { Task { await rig.shutdown() } }
+        func forwarded(_ alias: String) throws -> [String: JSONValue] {
+            let deployment = try #require(rig.gateway.router.deployments.first { $0.alias == alias })
+            let memory = try #require(deployment.model.driver(as: ScriptedChatModelDriver.self))
+            return try #require(memory.requests.last).providerOptions
+        }
+        let raw = { (model: String) in
+            #"{"model":"\#(model)","messages":[{"role":"user","content":"hi"}],"logit_bias":{"50256":-100},"frobnicate":{"url":"http://169.254.169.254"}}"#
+        }
+        #expect(try await rig.call(.POST, "/v1/chat/completions", raw: raw("memory"), key: Self.master).status == 200)
+        #expect(try forwarded("memory").isEmpty, "nothing unknown passes by default")
+        #expect(try await rig.call(.POST, "/v1/chat/completions", raw: raw("open"), key: Self.master).status == 200)
+        #expect(try forwarded("open") == ["logit_bias": ["50256": -100]], "only the allowed field passes")
     }
 }

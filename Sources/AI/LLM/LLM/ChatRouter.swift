@@ -38,10 +38,14 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
         public var requestsPerMinute: Int?
         /// Tokens per minute this deployment may take (`nil`: no limit).
         public var tokensPerMinute: Int?
+        /// The ``ChatRequest/providerOptions`` this deployment forwards (`nil`: all). A server that routes
+        /// untrusted callers' requests sets it, so unknown fields reach the provider only where the operator allowed them.
+        public var allowedProviderOptions: Set<String>?
 
         /// Creates a deployment.
         public init(alias: String, model: ChatModel, upstreamModel: String, name: String? = nil, weight: Double = 1,
-                    requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil) {
+                    requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, allowedProviderOptions: Set<String>? = nil) {
+            self.allowedProviderOptions = allowedProviderOptions
             self.alias = alias
             self.model = model
             self.upstreamModel = upstreamModel
@@ -337,6 +341,7 @@ public final class ChatRouter: ChatModelDriver, ModelListingDriver {
                 let deployment = deployments[index]
                 var upstream = request
                 upstream.model = deployment.upstreamModel
+                if let allowed = deployment.allowedProviderOptions { upstream.providerOptions = upstream.providerOptions.filter { allowed.contains($0.key) } }
                 attempts += 1
                 begin(index)
                 do {

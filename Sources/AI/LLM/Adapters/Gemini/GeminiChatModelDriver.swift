@@ -142,11 +142,9 @@ public final class GeminiChatModelDriver: ChatModelDriver, ModelListingDriver {
     }
 
     private func send(_ request: ChatRequest, path: String, operation: String) async throws -> NimbusHTTPResponse {
-        var body = try JSONValue(encoding: GeminiRequestBuilder.build(request, safetySettings: configuration.safetySettings))
-        if !request.providerOptions.isEmpty, case .object(var fields) = body {
-            for (key, value) in request.providerOptions { fields[key] = value }
-            body = .object(fields)
-        }
+        // Provider options add fields (generationConfig extras included) but never replace what the request built.
+        let body = try JSONValue(encoding: GeminiRequestBuilder.build(request, safetySettings: configuration.safetySettings))
+            .addingMissing(request.providerOptions)
         var http = NimbusHTTPRequest(.POST, path, operation: operation)
         try http.setJSON(body, encoder: JSONEncoder())
         http.safeToRetry = true

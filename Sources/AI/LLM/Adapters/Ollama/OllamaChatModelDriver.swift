@@ -31,13 +31,19 @@ public final class OllamaChatModelDriver: ChatModelDriver, ModelListingDriver {
         public var maxResponseSize: Int
         /// The provider's name in metrics and errors.
         public var provider: String
-        /// Download images given by `http(s)` URL and send their bytes (Ollama takes bytes only); the largest image accepted.
-        public var imageDownloadLimit: Int?
+        /// Download images given by `http(s)` URL and send their bytes (Ollama takes bytes only), under this
+        /// policy (public addresses only, no redirects, size and count caps; see ``UntrustedURLFetcher``).
+        /// `nil` (the default): off, and image URLs are refused — a caller's URL is fetched by your server.
+        public var imageDownloads: UntrustedURLFetcher.Policy?
+        /// The most tokens a reply may have (`options.num_predict`); a caller's `max_tokens` or `options` cannot raise it.
+        public var maxOutputTokens: Int?
 
         /// Creates settings.
         public init(baseURL: String = "http://127.0.0.1:11434", keepAlive: String? = nil, contextLength: Int? = nil, apiKey: Secret<String>? = nil,
-                    timeout: Duration = .seconds(600), maxResponseSize: Int = 32 * 1024 * 1024, provider: String = "ollama", imageDownloadLimit: Int? = 20 * 1024 * 1024) {
-            self.imageDownloadLimit = imageDownloadLimit
+                    timeout: Duration = .seconds(600), maxResponseSize: Int = 32 * 1024 * 1024, provider: String = "ollama",
+                    imageDownloads: UntrustedURLFetcher.Policy? = nil, maxOutputTokens: Int? = nil) {
+            self.imageDownloads = imageDownloads
+            self.maxOutputTokens = maxOutputTokens
             self.baseURL = baseURL
             self.keepAlive = keepAlive
             self.contextLength = contextLength
@@ -52,11 +58,14 @@ public final class OllamaChatModelDriver: ChatModelDriver, ModelListingDriver {
     public let configuration: Configuration
     /// The HTTP client.
     public let client: NimbusHTTPClient
+    /// Fetches image URLs (its own client: no credentials, no redirects), when downloads are on.
+    let imageFetcher: UntrustedURLFetcher?
     public var provider: String { configuration.provider }
 
     /// Creates an adapter.
     public init(configuration: Configuration = .init(), httpClient: HTTPClient = NimbusHTTPClient.defaultTransport, logger: Logger? = nil) {
         self.configuration = configuration
+        self.imageFetcher = configuration.imageDownloads.map { UntrustedURLFetcher(policy: $0) }
         self.client = NimbusHTTPClient(configuration: .init(
             service: configuration.provider, baseURL: configuration.baseURL, auth: configuration.apiKey.map { .bearer($0) },
             retry: .none, timeout: configuration.timeout, maxResponseSize: configuration.maxResponseSize
@@ -108,11 +117,7 @@ public final class OllamaChatModelDriver: ChatModelDriver, ModelListingDriver {
     }
 
     private func send(_ request: ChatRequest, stream: Bool) async throws -> NimbusHTTPResponse {
-        var body = try OllamaRequestBuilder.build(try await downloadingImages(request), stream: stream, configuration: configuration)
-        if !request.providerOptions.isEmpty, case .object(var fields) = body {
-            for (key, value) in request.providerOptions { fields[key] = value }
-            body = .object(fields)
-        }
+        let body = try OllamaRequestBuilder.build(try await downloadingImages(request), stream: stream, configuration: configuration)
         var http = NimbusHTTPRequest(.POST, "/api/chat", operation: "chat")
         try http.setJSON(body, encoder: JSONEncoder())
         http.safeToRetry = true
@@ -122,22 +127,20 @@ public final class OllamaChatModelDriver: ChatModelDriver, ModelListingDriver {
         }
     }
 
-    /// The request with `http(s)` image URLs replaced by their bytes.
+    /// The request with `http(s)` image URLs replaced by their bytes, fetched without credentials under
+    /// ``Configuration/imageDownloads`` (when it is off, the request builder refuses image URLs).
     private func downloadingImages(_ request: ChatRequest) async throws -> ChatRequest {
-        guard let limit = configuration.imageDownloadLimit else { return request }
+        guard let fetcher = imageFetcher else { return request }
+        let budget = fetcher.budget()
         var request = request
         for (messageIndex, message) in request.messages.enumerated() {
             for (partIndex, part) in message.content.enumerated() {
                 guard case .image(.url(let url), let detail) = part, url.hasPrefix("http://") || url.hasPrefix("https://") else { continue }
-                var download = NimbusHTTPRequest(.GET, url, operation: "image.download")
-                download.timeout = .seconds(30)
-                let response = try await client.send(download)
-                guard response.isSuccess else {
-                    throw NimbusError(.invalidArgument, "messages[\(messageIndex)]: the image at \(url) could not be downloaded (HTTP \(response.status.code))")
+                let image: UntrustedURLFetcher.Fetched
+                do { image = try await fetcher.fetch(url, budget: budget) } catch let error as NimbusError {
+                    throw NimbusError(error.code, "messages[\(messageIndex)]: \(error.message)", underlying: error)
                 }
-                let bytes = try await response.collect(upTo: limit)
-                let mediaType = response.headers.first(name: "Content-Type")?.split(separator: ";").first.map(String.init) ?? "image/png"
-                request.messages[messageIndex].content[partIndex] = .image(.data(Data(bytes.readableBytesView), mediaType: mediaType), detail: detail)
+                request.messages[messageIndex].content[partIndex] = .image(.data(Data(image.bytes.readableBytesView), mediaType: image.mediaType ?? "image/png"), detail: detail)
             }
         }
         return request
@@ -158,7 +161,7 @@ enum OllamaRequestBuilder {
                 case .text: continue
                 case .image(let source, _):
                     guard let inline = source.inlineData else {
-                        throw NimbusError(.invalidArgument, "messages[\(index)]: Ollama takes images as bytes, not URLs; download \(source.urlString) first")
+                        throw NimbusError(.invalidArgument, "messages[\(index)]: Ollama takes images as bytes, not URLs; send the image inline (base64), or turn on imageDownloads=true for this deployment to have the server fetch public URLs")
                     }
                     images.append(.string(inline.data.base64EncodedString()))
                 case .reasoning(let text, _, _): thinking += text
@@ -196,7 +199,7 @@ enum OllamaRequestBuilder {
         if let temperature = request.temperature { options["temperature"] = .number(temperature) }
         if let topP = request.topP { options["top_p"] = .number(topP) }
         if let seed = request.seed { options["seed"] = .number(Double(seed)) }
-        if let maxTokens = request.maxTokens { options["num_predict"] = .number(Double(maxTokens)) }
+        if let maxTokens = [request.maxTokens, configuration.maxOutputTokens].compactMap({ $0 }).min() { options["num_predict"] = .number(Double(maxTokens)) }
         if !request.stop.isEmpty { options["stop"] = .array(request.stop.map(JSONValue.string)) }
         if let contextLength = configuration.contextLength { options["num_ctx"] = .number(Double(contextLength)) }
         if !options.isEmpty { body["options"] = .object(options) }
@@ -204,7 +207,9 @@ enum OllamaRequestBuilder {
             body["think"] = reasoning.effort.map { .string($0 == .minimal ? "low" : $0.rawValue) } ?? .bool(true)
         }
         if let keepAlive = configuration.keepAlive { body["keep_alive"] = .string(keepAlive) }
-        return .object(body)
+        // Provider options add fields, `options` members included, but never replace one set above: the
+        // operator's `num_ctx` and `num_predict` cap stay.
+        return JSONValue.object(body).addingMissing(request.providerOptions)
     }
 }
 

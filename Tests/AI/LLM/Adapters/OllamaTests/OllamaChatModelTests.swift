@@ -58,6 +58,50 @@ import Testing
         await #expect(throws: NimbusError.self) { try await fake.model().chat([.user([.image(.url(fake.server.baseURL + "/missing.png"))])]) }
     }
 
+    /// Issue 15 §3: image URLs are fetched only when the operator turned downloads on, never with the
+    /// provider's credentials, never from inward addresses (the fake is on loopback, so only the
+    /// test's allowPrivateNetworks lets it through).
+    @Test func imageDownloadsAreOffByDefaultAndNeverCarryTheKey() async throws {
+        let fake = try await OllamaFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        let imageURL = fake.server.baseURL + "/images/cat.png"
+        fake.server.route(.GET, "/images/cat.png", reply: .response(status: 200, headers: [("Content-Type", "image/png")], body: ByteBuffer(bytes: [1, 2])))
+        let off = fake.model { $0.imageDownloads = nil }
+        do {
+            _ = try await off.chat([.user([.text("what is it"), .image(.url(imageURL))])])
+            Issue.record("an image URL was accepted with downloads off")
+        } catch let error as NimbusError {
+            #expect(error.code == .invalidArgument && error.message.contains("imageDownloads"), "\(error)")
+        }
+        let public_only = fake.model { $0.imageDownloads = .init() }
+        await #expect(throws: NimbusError.self, "a loopback image URL is refused under the default policy") {
+            try await public_only.chat([.user([.text("what is it"), .image(.url(imageURL))])])
+        }
+        #expect(fake.server.requests.isEmpty, "nothing was fetched or sent")
+
+        fake.script(.reply(.init(text: "a cat")))
+        _ = try await fake.model { $0.apiKey = Secret("sk-ollama-proxy-key") }.chat([.user([.text("what is it"), .image(.url(imageURL))])])
+        let download = try #require(fake.server.requests.first { $0.path == "/images/cat.png" })
+        #expect(download.header("authorization") == nil, "the provider's key went to the image host")
+        let chat = try #require(fake.server.requests.first { $0.path == "/api/chat" })
+        #expect(chat.header("authorization") == "Bearer sk-ollama-proxy-key")
+        #expect(try chat.json()["messages"]?.arrayValue?.first?["images"] == ["AQI="])
+    }
+
+    /// Issue 15 §2: a caller's options add to the request but cannot replace the operator's context
+    /// window or output cap, or any field the adapter built.
+    @Test func callerOptionsCannotOverrideOperatorSettings() async throws {
+        let fake = try await OllamaFake.start()
+        defer { Task { await fake.server.shutdown() } }
+        fake.script(.reply(.init(text: "ok")))
+        var request = ChatRequest(messages: [.user("hi")])
+        request.providerOptions = ["options": ["num_ctx": 1_000_000, "num_predict": 100_000, "top_k": 7], "model": "other-model", "stream": true, "format": "json"]
+        _ = try await fake.model { $0.contextLength = 4096; $0.maxOutputTokens = 256 }.chat(request)
+        let body = try #require(fake.server.requests.first).json()
+        #expect(body["options"] == ["num_ctx": 4096, "num_predict": 256, "top_k": 7], "\(body)")
+        #expect(body["model"] == "llama3.2" && body["stream"] == false && body["format"] == "json")
+    }
+
     @Test func anErrorLineMidStreamIsThrownAndMissingModelsAreNotFound() async throws {
         let fake = try await OllamaFake.start()
         defer { Task { await fake.server.shutdown() } }

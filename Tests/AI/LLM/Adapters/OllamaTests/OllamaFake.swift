@@ -34,9 +34,12 @@ final class OllamaFake: Sendable {
         self.checker = checker
     }
 
-    func model(retry: RetryPolicy = .none) -> ChatModel {
-        ChatModel(driver: OllamaChatModelDriver(configuration: .init(baseURL: server.baseURL, keepAlive: "10m")),
-                  configuration: .init(defaultModel: "llama3.2", retry: retry))
+    /// The adapter against the fake; image downloads are on and may reach it (it is on loopback).
+    func model(retry: RetryPolicy = .none, configure: (inout OllamaChatModelDriver.Configuration) -> Void = { _ in }) -> ChatModel {
+        var configuration = OllamaChatModelDriver.Configuration(baseURL: server.baseURL, keepAlive: "10m",
+                                                                imageDownloads: .init(allowPrivateNetworks: true))
+        configure(&configuration)
+        return ChatModel(driver: OllamaChatModelDriver(configuration: configuration), configuration: .init(defaultModel: "llama3.2", retry: retry))
     }
 
     func script(_ scripted: LLMConformance.Scripted) { backend.script(scripted) }
