@@ -87,12 +87,46 @@ public actor MCPHTTPEndpoint {
         public var sessionIdleTimeout: Duration
         /// The most sessions at once; `initialize` beyond it gets 503.
         public var maxSessions: Int
+        /// Who may call (`nil`: anyone who can reach the endpoint — fine on loopback, not beyond).
+        public var authenticator: Authenticator?
+        /// The most sessions one authenticated client may hold; `initialize` beyond it gets 429.
+        /// Applies when an ``authenticator`` names clients (without one every caller is the same client,
+        /// and only ``maxSessions`` applies).
+        public var maxSessionsPerClient: Int
 
         /// Creates settings.
-        public init(originValidator: OriginValidator = .localhost(), sessionIdleTimeout: Duration = .seconds(1800), maxSessions: Int = 1000) {
+        public init(originValidator: OriginValidator = .localhost(), sessionIdleTimeout: Duration = .seconds(1800), maxSessions: Int = 1000,
+                    authenticator: Authenticator? = nil, maxSessionsPerClient: Int = 16) {
             self.originValidator = originValidator
             self.sessionIdleTimeout = sessionIdleTimeout
             self.maxSessions = max(1, maxSessions)
+            self.authenticator = authenticator
+            self.maxSessionsPerClient = max(1, maxSessionsPerClient)
+        }
+    }
+
+    /// Decides who is calling from a request's headers: a client name, or `nil` to refuse with 401.
+    /// A session belongs to the client that opened it; another client's requests do not find it.
+    ///
+    /// ```swift
+    /// let endpoint = MCPHTTPEndpoint(server: tools, configuration: .init(
+    ///     originValidator: .disabled, authenticator: .bearerTokens(["ci": Secret(ciToken), "ide": Secret(ideToken)])))
+    /// ```
+    public struct Authenticator: Sendable {
+        let identify: @Sendable (_ headers: [String: String]) async -> String?
+
+        /// An authenticator from a function of the request headers (names as sent; look them up case-insensitively).
+        public init(_ identify: @escaping @Sendable (_ headers: [String: String]) async -> String?) { self.identify = identify }
+
+        /// `Authorization: Bearer <token>`, each token naming a client; compared in constant time.
+        public static func bearerTokens(_ tokens: [String: Secret<String>]) -> Authenticator {
+            Authenticator { headers in
+                guard let value = headers.first(where: { $0.key.lowercased() == "authorization" })?.value, value.hasPrefix("Bearer ") else { return nil }
+                let presented = String(value.dropFirst(7))
+                var found: String?
+                for (client, token) in tokens where token.matches(presented) { found = client }   // no early exit: same time for every token
+                return found
+            }
         }
     }
 
@@ -100,6 +134,7 @@ public actor MCPHTTPEndpoint {
         let server: MCP.Server
         let transport: StatefulHTTPServerTransport
         var lastUsed: ContinuousClock.Instant
+        let client: String?
     }
 
     private let server: MCPToolServer
@@ -120,8 +155,15 @@ public actor MCPHTTPEndpoint {
     /// Answers one HTTP request.
     public func handle(_ request: MCP.HTTPRequest) async -> MCP.HTTPResponse {
         expireIdleSessions()
+        var client: String?
+        if let authenticator = configuration.authenticator {
+            guard let identified = await authenticator.identify(request.headers) else {
+                return .error(statusCode: 401, .invalidRequest("Unauthorized: send Authorization: Bearer <token>"), extraHeaders: ["WWW-Authenticate": "Bearer"])
+            }
+            client = identified
+        }
         if let id = request.header(HTTPHeaderName.sessionID) {
-            guard var session = sessions[id] else {
+            guard var session = sessions[id], session.client == client else {
                 return .error(statusCode: 404, .invalidRequest("Not Found: unknown or expired session; initialize again"))
             }
             session.lastUsed = .now
@@ -136,6 +178,10 @@ public actor MCPHTTPEndpoint {
         guard sessions.count < configuration.maxSessions else {
             return .error(statusCode: 503, .internalError("too many MCP sessions; retry later"), extraHeaders: ["Retry-After": "5"])
         }
+        if let client, sessions.values.filter({ $0.client == client }).count >= configuration.maxSessionsPerClient {
+            return .error(statusCode: 429, .invalidRequest("Too Many Requests: this client has \(configuration.maxSessionsPerClient) sessions open, its limit; "
+                                                           + "end one with DELETE or let it expire"), extraHeaders: ["Retry-After": "5"])
+        }
         let id = UUID().uuidString
         let transport = StatefulHTTPServerTransport(
             sessionIDGenerator: FixedSessionID(id: id),
@@ -146,7 +192,7 @@ public actor MCPHTTPEndpoint {
         do {
             let sdkServer = try await server.makeServer()
             try await sdkServer.start(transport: transport)
-            sessions[id] = Session(server: sdkServer, transport: transport, lastUsed: .now)
+            sessions[id] = Session(server: sdkServer, transport: transport, lastUsed: .now, client: client)
         } catch {
             logger.error("cannot start an MCP session", metadata: ["error": "\(error)"])
             return .error(statusCode: 500, .internalError("cannot start a session: \(error)"))

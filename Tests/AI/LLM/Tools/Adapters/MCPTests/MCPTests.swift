@@ -124,6 +124,37 @@ struct MCPReferenceTests {
         await endpoint.closeAll()
     }
 
+    /// Issue 15 §4: the HTTP endpoint can require authentication; a session belongs to its client, and
+    /// each client holds a bounded number of sessions.
+    @Test func theHTTPEndpointAuthenticatesAndCapsSessionsPerClient() async throws {
+        let endpoint = MCPHTTPEndpoint(server: MCPToolServer(registry: try servedRegistry(), name: "nimbus-test"), configuration: .init(
+            authenticator: .bearerTokens(["alice": Secret("alice-token-0123"), "bob": Secret("bob-token-456789")]), maxSessionsPerClient: 2))
+        defer { Task { await endpoint.closeAll() } }
+        let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
+        func post(_ body: String, token: String?, session: String? = nil) async -> MCP.HTTPResponse {
+            var headers = ["Content-Type": "application/json", "Accept": "application/json, text/event-stream", "Host": "127.0.0.1:8080"]
+            if let token { headers["Authorization"] = "Bearer \(token)" }
+            if let session {
+                headers["Mcp-Session-Id"] = session
+                headers["MCP-Protocol-Version"] = "2025-06-18"
+            }
+            return await endpoint.handle(MCP.HTTPRequest(method: "POST", headers: headers, body: Data(body.utf8), path: "/mcp"))
+        }
+        #expect(await post(initialize, token: nil).statusCode == 401)
+        #expect(await post(initialize, token: "alice-token-0124").statusCode == 401)
+        let first = await post(initialize, token: "alice-token-0123")
+        #expect(first.statusCode == 200)
+        let session = try #require(first.headers.first { $0.key.lowercased() == "mcp-session-id" }?.value)
+        #expect(await post(initialize, token: "alice-token-0123").statusCode == 200)
+        let third = await post(initialize, token: "alice-token-0123")
+        #expect(third.statusCode == 429, "a third session for alice is over her cap of 2")
+        #expect(await post(initialize, token: "bob-token-456789").statusCode == 200, "bob has his own sessions")
+        let list = #"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#
+        #expect(await post(list, token: "bob-token-456789", session: session).statusCode == 404, "bob cannot use alice's session")
+        #expect(await post(list, token: "alice-token-0123", session: session).statusCode < 300)
+        #expect(await endpoint.sessionCount == 3)
+    }
+
     @Test func servesARegistryToThePythonClientOverStdio() async throws {
         // The Python client speaks MCP on its own stdin/stdout; our server holds the other ends of the pipes.
         let toClient = Pipe(), fromClient = Pipe()
