@@ -128,6 +128,10 @@ public final class Gateway: NimbusServerModule {
         router.post("/v1/embeddings") { request, _ in await self.embeddings(request) }
         router.get("/v1/models") { request, _ in self.models(request) }
         router.post("/v1/messages") { request, _ in await self.messages(request) }
+        router.post("/v1/messages/count_tokens") { request, _ in await self.countTokens(request) }
+        router.post("/v1/responses") { request, _ in await self.responses(request) }
+        router.get("/v1/responses/:id") { request, context in await self.storedResponse(request, id: context.parameters.get("id") ?? "", delete: false) }
+        router.delete("/v1/responses/:id") { request, context in await self.storedResponse(request, id: context.parameters.get("id") ?? "", delete: true) }
         router.post("/key/generate") { request, _ in await self.generateKey(request) }
         router.get("/key/info") { request, _ in self.keyInfo(request) }
         router.post("/key/delete") { request, _ in await self.deleteKey(request) }
@@ -157,7 +161,10 @@ public final class Gateway: NimbusServerModule {
     }
 
     /// Token counts added without ever trapping: negatives count as nothing, overflow saturates.
-    static func sum(_ values: Int...) -> Int {
+    static func sum(_ values: Int...) -> Int { sum(values) }
+
+    /// ``sum(_:)-(Int...)`` of an array.
+    static func sum(_ values: [Int]) -> Int {
         values.reduce(0) { total, value in
             let (result, overflow) = total.addingReportingOverflow(max(0, value))
             return overflow ? Int.max : result
@@ -240,7 +247,16 @@ public final class Gateway: NimbusServerModule {
         case .failure(let error): return error.openAI()
         }
         let model = wire.model
-        let estimate = chatEstimate(portable, model: model)
+        let choices = wire.n ?? 1
+        guard (1...Self.maxChoices).contains(choices), choices == 1 || wire.stream != true else {
+            let message = choices == 1 || !(1...Self.maxChoices).contains(choices)
+                ? "n must be between 1 and \(Self.maxChoices), not \(choices)"
+                : "n > 1 is not supported with stream: true here; stream one choice per request, or leave stream out"
+            return count(GatewayError(status: .badRequest, type: "invalid_request_error", code: "invalid_value", message: message, param: "n").openAI(),
+                         route: "chat", model: model, started: started)
+        }
+        var estimate = chatEstimate(portable, model: model)
+        estimate = (Self.sum(Array(repeating: estimate.tokens, count: choices)), estimate.cost.map { $0 * Decimal(choices) })
         let admission: Admission
         switch admit(caller, model: model, estimatedTokens: estimate.tokens, estimatedCost: estimate.cost, stream: wire.stream == true) {
         case .success(let admitted): admission = admitted
@@ -263,9 +279,13 @@ public final class Gateway: NimbusServerModule {
                 }
                 defer { admission.release() }
                 do {
-                    let response = try await chat.chat(portable)
+                    // n > 1: one call per choice, side by side (each accounted as its own call).
+                    let responses = try await withThrowingTaskGroup(of: (Int, ChatResponse).self) { group in
+                        for index in 0..<choices { group.addTask { (index, try await self.chat.chat(portable)) } }
+                        return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }.sorted { $0.key < $1.key }.map(\.value)
+                    }
                     let upstream = ContinuousClock.now - upstreamStart
-                    let completion = OpenAIWire.completion(response, created: Int(Date().timeIntervalSince1970))
+                    let completion = OpenAIWire.completion(responses, created: Int(Date().timeIntervalSince1970))
                     let data = try JSONEncoder().encode(completion)
                     let overhead = (ContinuousClock.now - started) - upstream
                     return count(Self.json(data, overhead: overhead), route: "chat", model: model, started: started, overhead: overhead)
@@ -365,6 +385,160 @@ public final class Gateway: NimbusServerModule {
         return Response(status: .ok, headers: Self.streamHeaders(overhead: overhead), body: body)
     }
 
+    // MARK: Anthropic: count tokens
+
+    /// `POST /v1/messages/count_tokens`: the prompt's size by the model's token estimator (the same
+    /// count admission and budgets use); nothing is sent upstream or billed.
+    func countTokens(_ request: Request) async -> Response {
+        let caller: Caller, wire: AnthropicWire.MessagesRequest, portable: ChatRequest
+        switch await accept(request, decode: { data in
+            // The same body as /v1/messages without max_tokens, which this call does not take.
+            var body = try JSONValue.parse(data)
+            if case .object(var fields) = body, fields["max_tokens"] == nil { fields["max_tokens"] = 1; body = .object(fields) }
+            let wire = try JSONDecoder().decode(AnthropicWire.MessagesRequest.self, from: Data(body.description.utf8))
+            return (wire, try AnthropicWire.portable(wire))
+        }) {
+        case .success(let accepted): (caller, (wire, portable)) = accepted
+        case .failure(let error): return error.anthropic()
+        }
+        guard caller.allows(wire.model) else {
+            return GatewayError(status: .forbidden, type: "permission_error", code: "model_not_allowed", message: "this key may not use model '\(wire.model)'").anthropic()
+        }
+        let tokens = TokenEstimator.forModel(wire.model).count(portable)
+        return Self.json(Data(JSONValue.object(["input_tokens": .number(Double(tokens))]).description.utf8), overhead: nil)
+    }
+
+    // MARK: OpenAI: responses
+
+    /// How long stored responses are kept for `previous_response_id` and retrieval (OpenAI keeps them 30 days).
+    static let responseRetention: TimeInterval = 30 * 24 * 3600
+
+    func responses(_ request: Request) async -> Response {
+        let started = ContinuousClock.now
+        let caller: Caller, parsed: OpenAIResponses.Request
+        switch await accept(request, decode: { try OpenAIResponses.Request(try JSONValue.parse($0)) }) {
+        case .success(let accepted): (caller, parsed) = accepted
+        case .failure(let error): return error.openAI()
+        }
+        let model = parsed.model
+        var history: [ChatMessage] = []
+        if let previous = parsed.previousResponseID {
+            switch await loadResponse(previous, for: caller) {
+            case .success(let stored):
+                do { history = try JSONDecoder().decode([ChatMessage].self, from: Data(stored.conversation.utf8)) } catch {
+                    return GatewayError(status: .internalServerError, type: "api_error", code: nil, message: "the stored response \(previous) cannot be read: \(error)").openAI()
+                }
+            case .failure(let error): return count(error.openAI(), route: "responses", model: model, started: started)
+            }
+        }
+        let portable: ChatRequest
+        do { portable = try parsed.chatRequest(history: history) } catch {
+            return count(GatewayError(status: .badRequest, type: "invalid_request_error", code: nil, message: Self.describe(error)).openAI(),
+                         route: "responses", model: model, started: started)
+        }
+        let estimate = chatEstimate(portable, model: model)
+        let admission: Admission
+        switch admit(caller, model: model, estimatedTokens: estimate.tokens, estimatedCost: estimate.cost, stream: parsed.stream) {
+        case .success(let admitted): admission = admitted
+        case .failure(let refusal): return count(refusal.openAI(), route: "responses", model: model, started: started)
+        }
+        let id = "resp_\(IDGenerator.shared.ulid())"
+        let createdAt = Int(Date().timeIntervalSince1970)
+        return await Gateway.$currentKey.withValue(caller.keyID) {
+            await Gateway.$currentRoute.withValue("responses") {
+                let upstreamStart = ContinuousClock.now
+                if parsed.stream {
+                    do {
+                        let stream = try await chat.stream(portable)
+                        let overhead = (ContinuousClock.now - started) - (ContinuousClock.now - upstreamStart)
+                        return count(streamResponses(stream, request: parsed, history: history, id: id, createdAt: createdAt, overhead: overhead,
+                                                     keyID: caller.keyID, admission: admission),
+                                     route: "responses", model: model, started: started)
+                    } catch {
+                        admission.release()
+                        return count(GatewayError(error).openAI(), route: "responses", model: model, started: started)
+                    }
+                }
+                defer { admission.release() }
+                do {
+                    let reply = try await chat.chat(portable)
+                    let upstream = ContinuousClock.now - upstreamStart
+                    let body = OpenAIResponses.response(reply, to: parsed, id: id, createdAt: createdAt, completedAt: Int(Date().timeIntervalSince1970))
+                    if parsed.store {
+                        try await saveResponse(id: id, keyID: caller.keyID, body: body, conversation: OpenAIResponses.conversation(history: history, request: parsed, reply: reply))
+                    }
+                    let overhead = (ContinuousClock.now - started) - upstream
+                    return count(Self.json(Data(body.description.utf8), overhead: overhead), route: "responses", model: model, started: started, overhead: overhead)
+                } catch {
+                    return count(GatewayError(error).openAI(), route: "responses", model: model, started: started)
+                }
+            }
+        }
+    }
+
+    func streamResponses(_ stream: ChatStream, request: OpenAIResponses.Request, history: [ChatMessage], id: String, createdAt: Int, overhead: Duration,
+                         keyID: String?, admission: Admission) -> Response {
+        let body = ResponseBody { writer in try await Gateway.$currentKey.withValue(keyID) { try await Gateway.$currentRoute.withValue("responses") {
+            defer { admission.release() }
+            var encoder = OpenAIResponses.StreamEncoder(request: request, id: id, createdAt: createdAt)
+            func send(_ events: [OpenAIResponses.StreamEncoder.Event]) async throws {
+                for (name, data) in events { try await writer.write(ByteBuffer(string: "event: \(name)\ndata: \(data.description)\n\n")) }
+            }
+            do {
+                try await send(encoder.start())
+                for try await event in stream { try await send(encoder.encode(event)) }
+                let (events, reply) = encoder.finish()
+                if request.store, let reply, let completed = events.last?.data["response"] {
+                    try await self.saveResponse(id: id, keyID: keyID, body: completed, conversation: OpenAIResponses.conversation(history: history, request: request, reply: reply))
+                }
+                try await send(events)
+            } catch {
+                // The status line is sent: the failure goes in the stream, as OpenAI does.
+                let failure = GatewayError(error)
+                try? await send(encoder.finish(error: (failure.code ?? failure.type, failure.message)).events)
+            }
+            try await writer.finish(nil)
+        } } }
+        return Response(status: .ok, headers: Self.streamHeaders(overhead: overhead), body: body)
+    }
+
+    func saveResponse(id: String, keyID: String?, body: JSONValue, conversation: [ChatMessage]) async throws {
+        let messages = String(decoding: try JSONEncoder().encode(conversation), as: UTF8.self)
+        try await store.database.saveResponse(StoredResponse(id: id, keyID: keyID, createdAt: Date(), body: body.description, conversation: messages),
+                                              expiringBefore: Date().addingTimeInterval(-Self.responseRetention))
+    }
+
+    /// A stored response the caller may read: its own key's (the master key reads all).
+    func loadResponse(_ id: String, for caller: Caller) async -> Result<StoredResponse, GatewayError> {
+        let notFound = GatewayError(status: .notFound, type: "invalid_request_error", code: "previous_response_not_found",
+                                    message: "Response with id '\(id)' not found.", param: "previous_response_id")
+        guard id.hasPrefix("resp_"), id.count <= 64 else { return .failure(notFound) }
+        do {
+            guard let stored = try await store.database.loadResponse(id: id) else { return .failure(notFound) }
+            if case .master = caller { return .success(stored) }
+            guard stored.keyID == caller.keyID, stored.createdAt > Date().addingTimeInterval(-Self.responseRetention) else { return .failure(notFound) }
+            return .success(stored)
+        } catch {
+            return .failure(GatewayError(error))
+        }
+    }
+
+    /// `GET` and `DELETE /v1/responses/{id}`.
+    func storedResponse(_ request: Request, id: String, delete: Bool) async -> Response {
+        let caller: Caller
+        switch authenticate(request) { case .success(let value): caller = value; case .failure(let error): return error.openAI() }
+        switch await loadResponse(id, for: caller) {
+        case .failure(var error):
+            error.param = nil
+            error.code = nil
+            return error.openAI()
+        case .success(let stored):
+            guard delete else { return Self.json(Data(stored.body.utf8), overhead: nil) }
+            do { _ = try await store.database.deleteResponse(id: id) } catch { return GatewayError(error).openAI() }
+            return Self.json(Data(JSONValue.object(["id": .string(id), "object": "response.deleted", "deleted": true]).description.utf8), overhead: nil)
+        }
+    }
+
     // MARK: Embeddings and models
 
     func embeddings(_ request: Request) async -> Response {
@@ -419,7 +593,9 @@ public final class Gateway: NimbusServerModule {
         }
     }
 
-    /// `POST /v1/embeddings` body.
+    /// The most choices (`n`) one chat call may ask for; each is a call upstream.
+    static let maxChoices = 8
+
     /// OpenAI's cap on inputs per embeddings request.
     static let maxEmbeddingInputs = 2048
     /// The largest vector length a caller may ask for.

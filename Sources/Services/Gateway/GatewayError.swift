@@ -12,8 +12,11 @@ struct GatewayError: Error, Sendable {
     var code: String?
     var message: String
     var retryAfter: Duration?
+    /// The request field at fault (OpenAI's `param`).
+    var param: String?
 
-    init(status: HTTPResponse.Status, type: String, code: String?, message: String, retryAfter: Duration? = nil) {
+    init(status: HTTPResponse.Status, type: String, code: String?, message: String, retryAfter: Duration? = nil, param: String? = nil) {
+        self.param = param
         self.status = status
         self.type = type
         self.code = code
@@ -53,7 +56,7 @@ struct GatewayError: Error, Sendable {
     }
 
     var openAIBody: JSONValue {
-        ["error": ["message": .string(message), "type": .string(type), "param": .null, "code": code.map(JSONValue.string) ?? .null]]
+        ["error": ["message": .string(message), "type": .string(type), "param": param.map(JSONValue.string) ?? .null, "code": code.map(JSONValue.string) ?? .null]]
     }
 
     /// The Anthropic error type for this status.

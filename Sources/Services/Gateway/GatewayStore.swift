@@ -89,6 +89,31 @@ public protocol GatewayDatabase: Sendable {
     func spendByKey() async throws -> [SpendTotal]
     /// Rows in the spend log.
     func spendLogCount() async throws -> Int
+    /// Keeps a Responses API response (for `previous_response_id` and retrieval); drops those older than `expiringBefore`.
+    func saveResponse(_ response: StoredResponse, expiringBefore: Date) async throws
+    /// A kept response, `nil` when unknown.
+    func loadResponse(id: String) async throws -> StoredResponse?
+    /// Deletes a kept response. - Returns: whether it existed.
+    func deleteResponse(id: String) async throws -> Bool
+}
+
+/// A Responses API response kept by the gateway: the object it answered and the conversation a
+/// follow-up (`previous_response_id`) continues, owned by the key that made it.
+public struct StoredResponse: Sendable, Hashable {
+    /// `resp_...`.
+    public var id: String
+    /// The virtual key that made it (`nil`: the master key or an open gateway).
+    public var keyID: String?
+    public var createdAt: Date
+    /// The Response object, JSON.
+    public var body: String
+    /// The conversation so far (input and reply, without instructions), JSON of `[ChatMessage]`.
+    public var conversation: String
+
+    /// Creates a record.
+    public init(id: String, keyID: String?, createdAt: Date, body: String, conversation: String) {
+        self.id = id; self.keyID = keyID; self.createdAt = createdAt; self.body = body; self.conversation = conversation
+    }
 }
 
 /// Keys and the spend log. Keys are held in memory (the request path never reads the database);
@@ -327,7 +352,37 @@ public struct SQLiteGatewayDatabase: GatewayDatabase {
                 CREATE INDEX spend_log_key ON spend_log(key_id, at);
                 """)
         }
+        migrator.registerMigration("v2-responses") { db in
+            try db.execute(sql: """
+                CREATE TABLE responses (id TEXT PRIMARY KEY, key_id TEXT, created_at REAL NOT NULL, body TEXT NOT NULL, conversation TEXT NOT NULL);
+                CREATE INDEX responses_created ON responses(created_at);
+                """)
+        }
         try migrator.migrate(queue)
+    }
+
+    public func saveResponse(_ response: StoredResponse, expiringBefore: Date) async throws {
+        try await queue.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO responses (id, key_id, created_at, body, conversation) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [response.id, response.keyID, response.createdAt.timeIntervalSince1970, response.body, response.conversation])
+            try db.execute(sql: "DELETE FROM responses WHERE created_at < ?", arguments: [expiringBefore.timeIntervalSince1970])
+        }
+    }
+
+    public func loadResponse(id: String) async throws -> StoredResponse? {
+        try await queue.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM responses WHERE id = ?", arguments: [id]).map { row in
+                StoredResponse(id: row["id"], keyID: row["key_id"], createdAt: Date(timeIntervalSince1970: row["created_at"]), body: row["body"],
+                               conversation: row["conversation"])
+            }
+        }
+    }
+
+    public func deleteResponse(id: String) async throws -> Bool {
+        try await queue.write { db in
+            try db.execute(sql: "DELETE FROM responses WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
     }
 
     public func activeKeys() async throws -> [(hash: String, key: VirtualKey)] {

@@ -42,6 +42,35 @@ public struct PostgresGatewayDatabase: GatewayDatabase, Service {
                 outcome TEXT NOT NULL, cached BOOLEAN NOT NULL)
             """)
         try await client.query("CREATE INDEX IF NOT EXISTS nimbus_spend_log_key ON nimbus_spend_log(key_id, at)")
+        try await client.query("""
+            CREATE TABLE IF NOT EXISTS nimbus_responses (
+                id TEXT PRIMARY KEY, key_id TEXT, created_at DOUBLE PRECISION NOT NULL, body TEXT NOT NULL, conversation TEXT NOT NULL)
+            """)
+        try await client.query("CREATE INDEX IF NOT EXISTS nimbus_responses_created ON nimbus_responses(created_at)")
+    }
+
+    public func saveResponse(_ response: StoredResponse, expiringBefore: Date) async throws {
+        let created = response.createdAt.timeIntervalSince1970, cutoff = expiringBefore.timeIntervalSince1970
+        try await client.query("""
+            INSERT INTO nimbus_responses (id, key_id, created_at, body, conversation)
+            VALUES (\(response.id), \(response.keyID), \(created), \(response.body), \(response.conversation))
+            ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body, conversation = EXCLUDED.conversation
+            """)
+        try await client.query("DELETE FROM nimbus_responses WHERE created_at < \(cutoff)")
+    }
+
+    public func loadResponse(id: String) async throws -> StoredResponse? {
+        let rows = try await client.query("SELECT id, key_id, created_at, body, conversation FROM nimbus_responses WHERE id = \(id)")
+        for try await (id, key, created, body, conversation) in rows.decode((String, String?, Double, String, String).self) {
+            return StoredResponse(id: id, keyID: key, createdAt: Date(timeIntervalSince1970: created), body: body, conversation: conversation)
+        }
+        return nil
+    }
+
+    public func deleteResponse(id: String) async throws -> Bool {
+        let rows = try await client.query("DELETE FROM nimbus_responses WHERE id = \(id) RETURNING id")
+        for try await _ in rows.decode(String.self) { return true }
+        return false
     }
 
     public func activeKeys() async throws -> [(hash: String, key: VirtualKey)] {

@@ -131,4 +131,79 @@ try:
 except anthropic.BadRequestError as error:
     check("anthropic over budget", error.status_code == 400)
 
+count = claude.messages.count_tokens(model="memory", system="Be brief.", messages=[{"role": "user", "content": "How many tokens is this?"}])
+check("anthropic count_tokens", count.input_tokens > 5, count)
+
+# n > 1: one choice per index.
+reply = client.chat.completions.create(model="memory", n=2, messages=[{"role": "user", "content": "two of these"}])
+check("openai n=2", [c.index for c in reply.choices] == [0, 1] and all(c.message.content == "two of these" for c in reply.choices)
+      and reply.usage.prompt_tokens > 0, reply)
+try:
+    client.chat.completions.create(model="memory", n=2, stream=True, messages=[{"role": "user", "content": "x"}])
+    check("openai n=2 streamed is refused", False, "no error")
+except openai.BadRequestError as error:
+    check("openai n=2 streamed is refused", error.body.get("param") == "n", error.body)
+
+# The Responses API.
+response = client.responses.create(model="memory", input="Hello from the Responses API", instructions="Be brief.")
+check("responses text", response.output_text == "Hello from the Responses API" and response.status == "completed"
+      and response.usage.input_tokens > 0 and response.usage.output_tokens > 0 and response.id.startswith("resp_"), response)
+check("responses retrieve", client.responses.retrieve(response.id).output_text == response.output_text)
+
+tool = {"type": "function", "name": "get_weather", "description": "Weather in a city", "strict": False,
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+first = client.responses.create(model="memory", input=[{"role": "user", "content": "Weather in Paris?"}], tools=[tool], tool_choice="required")
+calls = [item for item in first.output if item.type == "function_call"]
+check("responses tools", len(calls) == 1 and calls[0].name == "get_weather" and json.loads(calls[0].arguments) == {"city": ""}, first)
+second = client.responses.create(model="memory", previous_response_id=first.id, tools=[tool],
+                                 input=[{"type": "function_call_output", "call_id": calls[0].call_id, "output": "18 C and sunny"}])
+check("responses previous_response_id", "get_weather" in second.output_text and "18 C and sunny" in second.output_text, second)
+
+schema = {"type": "object", "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}}, "required": ["city", "celsius"],
+          "additionalProperties": False}
+structured = client.responses.create(model="memory", input="Give me the weather as JSON",
+                                     text={"format": {"type": "json_schema", "name": "weather", "schema": schema, "strict": True}})
+parsed = json.loads(structured.output_text)
+check("responses structured output", set(parsed) == {"city", "celsius"}, structured.output_text)
+
+deltas, kinds, completed = "", [], None
+for event in client.responses.create(model="memory", input="Streaming the Responses API", stream=True):
+    kinds.append(event.type)
+    if event.type == "response.output_text.delta":
+        deltas += event.delta
+    if event.type == "response.completed":
+        completed = event.response
+check("responses stream", deltas == "Streaming the Responses API" and completed is not None and completed.output_text == deltas
+      and kinds[0] == "response.created" and kinds[-1] == "response.completed" and completed.usage.output_tokens > 0, kinds)
+
+with client.responses.stream(model="memory", input="Weather?", tools=[tool], tool_choice="required") as stream:
+    final = stream.get_final_response()
+streamed_calls = [item for item in final.output if item.type == "function_call"]
+check("responses stream helper with tools", len(streamed_calls) == 1 and json.loads(streamed_calls[0].arguments) == {"city": ""}, final)
+
+deleted = client.responses.delete(response.id)
+try:
+    client.responses.retrieve(response.id)
+    check("responses delete", False, "still there")
+except openai.NotFoundError:
+    check("responses delete", True)
+
+try:
+    client.responses.create(model="memory", input="x", previous_response_id="resp_does_not_exist")
+    check("responses unknown previous id", False, "no error")
+except openai.NotFoundError as error:
+    check("responses unknown previous id", error.body.get("param") == "previous_response_id", error.body)
+
+# langchain-openai, on Chat Completions and on the Responses API.
+from langchain_openai import ChatOpenAI
+for responses_api in (False, True):
+    llm = ChatOpenAI(model="memory", base_url=base + "/v1", api_key=key, max_retries=0, use_responses_api=responses_api)
+    answer = llm.invoke("Hello from LangChain")
+    check(f"langchain-openai invoke (responses api: {responses_api})", answer.text == "Hello from LangChain", answer)
+    streamed = "".join(chunk.text for chunk in llm.stream("Streaming LangChain"))
+    check(f"langchain-openai stream (responses api: {responses_api})", streamed == "Streaming LangChain", streamed)
+    bound = llm.bind_tools([tool if responses_api else weather], tool_choice="get_weather")
+    called = bound.invoke("Weather in Oslo?")
+    check(f"langchain-openai tools (responses api: {responses_api})", called.tool_calls and called.tool_calls[0]["name"] == "get_weather", called)
+
 print("all checks passed")

@@ -292,13 +292,23 @@ extension OpenAIWire {
 
     /// The wire response of a portable response (what the gateway answers).
     public static func completion(_ response: ChatResponse, created: Int) -> ChatCompletion {
-        let calls = response.toolCalls.map { WireToolCall(id: $0.id, type: "function", function: .init(name: $0.name, arguments: $0.arguments)) }
-        var message = ResponseMessage(content: response.text.isEmpty && !calls.isEmpty ? nil : response.text, toolCalls: calls.isEmpty ? nil : calls)
-        let reasoning = response.message.content.compactMap { if case .reasoning(let text, _, _) = $0 { text } else { nil } }.joined()
-        if !reasoning.isEmpty { message.reasoningContent = reasoning }
-        return ChatCompletion(id: response.id, object: "chat.completion", created: created, model: response.model,
-                              choices: [.init(index: 0, message: message, finishReason: wireFinishReason(response.finishReason))],
-                              usage: WireUsage(response.usage), systemFingerprint: nil)
+        completion([response], created: created)
+    }
+
+    /// The wire response for `n` > 1: one choice per response, in order, with their usage added up
+    /// (each was a call of its own, prompt included).
+    public static func completion(_ responses: [ChatResponse], created: Int) -> ChatCompletion {
+        let choices = responses.enumerated().map { index, response -> ChatCompletion.Choice in
+            let calls = response.toolCalls.map { WireToolCall(id: $0.id, type: "function", function: .init(name: $0.name, arguments: $0.arguments)) }
+            var message = ResponseMessage(content: response.text.isEmpty && !calls.isEmpty ? nil : response.text, toolCalls: calls.isEmpty ? nil : calls)
+            let reasoning = response.message.content.compactMap { if case .reasoning(let text, _, _) = $0 { text } else { nil } }.joined()
+            if !reasoning.isEmpty { message.reasoningContent = reasoning }
+            return .init(index: index, message: message, finishReason: wireFinishReason(response.finishReason))
+        }
+        let usage = responses.reduce(Usage.zero) { $0 + $1.usage }
+        let first = responses.first
+        return ChatCompletion(id: first?.id ?? "", object: "chat.completion", created: created, model: first?.model ?? "",
+                              choices: choices, usage: WireUsage(usage), systemFingerprint: nil)
     }
 
     /// Turns portable stream events into chunks (what the gateway streams).

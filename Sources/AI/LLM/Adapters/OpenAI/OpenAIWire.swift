@@ -28,6 +28,8 @@ public enum OpenAIWire {
         public var user: String?
         public var stream: Bool?
         public var streamOptions: StreamOptions?
+        /// Choices to generate (the gateway fans out; adapters send one request per choice).
+        public var n: Int?
         /// Top-level fields not named above (provider options on encode; unknown fields on decode).
         public var extra: [String: JSONValue]
 
@@ -39,7 +41,7 @@ public enum OpenAIWire {
 
         static let known: Set<String> = ["model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format", "temperature",
                                          "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "reasoning_effort", "metadata",
-                                         "user", "stream", "stream_options"]
+                                         "user", "stream", "stream_options", "n"]
 
         public init(model: String, messages: [Message]) {
             self.model = model
@@ -66,6 +68,7 @@ public enum OpenAIWire {
             user = try container.decodeIfPresent(String.self, forKey: AnyCodingKey("user"))
             stream = try container.decodeIfPresent(Bool.self, forKey: AnyCodingKey("stream"))
             streamOptions = try container.decodeIfPresent(StreamOptions.self, forKey: AnyCodingKey("stream_options"))
+            n = try container.decodeIfPresent(Int.self, forKey: AnyCodingKey("n"))
             var extra: [String: JSONValue] = [:]
             for key in container.allKeys where !Self.known.contains(key.stringValue) {
                 extra[key.stringValue] = try container.decode(JSONValue.self, forKey: key)
@@ -92,6 +95,7 @@ public enum OpenAIWire {
             try container.encodeIfPresent(user, forKey: AnyCodingKey("user"))
             try container.encodeIfPresent(stream, forKey: AnyCodingKey("stream"))
             try container.encodeIfPresent(streamOptions, forKey: AnyCodingKey("stream_options"))
+            try container.encodeIfPresent(n, forKey: AnyCodingKey("n"))
             for (key, value) in extra where !Self.known.contains(key) {
                 try container.encode(value, forKey: AnyCodingKey(key))
             }
