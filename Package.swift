@@ -197,7 +197,7 @@ domain("LLM", at: "AI/LLM", ["NimbusCache", Dep.crypto, Dep.nioCore, Dep.logging
        tests: ["NimbusLLMScripted", "NimbusCache", "NimbusCacheMemory", Dep.metricsTestKit], adapters: [
     .adapter("Scripted", tests: ["NimbusLLMToolsConformance"]),
     .adapter("Anthropic", Bundles.http, tests: ["NimbusLLMToolsConformance", "NimbusHTTP", Dep.nioCore], fixtures: true),
-    .adapter("Gemini", ["NimbusEmbeddings"] + Bundles.http, tests: ["NimbusEmbeddingsConformance", "NimbusLLMToolsConformance", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true),
+    .adapter("Gemini", ["NimbusEmbeddings", "NimbusGCP"] + Bundles.http, tests: ["NimbusEmbeddingsConformance", "NimbusLLMToolsConformance", "NimbusEmbeddings", "NimbusHTTP", "NimbusGCP", Dep.nioCore], fixtures: true),
     .adapter("Ollama", ["NimbusEmbeddings"] + Bundles.http, tests: ["NimbusEmbeddingsConformance", "NimbusLLMToolsConformance", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true),
     .adapter("OpenAI", ["NimbusEmbeddings"] + Bundles.http, tests: ["NimbusEmbeddingsConformance", "NimbusLLMToolsConformance", "NimbusEmbeddings", "NimbusHTTP", Dep.nioCore], fixtures: true),
 ])

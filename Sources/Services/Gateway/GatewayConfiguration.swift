@@ -44,7 +44,7 @@ public struct GatewayConfiguration: Decodable, Sendable {
         /// Azure: the deployment name and API version.
         public var deployment: String?
         public var apiVersion: String?
-        /// Vertex AI: project and location; the access token comes from `access_token` (write `env:NAME`).
+        /// Vertex AI: project and location; the access token from `access_token` (write `env:NAME`), else Application Default Credentials.
         public var project: String?
         public var location: String?
         public var accessToken: Secret<String>?

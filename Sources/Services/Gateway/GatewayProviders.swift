@@ -64,11 +64,13 @@ enum GatewayProviders {
         case "anthropic": scheme = "anthropic"
         case "gemini": scheme = "gemini"
         case "vertex":
-            guard let project = deployment.project, let location = deployment.location, deployment.accessToken != nil else {
-                throw missing("project, location and access_token", deployment, name)
+            guard let project = deployment.project, let location = deployment.location else {
+                throw missing("project and location", deployment, name)
             }
             scheme = "vertex"
-            options = options.filter { $0.0 != "key" } + [("project", project), ("location", location), ("token", "env:\(tokenVariable)")]
+            // Without access_token, the adapter takes tokens from Application Default Credentials.
+            options = options.filter { $0.0 != "key" } + [("project", project), ("location", location)]
+                + (deployment.accessToken == nil ? [] : [("token", "env:\(tokenVariable)")])
         case "ollama": scheme = "ollama"
         case "memory":
             scheme = "mem"

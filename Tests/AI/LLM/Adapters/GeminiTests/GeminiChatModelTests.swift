@@ -105,6 +105,31 @@ import Testing
         #expect(model.provider == "vertex-ai")
     }
 
+    /// Issue 15 §5: vertex:// takes its tokens from NimbusGCP credentials — here a service-account file whose
+    /// JWT the fake token endpoint verifies — exchanged once and reused, the project from the file.
+    @Test func vertexTakesTokensFromServiceAccountCredentials() async throws {
+        let oauth = try await FakeGoogleOAuth(scope: "https://www.googleapis.com/auth/cloud-platform")
+        defer { Task { await oauth.server.shutdown() } }
+        let server = try await FakeHTTPServer.start()
+        defer { Task { await server.shutdown() } }
+        server.route(.POST, "/v1/projects/nimbus-test/locations/europe-west4/publishers/google/models/{model}", reply: .json(200, GeminiFake.response(.init(text: "from vertex"))))
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sa-\(IDGenerator.shared.ulid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let credentials: JSONValue = ["type": "service_account", "client_email": .string(oauth.email), "private_key_id": "key-1",
+                                      "private_key": .string(oauth.privateKeyPEM), "token_uri": .string(oauth.tokenURL), "project_id": "nimbus-test"]
+        try Data(credentials.description.utf8).write(to: URL(fileURLWithPath: file))
+        let port = try #require(URL(string: server.baseURL)?.port)
+        let model = try await ChatModel.open("vertex://127.0.0.1:\(port)?location=europe-west4&tls=false&credentials=\(file)",
+                                             openers: ChatModel.openers.withGemini(environment: [:]), configuration: .init(defaultModel: "gemini-2.5-pro"))
+        for _ in 0..<2 { #expect(try await model.chat([.user("hi")]).text == "from vertex") }
+        #expect(oauth.problems.withLock { $0 }.isEmpty, "\(oauth.problems.withLock { $0 })")
+        #expect(oauth.issued.withLock { $0 } == 1, "one token exchange, then the cached token")
+        #expect(server.requests.map { $0.header("authorization") } == ["Bearer sa-token-1", "Bearer sa-token-1"])
+        await #expect(throws: NimbusError.self, "an unreadable credentials file is a clear error") {
+            try await ChatModel.open("vertex://?project=p&location=l&credentials=/nonexistent/sa.json", openers: ChatModel.openers.withGemini(environment: [:]), configuration: .init(defaultModel: "gemini-2.5-pro"))
+        }
+    }
+
     @Test func rateLimitsWaitForRetryInfo() async throws {
         let fake = try await GeminiFake.start()
         defer { Task { await fake.server.shutdown() } }
