@@ -173,7 +173,7 @@ module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", Dep.cryptoE
 module("NimbusCatalog", "Core/Catalog")
 module("NimbusPostgres", "Core/Postgres", ["NimbusCore", Dep.postgresNIO, Dep.nioSSL])
 
-tests("NimbusCore", "Core/Core")
+tests("NimbusCore", "Core/Core", fixtures: true)
 tests("NimbusHTTP", "Core/HTTP", [Dep.nioCore, Dep.nioHTTP1, Dep.asyncHTTPClient, Dep.metricsTestKit, Dep.logging])
 tests("NimbusRedis", "Core/Redis", [Dep.nioCore, Dep.nioPosix, Dep.nioEmbedded, Dep.nioTestUtils])
 tests("NimbusTesting", "Core/Testing", [Dep.nioCore, Dep.asyncHTTPClient], fixtures: true)

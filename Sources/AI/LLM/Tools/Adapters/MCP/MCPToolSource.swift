@@ -42,10 +42,13 @@ public final class MCPToolSource: Sendable {
     public let serverInfo: MCP.Server.Info
     private let process: Process?
 
-    private init(client: MCP.Client, serverInfo: MCP.Server.Info, process: Process?) {
+    private let logger: Logger
+
+    private init(client: MCP.Client, serverInfo: MCP.Server.Info, process: Process?, logger: Logger) {
         self.client = client
         self.serverInfo = serverInfo
         self.process = process
+        self.logger = logger
     }
 
     /// Connects and initializes. - Throws: `unavailable` when the program cannot start or the server does not answer within `timeout`.
@@ -66,7 +69,7 @@ public final class MCPToolSource: Sendable {
         }
         do {
             let result = try await withTimeLimit(timeout, "connecting to the MCP server") { try await client.connect(transport: transport) }
-            return MCPToolSource(client: client, serverInfo: result.serverInfo, process: process)
+            return MCPToolSource(client: client, serverInfo: result.serverInfo, process: process, logger: logger)
         } catch {
             await client.disconnect()
             process.map(terminate)
@@ -90,6 +93,15 @@ public final class MCPToolSource: Sendable {
         let client = client
         return try listed.map { remote in
             let definition = ToolDefinition(name: prefix + remote.name, description: remote.description, parameters: try MCPConversions.json(remote.inputSchema))
+            // A third party's schema: keywords it uses that draft 2020-12 does not define, and references it
+            // makes to other documents, do not check anything — say so instead of letting them pass unnoticed.
+            let unknown = JSONSchema.unknownKeywords(in: definition.parameters), outside = JSONSchema.unresolvedReferences(in: definition.parameters)
+            if !unknown.isEmpty || !outside.isEmpty {
+                logger.warning("an MCP tool's input schema has parts that check nothing", metadata: [
+                    "server": "\(serverInfo.name)", "tool": "\(remote.name)",
+                    "unknownKeywords": "\(unknown.joined(separator: ", "))", "unresolvedReferences": "\(outside.joined(separator: ", "))",
+                ])
+            }
             return try NimbusLLMTools.Tool(definition: definition, requiresApproval: requiresApproval(remote), timeout: timeout) { invocation in
                 let arguments = try invocation.arguments.objectValue?.mapValues(MCPConversions.value)
                 let result = try await MCPToolSource.mapped("tools/call \(remote.name)") {
