@@ -305,6 +305,19 @@ targets.append(.testTarget(
     swiftSettings: swiftSettings
 ))
 
+// MARK: - Fuzzing (issue 15 §6: parsers that take bytes from the network)
+
+targets.append(.target(name: "NimbusFuzzTargets", dependencies: ["NimbusCore", "NimbusHTTP", "NimbusRedis", "NimbusEmail", "NimbusEmailSMTP",
+                                                                 "NimbusPaymentStripe", Dep.nioCore],
+                       path: "Fuzz/Targets", swiftSettings: swiftSettings))
+products.append(.library(name: "NimbusFuzzTargets", targets: ["NimbusFuzzTargets"]))
+tests("NimbusFuzzTargets", "Fuzz/FuzzTargets", fixtures: true)
+// The libFuzzer runner exists only for `scripts/fuzz` (NIMBUS_FUZZ=1 with -sanitize=fuzzer): libFuzzer supplies its main.
+if Context.environment["NIMBUS_FUZZ"] == "1" {
+    targets.append(.executableTarget(name: "nimbus-fuzz", dependencies: ["NimbusFuzzTargets"], path: "Fuzz/Runner", swiftSettings: swiftSettings))
+    products.append(.executable(name: "nimbus-fuzz", targets: ["nimbus-fuzz"]))
+}
+
 let package = Package(
     name: "Nimbus",
     platforms: [.macOS(.v15)],

@@ -32,22 +32,32 @@ public struct SMTPResponse: Sendable, Hashable, CustomStringConvertible {
 /// Splits the byte stream into replies: `250-…` lines continue, `250 …` ends (RFC 5321 §4.2). Lines
 /// longer than `maxLineLength` or replies of more than `maxLines` lines are a protocol error, so a
 /// broken or hostile server cannot make the client buffer without end.
-struct SMTPResponseDecoder: ByteToMessageDecoder {
-    typealias InboundOut = SMTPResponse
-
-    var maxLineLength = 4096
-    var maxLines = 256
+///
+/// ```swift
+/// var parser = SMTPResponseParser()
+/// while let reply = try parser.next(&buffer) { handle(reply) }   // nil: wait for more bytes
+/// ```
+public struct SMTPResponseParser: Sendable {
+    /// The longest line accepted, in bytes.
+    public var maxLineLength = 4096
+    /// The most lines one reply may have.
+    public var maxLines = 256
     private var pending: [String] = []
     private var pendingCode: Int?
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    /// A parser with the default limits.
+    public init() {}
+
+    /// The next whole reply in `buffer` (its bytes consumed), `nil` when more bytes are needed.
+    /// - Throws: `internal` for a malformed, over-long or inconsistent reply.
+    public mutating func next(_ buffer: inout ByteBuffer) throws -> SMTPResponse? {
         while true {
             let view = buffer.readableBytesView
             guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
                 if buffer.readableBytes > maxLineLength {
                     throw NimbusError(.internal, "the SMTP server sent a line longer than \(maxLineLength) bytes")
                 }
-                return .needMoreData
+                return nil
             }
             let length = newline - view.startIndex
             guard length <= maxLineLength else { throw NimbusError(.internal, "the SMTP server sent a line longer than \(maxLineLength) bytes") }
@@ -88,9 +98,20 @@ struct SMTPResponseDecoder: ByteToMessageDecoder {
                     }
                 }
             }
-            context.fireChannelRead(wrapInboundOut(SMTPResponse(code: code, enhancedCode: enhanced, lines: lines)))
-            return .continue
+            return SMTPResponse(code: code, enhancedCode: enhanced, lines: lines)
         }
+    }
+}
+
+/// The channel decoder over ``SMTPResponseParser``.
+struct SMTPResponseDecoder: ByteToMessageDecoder {
+    typealias InboundOut = SMTPResponse
+    var parser = SMTPResponseParser()
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let reply = try parser.next(&buffer) else { return .needMoreData }
+        context.fireChannelRead(wrapInboundOut(reply))
+        return .continue
     }
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
