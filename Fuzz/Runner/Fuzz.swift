@@ -1,7 +1,12 @@
 import Foundation
 import NimbusFuzzTargets
 
-/// libFuzzer's entry point; the target is named by NIMBUS_FUZZ_TARGET (see `scripts/fuzz`).
+/// libFuzzer's driver (its runtime is linked by -sanitize=fuzzer).
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+/// The target named by NIMBUS_FUZZ_TARGET (see `scripts/fuzz`).
 private let selected: FuzzTargets.Target = {
     let name = ProcessInfo.processInfo.environment["NIMBUS_FUZZ_TARGET"] ?? ""
     guard let target = FuzzTargets.target(name) else {
@@ -11,8 +16,14 @@ private let selected: FuzzTargets.Target = {
     return target
 }()
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    selected.run(Array(UnsafeBufferPointer(start: data, count: size)))
-    return 0
+/// The executable's entry (SwiftPM names it after the module): hands the arguments to libFuzzer.
+@_cdecl("nimbus_fuzz_main")
+func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    _ = selected
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments) { data, size in
+        selected.run(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+        return 0
+    }
 }

@@ -61,7 +61,7 @@ public enum FuzzTargets {
         let decoder = RESPDecoder(maximumBulkLength: 1 << 20, maximumAggregateLength: 1 << 12, maximumDepth: 32)
         var buffer = ByteBuffer(bytes: bytes)
         while buffer.readableBytes > 0 {
-            guard let value = try? decoder.parse(from: &buffer), value != nil else { return }
+            do { guard try decoder.parse(from: &buffer) != nil else { return } } catch { return }   // nil: needs more bytes
         }
     }
 
@@ -73,8 +73,7 @@ public enum FuzzTargets {
             var chunk = chunk
             buffer.writeBuffer(&chunk)
             while true {
-                guard let reply = try? parser.next(&buffer) else { return }
-                guard reply != nil else { break }
+                do { guard try parser.next(&buffer) != nil else { break } } catch { return }   // nil: needs more bytes
             }
         }
     }

@@ -66,6 +66,8 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
 
     /// botocore, pinned to the release of the committed AWS models, in a venv; ``url()`` is that venv's `python`.
     public static let botocore = Peer("botocore")
+    /// schemathesis in a venv; ``url()`` is its `st` command.
+    public static let schemathesis = Peer("schemathesis")
 
     /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
     public static func setting(_ variable: String) -> String? {

@@ -132,6 +132,8 @@ public final class Gateway: NimbusServerModule {
         router.post("/v1/responses") { request, _ in await self.responses(request) }
         router.get("/v1/responses/:id") { request, context in await self.storedResponse(request, id: context.parameters.get("id") ?? "", delete: false) }
         router.delete("/v1/responses/:id") { request, context in await self.storedResponse(request, id: context.parameters.get("id") ?? "", delete: true) }
+        let openAPI = ByteBuffer(string: GatewayOpenAPI.document(chatModels: self.router.aliases, embeddingModels: embedders.keys.sorted()).description)
+        router.get("/openapi.json") { _, _ in Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: openAPI)) }
         router.post("/key/generate") { request, _ in await self.generateKey(request) }
         router.get("/key/info") { request, _ in self.keyInfo(request) }
         router.post("/key/delete") { request, _ in await self.deleteKey(request) }
