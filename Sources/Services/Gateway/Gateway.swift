@@ -300,10 +300,7 @@ public final class Gateway: NimbusServerModule {
 
     func streamOpenAI(_ stream: ChatStream, model: String, includeUsage: Bool, overhead: Duration, keyID: String?, admission: Admission) -> Response {
         let created = Int(Date().timeIntervalSince1970)
-        // The body is written after the handler returns: the spend record (made when the stream ends) needs the key again.
-        let body = ResponseBody { writer in try await Gateway.$currentKey.withValue(keyID) { try await Gateway.$currentRoute.withValue("chat.completions") {
-            // However the body ends (the client gone included), the stream is accounted first, then the admission released.
-            defer { admission.release() }
+        return Self.streamed(keyID: keyID, route: "chat.completions", admission: admission, overhead: overhead) { writer in
             var encoder = OpenAIWire.StreamEncoder(id: "chatcmpl-\(IDGenerator.shared.ulid())", model: model, created: created)
             let json = JSONEncoder()
             var usage: Usage?
@@ -319,9 +316,24 @@ public final class Gateway: NimbusServerModule {
                 let failure = GatewayError(error)
                 try? await writer.write(Self.sse(try json.encode(failure.openAIBody)))
             }
-            try await writer.finish(nil)
-        } } }
-        return Response(status: .ok, headers: Self.streamHeaders(overhead: overhead), body: body)
+        }
+    }
+
+    /// A streamed answer. `write` runs after the handler has returned, with the caller's key and route
+    /// set again (the spend record, made when the stream ends, needs them); however it ends (the client
+    /// gone included) the stream is accounted first, then the admission released.
+    static func streamed(keyID: String?, route: String, admission: Admission, overhead: Duration,
+                         _ write: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void) -> Response {
+        let body = ResponseBody { writer in
+            try await Gateway.$currentKey.withValue(keyID) {
+                try await Gateway.$currentRoute.withValue(route) {
+                    defer { admission.release() }
+                    try await write(&writer)
+                    try await writer.finish(nil)
+                }
+            }
+        }
+        return Response(status: .ok, headers: streamHeaders(overhead: overhead), body: body)
     }
 
     // MARK: Anthropic: messages
@@ -368,8 +380,7 @@ public final class Gateway: NimbusServerModule {
     }
 
     func streamAnthropic(_ stream: ChatStream, model: String, overhead: Duration, keyID: String?, admission: Admission) -> Response {
-        let body = ResponseBody { writer in try await Gateway.$currentKey.withValue(keyID) { try await Gateway.$currentRoute.withValue("messages") {
-            defer { admission.release() }
+        Self.streamed(keyID: keyID, route: "messages", admission: admission, overhead: overhead) { writer in
             var encoder = AnthropicWire.StreamEncoder(id: "msg_\(IDGenerator.shared.ulid())", model: model)
             do {
                 for try await event in stream {
@@ -382,9 +393,7 @@ public final class Gateway: NimbusServerModule {
                 let (name, data) = AnthropicWire.StreamEncoder.error(type: failure.anthropicType, message: failure.message)
                 try? await writer.write(ByteBuffer(string: "event: \(name)\ndata: \(data.description)\n\n"))
             }
-            try await writer.finish(nil)
-        } } }
-        return Response(status: .ok, headers: Self.streamHeaders(overhead: overhead), body: body)
+        }
     }
 
     // MARK: Anthropic: count tokens
@@ -480,8 +489,7 @@ public final class Gateway: NimbusServerModule {
 
     func streamResponses(_ stream: ChatStream, request: OpenAIResponses.Request, history: [ChatMessage], id: String, createdAt: Int, overhead: Duration,
                          keyID: String?, admission: Admission) -> Response {
-        let body = ResponseBody { writer in try await Gateway.$currentKey.withValue(keyID) { try await Gateway.$currentRoute.withValue("responses") {
-            defer { admission.release() }
+        Self.streamed(keyID: keyID, route: "responses", admission: admission, overhead: overhead) { writer in
             var encoder = OpenAIResponses.StreamEncoder(request: request, id: id, createdAt: createdAt)
             func send(_ events: [OpenAIResponses.StreamEncoder.Event]) async throws {
                 for (name, data) in events { try await writer.write(ByteBuffer(string: "event: \(name)\ndata: \(data.description)\n\n")) }
@@ -499,9 +507,7 @@ public final class Gateway: NimbusServerModule {
                 let failure = GatewayError(error)
                 try? await send(encoder.finish(error: (failure.code ?? failure.type, failure.message)).events)
             }
-            try await writer.finish(nil)
-        } } }
-        return Response(status: .ok, headers: Self.streamHeaders(overhead: overhead), body: body)
+        }
     }
 
     func saveResponse(id: String, keyID: String?, body: JSONValue, conversation: [ChatMessage]) async throws {
