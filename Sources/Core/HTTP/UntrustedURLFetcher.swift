@@ -80,7 +80,7 @@ public struct UntrustedURLFetcher: Sendable {
         let limit: Int
         /// A budget of `limit` fetches.
         public init(limit: Int) { self.limit = limit }
-        func take(_ url: String) throws {
+        func take() throws {
             let allowed = used.withLock { used -> Bool in
                 guard used < limit else { return false }
                 used += 1
@@ -97,7 +97,7 @@ public struct UntrustedURLFetcher: Sendable {
     /// - Throws: `invalidArgument` for a URL that is not allowed (scheme, user-info, an address that is not public,
     ///   a redirect, too large, over the fetch budget) or an answer that is not 2xx; `deadlineExceeded` past the time limit.
     public func fetch(_ url: String, budget: Budget? = nil) async throws -> Fetched {
-        try budget?.take(url)
+        try budget?.take()
         guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https",
               let host = parsed.host, !host.isEmpty else {
             throw NimbusError(.invalidArgument, "only http(s) URLs with a host can be fetched, not '\(Redaction.url(url))'")

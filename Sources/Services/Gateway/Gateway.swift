@@ -823,9 +823,6 @@ final class StreamLimiter: Sendable {
             }
         }
     }
-
-    /// Streams open for `key`.
-    func count(_ key: String) -> Int { open.withLock { $0[key] ?? 0 } }
 }
 
 extension HTTPField.Name {
