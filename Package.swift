@@ -164,7 +164,7 @@ var cliDependencies: [Target.Dependency] = []
 
 // MARK: - Core: what every module stands on
 
-module("NimbusCore", "Core/Core", [Dep.logging, Dep.configuration])
+module("NimbusCore", "Core/Core", [Dep.logging, Dep.metrics, Dep.configuration])
 module("NimbusHTTP", "Core/HTTP", ["NimbusCore", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.crypto,
                                    Dep.logging, Dep.metrics, Dep.tracing])
 module("NimbusRedis", "Core/Redis", ["NimbusCore", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging])
@@ -184,6 +184,14 @@ tests("NimbusCatalog", "Core/Catalog", ["NimbusCore"])
 domain("Cache", at: "Cache", [Dep.nioCore, Dep.logging, Dep.metrics], tests: ["NimbusCacheMemory", Dep.nioCore], conformance: [Dep.nioCore], adapters: [
     .adapter("Memory", [Dep.nioCore, Dep.dequeModule]),
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
+])
+
+// MARK: - Messaging (seed: pkg/messaging/* — Kafka, NATS, RabbitMQ, SQS, SNS, Pub/Sub)
+
+domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule], tests: ["NimbusMessagingSQLite", Dep.nioCore],
+       conformance: [Dep.nioCore], adapters: [
+    .adapter("SQLite", [Dep.nioCore, Dep.grdb], tests: [Dep.grdb, Dep.nioCore]),
+    .adapter("Redis", Bundles.redis, tests: ["NimbusRedis", Dep.nioCore]),
 ])
 
 // MARK: - Database (seed: pkg/database/*)
@@ -293,7 +301,7 @@ targets.append(.executableTarget(
     name: "nimbus",
     dependencies: cliDependencies + ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusGateway", "NimbusEmbeddings", "NimbusLLMRAG",
                                      "NimbusCurrency", "NimbusTax", "NimbusPostgres", "NimbusAWS", "NimbusTemplate",
-                                     Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
+                                     Dep.nioCore, Dep.nioPosix, Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings
 ))

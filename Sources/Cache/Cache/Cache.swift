@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Metrics
 import NIOCore
 import NimbusCore
 import Synchronization
@@ -54,13 +53,14 @@ public final class Cache: PortableClient {
     private let logger: Logger
     private let closed = Atomic<Bool>(false)
     private let metrics: OperationMetrics
+    static let operations = ["get", "set", "setIfAbsent", "getMany", "setMany", "delete", "increment"]
 
     /// Wraps a driver.
     public init(driver: some CacheDriver, configuration: Configuration = .init(), logger: Logger = Logger(label: "nimbus.cache")) {
         self.driver = driver
         self.configuration = configuration
         self.logger = logger
-        self.metrics = OperationMetrics(driver: driver.provider)
+        self.metrics = OperationMetrics(domain: "cache", driver: driver.provider, operations: Self.operations)
     }
 
     /// Opens the driver that `url`'s scheme names in `openers`.
@@ -211,42 +211,12 @@ public final class Cache: PortableClient {
                     throw wrapped
                 }
             }
-            record(operation, "ok", since: start)
+            metrics.record(operation, ok: true, since: start)
             return value
         } catch {
-            record(operation, "error", since: start)
+            metrics.record(operation, ok: false, since: start)
             throw error
         }
-    }
-
-    private func record(_ operation: String, _ result: String, since start: ContinuousClock.Instant) {
-        metrics.record(operation, ok: result == "ok", nanoseconds: (ContinuousClock.now - start).nimbusNanoseconds)
-    }
-}
-
-/// The cache's counters and timers, made once per operation rather than looked up on every call.
-struct OperationMetrics: Sendable {
-    static let operations = ["get", "set", "setIfAbsent", "getMany", "setMany", "delete", "increment"]
-    private let counters: [String: (ok: Counter, error: Counter)]
-    private let timers: [String: Timer]
-
-    init(driver: String) {
-        var counters: [String: (ok: Counter, error: Counter)] = [:]
-        var timers: [String: Timer] = [:]
-        for operation in Self.operations {
-            counters[operation] = (
-                Counter(label: "nimbus_cache_operations_total", dimensions: [("driver", driver), ("operation", operation), ("result", "ok")]),
-                Counter(label: "nimbus_cache_operations_total", dimensions: [("driver", driver), ("operation", operation), ("result", "error")])
-            )
-            timers[operation] = Timer(label: "nimbus_cache_duration_seconds", dimensions: [("driver", driver), ("operation", operation)])
-        }
-        self.counters = counters
-        self.timers = timers
-    }
-
-    func record(_ operation: String, ok: Bool, nanoseconds: Int64) {
-        if let pair = counters[operation] { (ok ? pair.ok : pair.error).increment() }
-        timers[operation]?.recordNanoseconds(nanoseconds)
     }
 }
 

@@ -85,7 +85,8 @@ public enum RESPValue: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    private var unwrapped: RESPValue {
+    /// The reply without its RESP3 attributes.
+    public var unwrapped: RESPValue {
         if case .attributed(_, let value) = self { return value }
         return self
     }

@@ -281,8 +281,8 @@ public final class Gateway: NimbusServerModule {
                 }
                 defer { admission.release() }
                 do {
-                    // n > 1: one call per choice, side by side (each accounted as its own call).
-                    let responses = try await withThrowingTaskGroup(of: (Int, ChatResponse).self) { group in
+                    // n > 1: one call per choice, side by side (each accounted as its own call); n = 1 needs no child task.
+                    let responses = choices == 1 ? [try await chat.chat(portable)] : try await withThrowingTaskGroup(of: (Int, ChatResponse).self) { group in
                         for index in 0..<choices { group.addTask { (index, try await self.chat.chat(portable)) } }
                         return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }.sorted { $0.key < $1.key }.map(\.value)
                     }

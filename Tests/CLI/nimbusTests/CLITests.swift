@@ -30,7 +30,7 @@ struct CLITests {
     func help() async throws {
         let result = try await Binary.run(["--help"])
         #expect(result.status == 0)
-        for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS", "AI SUBCOMMANDS", "CLOUD SUBCOMMANDS", "COMMERCE SUBCOMMANDS", "COMMUNICATION SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
+        for group in ["SERVER SUBCOMMANDS", "CATALOG SUBCOMMANDS", "CACHE SUBCOMMANDS", "AI SUBCOMMANDS", "MESSAGING SUBCOMMANDS", "CLOUD SUBCOMMANDS", "COMMERCE SUBCOMMANDS", "COMMUNICATION SUBCOMMANDS"] { #expect(result.stdout.contains(group), "\(group)") }
     }
 
     @Test("packages prints the catalog in each format")
