@@ -192,6 +192,7 @@ domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule]
        conformance: [Dep.nioCore], adapters: [
     .adapter("SQLite", [Dep.nioCore, Dep.grdb], tests: [Dep.grdb, Dep.nioCore]),
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis", Dep.nioCore]),
+    .adapter("NATS", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging], tests: [Dep.nioCore, Dep.nioEmbedded]),
 ])
 
 // MARK: - Database (seed: pkg/database/*)

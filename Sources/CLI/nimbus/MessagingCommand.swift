@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NimbusCore
 import NimbusMessaging
+import NimbusMessagingNATS
 import NimbusMessagingRedis
 import NimbusMessagingSQLite
 
@@ -10,7 +11,7 @@ import NimbusMessagingSQLite
 struct MessagingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "msg",
-        abstract: "Publish and consume messages (sqlite://, mem://, redis://).",
+        abstract: "Publish and consume messages (sqlite://, mem://, redis://, nats://).",
         subcommands: [Publish.self, Consume.self, Topics.self, CreateTopic.self, DeleteTopic.self, Subscribe.self, Unsubscribe.self]
     )
 
@@ -22,7 +23,7 @@ struct MessagingCommand: AsyncParsableCommand {
         @Option(help: "Settings file (.yaml, .yml or .json).")
         var config: String?
 
-        static let openers = URLOpenerRegistry.messaging.withSQLite().withRedisStreams()
+        static let openers = URLOpenerRegistry.messaging.withSQLite().withRedisStreams().withNATS()
 
         func open() async throws -> Messaging {
             let url = try await DomainURL.resolve(url, key: "messaging.url", default: "sqlite://./.nimbus/messages.sqlite", config: config)

@@ -37,6 +37,9 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// PostgreSQL (`postgres://postgres@127.0.0.1:54329/postgres?sslmode=disable`).
     public static let postgres = Peer("postgres")
 
+    /// nats-server with JetStream (`nats://127.0.0.1:42220`).
+    public static let nats = Peer("nats")
+
     /// The official OpenAI and Anthropic Python SDKs in a venv; ``url()`` is that venv's `python`.
     public static let llmSDKs = Peer("llm-sdks")
 

@@ -74,7 +74,8 @@ public enum MessagingConformance {
             return (topicName, names)
         }
 
-        /// Receives until `count` messages came or `attempts` receives brought nothing new.
+        /// Receives until `count` messages came or five receives in a row (about 2 s) brought nothing:
+        /// asking for more than will come takes that long, so use deadlines longer than that.
         public func receive(_ count: Int, from subscription: Subscription) async throws -> [ReceivedMessage] {
             var received: [ReceivedMessage] = []
             var idle = 0
@@ -142,7 +143,8 @@ public enum MessagingConformance {
         check("a subscription gets only messages published after it was created") { context in
             let (topic, _) = try await context.topic("t", subscriptions: ["early"])
             try await context.messaging.publish(Message("before"), to: topic)
-            try await context.messaging.createSubscription(context.name("late"), topic: topic, options: .init(ackDeadline: .seconds(2)))
+            // A long deadline: looking for a second message must not see the first one again.
+            try await context.messaging.createSubscription(context.name("late"), topic: topic, options: .init(ackDeadline: .seconds(60)))
             try await context.messaging.publish(Message("after"), to: topic)
             let received = try await context.receive(2, from: context.messaging.subscription(context.name("late")))
             #expect(received.map(\.text) == ["after"])

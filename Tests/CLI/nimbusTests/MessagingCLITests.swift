@@ -61,4 +61,16 @@ struct MessagingCLITests {
         #expect(Set(seenAfter + seenBeforeKill) == Set(bodies), "every message was consumed, before or after the kill: \(seenBeforeKill) then \(seenAfter)")
         #expect(Set(seenAfter).count == seenAfter.count)
     }
+
+    @Test("publish and consume through JetStream with nats://", .requires(.nats))
+    func nats() async throws {
+        let url = try Peer.nats.url() + "?subject_prefix=cli\(IDGenerator.shared.ulid())"
+        let topic = "cli-\(IDGenerator.shared.ulid())"
+        let published = try await Binary.run(["msg", "publish", "--url", url, topic, "over nats", "--attribute", "k=v"])
+        #expect(published.status == 0, "\(published.output)")
+        let consumed = try await Binary.run(["msg", "consume", "--url", url, topic, "--max", "1", "--timeout", "5", "--verbose"])
+        #expect(consumed.status == 0, "\(consumed.output)")
+        #expect(consumed.stdout.hasSuffix("over nats\n") && consumed.stdout.contains("attempt=1 k=v"), "\(consumed.stdout)")
+        #expect(try await Binary.run(["msg", "delete-topic", "--url", url, topic]).status == 0)
+    }
 }
