@@ -193,6 +193,7 @@ domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule]
     .adapter("SQLite", [Dep.nioCore, Dep.grdb], tests: [Dep.grdb, Dep.nioCore]),
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis", Dep.nioCore]),
     .adapter("NATS", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging], tests: [Dep.nioCore, Dep.nioEmbedded]),
+    .adapter("SQS", Bundles.aws + [Dep.nioCore], tests: ["NimbusAWS", Dep.nioCore]),
 ])
 
 // MARK: - Database (seed: pkg/database/*)

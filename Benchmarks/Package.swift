@@ -68,6 +68,18 @@ let package = Package(
             ],
             path: "Benchmarks/SigV4Benchmark"
         ),
+        // Messaging throughput against nats-py and raw SQLite (Benchmarks/messaging-vs-python).
+        .executableTarget(
+            name: "MessagingBenchmark",
+            dependencies: [
+                .product(name: "NimbusMessaging", package: "Nimbus"),
+                .product(name: "NimbusMessagingNATS", package: "Nimbus"),
+                .product(name: "NimbusMessagingSQLite", package: "Nimbus"),
+                .product(name: "NimbusCore", package: "Nimbus"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Benchmarks/MessagingBenchmark"
+        ),
         // Notification template renders per second against Jinja2 (Benchmarks/template-vs-jinja2).
         .executableTarget(
             name: "TemplateBenchmark",

@@ -6,12 +6,13 @@ import NimbusMessaging
 import NimbusMessagingNATS
 import NimbusMessagingRedis
 import NimbusMessagingSQLite
+import NimbusMessagingSQS
 
 /// `nimbus msg`: publish to and consume from topics by URL.
 struct MessagingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "msg",
-        abstract: "Publish and consume messages (sqlite://, mem://, redis://, nats://).",
+        abstract: "Publish and consume messages (sqlite://, mem://, redis://, nats://, sqs://).",
         subcommands: [Publish.self, Consume.self, Topics.self, CreateTopic.self, DeleteTopic.self, Subscribe.self, Unsubscribe.self]
     )
 
@@ -23,7 +24,7 @@ struct MessagingCommand: AsyncParsableCommand {
         @Option(help: "Settings file (.yaml, .yml or .json).")
         var config: String?
 
-        static let openers = URLOpenerRegistry.messaging.withSQLite().withRedisStreams().withNATS()
+        static let openers = URLOpenerRegistry.messaging.withSQLite().withRedisStreams().withNATS().withSQS()
 
         func open() async throws -> Messaging {
             let url = try await DomainURL.resolve(url, key: "messaging.url", default: "sqlite://./.nimbus/messages.sqlite", config: config)

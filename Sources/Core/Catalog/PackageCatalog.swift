@@ -25,7 +25,7 @@ public enum PackageCatalog {
                      embedded: "JWT (swift-crypto), OAuth2/OIDC client, TOTP", adapters: [.init("OIDC", peer: "own issuer (NimbusIAMProvider)"), .init("Social OAuth2", peer: "fake server + provider specs")]),
         PackageEntry("pkg/messaging/*", "NimbusMessaging", "Sources/Messaging/Messaging", seed: .existingDomain, status: .partial,
                      section: "What Already Exists", summary: "Messaging (Kafka, NATS, RabbitMQ, SQS, SNS, Pub/Sub)", services: "",
-                     embedded: "SQLite topics and subscriptions (durable, leases, dead letters, ordering keys) / mem://", adapters: [.init("Redis Streams", peer: "redis-server"), .init("NATS", peer: "nats-server"), .init("RabbitMQ", peer: "rabbitmq-server"), .init("SQS", peer: "moto_server"), .init("SNS", peer: "moto_server"), .init("Kafka", peer: "fake broker (no Kafka in Debian)"), .init("Pub/Sub", peer: "fake server + Google spec")]),
+                     embedded: "SQLite topics and subscriptions (durable, leases, dead letters, ordering keys) / mem://", adapters: [.init("Redis Streams", peer: "redis-server"), .init("NATS JetStream", peer: "nats-server"), .init("SNS + SQS", peer: "moto_server"), .init("RabbitMQ", peer: "rabbitmq-server"), .init("Kafka", peer: "fake broker (no Kafka in Debian)"), .init("Pub/Sub", peer: "fake server + Google spec")]),
         PackageEntry("pkg/cache/*", "NimbusCache", "Sources/Cache/Cache", seed: .existingDomain, status: .done,
                      section: "What Already Exists", summary: "Cache (Redis, memory)", services: "",
                      embedded: "memory (LRU, TTL)", adapters: [.init("Redis", peer: "redis-server")]),

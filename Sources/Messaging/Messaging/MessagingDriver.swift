@@ -191,3 +191,23 @@ public enum DeadLetterAttribute {
     /// How many deliveries it had.
     public static let deliveries = "nimbus-dead-letter-deliveries"
 }
+
+/// Portable names on brokers whose names cannot contain `.` (JetStream streams, SNS topics, SQS
+/// queues): `_` becomes `__` and `.` becomes `_d`, which is reversible and collision-free.
+public enum BrokerName {
+    /// `a.b_c` → `a_db__c`.
+    public static func escapingDots(_ name: String) -> String {
+        name.replacingOccurrences(of: "_", with: "__").replacingOccurrences(of: ".", with: "_d")
+    }
+
+    /// The inverse of ``escapingDots(_:)``.
+    public static func unescapingDots(_ name: String) -> String {
+        var result = "", escaped = false
+        for character in name {
+            if escaped { result.append(character == "d" ? "." : character); escaped = false }
+            else if character == "_" { escaped = true }
+            else { result.append(character) }
+        }
+        return result
+    }
+}

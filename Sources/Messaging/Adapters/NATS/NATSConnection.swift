@@ -55,6 +55,7 @@ public final class NATSConnection: Sendable {
     public let serverInfo: JSONValue
     private let inboxPrefix: String
     private let nextToken = Atomic<UInt64>(0)
+    private let outbox = Mutex<(pending: ByteBuffer?, scheduled: Bool)>((nil, false))
 
     init(channel: any Channel, router: NATSRouter, serverInfo: JSONValue, inboxPrefix: String) {
         self.channel = channel
@@ -181,9 +182,33 @@ public final class NATSConnection: Sendable {
         try await pong.wait()
     }
 
+    /// Queues `buffer` for the event loop, which writes everything queued with one flush: many
+    /// publishers (or one publishing in a loop) share system calls instead of paying one each.
+    /// Past `outboxLimit` bytes waiting, the caller waits until they are written (backpressure).
     private func write(_ buffer: ByteBuffer) async throws {
-        do { try await channel.writeAndFlush(buffer) }
-        catch { throw NimbusError(.unavailable, "the connection to NATS at \(router.endpoint) is closed: \(error)", underlying: error) }
+        guard channel.isActive else { throw NimbusError(.unavailable, "the connection to NATS at \(router.endpoint) is closed") }
+        let (schedule, full) = outbox.withLock { outbox -> (Bool, Bool) in
+            var buffer = buffer
+            if outbox.pending == nil { outbox.pending = buffer } else { outbox.pending!.writeBuffer(&buffer) }
+            defer { outbox.scheduled = true }
+            return (!outbox.scheduled, outbox.pending!.readableBytes > Self.outboxLimit)
+        }
+        if schedule { channel.eventLoop.execute { self.drainOutbox() } }
+        if full {
+            // Written in order after the queued bytes: when this completes, they are on the socket.
+            do { try await channel.writeAndFlush(channel.allocator.buffer(capacity: 0)) }
+            catch { throw NimbusError(.unavailable, "the connection to NATS at \(router.endpoint) is closed: \(error)", underlying: error) }
+        }
+    }
+
+    static let outboxLimit = 4 << 20
+
+    private func drainOutbox() {
+        let pending = outbox.withLock { outbox -> ByteBuffer? in
+            defer { outbox.pending = nil; outbox.scheduled = false }
+            return outbox.pending
+        }
+        if let pending { channel.writeAndFlush(pending, promise: nil) }
     }
 
     /// Closes the connection.

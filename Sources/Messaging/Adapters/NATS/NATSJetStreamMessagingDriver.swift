@@ -73,19 +73,8 @@ public final class NATSJetStreamMessagingDriver: MessagingDriver, Sendable {
 
     // MARK: Names
 
-    static func encode(_ name: String) -> String {
-        name.replacingOccurrences(of: "_", with: "__").replacingOccurrences(of: ".", with: "_d")
-    }
-
-    static func decode(_ name: String) -> String {
-        var result = "", escaped = false
-        for character in name {
-            if escaped { result.append(character == "d" ? "." : character); escaped = false }
-            else if character == "_" { escaped = true }
-            else { result.append(character) }
-        }
-        return result
-    }
+    static func encode(_ name: String) -> String { BrokerName.escapingDots(name) }
+    static func decode(_ name: String) -> String { BrokerName.unescapingDots(name) }
 
     private func stream(_ topic: String) -> String { configuration.streamPrefix + Self.encode(topic) }
     private func subject(_ topic: String) -> String { configuration.subjectPrefix + "." + topic }

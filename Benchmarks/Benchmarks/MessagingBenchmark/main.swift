@@ -1,0 +1,96 @@
+// Messaging throughput, the Nimbus side of Benchmarks/messaging-vs-python/run:
+//   MessagingBenchmark nats-core URL N        N publishes of 128 B on one connection, then a flush
+//   MessagingBenchmark nats-jetstream URL N   N JetStream publishes, each awaiting its ack
+//   MessagingBenchmark sqlite DIR N           N publish + receive + ack on the embedded broker, and the raw SQLite limit
+// Prints "RESULT <side> <case> <per second>".
+import Foundation
+import GRDB
+import NIOCore
+import NimbusCore
+import NimbusMessaging
+import NimbusMessagingNATS
+import NimbusMessagingSQLite
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard arguments.count == 3, let count = Int(arguments[2]) else {
+    FileHandle.standardError.write(Data("usage: MessagingBenchmark nats-core|nats-jetstream|sqlite URL|DIR N\n".utf8))
+    exit(2)
+}
+let payload = ByteBuffer(repeating: UInt8(ascii: "x"), count: 128)
+
+func rate(_ count: Int, _ body: () async throws -> Void) async throws -> Double {
+    let start = ContinuousClock.now
+    try await body()
+    let elapsed = ContinuousClock.now - start
+    return Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+}
+
+func natsConfiguration(_ url: String) -> NATSConnection.Configuration {
+    let port = Int(url.split(separator: ":").last ?? "") ?? 4222
+    return NATSConnection.Configuration(host: "127.0.0.1", port: port)
+}
+
+switch arguments[0] {
+case "nats-core":
+    let connection = try await NATSConnection.connect(natsConfiguration(arguments[1]))
+    for _ in 0..<10_000 { try await connection.publish("bench.warmup", payload: payload) }
+    try await connection.flush()
+    let perSecond = try await rate(count) {
+        for _ in 0..<count { try await connection.publish("bench.core", payload: payload) }
+        try await connection.flush()
+    }
+    print("RESULT nimbus nats-core-publish \(Int(perSecond))")
+    try await connection.close()
+case "nats-jetstream":
+    let driver = NATSJetStreamMessagingDriver(configuration: .init(connection: natsConfiguration(arguments[1]), streamPrefix: "BENCH_", subjectPrefix: "benchjs"))
+    let messaging = Messaging(driver: driver, configuration: .init(retry: .none))
+    let topic = "js\(IDGenerator.shared.ulid())"
+    try await messaging.createTopic(topic)
+    try await messaging.createSubscription(topic, topic: topic)   // interest retention keeps messages only while a consumer exists
+    for _ in 0..<500 { try await messaging.publish(Message(body: payload), to: topic) }
+    let perSecond = try await rate(count) {
+        for _ in 0..<count { try await messaging.publish(Message(body: payload), to: topic) }
+    }
+    print("RESULT nimbus nats-jetstream-acked-publish \(Int(perSecond))")
+    try await messaging.deleteTopic(topic)
+    try await messaging.close()
+case "sqlite":
+    let directory = arguments[1]
+    let messaging = Messaging(driver: try SQLiteMessagingDriver(path: "\(directory)/queue-\(IDGenerator.shared.ulid()).sqlite"))
+    try await messaging.createTopic("jobs")
+    try await messaging.createSubscription("jobs", topic: "jobs")
+    let subscription = messaging.subscription("jobs")
+    let queue = try await rate(count) {
+        for _ in 0..<count {
+            try await messaging.publish(Message(body: payload), to: "jobs")
+            guard let message = try await subscription.receive(wait: .zero).first else { fatalError("the benchmark's message was not received") }
+            try await message.ack()
+        }
+    }
+    try await messaging.close()
+    // The limit: the same three transactions in raw SQLite (insert; select + update; delete), same file settings.
+    var settings = GRDB.Configuration()
+    settings.prepareDatabase { db in
+        try db.execute(sql: "PRAGMA journal_mode = WAL")
+        try db.execute(sql: "PRAGMA synchronous = NORMAL")
+    }
+    let raw = try DatabaseQueue(path: "\(directory)/raw-\(IDGenerator.shared.ulid()).sqlite", configuration: settings)
+    try await raw.write { try $0.execute(sql: "CREATE TABLE q (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL, visible_at INTEGER NOT NULL, receipt TEXT)") }
+    let body = Data(repeating: UInt8(ascii: "x"), count: 128)
+    let limit = try await rate(count) {
+        for _ in 0..<count {
+            try await raw.write { try $0.execute(sql: "INSERT INTO q (body, visible_at) VALUES (?, 0)", arguments: [body]) }
+            let seq = try await raw.write { db -> Int64 in
+                guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM q WHERE visible_at <= 1 ORDER BY seq LIMIT 1") else { return -1 }
+                try db.execute(sql: "UPDATE q SET visible_at = 2, receipt = 'r' WHERE seq = ?", arguments: [seq])
+                return seq
+            }
+            try await raw.write { try $0.execute(sql: "DELETE FROM q WHERE seq = ?", arguments: [seq]) }
+        }
+    }
+    print("RESULT nimbus sqlite-queue-publish-receive-ack \(Int(queue))")
+    print("RESULT raw-sqlite sqlite-queue-publish-receive-ack \(Int(limit))")
+default:
+    FileHandle.standardError.write(Data("unknown case \(arguments[0])\n".utf8))
+    exit(2)
+}
