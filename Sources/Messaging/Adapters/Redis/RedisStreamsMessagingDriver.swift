@@ -296,11 +296,11 @@ public struct RedisStreamsMessagingDriver: MessagingDriver {
         // New messages: without blocking on the shared pool; blocking only on a connection of its own.
         let read = RedisCommand("XREADGROUP", arguments: ["GROUP", subscription, consumer, "COUNT", String(maxMessages - delivered.count),
                                                           "STREAMS", streamKey(topic), ">"].map { ByteBuffer(string: $0) })
-        var fresh = try await readGroup(try await sendMapped(read))
+        var fresh = try readGroup(try await sendMapped(read))
         if fresh.isEmpty, delivered.isEmpty, wait >= .milliseconds(1) {
             let blocking = RedisCommand("XREADGROUP", arguments: ["GROUP", subscription, consumer, "COUNT", String(maxMessages), "BLOCK",
                                                                   String(wait.nimbusMilliseconds), "STREAMS", streamKey(topic), ">"].map { ByteBuffer(string: $0) })
-            fresh = try await readGroup(try await client.withDedicatedConnection { connection in
+            fresh = try readGroup(try await client.withDedicatedConnection { connection in
                 do { return try await connection.send(blocking, timeout: wait + .seconds(5)).checked(for: "XREADGROUP") }
                 catch let error as NimbusError { throw Self.mapped(error, "receive") }
             })
