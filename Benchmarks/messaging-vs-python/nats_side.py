@@ -27,6 +27,11 @@ async def main(case, url, count):
         for _ in range(count):
             await js.publish(f"benchpy.{name}", payload)
         print(f"RESULT nats-py nats-jetstream-acked-publish {int(count / (time.perf_counter() - start))}")
+        # 100 in flight: asyncio.gather of 100 publishes, each awaiting its ack.
+        start = time.perf_counter()
+        for _ in range(count // 100):
+            await asyncio.gather(*(js.publish(f"benchpy.{name}", payload) for _ in range(100)))
+        print(f"RESULT nats-py nats-jetstream-acked-publish-100-in-flight {int(count / (time.perf_counter() - start))}")
         await js.delete_stream(name)
     await nc.close()
 

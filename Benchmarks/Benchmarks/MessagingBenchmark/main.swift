@@ -1,6 +1,6 @@
 // Messaging throughput, the Nimbus side of Benchmarks/messaging-vs-python/run:
 //   MessagingBenchmark nats-core URL N        N publishes of 128 B on one connection, then a flush
-//   MessagingBenchmark nats-jetstream URL N   N JetStream publishes, each awaiting its ack
+//   MessagingBenchmark nats-jetstream URL N   N JetStream publishes, each awaiting its ack; then N with 100 in flight
 //   MessagingBenchmark sqlite DIR N           N publish + receive + ack on the embedded broker, and the raw SQLite limit
 // Prints "RESULT <side> <case> <per second>".
 import Foundation
@@ -18,7 +18,7 @@ guard arguments.count == 3, let count = Int(arguments[2]) else {
 }
 let payload = ByteBuffer(repeating: UInt8(ascii: "x"), count: 128)
 
-func rate(_ count: Int, _ body: () async throws -> Void) async throws -> Double {
+@Sendable func rate(_ count: Int, _ body: () async throws -> Void) async throws -> Double {
     let start = ContinuousClock.now
     try await body()
     let elapsed = ContinuousClock.now - start
@@ -35,10 +35,13 @@ case "nats-core":
     let connection = try await NATSConnection.connect(natsConfiguration(arguments[1]))
     for _ in 0..<10_000 { try await connection.publish("bench.warmup", payload: payload) }
     try await connection.flush()
-    let perSecond = try await rate(count) {
-        for _ in 0..<count { try await connection.publish("bench.core", payload: payload) }
-        try await connection.flush()
-    }
+    // Off the main actor, as a service's code would be (top-level code runs on the main actor).
+    let perSecond = try await Task.detached {
+        try await rate(count) {
+            for _ in 0..<count { try await connection.publish("bench.core", payload: payload) }
+            try await connection.flush()
+        }
+    }.value
     print("RESULT nimbus nats-core-publish \(Int(perSecond))")
     try await connection.close()
 case "nats-jetstream":
@@ -48,10 +51,20 @@ case "nats-jetstream":
     try await messaging.createTopic(topic)
     try await messaging.createSubscription(topic, topic: topic)   // interest retention keeps messages only while a consumer exists
     for _ in 0..<500 { try await messaging.publish(Message(body: payload), to: topic) }
-    let perSecond = try await rate(count) {
-        for _ in 0..<count { try await messaging.publish(Message(body: payload), to: topic) }
-    }
+    let perSecond = try await Task.detached {
+        try await rate(count) {
+            for _ in 0..<count { try await messaging.publish(Message(body: payload), to: topic) }
+        }
+    }.value
     print("RESULT nimbus nats-jetstream-acked-publish \(Int(perSecond))")
+    // 100 in flight: one publish call with a batch of 100 (the acks are awaited after all are sent).
+    let batch = (0..<100).map { _ in Message(body: payload) }
+    let pipelined = try await Task.detached {
+        try await rate(count) {
+            for _ in 0..<(count / 100) { try await messaging.publish(batch, to: topic) }
+        }
+    }.value
+    print("RESULT nimbus nats-jetstream-acked-publish-100-in-flight \(Int(pipelined))")
     try await messaging.deleteTopic(topic)
     try await messaging.close()
 case "sqlite":

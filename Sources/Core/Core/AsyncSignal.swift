@@ -18,8 +18,10 @@ import Synchronization
 public final class AsyncSignal: Sendable {
     private struct State {
         var version: UInt64 = 0
-        var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+        var waiters: [UInt64: CheckedContinuation<Bool, any Error>] = [:]
         var nextWaiter: UInt64 = 0
+        /// Timers that fired before their waiter parked.
+        var expired: Set<UInt64> = []
     }
 
     private let state = Mutex(State())
@@ -32,50 +34,70 @@ public final class AsyncSignal: Sendable {
 
     /// Records a change and wakes every waiter.
     public func signal() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+        let waiters = state.withLock { state -> [CheckedContinuation<Bool, any Error>] in
             state.version &+= 1
             defer { state.waiters.removeAll() }
             return Array(state.waiters.values)
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter.resume(returning: true) }
     }
 
     /// Returns once a change after `version` was signalled (at once if one already was).
     /// - Throws: `CancellationError` when the task is cancelled while waiting.
     public func wait(since version: UInt64) async throws {
+        _ = try await park(since: version, timer: nil)
+    }
+
+    /// Like ``wait(since:)``, but gives up after `timeout` on `clock`; returns whether a change came.
+    /// One timer task per wait that has to park; none when the change is already there.
+    public func wait<C: Clock<Duration>>(since version: UInt64, timeout: Duration, clock: C) async throws -> Bool {
+        if self.version != version { return true }
+        return try await park(since: version) { id in
+            Task {
+                try? await clock.sleep(for: timeout)
+                if !Task.isCancelled { self.expire(id) }
+            }
+        }
+    }
+
+    private func expire(_ id: UInt64) {
+        let waiter = state.withLock { state -> CheckedContinuation<Bool, any Error>? in
+            guard let waiter = state.waiters.removeValue(forKey: id) else { state.expired.insert(id); return nil }
+            return waiter
+        }
+        waiter?.resume(returning: false)
+    }
+
+    private func park(since version: UInt64, timer: ((UInt64) -> Task<Void, Never>)?) async throws -> Bool {
         let id = state.withLock { state -> UInt64 in
             state.nextWaiter &+= 1
             return state.nextWaiter
         }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                enum Outcome { case parked, changed, cancelled }
+        let running = timer?(id)
+        defer {
+            running?.cancel()
+            state.withLock { _ = $0.expired.remove(id) }
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
+                enum Outcome { case parked, changed, timedOut, cancelled }
                 let outcome = state.withLock { state -> Outcome in
                     if Task.isCancelled { return .cancelled }
                     if state.version != version { return .changed }
+                    if state.expired.remove(id) != nil { return .timedOut }
                     state.waiters[id] = continuation
                     return .parked
                 }
                 switch outcome {
                 case .parked: break
-                case .changed: continuation.resume()
+                case .changed: continuation.resume(returning: true)
+                case .timedOut: continuation.resume(returning: false)
                 case .cancelled: continuation.resume(throwing: CancellationError())
                 }
             }
         } onCancel: {
             let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
             waiter?.resume(throwing: CancellationError())
-        }
-    }
-
-    /// Like ``wait(since:)``, but gives up after `timeout` on `clock`; returns whether a change came.
-    public func wait<C: Clock<Duration>>(since version: UInt64, timeout: Duration, clock: C) async throws -> Bool {
-        if self.version != version { return true }
-        return try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask { try await self.wait(since: version); return true }
-            group.addTask { try await clock.sleep(for: timeout); return false }
-            defer { group.cancelAll() }
-            return try await group.next() ?? false
         }
     }
 }

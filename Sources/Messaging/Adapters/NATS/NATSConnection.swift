@@ -130,11 +130,10 @@ public final class NATSConnection: Sendable {
         }
     }
 
-    /// Publishes `payload` to `subject`.
-    public func publish(_ subject: String, payload: ByteBuffer, headers: [(String, String)] = [], replyTo: String? = nil) async throws {
-        var buffer = channel.allocator.buffer(capacity: payload.readableBytes + 64)
-        NATSEncoder.publish(subject: subject, replyTo: replyTo, headers: headers, payload: payload, into: &buffer)
-        try await write(buffer)
+    /// Publishes `payload` to `subject`. Runs on the caller's executor (no hop off an actor): it
+    /// only queues the bytes, unless the queue is full.
+    nonisolated(nonsending) public func publish(_ subject: String, payload: ByteBuffer, headers: [(String, String)] = [], replyTo: String? = nil) async throws {
+        try await write { NATSEncoder.publish(subject: subject, replyTo: replyTo, headers: headers, payload: payload, into: &$0) }
     }
 
     /// Publishes and waits for one reply on this connection's inbox.
@@ -162,10 +161,10 @@ public final class NATSConnection: Sendable {
             if ownSubscription { channel.writeAndFlush(ByteBuffer(string: "UNSUB p\(token)\r\n"), promise: nil) }
         }
         do {
-            var buffer = channel.allocator.buffer(capacity: payload.readableBytes + 96)
-            if ownSubscription { buffer.writeString("SUB \(inbox) p\(token)\r\n") }
-            NATSEncoder.publish(subject: subject, replyTo: inbox, headers: headers, payload: payload, into: &buffer)
-            try await write(buffer)
+            try await write { buffer in
+                if ownSubscription { buffer.writeString("SUB \(inbox) p\(token)\r\n") }
+                NATSEncoder.publish(subject: subject, replyTo: inbox, headers: headers, payload: payload, into: &buffer)
+            }
         } catch {
             replies.cancel()
             throw error
@@ -185,11 +184,16 @@ public final class NATSConnection: Sendable {
     /// Queues `buffer` for the event loop, which writes everything queued with one flush: many
     /// publishers (or one publishing in a loop) share system calls instead of paying one each.
     /// Past `outboxLimit` bytes waiting, the caller waits until they are written (backpressure).
-    private func write(_ buffer: ByteBuffer) async throws {
+    nonisolated(nonsending) private func write(_ buffer: ByteBuffer) async throws {
+        try await write { $0.writeImmutableBuffer(buffer) }
+    }
+
+    /// Encodes straight into the queue (under its lock), so a publish costs no buffer of its own.
+    nonisolated(nonsending) private func write(_ encode: (inout ByteBuffer) -> Void) async throws {
         guard channel.isActive else { throw NimbusError(.unavailable, "the connection to NATS at \(router.endpoint) is closed") }
         let (schedule, full) = outbox.withLock { outbox -> (Bool, Bool) in
-            var buffer = buffer
-            if outbox.pending == nil { outbox.pending = buffer } else { outbox.pending!.writeBuffer(&buffer) }
+            if outbox.pending == nil { outbox.pending = channel.allocator.buffer(capacity: 16_384) }
+            encode(&outbox.pending!)
             defer { outbox.scheduled = true }
             return (!outbox.scheduled, outbox.pending!.readableBytes > Self.outboxLimit)
         }
@@ -252,6 +256,7 @@ final class NATSReplies: Sendable {
     /// The next reply, or `nil` when `timeout` passes first or the replies ended.
     func next(timeout: Duration) async throws -> NATSMessage? {
         let deadline = ContinuousClock.now + timeout
+        // Wait for a change first (no timer task while nothing came), then race a timer only if needed.
         while true {
             let version = arrived.version
             let (message, end) = state.withLock { state in (state.queue.popFirst(), state.end) }

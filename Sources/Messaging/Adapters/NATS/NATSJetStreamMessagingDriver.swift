@@ -460,15 +460,25 @@ public final class NATSClient: Sendable {
 
     /// The open connection, connecting first if there is none.
     public func connection() async throws -> NATSConnection {
-        let task: Task<NATSConnection, any Error> = try state.withLock { state in
+        enum Next { case ready(NATSConnection), wait(Task<NATSConnection, any Error>) }
+        let next: Next = try state.withLock { state in
             if state.closed { throw NimbusError(.failedPrecondition, "the NATS client for \(configuration.endpoint) was closed; create a new one") }
-            if let connection = state.connection, connection.isActive { return Task { connection } }
-            if let connecting = state.connecting { return connecting }
+            if let connection = state.connection, connection.isActive { return .ready(connection) }
+            if let connecting = state.connecting { return .wait(connecting) }
             let configuration = configuration, logger = logger
             let connecting = Task { try await NATSConnection.connect(configuration, logger: logger) }
             state.connecting = connecting
-            return connecting
+            return .wait(connecting)
         }
+        // The common case: connected, no task, no hop.
+        guard case .wait(let task) = next else {
+            if case .ready(let connection) = next { return connection }
+            throw NimbusError(.internal, "unreachable NATS client state")
+        }
+        return try await finish(task)
+    }
+
+    private func finish(_ task: Task<NATSConnection, any Error>) async throws -> NATSConnection {
         do {
             let connection = try await task.value
             state.withLock { state in

@@ -146,22 +146,49 @@ struct NATSProtocolError: Error, Sendable, CustomStringConvertible {
 
 /// Encodes what the client sends.
 enum NATSEncoder {
-    /// `PUB`/`HPUB subject [reply] [hdr] size\r\n[headers]payload\r\n`.
+    /// `PUB`/`HPUB subject [reply] [hdr] size\r\n[headers]payload\r\n`, written byte by byte (no
+    /// intermediate strings: this runs once per published message).
     static func publish(subject: String, replyTo: String?, headers: [(String, String)], payload: ByteBuffer, into buffer: inout ByteBuffer) {
-        let reply = replyTo.map { " \($0)" } ?? ""
         if headers.isEmpty {
-            buffer.writeString("PUB \(subject)\(reply) \(payload.readableBytes)\r\n")
+            buffer.writeStaticString("PUB ")
+            buffer.writeString(subject)
+            if let replyTo { buffer.writeInteger(UInt8(ascii: " ")); buffer.writeString(replyTo) }
+            buffer.writeInteger(UInt8(ascii: " "))
+            writeDecimal(payload.readableBytes, into: &buffer)
         } else {
-            var block = "NATS/1.0\r\n"
-            for (name, value) in headers { block += "\(name): \(value)\r\n" }
-            block += "\r\n"
-            let headerLength = block.utf8.count
-            buffer.writeString("HPUB \(subject)\(reply) \(headerLength) \(headerLength + payload.readableBytes)\r\n")
-            buffer.writeString(block)
+            var headerLength = 12   // "NATS/1.0\r\n" and the closing "\r\n"
+            for (name, value) in headers { headerLength += name.utf8.count + value.utf8.count + 4 }
+            buffer.writeStaticString("HPUB ")
+            buffer.writeString(subject)
+            if let replyTo { buffer.writeInteger(UInt8(ascii: " ")); buffer.writeString(replyTo) }
+            buffer.writeInteger(UInt8(ascii: " "))
+            writeDecimal(headerLength, into: &buffer)
+            buffer.writeInteger(UInt8(ascii: " "))
+            writeDecimal(headerLength + payload.readableBytes, into: &buffer)
+            buffer.writeStaticString("\r\nNATS/1.0")
+            for (name, value) in headers {
+                buffer.writeStaticString("\r\n")
+                buffer.writeString(name)
+                buffer.writeStaticString(": ")
+                buffer.writeString(value)
+            }
+            buffer.writeStaticString("\r\n")
         }
-        var payload = payload
-        buffer.writeBuffer(&payload)
-        buffer.writeString("\r\n")
+        buffer.writeStaticString("\r\n")
+        buffer.writeImmutableBuffer(payload)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// A non-negative integer in decimal, without a `String`.
+    static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
+        if value < 10 { buffer.writeInteger(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value)); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0, rest = value
+        withUnsafeMutableBytes(of: &digits) { raw in
+            while rest > 0, count < 20 { raw[19 - count] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10); rest /= 10; count += 1 }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[(20 - count)...]))
+        }
     }
 
     /// Whether `text` can travel as a subject or reply token (no whitespace, not empty).

@@ -52,6 +52,20 @@ struct NATSProtocolTests {
         }
     }
 
+    @Test("PUB and HPUB are encoded byte for byte as the protocol says, sizes included")
+    func encoding() {
+        var plain = ByteBuffer()
+        NATSEncoder.publish(subject: "a.b", replyTo: nil, headers: [], payload: ByteBuffer(string: "hello"), into: &plain)
+        #expect(String(buffer: plain) == "PUB a.b 5\r\nhello\r\n")
+        var empty = ByteBuffer()
+        NATSEncoder.publish(subject: "s", replyTo: "_INBOX.x.1", headers: [], payload: ByteBuffer(), into: &empty)
+        #expect(String(buffer: empty) == "PUB s _INBOX.x.1 0\r\n\r\n")
+        var headered = ByteBuffer()
+        NATSEncoder.publish(subject: "t", replyTo: "r", headers: [("Nats-Msg-Id", "7"), ("k", "ü")], payload: ByteBuffer(repeating: 120, count: 1234), into: &headered)
+        let block = "NATS/1.0\r\nNats-Msg-Id: 7\r\nk: ü\r\n\r\n"
+        #expect(String(buffer: headered) == "HPUB t r \(block.utf8.count) \(block.utf8.count + 1234)\r\n" + block + String(repeating: "x", count: 1234) + "\r\n")
+    }
+
     @Test("ack subjects of both formats are read; anything else is not a receipt")
     func ackSubjects() {
         let short = AckSubject("$JS.ACK.NIMBUS_t.c.3.42.40.1700000000000000000.0")
