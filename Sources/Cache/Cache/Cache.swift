@@ -52,7 +52,7 @@ public final class Cache: PortableClient {
     public let configuration: Configuration
     private let logger: Logger
     private let closed = Atomic<Bool>(false)
-    private let metrics: OperationMetrics
+    private let calls: PortableCalls
     static let operations = ["get", "set", "setIfAbsent", "getMany", "setMany", "delete", "increment"]
 
     /// Wraps a driver.
@@ -60,7 +60,7 @@ public final class Cache: PortableClient {
         self.driver = driver
         self.configuration = configuration
         self.logger = logger
-        self.metrics = OperationMetrics(domain: "cache", driver: driver.provider, operations: Self.operations)
+        self.calls = PortableCalls(domain: "cache", provider: driver.provider, operations: Self.operations, logger: logger)
     }
 
     /// Opens the driver that `url`'s scheme names in `openers`.
@@ -195,28 +195,7 @@ public final class Cache: PortableClient {
     }
 
     private func run<T: Sendable>(_ operation: String, idempotent: Bool, _ body: @Sendable () async throws -> T) async throws -> T {
-        guard !closed.load(ordering: .relaxed) else {
-            throw NimbusError(.failedPrecondition, "cache (\(driver.provider)) is closed; open a new one")
-        }
-        let start = ContinuousClock.now
-        let policy = idempotent ? configuration.retry : .none
-        do {
-            let value = try await policy.run { attempt in
-                do { return try await body() }
-                catch {
-                    let wrapped = NimbusError.wrap(error, "cache \(operation) on \(driver.provider)")
-                    if attempt > 1 || wrapped.isRetryable {
-                        logger.debug("cache call failed", metadata: ["operation": "\(operation)", "attempt": "\(attempt)", "error": "\(wrapped)"])
-                    }
-                    throw wrapped
-                }
-            }
-            metrics.record(operation, ok: true, since: start)
-            return value
-        } catch {
-            metrics.record(operation, ok: false, since: start)
-            throw error
-        }
+        try await calls.run(operation, retry: idempotent ? configuration.retry : .none, closed: closed.load(ordering: .relaxed), body)
     }
 }
 

@@ -55,14 +55,14 @@ public final class Messaging: PortableClient {
     public let configuration: Configuration
     let logger: Logger
     private let closed = Atomic<Bool>(false)
-    private let metrics: OperationMetrics
+    private let calls: PortableCalls
 
     /// Wraps a driver.
     public init(driver: some MessagingDriver, configuration: Configuration = .init(), logger: Logger = Logger(label: "nimbus.messaging")) {
         self.driver = driver
         self.configuration = configuration
         self.logger = logger
-        self.metrics = OperationMetrics(domain: "messaging", driver: driver.provider, operations: Self.operations)
+        self.calls = PortableCalls(domain: "messaging", provider: driver.provider, operations: Self.operations, logger: logger)
     }
 
     static let operations = ["createTopic", "deleteTopic", "topics", "createSubscription", "deleteSubscription", "subscriptions",
@@ -230,28 +230,7 @@ public final class Messaging: PortableClient {
     }
 
     func run<T: Sendable>(_ operation: String, idempotent: Bool, _ body: @Sendable () async throws -> T) async throws -> T {
-        guard !closed.load(ordering: .relaxed) else {
-            throw NimbusError(.failedPrecondition, "messaging (\(driver.provider)) is closed; open a new one")
-        }
-        let start = ContinuousClock.now
-        let policy = idempotent ? configuration.retry : .none
-        do {
-            let value = try await policy.run { attempt in
-                do { return try await body() }
-                catch {
-                    let wrapped = NimbusError.wrap(error, "messaging \(operation) on \(driver.provider)")
-                    if attempt > 1 || wrapped.isRetryable {
-                        logger.debug("messaging call failed", metadata: ["operation": "\(operation)", "attempt": "\(attempt)", "error": "\(wrapped)"])
-                    }
-                    throw wrapped
-                }
-            }
-            metrics.record(operation, ok: true, since: start)
-            return value
-        } catch {
-            metrics.record(operation, ok: false, since: start)
-            throw error
-        }
+        try await calls.run(operation, retry: idempotent ? configuration.retry : .none, closed: closed.load(ordering: .relaxed), body)
     }
 }
 
