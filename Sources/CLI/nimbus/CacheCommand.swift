@@ -59,11 +59,7 @@ struct CacheCommand: AsyncParsableCommand {
         @Flag(name: .customLong("if-absent"), help: "Only set if the key is missing (exit 1 if it exists).") var ifAbsent = false
 
         func run() async throws {
-            var duration: Duration?
-            if let ttl {
-                guard let parsed = Duration.nimbusParse(ttl) else { throw ValidationError("--ttl '\(ttl)' is not a duration such as 30s") }
-                duration = parsed
-            }
+            let duration = try ttl.map { try Duration.commandLine($0, flag: "ttl") }
             let cache = try await connection.open()
             if ifAbsent {
                 let written = try await cache.setIfAbsent(key, bytes: ByteBuffer(string: value), ttl: duration)

@@ -52,10 +52,7 @@ struct MessagingCommand: AsyncParsableCommand {
                 }
                 parsed[String(attribute[..<equals])] = String(attribute[attribute.index(after: equals)...])
             }
-            let delay = try delay.map { text -> Duration in
-                guard let duration = Duration.nimbusParse(text) else { throw ValidationError("--delay '\(text)' is not a duration such as 30s") }
-                return duration
-            }
+            let delay = try delay.map { try Duration.commandLine($0, flag: "delay") }
             let bytes = body == "-" ? ByteBuffer(bytes: FileHandle.standardInput.readDataToEndOfFile()) : ByteBuffer(string: body)
             let message = Message(body: bytes, attributes: parsed, orderingKey: orderingKey, deduplicationID: deduplicationID, delay: delay)
             let id = try await connection.open().closing { messaging in
@@ -153,7 +150,7 @@ struct MessagingCommand: AsyncParsableCommand {
         @Flag(help: "Deliver messages with the same ordering key in order, one at a time.") var ordered = false
 
         func run() async throws {
-            guard let deadline = Duration.nimbusParse(ackDeadline) else { throw ValidationError("--ack-deadline '\(ackDeadline)' is not a duration such as 30s") }
+            let deadline = try Duration.commandLine(ackDeadline, flag: "ack-deadline")
             let options = SubscriptionOptions(ackDeadline: deadline, deadLetter: deadLetter.map { DeadLetterPolicy(topic: $0, maxDeliveries: maxDeliveries) }, ordered: ordered)
             let created = try await connection.open().closing { try await $0.createSubscription(subscription, topic: topic, options: options) }
             print(created ? "created" : "exists")

@@ -1,4 +1,5 @@
 import Foundation
+import ArgumentParser
 
 /// How every `nimbus` command prints: one JSON style (pretty, sorted keys, slashes as they are,
 /// ISO 8601 dates), so scripts read every command's `--json` the same way.
@@ -14,5 +15,14 @@ enum Output {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
+
+extension Duration {
+    /// A duration given on the command line (`500ms`, `30s`, `5m`, `1h`).
+    /// - Throws: a `ValidationError` naming the flag.
+    static func commandLine(_ text: String, flag: String) throws -> Duration {
+        guard let duration = Duration.nimbusParse(text) else { throw ValidationError("--\(flag) '\(text)' is not a duration such as 30s") }
+        return duration
     }
 }

@@ -190,6 +190,26 @@ public enum DeadLetterAttribute {
     public static let messageID = "nimbus-dead-letter-message-id"
     /// How many deliveries it had.
     public static let deliveries = "nimbus-dead-letter-deliveries"
+
+    /// `attributes` with the three dead-letter attributes added: what a driver publishes to the dead-letter topic.
+    public static func marking(_ attributes: [String: String], subscription: String, messageID: String, deliveries: Int) -> [String: String] {
+        attributes.merging([Self.subscription: subscription, Self.messageID: messageID, Self.deliveries: String(deliveries)]) { _, marked in marked }
+    }
+}
+
+/// Attributes as stores keep them: one JSON object of strings (SQLite rows, Redis stream fields).
+public enum StoredAttributes {
+    /// The JSON text of `attributes`; `nil` when there are none.
+    public static func encode(_ attributes: [String: String]) throws -> String? {
+        attributes.isEmpty ? nil : String(decoding: try JSONEncoder().encode(attributes), as: UTF8.self)
+    }
+
+    /// The attributes in `json`, read back.
+    /// - Throws: `dataLoss` naming `what` (`outbox entry 7`) when the text is not a JSON object of strings.
+    public static func decode(_ json: some DataProtocol, of what: @autoclosure () -> String) throws -> [String: String] {
+        do { return try JSONDecoder().decode([String: String].self, from: Data(json)) }
+        catch { throw NimbusError(.dataLoss, "\(what()) has attributes that are not a JSON object of strings: \(error)", underlying: error) }
+    }
 }
 
 /// Portable names on brokers whose names cannot contain `.` (JetStream streams, SNS topics, SQS

@@ -322,9 +322,8 @@ public final class NATSJetStreamMessagingDriver: MessagingDriver, Sendable {
     /// Publishes a copy to the dead-letter topic (if it exists), then terminates the original.
     private func moveToDeadLetter(subscription: String, headers: [(String, String)], body: ByteBuffer, ack: AckSubject, receipt: String, to topic: String) async throws {
         let connection = try await client.connection()
-        var copy = headers.filter { !$0.0.lowercased().hasPrefix(Self.reservedHeaderPrefix) }
-        copy += [(DeadLetterAttribute.subscription, subscription), (DeadLetterAttribute.messageID, String(ack.streamSequence)),
-                 (DeadLetterAttribute.deliveries, String(ack.delivered - 1))]
+        let marks = DeadLetterAttribute.marking([:], subscription: subscription, messageID: String(ack.streamSequence), deliveries: ack.delivered - 1)
+        let copy = headers.filter { !$0.0.lowercased().hasPrefix(Self.reservedHeaderPrefix) } + marks.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         do {
             let reply = try await connection.request(subject(topic), payload: body, headers: copy, timeout: configuration.requestTimeout)
             if let error = try? JSONValue.parse(Data(reply.payload.readableBytesView))["error"] { throw Self.error(error, "PUB") }

@@ -220,7 +220,7 @@ public struct RedisStreamsMessagingDriver: MessagingDriver {
             if let id = message.deduplicationID { keys.append(deduplicationKey(topic, id)) }
             arguments.append(ByteBuffer(string: message.deduplicationID == nil ? "0" : "1"))
             arguments.append(message.body)
-            arguments.append(ByteBuffer(string: message.attributes.isEmpty ? "" : String(decoding: try JSONEncoder().encode(message.attributes), as: UTF8.self)))
+            arguments.append(ByteBuffer(string: try StoredAttributes.encode(message.attributes) ?? ""))
         }
         let reply: RESPValue
         do { reply = try await client.eval(Self.publishScript, keys: keys, arguments: arguments) }
@@ -342,8 +342,7 @@ public struct RedisStreamsMessagingDriver: MessagingDriver {
             switch name {
             case "b": body = value
             case "a", "d":
-                do { attributes.merge(try JSONDecoder().decode([String: String].self, from: Data(value.readableBytesView))) { first, _ in first } }
-                catch { throw NimbusError(.dataLoss, "stream entry \(id) has attributes that are not a JSON object of strings: \(error)", underlying: error) }
+                attributes.merge(try StoredAttributes.decode(Array(value.readableBytesView), of: "stream entry \(id)")) { first, _ in first }
             default: continue
             }
         }

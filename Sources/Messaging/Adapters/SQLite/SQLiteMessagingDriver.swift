@@ -224,7 +224,7 @@ public final class SQLiteMessagingDriver<C: Clock<Duration>>: MessagingDriver, S
     /// One copy of the message for every subscription of `topic`.
     private static func insert(_ db: Database, id: String, body: ByteBuffer, attributes: [String: String], orderingKey: String?,
                                publishedAt: Int64, visibleAt: Int64, topic: String) throws {
-        let attributesJSON = attributes.isEmpty ? nil : String(decoding: try JSONEncoder().encode(attributes), as: UTF8.self)
+        let attributesJSON = try StoredAttributes.encode(attributes)
         try db.execute(sql: """
             INSERT INTO nimbus_messages (subscription, message_id, body, attributes, ordering_key, published_at, visible_at)
             SELECT name, ?, ?, ?, ?, ?, ? FROM nimbus_subscriptions WHERE topic = ?
@@ -296,20 +296,15 @@ public final class SQLiteMessagingDriver<C: Clock<Duration>>: MessagingDriver, S
 
     private static func attributes(_ json: String?) throws -> [String: String] {
         guard let json else { return [:] }
-        do { return try JSONDecoder().decode([String: String].self, from: Data(json.utf8)) }
-        catch { throw NimbusError(.dataLoss, "stored message attributes are not a JSON object of strings: \(error)", underlying: error) }
+        return try StoredAttributes.decode(Array(json.utf8), of: "a stored message")
     }
 
     /// Publishes the message at `seq` to `topic` (with where it came from) and removes it from `subscription`.
     private static func deadLetter(_ db: Database, seq: Int64, from subscription: String, to topic: String, now: Int64) throws {
         guard let row = try Row.fetchOne(db, sql: "SELECT message_id, body, attributes, ordering_key, deliveries FROM nimbus_messages WHERE seq = ?",
                                          arguments: [seq]) else { return }
-        var attributes = try Self.attributes(row["attributes"])
-        let messageID: String = row["message_id"]
-        let deliveries: Int = row["deliveries"]
-        attributes[DeadLetterAttribute.subscription] = subscription
-        attributes[DeadLetterAttribute.messageID] = messageID
-        attributes[DeadLetterAttribute.deliveries] = String(deliveries)
+        let attributes = DeadLetterAttribute.marking(try Self.attributes(row["attributes"]), subscription: subscription,
+                                                     messageID: row["message_id"], deliveries: row["deliveries"])
         if try topicExists(db, topic) {
             let body: Data = row["body"]
             try insert(db, id: IDGenerator.shared.ulid().description, body: ByteBuffer(bytes: body), attributes: attributes, orderingKey: row["ordering_key"],

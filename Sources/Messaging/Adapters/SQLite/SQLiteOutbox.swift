@@ -45,7 +45,7 @@ public struct SQLiteOutbox: OutboxStore {
 
     /// Adds `message` for `topic` in the caller's transaction: it is published only if the transaction commits.
     public static func add(_ message: Message, to topic: String, in db: Database) throws {
-        let attributes = message.attributes.isEmpty ? nil : String(decoding: try JSONEncoder().encode(message.attributes), as: UTF8.self)
+        let attributes = try StoredAttributes.encode(message.attributes)
         try db.execute(sql: """
             INSERT INTO nimbus_outbox (topic, body, attributes, ordering_key, deduplication_id, delay_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
             """, arguments: [topic, Data(message.body.readableBytesView), attributes, message.orderingKey, message.deduplicationID,
@@ -58,8 +58,7 @@ public struct SQLiteOutbox: OutboxStore {
                 let body: Data = row["body"]
                 var attributes: [String: String] = [:]
                 if let json: String = row["attributes"] {
-                    do { attributes = try JSONDecoder().decode([String: String].self, from: Data(json.utf8)) }
-                    catch { throw NimbusError(.dataLoss, "outbox entry \(row["seq"] as Int64? ?? -1) has attributes that are not a JSON object of strings", underlying: error) }
+                    attributes = try StoredAttributes.decode(Array(json.utf8), of: "outbox entry \(row["seq"] as Int64? ?? -1)")
                 }
                 let delay: Int64? = row["delay_ms"]
                 return OutboxEntry(sequence: row["seq"], topic: row["topic"], message: Message(

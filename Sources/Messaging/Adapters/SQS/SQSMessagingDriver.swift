@@ -317,11 +317,8 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
 
     private func moveToDeadLetter(_ subscription: String, _ info: QueueInfo, body: ByteBuffer, attributes: [String: String], id: String,
                                   deliveries: Int, handle: String, to topic: String) async throws {
-        var attributes = attributes
-        attributes[DeadLetterAttribute.subscription] = subscription
-        attributes[DeadLetterAttribute.messageID] = id
-        attributes[DeadLetterAttribute.deliveries] = String(deliveries)
-        do { _ = try await publish([Message(body: body, attributes: attributes)], to: topic) }
+        let marked = DeadLetterAttribute.marking(attributes, subscription: subscription, messageID: id, deliveries: deliveries)
+        do { _ = try await publish([Message(body: body, attributes: marked)], to: topic) }
         catch let error as NimbusError where error.code == .notFound {}   // no dead-letter topic: the policy still takes the message out
         try await sqs.deleteMessage(.init(queueUrl: info.url, receiptHandle: handle), maxAttempts: 1)
         _ = received.withLock { $0.removeValue(forKey: handle) }
