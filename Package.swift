@@ -196,6 +196,11 @@ domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule]
     .adapter("SQS", Bundles.aws + [Dep.nioCore], tests: ["NimbusAWS", Dep.nioCore]),
 ])
 
+// MARK: - Resilience (seed: pkg/resilience/*) — breaker, bulkhead, timeout, retry, hedging, adaptive limits
+
+module("NimbusResilience", "Resilience/Resilience", ["NimbusCore", "NimbusHTTP", Dep.dequeModule, Dep.nioHTTP1])
+tests("NimbusResilience", "Resilience/Resilience", ["NimbusHTTP", Dep.nioHTTP1])
+
 // MARK: - Database (seed: pkg/database/*)
 
 module("NimbusVector", "Database/Vector/Vector", ["NimbusCore", Dep.grdb])

@@ -12,7 +12,7 @@ import NimbusCore
 ///
 /// ```swift
 /// struct UserAgent: HTTPMiddleware {
-///     func intercept(_ request: NimbusHTTPRequest, next: Next) async throws -> NimbusHTTPResponse {
+///     func intercept(_ request: NimbusHTTPRequest, next: @escaping Next) async throws -> NimbusHTTPResponse {
 ///         var request = request
 ///         request.headers.replaceOrAdd(name: "User-Agent", value: "nimbus/1")
 ///         return try await next(request)
@@ -22,8 +22,9 @@ import NimbusCore
 public protocol HTTPMiddleware: Sendable {
     /// The rest of the chain.
     typealias Next = @Sendable (NimbusHTTPRequest) async throws -> NimbusHTTPResponse
-    /// Handles one request.
-    func intercept(_ request: NimbusHTTPRequest, next: Next) async throws -> NimbusHTTPResponse
+    /// Handles one request. `next` may be called more than once (retries) and from child tasks
+    /// (hedging, timeouts), but not after this call has returned.
+    func intercept(_ request: NimbusHTTPRequest, next: @escaping Next) async throws -> NimbusHTTPResponse
 }
 
 /// The HTTP client every vendor adapter is built on: AsyncHTTPClient under a middleware chain

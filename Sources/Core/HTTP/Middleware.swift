@@ -35,7 +35,7 @@ public struct AuthMiddleware: HTTPMiddleware {
         AuthMiddleware { [("Authorization", password.map { "Basic " + Data("\(user):\($0)".utf8).base64EncodedString() })] }
     }
 
-    public func intercept(_ request: NimbusHTTPRequest, next: Next) async throws -> NimbusHTTPResponse {
+    public func intercept(_ request: NimbusHTTPRequest, next: @escaping Next) async throws -> NimbusHTTPResponse {
         var request = request
         for (name, value) in try await provide() { request.headers.replaceOrAdd(name: name, value: value.reveal()) }
         return try await next(request)
@@ -63,7 +63,7 @@ public struct RetryMiddleware: HTTPMiddleware {
         self.logger = logger
     }
 
-    public func intercept(_ request: NimbusHTTPRequest, next: Next) async throws -> NimbusHTTPResponse {
+    public func intercept(_ request: NimbusHTTPRequest, next: @escaping Next) async throws -> NimbusHTTPResponse {
         var policy = self.policy
         let original = policy.isRetryable
         policy.isRetryable = { error in
@@ -114,7 +114,7 @@ public struct ObservabilityMiddleware: HTTPMiddleware {
         self.metricsFactory = metricsFactory
     }
 
-    public func intercept(_ request: NimbusHTTPRequest, next: Next) async throws -> NimbusHTTPResponse {
+    public func intercept(_ request: NimbusHTTPRequest, next: @escaping Next) async throws -> NimbusHTTPResponse {
         let start = ContinuousClock.now
         let service = self.service
         return try await withSpan("\(service) \(request.operation)", ofKind: .client) { span in
