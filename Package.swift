@@ -196,10 +196,15 @@ domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule]
     .adapter("SQS", Bundles.aws + [Dep.nioCore], tests: ["NimbusAWS", Dep.nioCore]),
 ])
 
-// MARK: - Resilience (seed: pkg/resilience/*) — breaker, bulkhead, timeout, retry, hedging, adaptive limits
+// MARK: - Resilience (seed: pkg/resilience/*, pkg/algorithms/ratelimit/*, pkg/api/ratelimit/*)
 
 module("NimbusResilience", "Resilience/Resilience", ["NimbusCore", "NimbusHTTP", Dep.dequeModule, Dep.nioHTTP1])
 tests("NimbusResilience", "Resilience/Resilience", ["NimbusHTTP", Dep.nioHTTP1])
+domain("RateLimit", at: "Resilience/RateLimit", [Dep.hummingbird, Dep.httpTypes, Dep.logging, Dep.nioCore],
+       tests: ["NimbusRateLimitMemory", Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes], adapters: [
+    .adapter("Memory"),
+    .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
+])
 
 // MARK: - Database (seed: pkg/database/*)
 
