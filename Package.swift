@@ -304,7 +304,7 @@ tests("NimbusServer", "Services/Server", [Dep.hummingbird, Dep.hummingbirdTestin
 // The llm-gateway service (seed: llm-gateway, over pkg/ai/llm/*)
 module("NimbusGateway", "Services/Gateway", ["NimbusServer", "NimbusCore", "NimbusHTTP", "NimbusLLM", "NimbusEmbeddings", "NimbusCache",
                                              "NimbusCacheMemory", "NimbusCacheRedis", "NimbusPostgres", "NimbusLLMScripted", "NimbusLLMOpenAI",
-                                             "NimbusLLMAnthropic", "NimbusLLMGemini", "NimbusLLMOllama", Dep.hummingbird, Dep.httpTypes, Dep.asyncHTTPClient,
+                                             "NimbusLLMAnthropic", "NimbusLLMGemini", "NimbusLLMOllama", "NimbusRateLimit", "NimbusRateLimitMemory", "NimbusRateLimitRedis", Dep.hummingbird, Dep.httpTypes, Dep.asyncHTTPClient,
                                              Dep.nioCore, Dep.nioSSL, Dep.grdb, Dep.postgresNIO, Dep.yams, Dep.crypto, Dep.logging, Dep.metrics,
                                              Dep.serviceLifecycle])
 tests("NimbusGateway", "Services/Gateway", ["NimbusLLM", "NimbusServer", "NimbusLLMOpenAI", Dep.hummingbird, Dep.hummingbirdTesting, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.prometheus, Dep.logging, Dep.postgresNIO], fixtures: true)

@@ -14,6 +14,9 @@ import NimbusHTTP
 import NimbusLLM
 import NimbusLLMAnthropic
 import NimbusLLMOpenAI
+import NimbusRateLimit
+import NimbusRateLimitMemory
+import NimbusRateLimitRedis
 import NimbusServer
 import ServiceLifecycle
 import Synchronization
@@ -39,7 +42,8 @@ public final class Gateway: NimbusServerModule {
     let embedders: [String: Embedder]
     /// The model names metrics may carry (configured chat and embedding models); any other is "unknown".
     let metricModels: Set<String>
-    let limiter = KeyLimiter()
+    /// Per-key requests- and tokens-per-minute limits (`rate_limit_url`: in memory, or Redis shared by replicas).
+    let limits: RateLimiter
     let streams = StreamLimiter()
     let logger: Logger
     let writer: SpendLogWriter
@@ -83,6 +87,9 @@ public final class Gateway: NimbusServerModule {
             throw error
         }
         self.store = store
+        self.limits = try await RateLimiter.open(configuration.rateLimitURL, openers: URLOpenerRegistry.rateLimit.withMemory().withRedis(),
+                                                 configuration: .init(keyPrefix: "nimbus-gateway:ratelimit:", onBackendFailure: .allow),
+                                                 logger: logger)
         var cache: Cache?
         if let url = configuration.cacheURL {
             cache = try await Cache.open(url, openers: URLOpenerRegistry.cache.withMemory().withRedis())
@@ -182,7 +189,7 @@ public final class Gateway: NimbusServerModule {
 
     /// Admission for a model call: model allowed, budget left once calls under way are counted
     /// (their estimated cost is reserved), a stream slot free, within rate limits.
-    func admit(_ caller: Caller, model: String, estimatedTokens: Int, estimatedCost: Decimal?, stream: Bool = false) -> Result<Admission, GatewayError> {
+    func admit(_ caller: Caller, model: String, estimatedTokens: Int, estimatedCost: Decimal?, stream: Bool = false) async -> Result<Admission, GatewayError> {
         guard caller.allows(model) else {
             return .failure(GatewayError(status: .forbidden, type: "permission_error", code: "model_not_allowed", message: "this key may not use model '\(model)'"))
         }
@@ -203,12 +210,36 @@ public final class Gateway: NimbusServerModule {
             }
             admission.leases.append(slot)
         }
-        if let wait = limiter.admit(key: key, tokens: estimatedTokens) {
+        if let wait = await rateLimitWait(key: key, tokens: estimatedTokens) {
             admission.release()
             return .failure(GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded",
                                          message: "this key's rate limit is reached; retry in \(Int(wait.nimbusSeconds.rounded(.up))) s", retryAfter: wait))
         }
         return .success(admission)
+    }
+
+    /// Charges one request and `tokens` against the key's `rpm` (a sliding window) and `tpm` (a token
+    /// bucket refilled over a minute) together; `nil` if admitted, else how long to wait. A call larger
+    /// than the whole `tpm` is charged the whole bucket, so it passes only when the bucket is full.
+    /// The limiter fails open: with its Redis down, calls are admitted and a warning is logged.
+    func rateLimitWait(key: VirtualKey, tokens: Int) async -> Duration? {
+        var charges: [RateLimitRequest] = []
+        if let rpm = key.rpm, rpm > 0 {
+            charges.append(RateLimitRequest(key: key.id, policy: .slidingWindow("rpm", limit: min(rpm, 1_000_000_000), per: .seconds(60))))
+        }
+        if let tpm = key.tpm, tpm > 0 {
+            let capacity = min(tpm, 1_000_000_000)
+            charges.append(RateLimitRequest(key: key.id, policy: .tokenBucket("tpm", capacity: capacity, refill: capacity, per: .seconds(60)),
+                                            cost: min(max(0, tokens), capacity)))
+        }
+        guard !charges.isEmpty else { return nil }
+        do {
+            let decision = try await limits.acquire(charges)
+            return decision.allowed ? nil : (decision.retryAfter ?? .seconds(1))
+        } catch {
+            logger.error("rate limit check failed; admitting", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     /// The estimate a chat call is admitted and reserved on: the prompt, plus `max_tokens` or the configured default output.
@@ -260,7 +291,7 @@ public final class Gateway: NimbusServerModule {
         var estimate = chatEstimate(portable, model: model)
         estimate = (Self.sum(Array(repeating: estimate.tokens, count: choices)), estimate.cost.map { $0 * Decimal(choices) })
         let admission: Admission
-        switch admit(caller, model: model, estimatedTokens: estimate.tokens, estimatedCost: estimate.cost, stream: wire.stream == true) {
+        switch await admit(caller, model: model, estimatedTokens: estimate.tokens, estimatedCost: estimate.cost, stream: wire.stream == true) {
         case .success(let admitted): admission = admitted
         case .failure(let refusal): return count(refusal.openAI(), route: "chat", model: model, started: started)
         }
@@ -351,7 +382,7 @@ public final class Gateway: NimbusServerModule {
         let model = wire.model
         let estimate = chatEstimate(portable, model: model)
         let admission: Admission
-        switch admit(caller, model: model, estimatedTokens: estimate.tokens, estimatedCost: estimate.cost, stream: wire.stream == true) {
+        switch await admit(caller, model: model, estimatedTokens: estimate.tokens, estimatedCost: estimate.cost, stream: wire.stream == true) {
         case .success(let admitted): admission = admitted
         case .failure(let refusal): return count(refusal.anthropic(), route: "messages", model: model, started: started)
         }
@@ -449,7 +480,7 @@ public final class Gateway: NimbusServerModule {
         }
         let estimate = chatEstimate(portable, model: model)
         let admission: Admission
-        switch admit(caller, model: model, estimatedTokens: estimate.tokens, estimatedCost: estimate.cost, stream: parsed.stream) {
+        switch await admit(caller, model: model, estimatedTokens: estimate.tokens, estimatedCost: estimate.cost, stream: parsed.stream) {
         case .success(let admitted): admission = admitted
         case .failure(let refusal): return count(refusal.openAI(), route: "responses", model: model, started: started)
         }
@@ -574,7 +605,7 @@ public final class Gateway: NimbusServerModule {
         let estimatedTokens = texts.reduce(0) { Self.sum($0, TokenEstimator().count($1)) }
         let estimatedCost = ModelCatalog.standard.cost(of: Usage(inputTokens: estimatedTokens), model: embedder.configuration.defaultModel)
         let admission: Admission
-        switch admit(caller, model: parsed.model, estimatedTokens: estimatedTokens, estimatedCost: estimatedCost) {
+        switch await admit(caller, model: parsed.model, estimatedTokens: estimatedTokens, estimatedCost: estimatedCost) {
         case .success(let admitted): admission = admitted
         case .failure(let refusal): return count(refusal.openAI(), route: "embeddings", model: parsed.model, started: started)
         }
@@ -777,30 +808,6 @@ struct TaskStopper: Service {
         try? await gracefulShutdown()
         try? await Task.sleep(for: .milliseconds(200))
         task.cancel()
-    }
-}
-
-/// Per-key requests- and tokens-per-minute windows.
-final class KeyLimiter: Sendable {
-    private struct Window { var start: ContinuousClock.Instant; var requests: Int; var tokens: Int }
-    private let windows = Mutex<[String: Window]>([:])
-
-    /// `nil` if admitted (and counted); else how long until the window resets.
-    func admit(key: VirtualKey, tokens: Int) -> Duration? {
-        guard key.rpm != nil || key.tpm != nil else { return nil }
-        let now = ContinuousClock.now
-        return windows.withLock { windows in
-            var window = windows[key.id] ?? Window(start: now, requests: 0, tokens: 0)
-            if now - window.start >= .seconds(60) { window = Window(start: now, requests: 0, tokens: 0) }
-            let reset = .seconds(60) - (now - window.start)
-            if let rpm = key.rpm, window.requests >= rpm { windows[key.id] = window; return reset }
-            let after = Gateway.sum(window.tokens, tokens)   // a negative estimate never lowers the window
-            if let tpm = key.tpm, window.requests > 0, after > tpm { windows[key.id] = window; return reset }
-            window.requests = Gateway.sum(window.requests, 1)
-            window.tokens = after
-            windows[key.id] = window
-            return nil
-        }
     }
 }
 

@@ -204,6 +204,9 @@ public struct GatewayConfiguration: Decodable, Sendable {
     /// Output tokens a call is assumed to produce when it sets no `max_tokens`, for the budget
     /// reservation made when it is admitted (released when the call is accounted).
     public var reservedOutputTokens: Int
+    /// Where per-key `rpm`/`tpm` limits are counted: `mem://` (this instance) or `redis://…` (shared by
+    /// every replica, exact across them).
+    public var rateLimitURL: String
     /// Streams one key may hold open at once (`nil`: no limit); the next gets 429.
     public var maxStreamsPerKey: Int?
     /// A bearer token `/metrics` requires (write `env:NAME`; `nil`: open, as Prometheus scrapes usually are on a private port).
@@ -214,7 +217,7 @@ public struct GatewayConfiguration: Decodable, Sendable {
         case contextWindowFallbacks = "context_window_fallbacks", cacheURL = "cache_url", cacheTTLSeconds = "cache_ttl_seconds"
         case masterKey = "master_key", databaseURL = "database_url", maxRequestBytes = "max_request_bytes", spendLogQueueSize = "spend_log_queue_size"
         case keySyncSeconds = "key_sync_seconds", reservedOutputTokens = "reserved_output_tokens", maxStreamsPerKey = "max_streams_per_key"
-        case metricsToken = "metrics_token"
+        case metricsToken = "metrics_token", rateLimitURL = "rate_limit_url"
     }
 
     /// Creates settings.
@@ -222,7 +225,8 @@ public struct GatewayConfiguration: Decodable, Sendable {
                 contextWindowFallbacks: [String: [String]] = [:], routing: String = "weighted", cacheURL: String? = nil,
                 cacheTTLSeconds: Int = 3600, masterKey: Secret<String>? = nil, databaseURL: String = "sqlite://gateway.sqlite",
                 maxRequestBytes: Int = 8 * 1024 * 1024, spendLogQueueSize: Int = 10_000, keySyncSeconds: Double = 5,
-                reservedOutputTokens: Int = 1024, maxStreamsPerKey: Int? = 64, metricsToken: Secret<String>? = nil) {
+                reservedOutputTokens: Int = 1024, maxStreamsPerKey: Int? = 64, metricsToken: Secret<String>? = nil,
+                rateLimitURL: String = "mem://") {
         self.models = models
         self.embeddings = embeddings
         self.fallbacks = fallbacks
@@ -238,6 +242,7 @@ public struct GatewayConfiguration: Decodable, Sendable {
         self.reservedOutputTokens = reservedOutputTokens
         self.maxStreamsPerKey = maxStreamsPerKey
         self.metricsToken = metricsToken
+        self.rateLimitURL = rateLimitURL
     }
 
     public init(from decoder: any Decoder) throws {
@@ -257,6 +262,7 @@ public struct GatewayConfiguration: Decodable, Sendable {
         reservedOutputTokens = try container.decodeIfPresent(Int.self, forKey: .reservedOutputTokens) ?? 1024
         maxStreamsPerKey = container.contains(.maxStreamsPerKey) ? try container.decodeIfPresent(Int.self, forKey: .maxStreamsPerKey) : 64
         metricsToken = try container.decodeIfPresent(Secret<String>.self, forKey: .metricsToken)
+        rateLimitURL = try container.decodeIfPresent(String.self, forKey: .rateLimitURL) ?? "mem://"
     }
 
     /// The embedded defaults: the memory model as `memory` and the hashing embedder, no keys.
@@ -312,6 +318,7 @@ public struct GatewayConfiguration: Decodable, Sendable {
         masterKey = try resolve(masterKey, "master_key")
         metricsToken = try resolve(metricsToken, "metrics_token")
         cacheURL = try resolve(cacheURL, "cache_url")
+        rateLimitURL = try resolve(rateLimitURL, "rate_limit_url") ?? rateLimitURL
         databaseURL = try resolve(databaseURL, "database_url") ?? databaseURL
     }
 

@@ -67,6 +67,27 @@ import Testing
         #expect(first.key(secret: secret) == nil, "a key revoked on one instance is gone from the other after a reload")
     }
 
+    @Test(.requires(.redis)) func twoReplicasShareAKeysRateLimitThroughRedis() async throws {
+        var configuration = testConfiguration()
+        configuration.databaseURL = try await Peer.freshPostgresDatabase(prefix: "nimbus_gw")
+        configuration.rateLimitURL = try Peer.redis.url()
+        configuration.keySyncSeconds = 0.2
+        let one = try await GatewayRig.start(configuration), two = try await GatewayRig.start(configuration)
+        defer { Task { await one.shutdown(); await two.shutdown() } }
+        let key = try #require(try await one.call(.POST, "/key/generate", ["name": "shared", "rpm": 3], key: "sk-master-test").body["key"]?.stringValue)
+        #expect(try await one.call(.POST, "/v1/chat/completions", GatewayRig.chat("one"), key: key).status == 200)
+        #expect(try await one.call(.POST, "/v1/chat/completions", GatewayRig.chat("two"), key: key).status == 200)
+        var status = 401
+        for _ in 0..<50 where status == 401 {                 // until the second replica has loaded the key
+            status = try await two.call(.POST, "/v1/chat/completions", GatewayRig.chat("three"), key: key).status
+            if status == 401 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(status == 200)
+        let refused = try await two.call(.POST, "/v1/chat/completions", GatewayRig.chat("four"), key: key)
+        #expect(refused.status == 429, "the fourth call in a minute, on either replica, is over rpm 3: \(refused.body)")
+        #expect(try await one.call(.POST, "/v1/chat/completions", GatewayRig.chat("five"), key: key).status == 429)
+    }
+
     @Test func theGatewayLogsToPostgreSQLWhenConfigured() async throws {
         var configuration = testConfiguration()
         configuration.databaseURL = try await Peer.freshPostgresDatabase(prefix: "nimbus_gw")
