@@ -80,6 +80,18 @@ let package = Package(
             ],
             path: "Benchmarks/MessagingBenchmark"
         ),
+        // Rate-limit decisions per second (Benchmarks/ratelimit-vs-redis-benchmark).
+        .executableTarget(
+            name: "RateLimitBenchmark",
+            dependencies: [
+                .product(name: "NimbusRateLimit", package: "Nimbus"),
+                .product(name: "NimbusRateLimitMemory", package: "Nimbus"),
+                .product(name: "NimbusRateLimitRedis", package: "Nimbus"),
+                .product(name: "NimbusRedis", package: "Nimbus"),
+                .product(name: "NimbusCore", package: "Nimbus"),
+            ],
+            path: "Benchmarks/RateLimitBenchmark"
+        ),
         // Notification template renders per second against Jinja2 (Benchmarks/template-vs-jinja2).
         .executableTarget(
             name: "TemplateBenchmark",

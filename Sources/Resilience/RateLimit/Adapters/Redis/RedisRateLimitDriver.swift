@@ -56,7 +56,7 @@ public struct RedisRateLimitDriver: RateLimitDriver {
             arguments += [Self.code(request.policy.algorithm), String(request.policy.limit), String(request.policy.periodMicroseconds),
                           String(request.policy.burst), String(request.cost)]
         }
-        let reply = try await client.run(Self.decide, keys: requests.map(\.key), arguments: arguments)
+        let reply = try await client.run(Self.decisionScript, keys: requests.map(\.key), arguments: arguments)
         guard let values = try reply.array(for: "rate-limit script"), values.count == 1 + requests.count * 4 else {
             throw NimbusError(.internal, "the rate-limit script returned \(reply.description.prefix(120)); expected \(1 + requests.count * 4) integers")
         }
@@ -101,11 +101,12 @@ public struct RedisRateLimitDriver: RateLimitDriver {
         }
     }
 
-    /// `RateLimitAlgorithms.decide` in Lua, for every request; writes only if all admit.
+    /// `RateLimitAlgorithms.decide` in Lua, for every request; writes only if all admit. Public so that
+    /// operators and `Benchmarks/ratelimit-vs-redis-benchmark` can run the same script by its SHA.
     /// ARGV[1] = now in µs ('' for the server's TIME), ARGV[2] = the least TTL in ms; then per key: algorithm,
     /// limit, period µs, burst, cost.
     /// Returns {all_allowed, then per key: allowed, remaining, reset µs, retry µs or -1}.
-    static let decide = RedisScript("""
+    public static let decisionScript = RedisScript("""
         local now
         if ARGV[1] == '' then
           local t = redis.call('TIME')
