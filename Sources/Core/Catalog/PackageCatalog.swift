@@ -5,7 +5,7 @@
 public enum PackageCatalog {
     /// Every row of the seed list: the 10 "What Already Exists" domains, then the table rows in order.
     public static let entries: [PackageEntry] = [
-        PackageEntry("pkg/algorithms/ratelimit/*, pkg/api/ratelimit/*", "NimbusRateLimit", "Sources/Resilience/RateLimit", seed: .existingDomain, status: .done,
+        PackageEntry("pkg/algorithms/ratelimit/*, pkg/api/ratelimit/*", "NimbusRateLimit", "Sources/Resilience/RateLimit/RateLimit", seed: .existingDomain, status: .done,
                      section: "What Already Exists", summary: "Rate Limiting", services: "llm-gateway",
                      embedded: "memory (GCRA, token bucket, fixed and sliding windows, concurrency slots)", adapters: [.init("Redis", peer: "redis-server")]),
         PackageEntry("pkg/database/sharding/*, pkg/database/partitioning/*", "NimbusSharding", "Sources/Database/Sharding", seed: .existingDomain, status: .planned,
