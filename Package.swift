@@ -206,6 +206,14 @@ domain("RateLimit", at: "Resilience/RateLimit", [Dep.hummingbird, Dep.httpTypes,
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
 ])
 
+// MARK: - Concurrency (seed: pkg/concurrency/distlock/*) — leases with fencing tokens, leader election
+
+domain("DistributedLock", at: "Concurrency/DistributedLock", [Dep.logging], tests: ["NimbusDistributedLockMemory"], adapters: [
+    .adapter("Memory"),
+    .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
+    .adapter("Postgres", Bundles.postgres, tests: ["NimbusPostgres", Dep.postgresNIO]),
+])
+
 // MARK: - Database (seed: pkg/database/*)
 
 module("NimbusVector", "Database/Vector/Vector", ["NimbusCore", Dep.grdb])

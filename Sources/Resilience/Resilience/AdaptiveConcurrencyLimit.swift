@@ -75,7 +75,7 @@ public final class AdaptiveConcurrencyLimit: ResilienceStrategy {
     public let algorithm: Algorithm
     /// Which errors are drops (overload signals) rather than ordinary failures.
     public let isDrop: @Sendable (any Error) -> Bool
-    private let clock: ResilienceClock
+    private let clock: NimbusClock
     private let state: Mutex<State>
 
     private struct State {
@@ -92,7 +92,7 @@ public final class AdaptiveConcurrencyLimit: ResilienceStrategy {
 
     /// Creates the limiter; the clock is for tests.
     public init(name: String, algorithm: Algorithm = .gradient(.init()), isDrop: @escaping @Sendable (any Error) -> Bool = AdaptiveConcurrencyLimit.defaultIsDrop,
-                clock: ResilienceClock = .continuous) {
+                clock: NimbusClock = .continuous) {
         self.name = name
         self.algorithm = algorithm
         self.isDrop = isDrop

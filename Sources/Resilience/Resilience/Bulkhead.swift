@@ -36,7 +36,7 @@ public final class Bulkhead: ResilienceStrategy {
     public let name: String
     /// The settings.
     public let configuration: Configuration
-    private let clock: ResilienceClock
+    private let clock: NimbusClock
     private let state = Mutex(State())
 
     private struct Waiter {
@@ -51,7 +51,7 @@ public final class Bulkhead: ResilienceStrategy {
     }
 
     /// Creates a bulkhead; the clock is for tests.
-    public init(name: String, configuration: Configuration = .init(), clock: ResilienceClock = .continuous) {
+    public init(name: String, configuration: Configuration = .init(), clock: NimbusClock = .continuous) {
         self.name = name
         self.configuration = configuration
         self.clock = clock

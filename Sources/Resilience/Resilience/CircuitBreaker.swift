@@ -125,11 +125,11 @@ public final class CircuitBreaker: ResilienceStrategy {
     public let name: String
     /// The settings.
     public let configuration: Configuration
-    private let clock: ResilienceClock
+    private let clock: NimbusClock
     private let state: Mutex<Machine>
 
     /// Creates a closed breaker; the clock is for tests.
-    public init(name: String, configuration: Configuration = .init(), clock: ResilienceClock = .continuous) {
+    public init(name: String, configuration: Configuration = .init(), clock: NimbusClock = .continuous) {
         self.name = name
         var configuration = configuration
         configuration.minimumCalls = max(1, configuration.minimumCalls)

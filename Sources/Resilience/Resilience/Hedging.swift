@@ -33,10 +33,10 @@ public struct Hedging: ResilienceStrategy {
 
     /// The settings.
     public let configuration: Configuration
-    let clock: ResilienceClock
+    let clock: NimbusClock
 
     /// Creates the strategy; the clock is for tests.
-    public init(_ configuration: Configuration = .init(), clock: ResilienceClock = .continuous) {
+    public init(_ configuration: Configuration = .init(), clock: NimbusClock = .continuous) {
         self.configuration = configuration
         self.clock = clock
     }

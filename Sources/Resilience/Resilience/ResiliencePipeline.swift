@@ -73,10 +73,10 @@ public struct Retry: ResilienceStrategy {
     public let policy: RetryPolicy
     /// A bucket shared by the callers of one dependency, or `nil`.
     public let budget: RetryBudget?
-    let clock: ResilienceClock
+    let clock: NimbusClock
 
     /// Creates the strategy; the clock is for tests.
-    public init(_ policy: RetryPolicy, budget: RetryBudget? = nil, clock: ResilienceClock = .continuous) {
+    public init(_ policy: RetryPolicy, budget: RetryBudget? = nil, clock: NimbusClock = .continuous) {
         self.policy = policy
         self.budget = budget
         self.clock = clock
@@ -97,10 +97,10 @@ public struct Retry: ResilienceStrategy {
 public struct Timeout: ResilienceStrategy {
     /// The limit.
     public let duration: Duration
-    let clock: ResilienceClock
+    let clock: NimbusClock
 
     /// Creates the strategy; the clock is for tests.
-    public init(_ duration: Duration, clock: ResilienceClock = .continuous) {
+    public init(_ duration: Duration, clock: NimbusClock = .continuous) {
         self.duration = duration
         self.clock = clock
     }
@@ -129,47 +129,3 @@ public struct Timeout: ResilienceStrategy {
     }
 }
 
-/// A clock as resilience strategies use it: time since an origin, and sleeping. Wraps any
-/// `Clock<Duration>`, so tests drive breakers, bulkheads and timeouts with a `ManualClock`.
-///
-/// ```swift
-/// let clock = ManualClock()
-/// let breaker = CircuitBreaker(name: "x", clock: ResilienceClock(clock))
-/// clock.advance(by: .seconds(30))                 // the breaker's open period is over
-/// ```
-public struct ResilienceClock: Clock {
-    /// An instant on this clock: time since its origin.
-    public struct Instant: InstantProtocol, Sendable, Hashable, Comparable {
-        /// Time since the origin.
-        public var offset: Duration
-        public func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
-        public func duration(to other: Instant) -> Duration { other.offset - offset }
-        public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
-    }
-
-    private let elapsed: @Sendable () -> Duration
-    private let sleeper: @Sendable (Duration) async throws -> Void
-
-    /// Wraps `clock`; its current instant becomes this clock's origin.
-    public init<C: Clock<Duration>>(_ clock: C) where C: Sendable, C.Instant: Sendable {
-        let origin = clock.now
-        self.elapsed = { origin.duration(to: clock.now) }
-        self.sleeper = { try await clock.sleep(until: clock.now.advanced(by: $0), tolerance: nil) }
-    }
-
-    /// The process's continuous clock.
-    public static let continuous = ResilienceClock(ContinuousClock())
-
-    public var now: Instant { Instant(offset: elapsed()) }
-    public var minimumResolution: Duration { .nanoseconds(1) }
-
-    public func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
-        try await sleeper(deadline.offset - elapsed())
-    }
-
-    /// Sleeps for `duration`.
-    func sleep(_ duration: Duration) async throws { try await sleeper(duration) }
-
-    /// Time since the origin.
-    var offset: Duration { elapsed() }
-}

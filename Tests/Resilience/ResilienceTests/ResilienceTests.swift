@@ -30,7 +30,7 @@ final class Counter: Sendable {
                  minimumCalls: Int = 4, slow: Duration = .seconds(60), slowRate: Double = 1) -> CircuitBreaker {
         CircuitBreaker(name: "upstream", configuration: .init(
             window: window, minimumCalls: minimumCalls, failureRateThreshold: 0.5, slowCallRateThreshold: slowRate,
-            slowCallDuration: slow, openDuration: .seconds(30), halfOpenProbes: 2, onEvent: log.record), clock: ResilienceClock(clock))
+            slowCallDuration: slow, openDuration: .seconds(30), halfOpenProbes: 2, onEvent: log.record), clock: NimbusClock(clock))
     }
 
     @Test func opensAtTheFailureRateAndRefusesWithRetryAfter() async throws {
@@ -143,7 +143,7 @@ final class Counter: Sendable {
 @Suite struct BulkheadTests {
     @Test func runsUpToTheLimitQueuesThenRefuses() async throws {
         let clock = ManualClock()
-        let bulkhead = Bulkhead(name: "renderer", configuration: .init(maxConcurrentCalls: 2, maxQueuedCalls: 1), clock: ResilienceClock(clock))
+        let bulkhead = Bulkhead(name: "renderer", configuration: .init(maxConcurrentCalls: 2, maxQueuedCalls: 1), clock: NimbusClock(clock))
         let gate = AsyncSignal()
         let started = Counter()
         let running = (0..<2).map { _ in Task { try await bulkhead.execute { started.next(); try await gate.wait(since: 0); return 1 } } }
@@ -162,7 +162,7 @@ final class Counter: Sendable {
     @Test func aQueuedCallGivesUpAfterMaxWait() async throws {
         let clock = ManualClock()
         let bulkhead = Bulkhead(name: "renderer", configuration: .init(maxConcurrentCalls: 1, maxQueuedCalls: 4, maxWait: .seconds(2)),
-                                clock: ResilienceClock(clock))
+                                clock: NimbusClock(clock))
         let gate = AsyncSignal()
         let holder = Task { try await bulkhead.execute { try await gate.wait(since: 0) } }
         while bulkhead.activeCalls < 1 { await Task.yield() }
@@ -200,7 +200,7 @@ final class Counter: Sendable {
 @Suite struct TimeoutAndHedgingTests {
     @Test func aTimeoutCancelsTheOperation() async throws {
         let clock = ManualClock()
-        let timeout = Timeout(.seconds(1), clock: ResilienceClock(clock))
+        let timeout = Timeout(.seconds(1), clock: NimbusClock(clock))
         let cancelled = Counter()
         let task = Task {
             try await timeout.execute {
@@ -213,12 +213,12 @@ final class Counter: Sendable {
         let error = await #expect(throws: NimbusError.self) { try await task.value }
         #expect(error?.code == .deadlineExceeded)
         #expect(cancelled.count == 1)
-        #expect(try await Timeout(.seconds(5), clock: ResilienceClock(clock)).execute { 42 } == 42)
+        #expect(try await Timeout(.seconds(5), clock: NimbusClock(clock)).execute { 42 } == 42)
     }
 
     @Test func aHedgeStartsAfterTheDelayAndTheFirstAnswerWins() async throws {
         let clock = ManualClock()
-        let hedging = Hedging(.init(maxHedgedAttempts: 2, delay: .milliseconds(100)), clock: ResilienceClock(clock))
+        let hedging = Hedging(.init(maxHedgedAttempts: 2, delay: .milliseconds(100)), clock: NimbusClock(clock))
         let attempts = Counter(), cancelled = Counter()
         let task = Task {
             try await hedging.execute { () async throws -> String in
@@ -298,8 +298,8 @@ final class Counter: Sendable {
     @Test func strategiesNestOutermostFirstAndFallBack() async throws {
         let clock = ManualClock(), log = EventLog()
         let breaker = CircuitBreaker(name: "prices", configuration: .init(window: .count(4), minimumCalls: 2, openDuration: .seconds(30), onEvent: log.record),
-                                     clock: ResilienceClock(clock))
-        let retry = Retry(RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(10), jitter: .none), clock: ResilienceClock(clock))
+                                     clock: NimbusClock(clock))
+        let retry = Retry(RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(10), jitter: .none), clock: NimbusClock(clock))
         let pipeline = ResiliencePipeline([retry, breaker])
         let calls = Counter()
         let task = Task {
@@ -340,7 +340,7 @@ final class Counter: Sendable {
         }
         let clock = ManualClock(), log = EventLog()
         let breaker = CircuitBreaker(name: "prices", configuration: .init(window: .count(10), minimumCalls: 3, openDuration: .seconds(30),
-                                                                           halfOpenProbes: 1, onEvent: log.record), clock: ResilienceClock(clock))
+                                                                           halfOpenProbes: 1, onEvent: log.record), clock: NimbusClock(clock))
         let http = NimbusHTTPClient(configuration: .init(service: "prices", baseURL: server.baseURL, retry: .none,
                                                          middlewares: [ResilienceMiddleware(ResiliencePipeline([breaker]))]))
         for _ in 0..<3 {
