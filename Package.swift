@@ -328,7 +328,7 @@ targets.append(.executableTarget(
 products.append(.executable(name: "nimbus", targets: ["nimbus"]))
 targets.append(.testTarget(
     name: "nimbusTests",
-    dependencies: ["nimbus", "NimbusCatalog", "NimbusTesting", "NimbusHTTP", "NimbusAWS"],
+    dependencies: ["nimbus", "NimbusCatalog", "NimbusTesting", "NimbusHTTP", "NimbusAWS", "NimbusDistributedLock", "NimbusDistributedLockRedis"],
     path: "Tests/CLI/nimbusTests",
     swiftSettings: swiftSettings
 ))

@@ -11,7 +11,7 @@ public enum PackageCatalog {
         PackageEntry("pkg/database/sharding/*, pkg/database/partitioning/*", "NimbusSharding", "Sources/Database/Sharding", seed: .existingDomain, status: .planned,
                      section: "What Already Exists", summary: "Sharding", services: "",
                      embedded: "in-process consistent hashing / range maps", adapters: [.init("PostgreSQL", peer: "PostgreSQL")]),
-        PackageEntry("pkg/concurrency/distlock/*", "NimbusDistributedLock", "Sources/Concurrency/DistributedLock", seed: .existingDomain, status: .planned,
+        PackageEntry("pkg/concurrency/distlock/*", "NimbusDistributedLock", "Sources/Concurrency/DistributedLock/DistributedLock", seed: .existingDomain, status: .partial,
                      section: "What Already Exists", summary: "Distributed Lock", services: "",
                      embedded: "memory (fenced leases)", adapters: [.init("Redis", peer: "redis-server"), .init("etcd", peer: "etcd"), .init("PostgreSQL advisory locks", peer: "PostgreSQL")]),
         PackageEntry("pkg/database/vector/*, pkg/database/rerank/*", "NimbusVector", "Sources/Database/Vector/Vector", seed: .existingDomain, status: .partial,
