@@ -216,6 +216,11 @@ domain("DistributedLock", at: "Concurrency/DistributedLock", [Dep.logging], test
 
 // MARK: - Database (seed: pkg/database/*)
 
+domain("Sharding", at: "Database/Sharding", [Dep.logging], tests: ["NimbusShardingMemory"], adapters: [
+    .adapter("Memory"),
+    .adapter("Postgres", Bundles.postgres, tests: ["NimbusPostgres", Dep.postgresNIO]),
+])
+
 module("NimbusVector", "Database/Vector/Vector", ["NimbusCore", Dep.grdb])
 tests("NimbusVector", "Database/Vector/Vector")
 

@@ -92,6 +92,12 @@ let package = Package(
             ],
             path: "Benchmarks/RateLimitBenchmark"
         ),
+        // Placement quality and lookup speed of the shard selectors (Benchmarks/sharding-distribution).
+        .executableTarget(
+            name: "ShardingBenchmark",
+            dependencies: [.product(name: "NimbusSharding", package: "Nimbus")],
+            path: "Benchmarks/ShardingBenchmark"
+        ),
         // Notification template renders per second against Jinja2 (Benchmarks/template-vs-jinja2).
         .executableTarget(
             name: "TemplateBenchmark",
