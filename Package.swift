@@ -212,6 +212,8 @@ domain("DistributedLock", at: "Concurrency/DistributedLock", [Dep.logging], test
     .adapter("Memory"),
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
     .adapter("Postgres", Bundles.postgres, tests: ["NimbusPostgres", Dep.postgresNIO]),
+    .adapter("Etcd", Bundles.http, tests: ["NimbusHTTP"]),
+    .adapter("Redlock", Bundles.redis, tests: ["NimbusRedis"]),
 ])
 
 // MARK: - Database (seed: pkg/database/*)

@@ -3,14 +3,16 @@ import Foundation
 import NimbusCore
 import NimbusDistributedLock
 import NimbusDistributedLockMemory
+import NimbusDistributedLockEtcd
 import NimbusDistributedLockPostgres
 import NimbusDistributedLockRedis
+import NimbusDistributedLockRedlock
 
 /// `nimbus lock`: take, inspect and use distributed locks by URL.
 struct LockCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lock",
-        abstract: "Run commands under distributed locks, with fencing tokens (redis://, postgres://, mem://).",
+        abstract: "Run commands under distributed locks, with fencing tokens (redis://, redlock://, postgres://, etcd://, mem://).",
         discussion: """
         `nimbus lock run NAME -- CMD…` is flock(1) across machines: it takes the lock (waiting up to --wait),
         renews it while CMD runs, and passes the fencing token to CMD as NIMBUS_LOCK_TOKEN. If the lease is
@@ -32,7 +34,7 @@ struct LockCommand: AsyncParsableCommand {
 
         func open() async throws -> DistributedLocks {
             let url = try await DomainURL.resolve(url, key: "lock.url", default: "mem://", config: config)
-            return try await DistributedLocks.open(url, openers: URLOpenerRegistry.distributedLock.withMemory().withRedis().withPostgres(),
+            return try await DistributedLocks.open(url, openers: URLOpenerRegistry.distributedLock.withMemory().withRedis().withPostgres().withEtcd().withRedlock(),
                                                    configuration: .init(keyPrefix: prefix))
         }
     }

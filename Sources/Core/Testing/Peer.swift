@@ -39,6 +39,10 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
 
     /// nats-server with JetStream (`nats://127.0.0.1:42220`).
     public static let nats = Peer("nats")
+    /// Three independent redis-servers for Redlock (`redlock://?servers=127.0.0.1:63801,127.0.0.1:63802,127.0.0.1:63803`).
+    public static let redlock = Peer("redlock")
+    /// etcd 3.4 from Debian, its JSON gateway on `http://127.0.0.1:23790`.
+    public static let etcd = Peer("etcd")
 
     /// The official OpenAI and Anthropic Python SDKs in a venv; ``url()`` is that venv's `python`.
     public static let llmSDKs = Peer("llm-sdks")

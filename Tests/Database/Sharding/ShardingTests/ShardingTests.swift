@@ -3,7 +3,7 @@ import Testing
 @testable import NimbusSharding
 
 @Suite struct SelectorTests {
-    let keys = (0..<50_000).map { "user:\($0)" }
+    let keys = (0..<20_000).map { "user:\($0)" }
     let five = ["s0", "s1", "s2", "s3", "s4"]
 
     @Test func theHashIsPinned() {
@@ -15,7 +15,7 @@ import Testing
     }
 
     @Test func jumpHashMovesOnlyToTheNewBucket() {
-        for key in keys.prefix(5000) {
+        for key in keys.prefix(2000) {
             let hash = StableHash.hash(key)
             for buckets in 1..<40 {
                 let before = JumpHash.bucket(hash, buckets: buckets), after = JumpHash.bucket(hash, buckets: buckets + 1)
@@ -64,9 +64,9 @@ import Testing
     }
 
     @Test func distributionIsEven() {
-        for (selector, bound) in [(HashRing(shards: five) as any ShardSelector, 1.15), (JumpHash(shards: five), 1.03),
-                                  (RendezvousHash(shards: five), 1.03), (MaglevHash(shards: five), 1.03)] {
-            let report = DistributionReport.measure(selector, keys: 100_000)
+        for (selector, bound) in [(HashRing(shards: five) as any ShardSelector, 1.2), (JumpHash(shards: five), 1.04),
+                                  (RendezvousHash(shards: five), 1.04), (MaglevHash(shards: five), 1.04)] {
+            let report = DistributionReport.measure(selector, keys: 50_000)
             #expect(report.maxOverMean < bound, "\(type(of: selector)): \(report.maxOverMean)")
         }
     }
@@ -91,10 +91,12 @@ import Testing
         // The exact arcs agree with a count over keys.
         let (a, b) = (HashRing(shards: four.map(\.name)), HashRing(shards: fiveShards.map(\.name)))
         let counted = Double(keys.filter { a.shard(for: $0) != b.shard(for: $0) }.count) / Double(keys.count)
-        #expect(abs(counted - ring.fraction) < 0.01, "\(counted) vs \(ring.fraction)")
-        let jump = try RebalancePlan.between(ShardMap(name: "m", algorithm: .jump, shards: four), ShardMap(name: "m", algorithm: .jump, shards: fiveShards))
-        #expect(!jump.exact && jump.overhead < 1.03, "\(jump.overhead)")
-        let change = try RebalancePlan.between(ShardMap(name: "m", algorithm: .ring, shards: four), ShardMap(name: "m", algorithm: .jump, shards: four))
+        #expect(abs(counted - ring.fraction) < 0.015, "\(counted) vs \(ring.fraction)")
+        let jump = try RebalancePlan.between(ShardMap(name: "m", algorithm: .jump, shards: four), ShardMap(name: "m", algorithm: .jump, shards: fiveShards),
+                                             sampleSize: 50_000)
+        #expect(!jump.exact && jump.overhead < 1.05, "\(jump.overhead)")
+        let change = try RebalancePlan.between(ShardMap(name: "m", algorithm: .ring, shards: four), ShardMap(name: "m", algorithm: .jump, shards: four),
+                                               sampleSize: 20_000)
         #expect(change.minimum == 0 && change.fraction > 0.5)   // changing algorithm moves most keys: the plan says so
     }
 
