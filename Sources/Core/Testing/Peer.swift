@@ -156,6 +156,12 @@ extension Trait where Self == ConditionTrait {
 extension Peer {
     /// A new, empty database on the PostgreSQL peer (made with `psql`), so tests that create tables
     /// can run in parallel. - Returns: its URL.
+    /// One fresh database per `prefix` for the whole test process: for suites whose checks each use
+    /// names of their own, so that twelve checks do not create twelve databases at once.
+    public static func sharedPostgresDatabase(prefix: String) async throws -> String {
+        try await SharedPostgresDatabases.shared.url(prefix: prefix)
+    }
+
     public static func freshPostgresDatabase(prefix: String = "nimbus_test") async throws -> String {
         let base = try Peer.postgres.url()
         let name = "\(prefix)_\(IDGenerator.shared.ulid().description.lowercased())"
@@ -184,5 +190,18 @@ extension Peer {
             } catch { lastError = error }
         }
         throw lastError ?? NimbusError(.unavailable, "moto's data.json could not be read")
+    }
+}
+
+/// The databases of ``Peer/sharedPostgresDatabase(prefix:)``, created once each (concurrent first calls wait for one creation).
+actor SharedPostgresDatabases {
+    static let shared = SharedPostgresDatabases()
+    private var databases: [String: Task<String, any Error>] = [:]
+
+    func url(prefix: String) async throws -> String {
+        if let existing = databases[prefix] { return try await existing.value }
+        let creation = Task { try await Peer.freshPostgresDatabase(prefix: prefix) }
+        databases[prefix] = creation
+        return try await creation.value
     }
 }

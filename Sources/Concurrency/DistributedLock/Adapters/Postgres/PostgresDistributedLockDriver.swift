@@ -157,9 +157,7 @@ public struct PostgresDistributedLockDriver: DistributedLockDriver {
         }
     }
 
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        max(1, duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
-    }
+    static func milliseconds(_ duration: Duration) -> Int64 { max(1, duration.nimbusMilliseconds) }
 }
 
 extension URLOpenerRegistry where Resource == any DistributedLockDriver {

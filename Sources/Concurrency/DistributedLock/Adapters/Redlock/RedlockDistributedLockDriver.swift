@@ -152,19 +152,13 @@ public struct RedlockDistributedLockDriver: DistributedLockDriver {
     }
 
     public func fencedWrite(_ resource: String, value: String, token: UInt64) async throws -> Bool {
-        let accepted = await everywhere { client in
-            try await client.run(Self.fencedWrite, keys: [resource], arguments: [String(token), value]).int(for: "redlock fenced write")
-        }
-        return accepted.filter { $0 == 1 }.count >= quorum
+        let accepted = await everywhere { client in try await client.fencedWrite(resource, value: value, token: token) }
+        return accepted.filter { $0 == true }.count >= quorum
     }
 
     public func fencedRead(_ resource: String) async throws -> FencedValue? {
         let values: [FencedValue?] = await everywhere { client in
-            let reply = try await client.send(RedisCommand("HMGET", resource, "token", "value"))
-            guard let fields = try reply.array(for: "HMGET"), fields.count == 2,
-                  let token = try fields[0].bytes(for: "HMGET").flatMap({ UInt64(String(buffer: $0)) }),
-                  let value = try fields[1].bytes(for: "HMGET").map({ String(buffer: $0) }) else { return nil }
-            return FencedValue(value: value, token: token)
+            try await client.fencedRead(resource).map { FencedValue(value: $0.value, token: $0.token) }
         }.map { $0 ?? nil }
         return values.compactMap { $0 }.max { $0.token < $1.token }
     }
@@ -175,9 +169,7 @@ public struct RedlockDistributedLockDriver: DistributedLockDriver {
         }
     }
 
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        max(1, duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
-    }
+    static func milliseconds(_ duration: Duration) -> Int64 { max(1, duration.nimbusMilliseconds) }
 
     /// KEYS: lock, counter. ARGV: value, ttl ms. Returns the incremented counter, or nil if held.
     static let acquire = RedisScript("""
@@ -219,13 +211,6 @@ public struct RedlockDistributedLockDriver: DistributedLockDriver {
           redis.call('DEL', KEYS[1]) return 1
         end
         return 0
-        """)
-    /// KEYS: resource. ARGV: token, value.
-    static let fencedWrite = RedisScript("""
-        local current = tonumber(redis.call('HGET', KEYS[1], 'token'))
-        if current and current > tonumber(ARGV[1]) then return 0 end
-        redis.call('HSET', KEYS[1], 'token', ARGV[1], 'value', ARGV[2])
-        return 1
         """)
 }
 

@@ -101,12 +101,8 @@ public struct RedisRateLimitDriver: RateLimitDriver {
         }
     }
 
-    /// `RateLimitAlgorithms.decide` in Lua, for every request; writes only if all admit. Public so that
-    /// operators and `Benchmarks/ratelimit-vs-redis-benchmark` can run the same script by its SHA.
-    /// ARGV[1] = now in µs ('' for the server's TIME), ARGV[2] = the least TTL in ms; then per key: algorithm,
-    /// limit, period µs, burst, cost.
-    /// Returns {all_allowed, then per key: allowed, remaining, reset µs, retry µs or -1}.
-    public static let decisionScript = RedisScript("""
+    /// Lua that sets `now` (µs) from ARGV[1], or from the server's `TIME` when ARGV[1] is empty.
+    static let now = """
         local now
         if ARGV[1] == '' then
           local t = redis.call('TIME')
@@ -114,6 +110,15 @@ public struct RedisRateLimitDriver: RateLimitDriver {
         else
           now = tonumber(ARGV[1])
         end
+        """
+
+    /// `RateLimitAlgorithms.decide` in Lua, for every request; writes only if all admit. Public so that
+    /// operators and `Benchmarks/ratelimit-vs-redis-benchmark` can run the same script by its SHA.
+    /// ARGV[1] = now in µs ('' for the server's TIME), ARGV[2] = the least TTL in ms; then per key: algorithm,
+    /// limit, period µs, burst, cost.
+    /// Returns {all_allowed, then per key: allowed, remaining, reset µs, retry µs or -1}.
+    public static let decisionScript = RedisScript("""
+        \(Self.now)
         local minttl = tonumber(ARGV[2])
         local eps = 1e-9
         local function fl(x) return math.floor(x + eps) end
@@ -219,13 +224,7 @@ public struct RedisRateLimitDriver: RateLimitDriver {
 
     /// ARGV: now µs ('' = server TIME), limit, lease µs, slot id, least TTL ms. Returns {taken, in use, µs until the oldest lease ends}.
     static let takeSlot = RedisScript("""
-        local now
-        if ARGV[1] == '' then
-          local t = redis.call('TIME')
-          now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        else
-          now = tonumber(ARGV[1])
-        end
+        \(Self.now)
         local limit, lease = tonumber(ARGV[2]), tonumber(ARGV[3])
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
         local n = redis.call('ZCARD', KEYS[1])
@@ -242,13 +241,7 @@ public struct RedisRateLimitDriver: RateLimitDriver {
 
     /// ARGV: now µs ('' = server TIME), slot id. Returns 1 if the slot was still leased.
     static let releaseSlot = RedisScript("""
-        local now
-        if ARGV[1] == '' then
-          local t = redis.call('TIME')
-          now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        else
-          now = tonumber(ARGV[1])
-        end
+        \(Self.now)
         local score = redis.call('ZSCORE', KEYS[1], ARGV[2])
         redis.call('ZREM', KEYS[1], ARGV[2])
         if score and tonumber(score) > now then return 1 end

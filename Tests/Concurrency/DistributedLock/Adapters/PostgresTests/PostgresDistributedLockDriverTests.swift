@@ -12,7 +12,7 @@ import Testing
 struct PostgresDistributedLockDriverTests {
     @Test("conformance", arguments: DistributedLockConformance.checks)
     func conformance(_ check: DistributedLockConformance.Check) async throws {
-        let url = try await SharedDatabase.shared.url()      // one database for all checks: each check prefixes its names
+        let url = try await Peer.sharedPostgresDatabase(prefix: "nimbus_lock")      // one database for all checks: each check prefixes its names
         try await check.run(DistributedLockConformance.Harness { try await PostgresDistributedLockDriver.open(url: OpenURL(url)) })
     }
 
@@ -59,14 +59,3 @@ final class Occupancy: Sendable {
     var most: Int { state.withLock { $0.most } }
 }
 
-/// One fresh database for the suite's checks (creating twelve at once loads a 2-core machine for seconds).
-actor SharedDatabase {
-    static let shared = SharedDatabase()
-    private var created: String?
-    func url() async throws -> String {
-        if let created { return created }
-        let url = try await Peer.freshPostgresDatabase(prefix: "nimbus_lock")
-        created = url
-        return url
-    }
-}

@@ -15,7 +15,7 @@ struct PostgresShardingTests {
 
     @Test("conformance", arguments: ShardMapStoreConformance.checks)
     func conformance(_ check: ShardMapStoreConformance.Check) async throws {
-        let url = try await SharedShardDatabase.shared.url()
+        let url = try await Peer.sharedPostgresDatabase(prefix: "nimbus_shardmaps")
         try await check.run(ShardMapStoreConformance.Harness { try await PostgresShardMapStore.open(url: OpenURL(url)) })
     }
 
@@ -98,14 +98,3 @@ struct PostgresShardingTests {
     }
 }
 
-/// One database for the conformance checks (each uses its own map names).
-actor SharedShardDatabase {
-    static let shared = SharedShardDatabase()
-    private var created: String?
-    func url() async throws -> String {
-        if let created { return created }
-        let url = try await Peer.freshPostgresDatabase(prefix: "nimbus_shardmaps")
-        created = url
-        return url
-    }
-}
