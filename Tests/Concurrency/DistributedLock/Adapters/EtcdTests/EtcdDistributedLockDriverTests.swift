@@ -21,16 +21,16 @@ struct EtcdDistributedLockDriverTests {
     func tokenIsTheCreateRevision() async throws {
         let driver = EtcdDistributedLockDriver(endpoint: try Peer.etcd.url())
         let name = "locks-test/\(IDGenerator.shared.ulid())"
-        let token = try #require(try await driver.tryAcquire(name, owner: "me", ttl: .seconds(5)))
+        let token = try #require(try await driver.tryAcquire(name, owner: "me", ttl: .seconds(120)))
         let range = try await driver.call("/v3/kv/range", ["key": .string(Data(name.utf8).base64EncodedString())])
         let kv = try #require(range["kvs"]?.arrayValue?.first)
         #expect(kv["create_revision"]?.stringValue == String(token))
         #expect(kv["lease"]?.stringValue.map { $0 != "0" } == true)
         let holder = try #require(try await driver.holder(of: name))
-        #expect(holder.owner == "me" && holder.token == token && holder.expiresIn <= .seconds(5))
+        #expect(holder.owner == "me" && holder.token == token && holder.expiresIn <= .seconds(120))
         #expect(try await driver.release(name, owner: "me", token: token))
         #expect(try await driver.holder(of: name) == nil)
-        let next = try #require(try await driver.tryAcquire(name, owner: "other", ttl: .seconds(5)))
+        let next = try #require(try await driver.tryAcquire(name, owner: "other", ttl: .seconds(120)))
         #expect(next > token)
         _ = try await driver.release(name, owner: "other", token: next)
     }
