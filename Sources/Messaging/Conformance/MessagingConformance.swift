@@ -236,13 +236,16 @@ public enum MessagingConformance {
             try await context.stallTolerant { attempt in
                 let (topic, subscriptions) = try await context.topic("t\(attempt)", subscriptions: ["s\(attempt)"], options: .init(ackDeadline: .seconds(2)))
                 try await context.messaging.publish(Message("long job"), to: topic)
-                let start = ContinuousClock.now
+                let start = ContinuousClock.now, watch = StallWatch.start()
                 let received = try await context.receive(1, from: context.messaging.subscription(subscriptions[0]))
                 try #require(received.count == 1)
                 try await received[0].extendDeadline(to: .seconds(20))
                 if ContinuousClock.now - start > .milliseconds(1500), attempt < 3 { return false }
                 try await context.harness.advance(.milliseconds(2600))
-                #expect(try await context.ready(subscriptions[0]).isEmpty)
+                let redelivered = try await context.ready(subscriptions[0])
+                // A broker that extends by repeated progress acks (JetStream) cannot send them while the machine stalls.
+                if await watch.stop() > .milliseconds(800), !redelivered.isEmpty, attempt < 3 { try? await received[0].ack(); return false }
+                #expect(redelivered.isEmpty)
                 try await received[0].ack()
                 return true
             }
