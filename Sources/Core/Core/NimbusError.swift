@@ -155,6 +155,12 @@ extension Duration {
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 
+    /// The duration in whole microseconds, rounded down.
+    public var nimbusMicroseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+    }
+
     /// The duration in whole nanoseconds, saturating at `Int64.max`.
     public var nimbusNanoseconds: Int64 {
         let (seconds, attoseconds) = components

@@ -115,7 +115,7 @@ public final class DistributedLocks: PortableClient {
                 throw NimbusError(.deadlineExceeded, "lock '\(name)' stayed taken for \(timeout.nimbusFormatted)"
                                   + (holder.map { " (held by \($0.owner), token \($0.token), \($0.expiresIn.nimbusFormatted) left)" } ?? ""))
             }
-            let jittered = Duration.nanoseconds(Int64.random(in: 0...max(1, interval.nanosecondsCount)))
+            let jittered = Duration.nanoseconds(Int64.random(in: 0...max(1, interval.nimbusNanoseconds)))
             try await clock.sleep(min(jittered, left))
             interval = min(interval * 2, configuration.maximumPollInterval)
         }
@@ -321,10 +321,6 @@ public final class LockHandle: Sendable {
     deinit {
         state.withLock { $0.keepAlive?.cancel() }
     }
-}
-
-extension Duration {
-    var nanosecondsCount: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }
 
 extension URLOpenerRegistry where Resource == any DistributedLockDriver {

@@ -35,11 +35,8 @@ public struct RateLimitTime: Sendable {
     /// Time since `clock`'s current instant, offset so that windows do not all start at zero.
     public static func clock<C: Clock<Duration>>(_ clock: C, startingAt start: Int64 = 1_700_000_000_000_000) -> RateLimitTime
     where C: Sendable, C.Instant: Sendable {
-        let origin = clock.now
-        return RateLimitTime {
-            let elapsed = origin.duration(to: clock.now)
-            return start + elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
-        }
+        let erased = NimbusClock(clock)
+        return RateLimitTime { start + erased.offset.nimbusMicroseconds }
     }
 
     /// The process's continuous clock.

@@ -67,9 +67,7 @@ public struct RateLimitPolicy: Sendable, Hashable, Codable, CustomStringConverti
     }
 
     /// The period in microseconds (what drivers compute in).
-    public var periodMicroseconds: Int64 {
-        period.components.seconds * 1_000_000 + period.components.attoseconds / 1_000_000_000_000
-    }
+    public var periodMicroseconds: Int64 { period.nimbusMicroseconds }
 
     /// The largest cost one call may ask for: more could never be admitted.
     public var maximumCost: Int { burst }

@@ -19,56 +19,45 @@ import PostgresNIO
 /// ```
 public struct PostgresDistributedLockDriver: DistributedLockDriver {
     public var provider: String { "postgres" }
-    /// The connection pool (run by the caller, or by the driver when opened by URL).
-    public let client: PostgresClient
-    private let runner: Task<Void, Never>?
+    /// The connection pool (run by the caller, or by the adapter when opened by URL).
+    public var client: PostgresClient { pool.client }
+    private let pool: PostgresPool
     private let logger: Logger
 
     /// Uses a pool the caller runs; call ``migrate()`` once.
     public init(client: PostgresClient, logger: Logger = Logger(label: "nimbus.lock.postgres")) {
-        self.client = client
+        self.pool = PostgresPool(client: client)
         self.logger = logger
-        self.runner = nil
     }
 
-    private init(client: PostgresClient, logger: Logger, runner: Task<Void, Never>) {
-        self.client = client
+    private init(pool: PostgresPool, logger: Logger) {
+        self.pool = pool
         self.logger = logger
-        self.runner = runner
     }
 
-    /// Opens a driver that owns its pool (`postgres://…`), creates its tables and runs the pool until ``close()``.
+    /// Opens one that owns its pool (`postgres://…`), creates its tables and runs the pool until ``close()``.
     public static func open(url: OpenURL, logger: Logger = Logger(label: "nimbus.lock.postgres")) async throws -> PostgresDistributedLockDriver {
-        let client = PostgresClient(configuration: try .init(url: url))
-        let driver = PostgresDistributedLockDriver(client: client, logger: logger, runner: Task { await client.run() })
-        do { try await driver.migrate() } catch {
-            try? await driver.close()
+        let opened = PostgresDistributedLockDriver(pool: try PostgresPool(url: url), logger: logger)
+        do { try await opened.migrate() } catch {
+            try? await opened.close()
             throw error
         }
-        return driver
+        return opened
     }
 
-    /// Stops the pool the driver owns.
-    public func close() async throws {
-        guard let runner else { return }
-        runner.cancel()
-        await runner.value
-    }
+    /// Stops the pool it owns (a pool the caller runs is left alone).
+    public func close() async throws { await pool.close() }
 
-    /// Creates the tables and the token sequence if missing (safe from many processes at once).
+    /// Creates the tables if missing (safe from many processes at once).
     public func migrate() async throws {
-        let logger = logger
-        try await client.withTransaction(logger: logger) { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtext('nimbus_locks_migration'))", logger: logger)
-            try await connection.query("CREATE SEQUENCE IF NOT EXISTS nimbus_lock_tokens", logger: logger)
-            try await connection.query("""
-                CREATE TABLE IF NOT EXISTS nimbus_locks (
-                    name TEXT PRIMARY KEY, owner TEXT NOT NULL, token BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)
-                """, logger: logger)
-            try await connection.query("""
-                CREATE TABLE IF NOT EXISTS nimbus_fenced (resource TEXT PRIMARY KEY, token BIGINT NOT NULL, value TEXT NOT NULL)
-                """, logger: logger)
-        }
+        try await pool.migrate("nimbus_locks_migration", logger: logger, [
+            "CREATE SEQUENCE IF NOT EXISTS nimbus_lock_tokens",
+            """
+            CREATE TABLE IF NOT EXISTS nimbus_locks (
+                name TEXT PRIMARY KEY, owner TEXT NOT NULL, token BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)
+            """,
+            "CREATE TABLE IF NOT EXISTS nimbus_fenced (resource TEXT PRIMARY KEY, token BIGINT NOT NULL, value TEXT NOT NULL)",
+        ])
     }
 
     public func tryAcquire(_ name: String, owner: String, ttl: Duration) async throws -> UInt64? {

@@ -14,48 +14,44 @@ import PostgresNIO
 /// ```
 public struct PostgresShardMapStore: ShardMapStore {
     public var provider: String { "postgres" }
-    /// The connection pool.
-    public let client: PostgresClient
-    private let runner: Task<Void, Never>?
+    /// The connection pool (run by the caller, or by the adapter when opened by URL).
+    public var client: PostgresClient { pool.client }
+    private let pool: PostgresPool
     private let logger: Logger
 
     /// Uses a pool the caller runs; call ``migrate()`` once.
     public init(client: PostgresClient, logger: Logger = Logger(label: "nimbus.sharding.postgres")) {
-        self.client = client; self.logger = logger; self.runner = nil
+        self.pool = PostgresPool(client: client)
+        self.logger = logger
     }
 
-    private init(client: PostgresClient, logger: Logger, runner: Task<Void, Never>) {
-        self.client = client; self.logger = logger; self.runner = runner
+    private init(pool: PostgresPool, logger: Logger) {
+        self.pool = pool
+        self.logger = logger
     }
 
-    /// Opens a store that owns its pool and creates its table.
+    /// Opens one that owns its pool (`postgres://…`), creates its tables and runs the pool until ``close()``.
     public static func open(url: OpenURL, logger: Logger = Logger(label: "nimbus.sharding.postgres")) async throws -> PostgresShardMapStore {
-        let client = PostgresClient(configuration: try .init(url: url))
-        let store = PostgresShardMapStore(client: client, logger: logger, runner: Task { await client.run() })
-        do { try await store.migrate() } catch {
-            try? await store.close()
+        let opened = PostgresShardMapStore(pool: try PostgresPool(url: url), logger: logger)
+        do { try await opened.migrate() } catch {
+            try? await opened.close()
             throw error
         }
-        return store
+        return opened
     }
 
-    public func close() async throws {
-        guard let runner else { return }
-        runner.cancel()
-        await runner.value
-    }
+    /// Stops the pool it owns (a pool the caller runs is left alone).
+    public func close() async throws { await pool.close() }
 
-    /// Creates the table if missing (safe from many processes at once).
+    /// Creates the tables if missing (safe from many processes at once).
     public func migrate() async throws {
-        let logger = logger
-        try await client.withTransaction(logger: logger) { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtext('nimbus_shard_maps_migration'))", logger: logger)
-            try await connection.query("""
-                CREATE TABLE IF NOT EXISTS nimbus_shard_maps (
-                    name TEXT NOT NULL, version INTEGER NOT NULL, map JSONB NOT NULL, stored_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-                    PRIMARY KEY (name, version))
-                """, logger: logger)
-        }
+        try await pool.migrate("nimbus_shard_maps_migration", logger: logger, [
+            """
+            CREATE TABLE IF NOT EXISTS nimbus_shard_maps (
+                name TEXT NOT NULL, version INTEGER NOT NULL, map JSONB NOT NULL, stored_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                PRIMARY KEY (name, version))
+            """,
+        ])
     }
 
     public func load(_ name: String) async throws -> ShardMap? {

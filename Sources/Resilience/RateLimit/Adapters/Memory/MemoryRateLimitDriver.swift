@@ -68,7 +68,7 @@ public final class MemoryRateLimitDriver: RateLimitDriver {
 
     public func acquireSlot(key: String, limit: Int, lease: Duration) async throws -> ConcurrencyDecision {
         let now = time.microseconds()
-        let leaseMicros = lease.components.seconds * 1_000_000 + lease.components.attoseconds / 1_000_000_000_000
+        let leaseMicros = lease.nimbusMicroseconds
         return state.withLock { state in
             var held = (state.slots[key] ?? [:]).filter { $0.value > now }
             guard held.count < limit else {

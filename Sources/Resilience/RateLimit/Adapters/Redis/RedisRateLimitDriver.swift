@@ -77,7 +77,7 @@ public struct RedisRateLimitDriver: RateLimitDriver {
 
     public func acquireSlot(key: String, limit: Int, lease: Duration) async throws -> ConcurrencyDecision {
         let id = IDGenerator.shared.ulid().description
-        let leaseMicros = lease.components.seconds * 1_000_000 + lease.components.attoseconds / 1_000_000_000_000
+        let leaseMicros = lease.nimbusMicroseconds
         let reply = try await client.run(Self.takeSlot, keys: [key], arguments: [now, String(limit), String(leaseMicros), id, minimumTTL])
         guard let values = try reply.array(for: "slot script"), values.count == 3 else {
             throw NimbusError(.internal, "the slot script returned \(reply.description.prefix(120)); expected 3 integers")
