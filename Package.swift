@@ -194,6 +194,8 @@ domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule]
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis", Dep.nioCore]),
     .adapter("NATS", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging], tests: [Dep.nioCore, Dep.nioEmbedded]),
     .adapter("SQS", Bundles.aws + [Dep.nioCore], tests: ["NimbusAWS", Dep.nioCore]),
+    .adapter("RabbitMQ", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging] + Bundles.http,
+             tests: [Dep.nioCore, Dep.nioSSL], fixtures: true),
 ])
 
 // MARK: - Resilience (seed: pkg/resilience/*, pkg/algorithms/ratelimit/*, pkg/api/ratelimit/*)

@@ -4,6 +4,7 @@ import NIOCore
 import NimbusCore
 import NimbusMessaging
 import NimbusMessagingNATS
+import NimbusMessagingRabbitMQ
 import NimbusMessagingRedis
 import NimbusMessagingSQLite
 import NimbusMessagingSQS
@@ -24,7 +25,7 @@ struct MessagingCommand: AsyncParsableCommand {
         @Option(help: "Settings file (.yaml, .yml or .json).")
         var config: String?
 
-        static let openers = URLOpenerRegistry.messaging.withSQLite().withRedisStreams().withNATS().withSQS()
+        static let openers = URLOpenerRegistry.messaging.withSQLite().withRedisStreams().withNATS().withSQS().withRabbitMQ()
 
         func open() async throws -> Messaging {
             let url = try await DomainURL.resolve(url, key: "messaging.url", default: "sqlite://./.nimbus/messages.sqlite", config: config)

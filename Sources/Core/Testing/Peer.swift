@@ -39,6 +39,10 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
 
     /// nats-server with JetStream (`nats://127.0.0.1:42220`).
     public static let nats = Peer("nats")
+    /// rabbitmq-server with the management plugin (`amqp://guest:guest@127.0.0.1:56720/%2F?management=http://127.0.0.1:15673`).
+    public static let rabbitmq = Peer("rabbitmq")
+    /// rabbitmq-server's TLS listener (same server); its CA is ``setting(_:)`` `NIMBUS_PEER_RABBITMQ_TLS_CA`.
+    public static let rabbitmqTLS = Peer("rabbitmq-tls", script: "rabbitmq")
     /// Three independent redis-servers for Redlock (`redlock://?servers=127.0.0.1:63801,127.0.0.1:63802,127.0.0.1:63803`).
     public static let redlock = Peer("redlock")
     /// etcd 3.4 from Debian, its JSON gateway on `http://127.0.0.1:23790`.

@@ -376,13 +376,14 @@ public final class NATSJetStreamMessagingDriver: MessagingDriver, Sendable {
         }
     }
 
-    /// `+WPI` resets the lease to the ack wait; for a longer deadline it is repeated (every half ack wait) until then.
+    /// `+WPI` resets the lease to the ack wait; for a longer deadline it is repeated (every quarter of the ack wait, so a
+    /// process that stalls for up to three quarters of it keeps the lease) until then.
     public func extendDeadline(_ receipts: [String], on subscription: String, to deadline: Duration) async throws {
         let info = try await lookup(subscription)
         for receipt in receipts {
             try await settle(receipt, "+WPI")
             if deadline > info.ackWait {
-                let interval = info.ackWait / 2, end = ContinuousClock.now + deadline - info.ackWait
+                let interval = info.ackWait / 4, end = ContinuousClock.now + deadline - info.ackWait
                 keepers.start(receipt) {
                     while ContinuousClock.now < end {
                         try await Task.sleep(for: interval)
@@ -449,57 +450,19 @@ final class LeaseKeepers: Sendable {
 public final class NATSClient: Sendable {
     /// Where it connects.
     public let configuration: NATSConnection.Configuration
-    private let logger: Logger
-    private let state = Mutex<(connection: NATSConnection?, connecting: Task<NATSConnection, any Error>?, closed: Bool)>((nil, nil, false))
+    private let lazy: LazyConnection<NATSConnection>
 
     init(configuration: NATSConnection.Configuration, logger: Logger) {
         self.configuration = configuration
-        self.logger = logger
+        self.lazy = LazyConnection(endpoint: "NATS at \(configuration.endpoint)", connect: { try await NATSConnection.connect(configuration, logger: logger) },
+                                   isUsable: { $0.isActive }, close: { try await $0.close() })
     }
 
     /// The open connection, connecting first if there is none.
-    public func connection() async throws -> NATSConnection {
-        enum Next { case ready(NATSConnection), wait(Task<NATSConnection, any Error>) }
-        let next: Next = try state.withLock { state in
-            if state.closed { throw NimbusError(.failedPrecondition, "the NATS client for \(configuration.endpoint) was closed; create a new one") }
-            if let connection = state.connection, connection.isActive { return .ready(connection) }
-            if let connecting = state.connecting { return .wait(connecting) }
-            let configuration = configuration, logger = logger
-            let connecting = Task { try await NATSConnection.connect(configuration, logger: logger) }
-            state.connecting = connecting
-            return .wait(connecting)
-        }
-        // The common case: connected, no task, no hop.
-        guard case .wait(let task) = next else {
-            if case .ready(let connection) = next { return connection }
-            throw NimbusError(.internal, "unreachable NATS client state")
-        }
-        return try await finish(task)
-    }
-
-    private func finish(_ task: Task<NATSConnection, any Error>) async throws -> NATSConnection {
-        do {
-            let connection = try await task.value
-            state.withLock { state in
-                state.connecting = nil
-                if state.connection !== connection { state.connection = connection }
-            }
-            return connection
-        } catch {
-            state.withLock { $0.connecting = nil }
-            throw error
-        }
-    }
+    public func connection() async throws -> NATSConnection { try await lazy.connection() }
 
     /// Closes the connection; later calls fail.
-    public func close() async throws {
-        let connection = state.withLock { state -> NATSConnection? in
-            state.closed = true
-            defer { state.connection = nil }
-            return state.connection
-        }
-        try await connection?.close()
-    }
+    public func close() async throws { try await lazy.close() }
 }
 
 extension URLOpenerRegistry where Resource == any MessagingDriver {
