@@ -2,6 +2,8 @@
 //   MessagingBenchmark nats-core URL N        N publishes of 128 B on one connection, then a flush
 //   MessagingBenchmark nats-jetstream URL N   N JetStream publishes, each awaiting its ack; then N with 100 in flight
 //   MessagingBenchmark sqlite DIR N           N publish + receive + ack on the embedded broker, and the raw SQLite limit
+//   MessagingBenchmark rabbitmq URL N         RabbitMQ: N unconfirmed publishes then a round trip; N confirmed
+//                                             publishes, 100 in flight; N received and acked (prefetch 100)
 // Prints "RESULT <side> <case> <per second>".
 import Foundation
 import GRDB
@@ -9,11 +11,12 @@ import NIOCore
 import NimbusCore
 import NimbusMessaging
 import NimbusMessagingNATS
+import NimbusMessagingRabbitMQ
 import NimbusMessagingSQLite
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard arguments.count == 3, let count = Int(arguments[2]) else {
-    FileHandle.standardError.write(Data("usage: MessagingBenchmark nats-core|nats-jetstream|sqlite URL|DIR N\n".utf8))
+    FileHandle.standardError.write(Data("usage: MessagingBenchmark nats-core|nats-jetstream|sqlite|rabbitmq URL|DIR N\n".utf8))
     exit(2)
 }
 let payload = ByteBuffer(repeating: UInt8(ascii: "x"), count: 128)
@@ -103,6 +106,53 @@ case "sqlite":
     }
     print("RESULT nimbus sqlite-queue-publish-receive-ack \(Int(queue))")
     print("RESULT raw-sqlite sqlite-queue-publish-receive-ack \(Int(limit))")
+case "rabbitmq":
+    let driver = try await URLOpenerRegistry.messaging.withRabbitMQ().open(arguments[1])
+    guard let rabbit = driver as? RabbitMQMessagingDriver else { fatalError("not a RabbitMQ URL") }
+    // Unconfirmed publishes on one channel, then one round trip (everything before it has been read by the broker).
+    let connection = try await AMQPConnection.connect(rabbit.configuration.connection)
+    let channel = try await connection.openChannel()
+    let scratch = try await channel.queueDeclare("", durable: false, exclusive: true).queue
+    for _ in 0..<1000 { try await channel.publish(exchange: "", routingKey: scratch, body: payload) }
+    _ = try await channel.queuePurge(scratch)
+    let unconfirmed = try await Task.detached {
+        try await rate(count) {
+            for _ in 0..<count { try await channel.publish(exchange: "", routingKey: scratch, body: payload) }
+            _ = try await channel.queueDeclare(scratch, passive: true)
+        }
+    }.value
+    print("RESULT nimbus rabbitmq-publish-unconfirmed \(Int(unconfirmed))")
+    try await connection.close()
+    // Through the portable API: a fanout exchange and one quorum queue; persistent messages, publisher confirms.
+    let messaging = Messaging(driver: rabbit, configuration: .init(retry: .none))
+    let topic = "bench-\(IDGenerator.shared.ulid().description.lowercased())"
+    try await messaging.createTopic(topic)
+    try await messaging.createSubscription(topic, topic: topic)
+    let batch = (0..<100).map { _ in Message(body: payload) }
+    for _ in 0..<5 { try await messaging.publish(batch, to: topic) }
+    let confirmed = try await Task.detached {
+        try await rate(count) {
+            for _ in 0..<(count / 100) { try await messaging.publish(batch, to: topic) }
+        }
+    }.value
+    print("RESULT nimbus rabbitmq-confirmed-publish-100-in-flight \(Int(confirmed))")
+    let subscription = messaging.subscription(topic)
+    let total = count + 500
+    let consumed = try await Task.detached {
+        try await rate(total) {
+            var received = 0
+            while received < total {
+                let messages = try await subscription.receive(maxMessages: 100, wait: .seconds(5))
+                guard !messages.isEmpty else { fatalError("only \(received) of \(total) messages came") }
+                for message in messages { try await message.ack() }
+                received += messages.count
+            }
+        }
+    }.value
+    print("RESULT nimbus rabbitmq-receive-ack \(Int(consumed))")
+    try await messaging.deleteSubscription(topic)
+    try await messaging.deleteTopic(topic)
+    try await messaging.close()
 default:
     FileHandle.standardError.write(Data("unknown case \(arguments[0])\n".utf8))
     exit(2)
