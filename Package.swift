@@ -196,6 +196,8 @@ domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule]
     .adapter("SQS", Bundles.aws + [Dep.nioCore], tests: ["NimbusAWS", Dep.nioCore]),
     .adapter("RabbitMQ", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging] + Bundles.http,
              tests: [Dep.nioCore, Dep.nioSSL], fixtures: true),
+    .adapter("Postgres", Bundles.postgres + [Dep.nioCore], tests: ["NimbusPostgres", Dep.postgresNIO, "NimbusMessagingSQLite"], cli: false),
+    .adapter("Kafka", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging, Dep.crypto], tests: [Dep.nioCore, Dep.nioPosix], fixtures: true, cli: false),
 ])
 
 // MARK: - Resilience (seed: pkg/resilience/*, pkg/algorithms/ratelimit/*, pkg/api/ratelimit/*)

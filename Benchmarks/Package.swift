@@ -75,6 +75,7 @@ let package = Package(
                 .product(name: "NimbusMessaging", package: "Nimbus"),
                 .product(name: "NimbusMessagingNATS", package: "Nimbus"),
                 .product(name: "NimbusMessagingRabbitMQ", package: "Nimbus"),
+                .product(name: "NimbusMessagingKafka", package: "Nimbus"),
                 .product(name: "NimbusMessagingSQLite", package: "Nimbus"),
                 .product(name: "NimbusCore", package: "Nimbus"),
                 .product(name: "GRDB", package: "GRDB.swift"),

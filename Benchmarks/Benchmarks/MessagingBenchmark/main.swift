@@ -4,12 +4,15 @@
 //   MessagingBenchmark sqlite DIR N           N publish + receive + ack on the embedded broker, and the raw SQLite limit
 //   MessagingBenchmark rabbitmq URL N         RabbitMQ: N unconfirmed publishes then a round trip; N confirmed
 //                                             publishes, 100 in flight; N received and acked (prefetch 100)
+//   MessagingBenchmark kafka-batch - N         N records (10 B key, 100 B value, one header) encoded into record
+//                                             batches v2 of 1,000, CRC-32C included; MB/s of batch bytes
 // Prints "RESULT <side> <case> <per second>".
 import Foundation
 import GRDB
 import NIOCore
 import NimbusCore
 import NimbusMessaging
+import NimbusMessagingKafka
 import NimbusMessagingNATS
 import NimbusMessagingRabbitMQ
 import NimbusMessagingSQLite
@@ -106,6 +109,29 @@ case "sqlite":
     }
     print("RESULT nimbus sqlite-queue-publish-receive-ack \(Int(queue))")
     print("RESULT raw-sqlite sqlite-queue-publish-receive-ack \(Int(limit))")
+case "kafka-batch":
+    let key = ByteBuffer(repeating: UInt8(ascii: "k"), count: 10), value = ByteBuffer(repeating: UInt8(ascii: "v"), count: 100)
+    let header = KafkaRecord.Header("source", ByteBuffer(string: "bench"))
+    let base: Int64 = 1_700_000_000_000
+    let (megabytesPerSecond, bytes) = try await Task.detached { () -> (Double, Int) in
+        var total = 0
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(200_000)
+        let start = ContinuousClock.now
+        for batchStart in stride(from: 0, to: count, by: 1000) {
+            let records = (0..<min(1000, count - batchStart)).map { index in
+                KafkaRecord(key: key, value: value, headers: [header], timestamp: base + Int64(index))
+            }
+            buffer.clear()
+            KafkaRecordBatch(producerID: 1, producerEpoch: 0, baseSequence: Int32(batchStart), records: records).encode(into: &buffer)
+            total += buffer.readableBytes
+        }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return (Double(total) / 1_000_000 / seconds, total)
+    }.value
+    FileHandle.standardError.write(Data("kafka-batch: \(bytes) bytes\n".utf8))
+    print("RESULT nimbus kafka-record-batch-encode-MBps \(String(format: "%.2f", megabytesPerSecond))")
 case "rabbitmq":
     let driver = try await URLOpenerRegistry.messaging.withRabbitMQ().open(arguments[1])
     guard let rabbit = driver as? RabbitMQMessagingDriver else { fatalError("not a RabbitMQ URL") }

@@ -79,6 +79,8 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     public static let botocore = Peer("botocore")
     /// schemathesis in a venv; ``url()`` is its `st` command.
     public static let schemathesis = Peer("schemathesis")
+    /// kafka-python in a venv; ``url()`` is that venv's `python` (scripts/kafka/kafka-python-oracle runs on it).
+    public static let kafkaPython = Peer("kafka-python")
 
     /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
     public static func setting(_ variable: String) -> String? {

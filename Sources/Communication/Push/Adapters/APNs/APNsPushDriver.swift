@@ -69,14 +69,17 @@ final class APNsTokenSigner: Sendable {
         lifetime = configuration.tokenLifetime
     }
 
+    /// The provider token, made under the lock: concurrent first sends share one token instead of each signing their own.
     func token(now: Date = Date()) throws -> String {
-        if let existing = current.withLock({ $0 }), ContinuousClock.now - existing.issued < lifetime { return existing.token }
-        let header = Base64URL.encode(Array(#"{"alg":"ES256","kid":"\#(keyID)"}"#.utf8))
-        let claims = Base64URL.encode(Array(#"{"iss":"\#(teamID)","iat":\#(Int(now.timeIntervalSince1970))}"#.utf8))
-        let signature = try key.signature(for: Array("\(header).\(claims)".utf8)).rawRepresentation     // JWS: r ‖ s, 64 bytes
-        let token = "\(header).\(claims).\(Base64URL.encode(Array(signature)))"
-        current.withLock { $0 = (token, .now) }
-        return token
+        try current.withLock { current throws -> String in
+            if let existing = current, ContinuousClock.now - existing.issued < lifetime { return existing.token }
+            let header = Base64URL.encode(Array(#"{"alg":"ES256","kid":"\#(keyID)"}"#.utf8))
+            let claims = Base64URL.encode(Array(#"{"iss":"\#(teamID)","iat":\#(Int(now.timeIntervalSince1970))}"#.utf8))
+            let signature = try key.signature(for: Array("\(header).\(claims)".utf8)).rawRepresentation     // JWS: r ‖ s, 64 bytes
+            let token = "\(header).\(claims).\(Base64URL.encode(Array(signature)))"
+            current = (token, .now)
+            return token
+        }
     }
 
     func invalidate() { current.withLock { $0 = nil } }
