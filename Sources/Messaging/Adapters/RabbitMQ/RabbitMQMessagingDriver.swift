@@ -516,12 +516,12 @@ extension URLOpenerRegistry where Resource == any MessagingDriver {
     /// `amqp://user:pass@host:5672/vhost?management=http://host:15672&prefetch=100&queue_type=quorum`.
     /// The path is the virtual host, percent-encoded (`/%2F` or no path: `/`). Options: `management`
     /// (the management API, for listing), `prefetch`, `queue_type` (`quorum` or `classic`),
-    /// `heartbeat` (e.g. `30s`), `tls_ca` (a PEM file of trusted CAs, with `amqps://`), `password=env:VARIABLE` (else the URL's password, else the
+    /// `heartbeat` (e.g. `30s`), `connect_timeout` (10s; the handshake included), `tls_ca` (a PEM file of trusted CAs, with `amqps://`), `password=env:VARIABLE` (else the URL's password, else the
     /// environment's `RABBITMQ_PASSWORD`, else `guest`).
     public func withRabbitMQ() -> Self {
         var copy = self
         copy.register("amqp", "amqps") { url in
-            try url.options.validate(known: ["management", "prefetch", "queue_type", "heartbeat", "password", "tls_ca"], for: "\(url.scheme)://")
+            try url.options.validate(known: ["management", "prefetch", "queue_type", "heartbeat", "connect_timeout", "password", "tls_ca"], for: "\(url.scheme)://")
             let environment = ProcessInfo.processInfo.environment
             var connection = AMQPConnection.Configuration(host: url.host ?? "127.0.0.1", port: url.port ?? (url.scheme == "amqps" ? 5671 : 5672))
             if let user = url.user { connection.user = user }
@@ -538,6 +538,7 @@ extension URLOpenerRegistry where Resource == any MessagingDriver {
                 throw NimbusError(.invalidArgument, "tls_ca needs amqps://")
             }
             if let heartbeat = try url.options.duration("heartbeat") { connection.heartbeat = heartbeat }
+            if let timeout = try url.options.duration("connect_timeout") { connection.connectTimeout = timeout }
             var configuration = RabbitMQMessagingDriver.Configuration(connection: connection, managementURL: url.options.string("management"))
             if let prefetch = try url.options.int("prefetch") {
                 guard (1...65_535).contains(prefetch) else { throw NimbusError(.invalidArgument, "prefetch must be 1 to 65535, got \(prefetch)") }

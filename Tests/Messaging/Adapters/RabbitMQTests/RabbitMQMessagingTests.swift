@@ -154,12 +154,12 @@ struct RabbitMQMessagingTests {
         let base = try OpenURL(try Peer.rabbitmq.url())
         let port = base.port ?? 5672
         let wrong = await #expect(throws: NimbusError.self) {
-            _ = try await AMQPConnection.connect(.init(host: "127.0.0.1", port: port, user: "guest", password: Secret("wrong")))
+            _ = try await AMQPConnection.connect(.init(host: "127.0.0.1", port: port, user: "guest", password: Secret("wrong"), connectTimeout: .seconds(30)))
         }
         #expect(wrong?.code == .unauthenticated)
         #expect(wrong?.message.contains("wrong") == false)
         let vhost = await #expect(throws: NimbusError.self) {
-            _ = try await AMQPConnection.connect(.init(host: "127.0.0.1", port: port, virtualHost: "no-such-vhost"))
+            _ = try await AMQPConnection.connect(.init(host: "127.0.0.1", port: port, virtualHost: "no-such-vhost", connectTimeout: .seconds(30)))
         }
         #expect(vhost?.code == .permissionDenied)
         let closed = await #expect(throws: NimbusError.self) { _ = try await AMQPConnection.connect(.init(host: "127.0.0.1", port: 1)) }
@@ -192,7 +192,9 @@ struct RabbitMQMessagingTests {
 
     @Test("amqp:// options: virtual host from the path, prefetch, queue type; bad values refused")
     func opener() async throws {
-        let driver = try #require(try await Self.openers.open("amqp://u@h:1234/my%2Fvhost?prefetch=7&queue_type=classic&heartbeat=10s") as? RabbitMQMessagingDriver)
+        let driver = try #require(try await Self.openers.open("amqp://u@h:1234/my%2Fvhost?prefetch=7&queue_type=classic&heartbeat=10s&connect_timeout=3s")
+                                  as? RabbitMQMessagingDriver)
+        #expect(driver.configuration.connection.connectTimeout == .seconds(3))
         #expect(driver.configuration.connection.virtualHost == "my/vhost")
         #expect(driver.configuration.connection.port == 1234 && driver.configuration.connection.user == "u")
         #expect(driver.configuration.prefetch == 7 && driver.configuration.queueType == .classic)
