@@ -171,6 +171,7 @@ module("NimbusRedis", "Core/Redis", ["NimbusCore", Dep.nioCore, Dep.nioPosix, De
 module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", Dep.cryptoExtras, Dep.hummingbird, Dep.httpTypes, Dep.nioCore, Dep.nioHTTP1, Dep.nioPosix,
                                          Dep.openAPIKit, Dep.openAPIKit30, Dep.openAPIKitCompat, Dep.yams])
 module("NimbusCatalog", "Core/Catalog")
+module("NimbusNetwork", "Core/Network", ["NimbusCore", Dep.nioCore])
 module("NimbusPostgres", "Core/Postgres", ["NimbusCore", Dep.postgresNIO, Dep.nioSSL])
 
 tests("NimbusCore", "Core/Core", fixtures: true)
@@ -192,9 +193,9 @@ domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule]
        conformance: [Dep.nioCore], adapters: [
     .adapter("SQLite", [Dep.nioCore, Dep.grdb], tests: [Dep.grdb, Dep.nioCore]),
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis", Dep.nioCore]),
-    .adapter("NATS", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging], tests: [Dep.nioCore, Dep.nioEmbedded]),
+    .adapter("NATS", ["NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging], tests: [Dep.nioCore, Dep.nioEmbedded]),
     .adapter("SQS", Bundles.aws + [Dep.nioCore], tests: ["NimbusAWS", Dep.nioCore]),
-    .adapter("RabbitMQ", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging] + Bundles.http,
+    .adapter("RabbitMQ", ["NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging] + Bundles.http,
              tests: [Dep.nioCore, Dep.nioSSL], fixtures: true),
     .adapter("Postgres", Bundles.postgres + [Dep.nioCore], tests: ["NimbusPostgres", Dep.postgresNIO, "NimbusMessagingSQLite"], cli: false),
     .adapter("Kafka", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging, Dep.crypto], tests: [Dep.nioCore, Dep.nioPosix], fixtures: true, cli: false),

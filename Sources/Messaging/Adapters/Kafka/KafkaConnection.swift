@@ -224,39 +224,19 @@ struct KafkaFrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// One response slot.
+/// One response slot, with what its response is read as.
 final class KafkaWaiter: Sendable {
     let schema: KafkaSchema
     let version: Int16
-    private let state = Mutex<(result: Result<KafkaStruct, any Error>?, continuation: CheckedContinuation<KafkaStruct, any Error>?)>((nil, nil))
+    private let slot = OneShot<KafkaStruct>()
 
     init(schema: KafkaSchema, version: Int16) {
         self.schema = schema
         self.version = version
     }
 
-    func complete(_ result: Result<KafkaStruct, any Error>) {
-        let continuation = state.withLock { state -> CheckedContinuation<KafkaStruct, any Error>? in
-            guard state.result == nil else { return nil }
-            state.result = result
-            defer { state.continuation = nil }
-            return state.continuation
-        }
-        continuation?.resume(with: result)
-    }
-
-    var value: KafkaStruct {
-        get async throws {
-            try await withCheckedThrowingContinuation { continuation in
-                let ready = state.withLock { state -> Result<KafkaStruct, any Error>? in
-                    if let result = state.result { return result }
-                    state.continuation = continuation
-                    return nil
-                }
-                if let ready { continuation.resume(with: ready) }
-            }
-        }
-    }
+    func complete(_ result: Result<KafkaStruct, any Error>) { slot.complete(result) }
+    var value: KafkaStruct { get async throws { try await slot.value } }
 }
 
 /// Matches responses to waiting requests.

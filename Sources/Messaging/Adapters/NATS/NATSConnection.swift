@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NimbusCore
+import NimbusNetwork
 import Synchronization
 
 /// One connection to a NATS server: publish, subscribe and request/reply (the core protocol),
@@ -55,10 +56,11 @@ public final class NATSConnection: Sendable {
     public let serverInfo: JSONValue
     private let inboxPrefix: String
     private let nextToken = Atomic<UInt64>(0)
-    private let outbox = Mutex<(pending: ByteBuffer?, scheduled: Bool)>((nil, false))
+    private let writer: ChannelWriteCoalescer
 
     init(channel: any Channel, router: NATSRouter, serverInfo: JSONValue, inboxPrefix: String) {
         self.channel = channel
+        self.writer = ChannelWriteCoalescer(channel: channel)
         self.router = router
         self.serverInfo = serverInfo
         self.inboxPrefix = inboxPrefix
@@ -178,12 +180,11 @@ public final class NATSConnection: Sendable {
         buffer.writeString("PING\r\n")
         let pong = router.expectPong()
         try await write(buffer)
-        try await pong.wait()
+        try await pong.value
     }
 
-    /// Queues `buffer` for the event loop, which writes everything queued with one flush: many
-    /// publishers (or one publishing in a loop) share system calls instead of paying one each.
-    /// Past `outboxLimit` bytes waiting, the caller waits until they are written (backpressure).
+    /// Queues bytes for the event loop (``ChannelWriteCoalescer``: one flush for everything queued,
+    /// backpressure past its limit).
     nonisolated(nonsending) private func write(_ buffer: ByteBuffer) async throws {
         try await write { $0.writeImmutableBuffer(buffer) }
     }
@@ -191,28 +192,8 @@ public final class NATSConnection: Sendable {
     /// Encodes straight into the queue (under its lock), so a publish costs no buffer of its own.
     nonisolated(nonsending) private func write(_ encode: (inout ByteBuffer) -> Void) async throws {
         guard channel.isActive else { throw NimbusError(.unavailable, "the connection to NATS at \(router.endpoint) is closed") }
-        let (schedule, full) = outbox.withLock { outbox -> (Bool, Bool) in
-            if outbox.pending == nil { outbox.pending = channel.allocator.buffer(capacity: 16_384) }
-            encode(&outbox.pending!)
-            defer { outbox.scheduled = true }
-            return (!outbox.scheduled, outbox.pending!.readableBytes > Self.outboxLimit)
-        }
-        if schedule { channel.eventLoop.execute { self.drainOutbox() } }
-        if full {
-            // Written in order after the queued bytes: when this completes, they are on the socket.
-            do { try await channel.writeAndFlush(channel.allocator.buffer(capacity: 0)) }
-            catch { throw NimbusError(.unavailable, "the connection to NATS at \(router.endpoint) is closed: \(error)", underlying: error) }
-        }
-    }
-
-    static let outboxLimit = 4 << 20
-
-    private func drainOutbox() {
-        let pending = outbox.withLock { outbox -> ByteBuffer? in
-            defer { outbox.pending = nil; outbox.scheduled = false }
-            return outbox.pending
-        }
-        if let pending { channel.writeAndFlush(pending, promise: nil) }
+        do { try await writer.write(encode) }
+        catch { throw NimbusError(.unavailable, "the connection to NATS at \(router.endpoint) is closed: \(error)", underlying: error) }
     }
 
     /// Closes the connection.
@@ -386,30 +367,7 @@ final class NATSRouter: Sendable {
 }
 
 /// One `PING` waiting for its `PONG`.
-final class PongWaiter: Sendable {
-    private let state = Mutex<(result: Result<Void, any Error>?, continuation: CheckedContinuation<Void, any Error>?)>((nil, nil))
-
-    func complete(_ result: Result<Void, any Error>) {
-        let continuation = state.withLock { state -> CheckedContinuation<Void, any Error>? in
-            guard state.result == nil else { return nil }
-            state.result = result
-            defer { state.continuation = nil }
-            return state.continuation
-        }
-        continuation?.resume(with: result)
-    }
-
-    func wait() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let ready = state.withLock { state -> Result<Void, any Error>? in
-                if let result = state.result { return result }
-                state.continuation = continuation
-                return nil
-            }
-            if let ready { continuation.resume(with: ready) }
-        }
-    }
-}
+typealias PongWaiter = OneShot<Void>
 
 /// Answers `PING`, hands everything else to the router, and fails waiting calls when the connection goes.
 final class NATSChannelHandler: ChannelInboundHandler, Sendable {

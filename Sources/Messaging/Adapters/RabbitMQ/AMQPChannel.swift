@@ -104,14 +104,12 @@ public final class AMQPChannel: Sendable {
 
     func callReply(_ method: AMQPMethod) async throws -> AMQPReply {
         let waiter = AMQPWaiter()
-        let (connection, schedule) = try state.withLock { state -> (AMQPConnection, Bool) in
+        try state.withLock { state in
             if let closed = state.closed { throw closed }
             guard let connection = state.connection else { throw NimbusError(.unavailable, "the connection to RabbitMQ at \(endpoint) is gone") }
             state.waiters.append(waiter)
-            let (schedule, _) = connection.enqueue { AMQPWire.write(.method(channel: id, method), into: &$0) }
-            return (connection, schedule)
+            connection.enqueue { AMQPWire.write(.method(channel: id, method), into: &$0) }
         }
-        if schedule { connection.scheduleDrain() }
         return try await waiter.value
     }
 
@@ -218,7 +216,7 @@ public final class AMQPChannel: Sendable {
         if mandatory, properties.messageID == nil { properties.messageID = IDGenerator.shared.ulid().description }
         let method = AMQPMethod("basic.publish", ["exchange": .shortstr(exchange), "routing-key": .shortstr(routingKey), "mandatory": .bit(mandatory)])
         let waiter = AMQPWaiter()
-        let (connection, confirming, schedule, full) = try state.withLock { state -> (AMQPConnection, Bool, Bool, Bool) in
+        let (connection, confirming, full) = try state.withLock { state -> (AMQPConnection, Bool, Bool) in
             if let closed = state.closed { throw closed }
             guard let connection = state.connection else { throw NimbusError(.unavailable, "the connection to RabbitMQ at \(endpoint) is gone") }
             if state.confirming {
@@ -226,12 +224,11 @@ public final class AMQPChannel: Sendable {
                 state.nextPublish += 1
             }
             let frameMax = connection.frameMax
-            let (schedule, full) = connection.enqueue {
+            let full = connection.enqueue {
                 AMQPWire.writeContent(method, channel: id, properties: properties, body: body, frameMax: frameMax, into: &$0)
             }
-            return (connection, state.confirming, schedule, full)
+            return (connection, state.confirming, full)
         }
-        if schedule { connection.scheduleDrain() }
         if full { try await connection.write { _ in } }
         guard confirming else { return }
         _ = try await waiter.value
@@ -349,10 +346,7 @@ public final class AMQPChannel: Sendable {
         case "channel.close":
             let error = Self.error(for: method, endpoint: endpoint, connectionLevel: false, channel: id)
             let (connection, router) = state.withLock { ($0.connection, $0.router) }
-            if let connection {
-                let (schedule, _) = connection.enqueue { AMQPWire.write(.method(channel: self.id, AMQPMethod("channel.close-ok")), into: &$0) }
-                if schedule { connection.scheduleDrain() }
-            }
+            connection?.enqueue { AMQPWire.write(.method(channel: self.id, AMQPMethod("channel.close-ok")), into: &$0) }
             router?.release(id)
             fail(error)
         default:

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NimbusCore
+import NimbusNetwork
 import Synchronization
 
 /// One AMQP 0-9-1 connection to RabbitMQ, multiplexing channels.
@@ -54,7 +55,7 @@ public final class AMQPConnection: Sendable {
     let router: AMQPRouter
     /// The name the server shows for this connection: the configured name and an id of its own (`nimbus-01j9…`).
     public let name: String
-    private let outbox = Mutex<(pending: ByteBuffer?, scheduled: Bool)>((nil, false))
+    private let writer: ChannelWriteCoalescer
     private let tuning = Mutex<(frameMax: Int, channelMax: Int, serverProperties: AMQPTable)>((AMQPWire.minimumFrameSize, 0, [:]))
     private let heartbeatTask = Mutex<RepeatedTask?>(nil)
 
@@ -62,6 +63,7 @@ public final class AMQPConnection: Sendable {
         self.channel = channel
         self.router = router
         self.name = name
+        self.writer = ChannelWriteCoalescer(channel: channel)
     }
 
     /// The negotiated largest frame size.
@@ -196,40 +198,21 @@ public final class AMQPConnection: Sendable {
         try await write { buffer in for frame in frames { AMQPWire.write(frame, into: &buffer) } }
     }
 
-    /// Queues bytes for the event loop, which writes everything queued with one flush. Past
-    /// `outboxLimit` bytes waiting, the caller waits until they are written (backpressure).
-    /// `encode` runs under the outbox lock, so what it writes stays contiguous and in call order.
+    /// Queues bytes for the event loop (``ChannelWriteCoalescer``: one flush for everything queued,
+    /// backpressure past its limit). `encode` runs under the queue's lock, so what it writes stays
+    /// contiguous and in call order.
     nonisolated(nonsending) func write(_ encode: (inout ByteBuffer) -> Void) async throws {
         if let error = router.closedError { throw error }
-        let (schedule, full) = enqueue(encode)
-        if schedule { channel.eventLoop.execute { self.drainOutbox() } }
-        if full {
-            do { try await channel.writeAndFlush(channel.allocator.buffer(capacity: 0)) }
+        if writer.enqueue(encode) {
+            do { try await writer.waitUntilWritten() }
             catch { throw router.closedError ?? NimbusError(.unavailable, "the connection to RabbitMQ at \(router.endpoint) is closed: \(error)", underlying: error) }
         }
     }
 
-    /// The synchronous half of ``write(_:)``: for callers that hold a channel lock (publish sequence numbers).
-    func enqueue(_ encode: (inout ByteBuffer) -> Void) -> (schedule: Bool, full: Bool) {
-        outbox.withLock { outbox -> (Bool, Bool) in
-            if outbox.pending == nil { outbox.pending = channel.allocator.buffer(capacity: 16_384) }
-            encode(&outbox.pending!)
-            defer { outbox.scheduled = true }
-            return (!outbox.scheduled, outbox.pending!.readableBytes > Self.outboxLimit)
-        }
-    }
-
-    func scheduleDrain() { channel.eventLoop.execute { self.drainOutbox() } }
-
-    static let outboxLimit = 4 << 20
-
-    private func drainOutbox() {
-        let pending = outbox.withLock { outbox -> ByteBuffer? in
-            defer { outbox.pending = nil; outbox.scheduled = false }
-            return outbox.pending
-        }
-        if let pending { channel.writeAndFlush(pending, promise: nil) }
-    }
+    /// The synchronous half of ``write(_:)``, for callers that hold a channel lock (publish sequence
+    /// numbers); returns whether the queue is over its limit.
+    @discardableResult
+    func enqueue(_ encode: (inout ByteBuffer) -> Void) -> Bool { writer.enqueue(encode) }
 
     /// Closes the connection politely (`connection.close`, waiting briefly for `close-ok`).
     public func close() async throws {
@@ -259,32 +242,7 @@ enum AMQPReply: Sendable {
 }
 
 /// One reply slot: completed once, awaited once.
-final class AMQPWaiter: Sendable {
-    private let state = Mutex<(result: Result<AMQPReply, any Error>?, continuation: CheckedContinuation<AMQPReply, any Error>?)>((nil, nil))
-
-    func complete(_ result: Result<AMQPReply, any Error>) {
-        let continuation = state.withLock { state -> CheckedContinuation<AMQPReply, any Error>? in
-            guard state.result == nil else { return nil }
-            state.result = result
-            defer { state.continuation = nil }
-            return state.continuation
-        }
-        continuation?.resume(with: result)
-    }
-
-    var value: AMQPReply {
-        get async throws {
-            try await withCheckedThrowingContinuation { continuation in
-                let ready = state.withLock { state -> Result<AMQPReply, any Error>? in
-                    if let result = state.result { return result }
-                    state.continuation = continuation
-                    return nil
-                }
-                if let ready { continuation.resume(with: ready) }
-            }
-        }
-    }
-}
+typealias AMQPWaiter = OneShot<AMQPReply>
 
 /// Routes frames to channels and fails everything when the connection goes.
 final class AMQPRouter: Sendable {
@@ -353,8 +311,7 @@ final class AMQPRouter: Sendable {
                     logger.warning("RabbitMQ closed the connection", metadata: ["reason": "\(error.message)"])
                     let connection = state.withLock { $0.connection }
                     if let connection {
-                        _ = connection.enqueue { AMQPWire.write(.method(channel: 0, AMQPMethod("connection.close-ok")), into: &$0) }
-                        connection.scheduleDrain()
+                        connection.enqueue { AMQPWire.write(.method(channel: 0, AMQPMethod("connection.close-ok")), into: &$0) }
                     }
                     closed(error)
                     connection?.channel.close(promise: nil)

@@ -6,6 +6,9 @@ import Testing
 
 @Suite("Kafka connection against the fake broker", .timeLimit(.minutes(1)))
 struct KafkaConnectionTests {
+    /// A full test run can stall a task for many seconds in its first minute: connecting may take that long.
+    static let connectTimeout = Duration.seconds(30)
+
     @Test("connecting negotiates API versions; a request goes out at the highest common version and its response is read")
     func negotiatesAndSends() async throws {
         let broker = try await FakeKafkaBroker.start { request in
@@ -19,7 +22,7 @@ struct KafkaConnectionTests {
             default: return .close
             }
         }
-        let connection = try await KafkaConnection.connect(.init(port: broker.port, clientID: "nimbus-test"))
+        let connection = try await KafkaConnection.connect(.init(port: broker.port, clientID: "nimbus-test", connectTimeout: Self.connectTimeout))
         #expect(connection.brokerVersions(3) == 0...10)
         #expect(try connection.version(for: .metadataRequest, highest: 12) == 10)
         #expect(throws: NimbusError.self) { try connection.version(for: .produceRequest, highest: 9) }
@@ -42,7 +45,7 @@ struct KafkaConnectionTests {
             answer["ErrorCode"] = 35
             return request.name == "ApiVersionsRequest" ? .respondAs(version: 0, answer) : .close
         }
-        let connection = try await KafkaConnection.connect(.init(port: broker.port))
+        let connection = try await KafkaConnection.connect(.init(port: broker.port, connectTimeout: Self.connectTimeout))
         #expect(connection.brokerVersions(3) == 0...8)
         try await connection.close()
         await broker.stop()
@@ -61,16 +64,16 @@ struct KafkaConnectionTests {
             default: return .close
             }
         }
-        let connection = try await KafkaConnection.connect(.init(port: broker.port, sasl: .init(mechanism: .plain, user: "alice", password: Secret("right"))))
+        let connection = try await KafkaConnection.connect(.init(port: broker.port, sasl: .init(mechanism: .plain, user: "alice", password: Secret("right")), connectTimeout: Self.connectTimeout))
         try await connection.close()
         let error = await #expect(throws: NimbusError.self) {
-            _ = try await KafkaConnection.connect(.init(port: broker.port, sasl: .init(mechanism: .plain, user: "alice", password: Secret("wrong"))))
+            _ = try await KafkaConnection.connect(.init(port: broker.port, sasl: .init(mechanism: .plain, user: "alice", password: Secret("wrong")), connectTimeout: Self.connectTimeout))
         }
         #expect(error?.code == .unauthenticated)
         #expect(error?.message.contains("Invalid username or password") == true)
         #expect(error?.message.contains("wrong") == false)
         let scram = await #expect(throws: NimbusError.self) {
-            _ = try await KafkaConnection.connect(.init(port: broker.port, sasl: .init(mechanism: .scramSHA512, user: "a", password: Secret("p"))))
+            _ = try await KafkaConnection.connect(.init(port: broker.port, sasl: .init(mechanism: .scramSHA512, user: "a", password: Secret("p")), connectTimeout: Self.connectTimeout))
         }
         #expect(scram?.code == .unauthenticated)
         #expect(broker.problems == [])
@@ -107,7 +110,7 @@ struct KafkaConnectionTests {
             default: return .close
             }
         }
-        let connection = try await KafkaConnection.connect(.init(port: broker.port, requestTimeout: .seconds(1)))
+        let connection = try await KafkaConnection.connect(.init(port: broker.port, connectTimeout: Self.connectTimeout, requestTimeout: .seconds(1)))
         let silent = await #expect(throws: NimbusError.self) {
             _ = try await connection.send(.heartbeatRequest, ["GroupId": "g", "GenerationId": 1, "MemberId": "m"], highest: 4)
         }
@@ -116,7 +119,7 @@ struct KafkaConnectionTests {
         #expect(dropped?.code == .unavailable)
         #expect(!connection.isActive)
 
-        let second = try await KafkaConnection.connect(.init(port: broker.port))
+        let second = try await KafkaConnection.connect(.init(port: broker.port, connectTimeout: Self.connectTimeout))
         let oversized = await #expect(throws: NimbusError.self) {
             _ = try await second.send(.leaveGroupRequest, ["GroupId": "g", "Members": []], highest: 4)
         }

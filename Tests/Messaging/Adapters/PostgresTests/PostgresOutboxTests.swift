@@ -11,7 +11,7 @@ import PostgresNIO
 import Synchronization
 import Testing
 
-@Suite("Transactional outbox (real PostgreSQL)", .requires(.postgres), .timeLimit(.minutes(2)))
+@Suite("Transactional outbox (real PostgreSQL)", .requires(.postgres), .timeLimit(.minutes(3)))
 struct PostgresOutboxTests {
     let logger = Logger(label: "test.outbox")
 
@@ -90,7 +90,7 @@ struct PostgresOutboxTests {
             try await group.waitForAll()
         }
         // Wait for the relay to catch up.
-        for _ in 0..<200 {
+        for _ in 0..<1500 {      // up to 30 s on a machine busy with other tests
             if try await outbox.pendingCount() == 0 { break }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -117,8 +117,9 @@ struct PostgresOutboxTests {
     @Test("two relays on one table: one holds the lease and publishes everything once; when it stops, the other takes over")
     func oneRelayAtATime() async throws {
         let (pool, first, messaging) = try await setUp()
-        let second = try await PostgresOutbox(pool: pool, leaseDuration: .seconds(1))
-        let short = try await PostgresOutbox(pool: pool, leaseDuration: .seconds(1))
+        // Leases of 5 s: long enough that a busy machine does not let one lapse between two steps of the test.
+        let second = try await PostgresOutbox(pool: pool, leaseDuration: .seconds(5))
+        let short = try await PostgresOutbox(pool: pool, leaseDuration: .seconds(5))
         for index in 0..<20 {
             try await pool.client.withTransaction(logger: logger) { connection in
                 try await PostgresOutbox.add(Message("m\(index)"), to: "orders", on: connection, logger: logger)
@@ -131,7 +132,7 @@ struct PostgresOutboxTests {
         }
         #expect(try await second.pending(limit: 10).isEmpty, "the lease is held by another relay")
         #expect(try await first.pending(limit: 10).isEmpty)
-        try await Task.sleep(for: .milliseconds(1300))
+        try await Task.sleep(for: .milliseconds(5300))
         #expect(try await second.pending(limit: 10).map { String(buffer: $0.message.body) } == ["late"], "after the lease ran out, another relay takes over")
         #expect(try await drain(messaging, "orders-audit").count == 20)
         try await messaging.close()
