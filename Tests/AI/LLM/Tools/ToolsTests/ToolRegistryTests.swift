@@ -43,15 +43,18 @@ final class Gauge: Sendable {
     }
 
     @Test func aToolThatIgnoresCancellationStillTimesOutOnTime() async throws {
+        final class Finished: Sendable { let value = Mutex(false) }
+        let finished = Finished()
         let stubborn = try Tool("stubborn", description: "Ignores cancellation", timeout: .milliseconds(100)) { (_: [String: String]) in
             // A wait that cancellation cannot interrupt (a blocking client, a stuck lock).
-            await withCheckedContinuation { continuation in DispatchQueue.global().asyncAfter(deadline: .now() + 60) { continuation.resume() } }
+            await withCheckedContinuation { continuation in DispatchQueue.global().asyncAfter(deadline: .now() + 300) { continuation.resume() } }
+            finished.value.withLock { $0 = true }
             return "late"
         }
         let registry = try ToolRegistry([stubborn, sleeper()])
-        let started = ContinuousClock.now
         let executions = await registry.execute([ToolCall(id: "s", name: "stubborn", arguments: "{}"), call("q", "quick", 1)])
-        #expect(ContinuousClock.now - started < .seconds(30), "the registry did not wait the stubborn tool's 60 s")
+        // Observed, not timed: the registry answered while the stubborn tool was still waiting.
+        #expect(finished.value.withLock { $0 } == false, "the registry waited for the stubborn tool")
         #expect(executions.map(\.outcome) == [.timedOut, .succeeded])
         #expect(executions[0].output.text.contains("did not finish within"))
     }
