@@ -167,11 +167,11 @@ var cliDependencies: [Target.Dependency] = []
 module("NimbusCore", "Core/Core", [Dep.logging, Dep.metrics, Dep.configuration])
 module("NimbusHTTP", "Core/HTTP", ["NimbusCore", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.crypto,
                                    Dep.logging, Dep.metrics, Dep.tracing])
-module("NimbusRedis", "Core/Redis", ["NimbusCore", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging])
+module("NimbusRedis", "Core/Redis", ["NimbusCore", "NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging])
 module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", Dep.cryptoExtras, Dep.hummingbird, Dep.httpTypes, Dep.nioCore, Dep.nioHTTP1, Dep.nioPosix,
                                          Dep.openAPIKit, Dep.openAPIKit30, Dep.openAPIKitCompat, Dep.yams])
 module("NimbusCatalog", "Core/Catalog")
-module("NimbusNetwork", "Core/Network", ["NimbusCore", Dep.nioCore])
+module("NimbusNetwork", "Core/Network", ["NimbusCore", Dep.nioCore, Dep.nioPosix, Dep.nioSSL])
 module("NimbusPostgres", "Core/Postgres", ["NimbusCore", Dep.postgresNIO, Dep.nioSSL])
 
 tests("NimbusCore", "Core/Core", fixtures: true)
@@ -198,7 +198,7 @@ domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule]
     .adapter("RabbitMQ", ["NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging] + Bundles.http,
              tests: [Dep.nioCore, Dep.nioSSL], fixtures: true),
     .adapter("Postgres", Bundles.postgres + [Dep.nioCore], tests: ["NimbusPostgres", Dep.postgresNIO, "NimbusMessagingSQLite"], cli: false),
-    .adapter("Kafka", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging, Dep.crypto], tests: [Dep.nioCore, Dep.nioPosix], fixtures: true, cli: false),
+    .adapter("Kafka", ["NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging, Dep.crypto], tests: [Dep.nioCore, Dep.nioPosix], fixtures: true, cli: false),
 ])
 
 // MARK: - Resilience (seed: pkg/resilience/*, pkg/algorithms/ratelimit/*, pkg/api/ratelimit/*)
@@ -289,7 +289,7 @@ domain("Billing", at: "Commerce/Billing", ["NimbusCurrency", "NimbusPayment", "N
 domain("Email", at: "Communication/Email", [Dep.crypto, Dep.cryptoExtras, Dep.logging], tests: ["NimbusEmailConformance", Dep.crypto, Dep.cryptoExtras], fixtures: true, adapters: [
     .adapter("Memory"),
     .adapter("File"),
-    .adapter("SMTP", [Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.logging], tests: [Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true),
+    .adapter("SMTP", ["NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.logging], tests: [Dep.nioCore, Dep.nioEmbedded, Dep.nioSSL, Dep.crypto, Dep.cryptoExtras], fixtures: true),
     .adapter("SendGrid", [Dep.crypto] + Bundles.http, tests: ["NimbusHTTP", Dep.crypto, Dep.nioHTTP1], fixtures: true),
     .adapter("SES", Bundles.aws, tests: ["NimbusAWS", Dep.asyncHTTPClient]),
 ])

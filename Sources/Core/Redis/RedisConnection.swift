@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NimbusCore
+import NimbusNetwork
 import Synchronization
 
 /// One open connection to a Redis server, authenticated and on the configured database.
@@ -96,7 +97,7 @@ public final class RedisConnection: Sendable {
             .channelInitializer { channel in
                 do {
                     if let sslContext {
-                        let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: configuration.host.isIPAddress ? nil : configuration.host)
+                        let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: ClientTLS.isIPAddress(configuration.host) ? nil : configuration.host)
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                     let handler = RedisConnectionHandler(endpoint: endpoint, logger: logger, onPush: onPush)
@@ -163,11 +164,5 @@ public final class RedisConnection: Sendable {
             for (command, reply) in zip(setup, replies) { try reply.checked(for: command.name) }
         }
         return connection
-    }
-}
-
-extension String {
-    var isIPAddress: Bool {
-        (try? SocketAddress(ipAddress: self, port: 0)) != nil
     }
 }

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NimbusCore
+import NimbusNetwork
 import Synchronization
 
 /// One connection to a Kafka broker: size-prefixed requests matched to their responses by
@@ -71,32 +72,11 @@ public final class KafkaConnection: Sendable {
                                logger: Logger = Logger(label: "nimbus.kafka")) async throws -> KafkaConnection {
         let endpoint = configuration.endpoint
         let router = KafkaRouter(endpoint: endpoint, logger: logger)
-        let sslContext = try configuration.tls.map { tls in
-            do { return try NIOSSLContext(configuration: tls) }
-            catch { throw NimbusError(.invalidArgument, "invalid TLS settings for Kafka at \(endpoint): \(error)", underlying: error) }
-        }
-        let channel: any Channel
-        do {
-            channel = try await ClientBootstrap(group: eventLoopGroup)
-                .connectTimeout(.nanoseconds(configuration.connectTimeout.nimbusNanoseconds))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    do {
-                        if let sslContext {
-                            let hostname = configuration.host.first?.isNumber == true || configuration.host.contains(":") ? nil : configuration.host
-                            try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: hostname))
-                        }
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maximumSize: configuration.maximumResponseSize)))
-                        try channel.pipeline.syncOperations.addHandler(KafkaChannelHandler(router: router))
-                        return channel.eventLoop.makeSucceededVoidFuture()
-                    } catch {
-                        return channel.eventLoop.makeFailedFuture(error)
-                    }
-                }
-                .connect(host: configuration.host, port: configuration.port).get()
-        } catch {
-            throw NimbusError(.unavailable, "cannot connect to Kafka at \(endpoint): \(error)", underlying: error)
-        }
+        let channel = try await ClientChannel.connect(
+            .init(service: "Kafka", host: configuration.host, port: configuration.port),
+            tls: configuration.tls, timeout: configuration.connectTimeout, eventLoopGroup: eventLoopGroup) { _ in
+            [ByteToMessageHandler(KafkaFrameDecoder(maximumSize: configuration.maximumResponseSize)), KafkaChannelHandler(router: router)]
+        }.channel
         let connection = KafkaConnection(channel: channel, router: router, configuration: configuration)
         do {
             try await withTimeLimit(configuration.connectTimeout, "the handshake with Kafka at \(endpoint)") {

@@ -78,40 +78,21 @@ public final class NATSConnection: Sendable {
                                logger: Logger = Logger(label: "nimbus.nats")) async throws -> NATSConnection {
         let endpoint = configuration.endpoint
         let router = NATSRouter(endpoint: endpoint, logger: logger)
-        let sslContext = try configuration.tls.map { tls in
-            do { return try NIOSSLContext(configuration: tls) }
-            catch { throw NimbusError(.invalidArgument, "invalid TLS settings for NATS at \(endpoint): \(error)", underlying: error) }
+        let connected = try await ClientChannel.connect(
+            .init(service: "NATS", host: configuration.host, port: configuration.port, hint: "is the server running (scripts/peers up nats)?"),
+            tls: configuration.tls, startTLS: .later, timeout: configuration.connectTimeout, eventLoopGroup: eventLoopGroup) { _ in
+            [ByteToMessageHandler(NATSOperationDecoder()), NATSChannelHandler(router: router)]
         }
-        let channel: any Channel
-        do {
-            channel = try await ClientBootstrap(group: eventLoopGroup)
-                .connectTimeout(.nanoseconds(configuration.connectTimeout.nimbusNanoseconds))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    do {
-                        try channel.pipeline.syncOperations.addHandler(NATSTLSUpgrader(context: sslContext, host: configuration.host))
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NATSOperationDecoder()))
-                        try channel.pipeline.syncOperations.addHandler(NATSChannelHandler(router: router))
-                        return channel.eventLoop.makeSucceededVoidFuture()
-                    } catch {
-                        return channel.eventLoop.makeFailedFuture(error)
-                    }
-                }
-                .connect(host: configuration.host, port: configuration.port).get()
-        } catch {
-            throw NimbusError(.unavailable, "cannot connect to NATS at \(endpoint): \(error); is the server running (scripts/peers up nats)?", underlying: error)
-        }
+        let channel = connected.channel
         do {
             let info = try await withTimeLimit(configuration.connectTimeout, "the NATS server at \(endpoint) sent no INFO") { try await router.info() }
-            if info["tls_required"]?.boolValue == true, sslContext == nil {
+            if info["tls_required"]?.boolValue == true, connected.tls == nil {
                 throw NimbusError(.failedPrecondition, "the NATS server at \(endpoint) requires TLS; connect with tls://")
             }
-            if sslContext != nil {
-                try await channel.pipeline.handler(type: NATSTLSUpgrader.self).flatMap { $0.upgrade(channel: channel) }.get()
-            }
+            if let tls = connected.tls { try await ClientChannel.startTLS(on: channel, tls) }
             var connect: [String: JSONValue] = ["verbose": false, "pedantic": false, "lang": "swift", "version": "1.0", "protocol": 1,
                                                "headers": true, "no_responders": true, "name": .string(configuration.name),
-                                               "tls_required": .bool(sslContext != nil)]
+                                               "tls_required": .bool(connected.tls != nil)]
             if let user = configuration.user { connect["user"] = .string(user) }
             if let password = configuration.password { connect["pass"] = .string(password.reveal()) }
             if let token = configuration.token { connect["auth_token"] = .string(token.reveal()) }
@@ -398,23 +379,3 @@ final class NATSChannelHandler: ChannelInboundHandler, Sendable {
 }
 
 /// NATS starts in plain text (`INFO` first) and upgrades to TLS after it, so the TLS handler is added on demand.
-final class NATSTLSUpgrader: ChannelInboundHandler, RemovableChannelHandler, Sendable {
-    typealias InboundIn = ByteBuffer
-    let context: NIOSSLContext?
-    let host: String
-
-    init(context: NIOSSLContext?, host: String) {
-        self.context = context
-        self.host = host
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.fireChannelRead(data) }
-
-    func upgrade(channel: any Channel) -> EventLoopFuture<Void> {
-        guard let sslContext = context else { return channel.eventLoop.makeSucceededVoidFuture() }
-        return channel.eventLoop.submit {
-            let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: self.host.first?.isNumber == true ? nil : self.host)
-            try channel.pipeline.syncOperations.addHandler(handler, position: .first)
-        }
-    }
-}

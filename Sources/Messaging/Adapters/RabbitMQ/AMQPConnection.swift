@@ -80,34 +80,12 @@ public final class AMQPConnection: Sendable {
                                logger: Logger = Logger(label: "nimbus.amqp")) async throws -> AMQPConnection {
         let endpoint = configuration.endpoint
         let router = AMQPRouter(endpoint: endpoint, logger: logger)
-        let sslContext = try configuration.tls.map { tls in
-            do { return try NIOSSLContext(configuration: tls) }
-            catch { throw NimbusError(.invalidArgument, "invalid TLS settings for RabbitMQ at \(endpoint): \(error)", underlying: error) }
-        }
         let maximumFrame = max(configuration.frameMax, AMQPWire.minimumFrameSize)
-        let channel: any Channel
-        do {
-            channel = try await ClientBootstrap(group: eventLoopGroup)
-                .connectTimeout(.nanoseconds(configuration.connectTimeout.nimbusNanoseconds))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    do {
-                        if let sslContext {
-                            let hostname = configuration.host.first?.isNumber == true || configuration.host.contains(":") ? nil : configuration.host
-                            try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: hostname))
-                        }
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(AMQPFrameDecoder(maximumSize: maximumFrame)))
-                        try channel.pipeline.syncOperations.addHandler(AMQPChannelHandler(router: router))
-                        return channel.eventLoop.makeSucceededVoidFuture()
-                    } catch {
-                        return channel.eventLoop.makeFailedFuture(error)
-                    }
-                }
-                .connect(host: configuration.host, port: configuration.port).get()
-        } catch {
-            throw NimbusError(.unavailable, "cannot connect to RabbitMQ at \(endpoint): \(error); is the server running (scripts/peers up rabbitmq)?",
-                              underlying: error)
-        }
+        let channel = try await ClientChannel.connect(
+            .init(service: "RabbitMQ", host: configuration.host, port: configuration.port, hint: "is the server running (scripts/peers up rabbitmq)?"),
+            tls: configuration.tls, timeout: configuration.connectTimeout, eventLoopGroup: eventLoopGroup) { _ in
+            [ByteToMessageHandler(AMQPFrameDecoder(maximumSize: maximumFrame)), AMQPChannelHandler(router: router)]
+        }.channel
         let connection = AMQPConnection(channel: channel, router: router, name: "\(configuration.name)-\(IDGenerator.shared.ulid().description.lowercased())")
         router.attach(connection)
         do {

@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import Synchronization
 import NimbusCore
+import NimbusNetwork
 import NimbusEmail
 
 /// What the server offered in its EHLO reply.
@@ -140,7 +141,7 @@ struct SMTPConnection: Sendable {
         let greeting = loop.makePromise(of: SMTPResponse.self)
         let closeReason = SMTPCloseReason()
         let implicitTLS = configuration.security == .implicitTLS
-        let serverName = configuration.host.isIPAddressLiteral ? nil : configuration.host
+        let serverName = ClientTLS.isIPAddress(configuration.host) ? nil : configuration.host
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(configuration.timeouts.connect.nimbusNanoseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -455,9 +456,4 @@ struct SMTPConnection: Sendable {
         default: return NimbusError(.failedPrecondition, text, retryable: false)
         }
     }
-}
-
-extension String {
-    /// Whether the text is an IPv4 or IPv6 address (no SNI is sent to those).
-    var isIPAddressLiteral: Bool { (try? SocketAddress(ipAddress: self, port: 0)) != nil }
 }
