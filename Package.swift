@@ -198,7 +198,7 @@ domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule]
     .adapter("RabbitMQ", ["NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging] + Bundles.http,
              tests: [Dep.nioCore, Dep.nioSSL], fixtures: true),
     .adapter("Postgres", Bundles.postgres + [Dep.nioCore], tests: ["NimbusPostgres", Dep.postgresNIO, "NimbusMessagingSQLite"], cli: false),
-    .adapter("Kafka", ["NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging, Dep.crypto], tests: [Dep.nioCore, Dep.nioPosix], fixtures: true, cli: false),
+    .adapter("Kafka", ["NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging, Dep.crypto], tests: [Dep.nioCore, Dep.nioPosix], fixtures: true),
 ])
 
 // MARK: - Resilience (seed: pkg/resilience/*, pkg/algorithms/ratelimit/*, pkg/api/ratelimit/*)
@@ -302,7 +302,7 @@ domain("Push", at: "Communication/Push", [Dep.logging], tests: ["NimbusPushMemor
     .adapter("Memory"),
     .adapter("FCM", Bundles.gcp, tests: ["NimbusGCP", "NimbusHTTP"]),
     .adapter("APNs", [Dep.nioSSL, Dep.crypto] + Bundles.http,
-             tests: [Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.nioHTTP2, Dep.nioSSL, Dep.crypto], fixtures: true, cli: false),
+             tests: [Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.nioHTTP2, Dep.nioSSL, Dep.crypto], fixtures: true),
 ])
 domain("Chat", at: "Communication/Chat", [Dep.logging], tests: ["NimbusChatMemory"], adapters: [
     .adapter("Memory"),

@@ -17,7 +17,8 @@ MESSAGES = [
     "OffsetCommitRequest", "OffsetCommitResponse", "OffsetFetchRequest", "OffsetFetchResponse",
     "InitProducerIdRequest", "InitProducerIdResponse", "SaslHandshakeRequest", "SaslHandshakeResponse",
     "SaslAuthenticateRequest", "SaslAuthenticateResponse", "CreateTopicsRequest", "CreateTopicsResponse",
-    "DeleteTopicsRequest", "DeleteTopicsResponse", "ConsumerProtocolSubscription", "ConsumerProtocolAssignment",
+    "DeleteTopicsRequest", "DeleteTopicsResponse", "ListGroupsRequest", "ListGroupsResponse", "DeleteGroupsRequest", "DeleteGroupsResponse",
+    "ConsumerProtocolSubscription", "ConsumerProtocolAssignment",
 ]
 PRIMITIVES = {"bool", "int8", "int16", "int32", "int64", "uint16", "uint32", "float64", "string", "bytes", "uuid", "records"}
 

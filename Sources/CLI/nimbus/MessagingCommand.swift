@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NimbusCore
 import NimbusMessaging
+import NimbusMessagingKafka
 import NimbusMessagingNATS
 import NimbusMessagingRabbitMQ
 import NimbusMessagingRedis
@@ -25,7 +26,7 @@ struct MessagingCommand: AsyncParsableCommand {
         @Option(help: "Settings file (.yaml, .yml or .json).")
         var config: String?
 
-        static let openers = URLOpenerRegistry.messaging.withSQLite().withRedisStreams().withNATS().withSQS().withRabbitMQ()
+        static let openers = URLOpenerRegistry.messaging.withSQLite().withRedisStreams().withNATS().withSQS().withRabbitMQ().withKafka()
 
         func open() async throws -> Messaging {
             let url = try await DomainURL.resolve(url, key: "messaging.url", default: "sqlite://./.nimbus/messages.sqlite", config: config)

@@ -149,6 +149,25 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
         }
         return nil
     }
+
+    /// The built `nimbus` binary: next to the test runner, or in the package's `.build/debug`.
+    /// - Throws: `failedPrecondition` naming where it looked when it was not built.
+    public static func nimbusBinary() throws -> URL {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("nimbus"),
+            Bundle.main.bundleURL.appendingPathComponent("nimbus"),
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("nimbus"),
+        ] + (packageRoot().map { [URL(fileURLWithPath: "\($0)/.build/debug/nimbus")] } ?? [])
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw NimbusError(.failedPrecondition, "the nimbus binary was not built next to the tests (looked in \(candidates.map(\.path))); run swift build first")
+        }
+        return found
+    }
+
+    /// Runs the built `nimbus` binary with `arguments`, as a user would.
+    public static func runNimbus(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessRunner.Result {
+        try await ProcessRunner.run(nimbusBinary().path, arguments, environment: environment)
+    }
 }
 
 extension Trait where Self == ConditionTrait {

@@ -7,20 +7,10 @@ import Testing
 
 /// Runs the built `nimbus` binary, as a user would.
 enum Binary {
-    static func url() throws -> URL {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("nimbus"),
-            Bundle.main.bundleURL.appendingPathComponent("nimbus"),
-            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("nimbus"),
-        ] + (Peer.packageRoot().map { [URL(fileURLWithPath: "\($0)/.build/debug/nimbus")] } ?? [])
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw NimbusError(.failedPrecondition, "the nimbus binary was not built next to the tests (looked in \(candidates.map(\.path)))")
-        }
-        return found
-    }
+    static func url() throws -> URL { try Peer.nimbusBinary() }
 
     static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessRunner.Result {
-        try await ProcessRunner.run(url().path, arguments, environment: environment)
+        try await Peer.runNimbus(arguments, environment: environment)
     }
 }
 

@@ -522,6 +522,38 @@ extension KafkaSchema {
         ])), "0+"),
     ])
 
+    /// `ListGroupsRequest` (API key 16).
+    public static let listGroupsRequest = KafkaSchema("ListGroupsRequest", apiKey: 16, valid: "0-5", flexible: "3+", [
+        .init("StatesFilter", .array(.string), "4+"),
+        .init("TypesFilter", .array(.string), "5+"),
+    ])
+
+    /// `ListGroupsResponse` (API key 16).
+    public static let listGroupsResponse = KafkaSchema("ListGroupsResponse", apiKey: 16, valid: "0-5", flexible: "3+", [
+        .init("ThrottleTimeMs", .int32, "1+"),
+        .init("ErrorCode", .int16, "0+"),
+        .init("Groups", .array(.structure("ListedGroup", [
+            .init("GroupId", .string, "0+"),
+            .init("ProtocolType", .string, "0+"),
+            .init("GroupState", .string, "4+"),
+            .init("GroupType", .string, "5+"),
+        ])), "0+"),
+    ])
+
+    /// `DeleteGroupsRequest` (API key 42).
+    public static let deleteGroupsRequest = KafkaSchema("DeleteGroupsRequest", apiKey: 42, valid: "0-2", flexible: "2+", [
+        .init("GroupsNames", .array(.string), "0+"),
+    ])
+
+    /// `DeleteGroupsResponse` (API key 42).
+    public static let deleteGroupsResponse = KafkaSchema("DeleteGroupsResponse", apiKey: 42, valid: "0-2", flexible: "2+", [
+        .init("ThrottleTimeMs", .int32, "0+"),
+        .init("Results", .array(.structure("DeletableGroupResult", [
+            .init("GroupId", .string, "0+"),
+            .init("ErrorCode", .int16, "0+"),
+        ])), "0+"),
+    ])
+
     /// `ConsumerProtocolSubscription`.
     public static let consumerProtocolSubscription = KafkaSchema("ConsumerProtocolSubscription", apiKey: nil, valid: "0-3", flexible: "none", [
         .init("Topics", .array(.string), "0+"),
@@ -544,5 +576,5 @@ extension KafkaSchema {
     ])
 
     /// Every generated schema, by name.
-    public static let all: [KafkaSchema] = [apiVersionsRequest, apiVersionsResponse, metadataRequest, metadataResponse, produceRequest, produceResponse, fetchRequest, fetchResponse, listOffsetsRequest, listOffsetsResponse, findCoordinatorRequest, findCoordinatorResponse, joinGroupRequest, joinGroupResponse, syncGroupRequest, syncGroupResponse, heartbeatRequest, heartbeatResponse, leaveGroupRequest, leaveGroupResponse, offsetCommitRequest, offsetCommitResponse, offsetFetchRequest, offsetFetchResponse, initProducerIdRequest, initProducerIdResponse, saslHandshakeRequest, saslHandshakeResponse, saslAuthenticateRequest, saslAuthenticateResponse, createTopicsRequest, createTopicsResponse, deleteTopicsRequest, deleteTopicsResponse, consumerProtocolSubscription, consumerProtocolAssignment]
+    public static let all: [KafkaSchema] = [apiVersionsRequest, apiVersionsResponse, metadataRequest, metadataResponse, produceRequest, produceResponse, fetchRequest, fetchResponse, listOffsetsRequest, listOffsetsResponse, findCoordinatorRequest, findCoordinatorResponse, joinGroupRequest, joinGroupResponse, syncGroupRequest, syncGroupResponse, heartbeatRequest, heartbeatResponse, leaveGroupRequest, leaveGroupResponse, offsetCommitRequest, offsetCommitResponse, offsetFetchRequest, offsetFetchResponse, initProducerIdRequest, initProducerIdResponse, saslHandshakeRequest, saslHandshakeResponse, saslAuthenticateRequest, saslAuthenticateResponse, createTopicsRequest, createTopicsResponse, deleteTopicsRequest, deleteTopicsResponse, listGroupsRequest, listGroupsResponse, deleteGroupsRequest, deleteGroupsResponse, consumerProtocolSubscription, consumerProtocolAssignment]
 }

@@ -8,7 +8,9 @@ import Synchronization
 /// A local Kafka broker for tests: it decodes every request with schemas read from Apache Kafka's
 /// JSON definitions (the fixtures, not the client's generated tables), refuses what does not decode
 /// exactly (unknown API, version out of range, bytes left over), records what it got, and answers
-/// with what the test's handler returns — documented errors included.
+/// with what the test's handler returns — documented errors included. Like a real broker, it
+/// handles one request of a connection at a time and answers in order (a waiting Fetch holds back
+/// the requests behind it on that connection).
 final class FakeKafkaBroker: Sendable {
     struct Request: Sendable {
         var apiKey: Int16
@@ -16,6 +18,9 @@ final class FakeKafkaBroker: Sendable {
         var version: Int16
         var clientID: String?
         var body: KafkaStruct
+        /// The frame as it came (header and body, without the size).
+        var frame: ByteBuffer
+        var correlation: Int32
     }
 
     /// What the handler may do with a request.
@@ -40,26 +45,29 @@ final class FakeKafkaBroker: Sendable {
 
     let channel: any Channel
     private let state = Mutex<(requests: [Request], problems: [String])>(([], []))
-    let handler: @Sendable (Request) -> Answer
+    let handler: @Sendable (Request) async -> Answer
 
     var port: Int { channel.localAddress?.port ?? 0 }
     var requests: [Request] { state.withLock { $0.requests } }
     /// Requests that did not decode: each is a test failure.
     var problems: [String] { state.withLock { $0.problems } }
 
-    private init(channel: any Channel, handler: @escaping @Sendable (Request) -> Answer) {
+    private init(channel: any Channel, handler: @escaping @Sendable (Request) async -> Answer) {
         self.channel = channel
         self.handler = handler
     }
 
-    static func start(_ handler: @escaping @Sendable (Request) -> Answer) async throws -> FakeKafkaBroker {
+    static func start(_ handler: @escaping @Sendable (Request) async -> Answer) async throws -> FakeKafkaBroker {
         let box = Mutex<FakeKafkaBroker?>(nil)
+        let lookup: @Sendable () -> FakeKafkaBroker? = { box.withLock { $0 } }
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { child in
                 child.eventLoop.makeCompletedFuture {
+                    let (frames, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
                     try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maximumSize: 64 << 20)))
-                    try child.pipeline.syncOperations.addHandler(Connection(broker: { box.withLock { $0 } }))
+                    try child.pipeline.syncOperations.addHandler(Connection(frames: continuation))
+                    Task { await Self.serve(frames, on: child, broker: lookup) }
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -71,8 +79,8 @@ final class FakeKafkaBroker: Sendable {
     func stop() async { try? await channel.close() }
 
     /// Reads a request frame by the definitions; returns the request, or records why it is wrong.
-    func read(_ frame: ByteBuffer) -> (Request, Int32)? {
-        var frame = frame
+    func read(_ received: ByteBuffer) -> (Request, Int32)? {
+        var frame = received
         guard let apiKey = frame.readInteger(as: Int16.self), let version = frame.readInteger(as: Int16.self),
               let correlation = frame.readInteger(as: Int32.self), let clientLength = frame.readInteger(as: Int16.self) else {
             note("a request header is cut short"); return nil
@@ -87,7 +95,7 @@ final class FakeKafkaBroker: Sendable {
             }
             let body = try schema.decode(&frame, version: version)
             if frame.readableBytes != 0 { note("\(schema.name) v\(version): \(frame.readableBytes) bytes after the fields") }
-            let request = Request(apiKey: apiKey, name: schema.name, version: version, clientID: clientID, body: body)
+            let request = Request(apiKey: apiKey, name: schema.name, version: version, clientID: clientID, body: body, frame: received, correlation: correlation)
             state.withLock { $0.requests.append(request) }
             return (request, correlation)
         } catch {
@@ -109,28 +117,35 @@ final class FakeKafkaBroker: Sendable {
         return buffer
     }
 
+    /// Hands each frame of a connection to ``serve(_:on:broker:)``.
     final class Connection: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
-        typealias OutboundOut = ByteBuffer
-        let broker: @Sendable () -> FakeKafkaBroker?
+        let frames: AsyncStream<ByteBuffer>.Continuation
 
-        init(broker: @escaping @Sendable () -> FakeKafkaBroker?) { self.broker = broker }
+        init(frames: AsyncStream<ByteBuffer>.Continuation) { self.frames = frames }
 
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard let broker = broker(), let (request, correlation) = broker.read(unwrapInboundIn(data)) else { context.close(promise: nil); return }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { frames.yield(unwrapInboundIn(data)) }
+        func channelInactive(context: ChannelHandlerContext) { frames.finish(); context.fireChannelInactive() }
+    }
+
+    /// Answers a connection's requests one at a time, in order.
+    static func serve(_ frames: AsyncStream<ByteBuffer>, on channel: any Channel, broker: @Sendable () -> FakeKafkaBroker?) async {
+        for await frame in frames {
+            guard let broker = broker(), let (request, correlation) = broker.read(frame) else { try? await channel.close(); return }
             do {
-                switch broker.handler(request) {
+                switch await broker.handler(request) {
                 case .respond(let body):
-                    context.writeAndFlush(wrapOutboundOut(try broker.encode(body, for: request, version: request.version, correlation: correlation)), promise: nil)
+                    try await channel.writeAndFlush(try broker.encode(body, for: request, version: request.version, correlation: correlation))
                 case .respondAs(let version, let body):
-                    context.writeAndFlush(wrapOutboundOut(try broker.encode(body, for: request, version: version, correlation: correlation)), promise: nil)
+                    try await channel.writeAndFlush(try broker.encode(body, for: request, version: version, correlation: correlation))
                 case .silence: break
-                case .close: context.close(promise: nil)
-                case .raw(let bytes): context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+                case .close: try? await channel.close(); return
+                case .raw(let bytes): try await channel.writeAndFlush(bytes)
                 }
             } catch {
-                broker.note("the fake could not encode its answer to \(request.name): \(error)")
-                context.close(promise: nil)
+                if channel.isActive { broker.note("the fake could not encode its answer to \(request.name): \(error)") }
+                try? await channel.close()
+                return
             }
         }
     }

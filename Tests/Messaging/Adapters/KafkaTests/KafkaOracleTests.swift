@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NimbusCore
+import NimbusMessaging
 @testable import NimbusMessagingKafka
 import NimbusTesting
 import Testing
@@ -130,5 +131,68 @@ struct KafkaOracleTests {
         let theirs = try await Self.oracle(cases)
         try #require(theirs.count == ours.count)
         for index in ours.indices { #expect(ours[index] == theirs[index], "batch \(index)") }
+    }
+
+    @Test("every request the messaging driver sent in a whole session (topics, groups, produce, fetch, commits, leave, delete) equals kafka-python's bytes")
+    func driverSessionEqualsKafkaPython() async throws {
+        let cluster = try await FakeKafkaCluster.start(defaultPartitions: 2)
+        let messaging = Messaging(driver: try await KafkaMessagingTests.driver(cluster))
+        let topic = KafkaMessagingTests.unique("oracle"), name = KafkaMessagingTests.unique("oracle-group")
+        try await messaging.createTopic(topic)
+        try await messaging.createSubscription(name, topic: topic)
+        try await messaging.publish([Message("plain", attributes: ["trace": "t-1"]), Message("keyed", orderingKey: "customer-7")], to: topic)
+        var received: [ReceivedMessage] = []
+        while received.count < 2 { received += try await messaging.subscription(name).receive(maxMessages: 2, wait: .seconds(2)) }
+        try await Task.sleep(for: .milliseconds(400))
+        for message in received { try await message.ack() }
+        #expect(try await messaging.subscriptions(of: topic) == [name])
+        try await messaging.deleteSubscription(name)
+        try await messaging.deleteTopic(topic)
+        try await messaging.close()
+        await cluster.stop()
+        #expect(cluster.broker.problems == [])
+
+        var seen = Set<String>(), cases: [[String: Any]] = [], ours: [String] = [], labels: [String] = []
+        for request in cluster.broker.requests where seen.insert("\(request.name) v\(request.version)").inserted {
+            var framed = ByteBuffer()
+            framed.writeInteger(Int32(request.frame.readableBytes))
+            framed.writeImmutableBuffer(request.frame)
+            ours.append(Self.hex(framed))
+            labels.append("\(request.name) v\(request.version)")
+            cases.append(["request": request.name, "version": Int(request.version), "correlation": Int(request.correlation),
+                          "client": request.clientID ?? "", "body": Self.json(.structure(request.body))])
+        }
+        #expect(Set(cluster.broker.requests.map(\.name)).isSuperset(of: [
+            "ApiVersionsRequest", "MetadataRequest", "CreateTopicsRequest", "ListOffsetsRequest", "FindCoordinatorRequest", "OffsetCommitRequest",
+            "OffsetFetchRequest", "InitProducerIdRequest", "ProduceRequest", "JoinGroupRequest", "SyncGroupRequest", "HeartbeatRequest", "FetchRequest",
+            "ListGroupsRequest", "LeaveGroupRequest", "DeleteGroupsRequest", "DeleteTopicsRequest",
+        ]))
+        let theirs = try await Self.oracle(cases)
+        try #require(theirs.count == ours.count)
+        for index in ours.indices { #expect(ours[index] == theirs[index], "\(labels[index])") }
+    }
+
+    @Test("the consumer-protocol subscription and assignment, and murmur2 partitioning, equal kafka-python's")
+    func groupProtocolEqualsKafkaPython() async throws {
+        let subscription: KafkaStruct = ["Topics": ["orders"], "UserData": nil, "OwnedPartitions": [["Topic": "orders", "Partitions": [0, 2, 5]]]]
+        let assignment: KafkaStruct = ["AssignedPartitions": [["Topic": "orders", "Partitions": [1, 3]], ["Topic": "audit", "Partitions": []]], "UserData": nil]
+        let keys = ["", "a", "ab", "abc", "abcd", "order-7", "customer-12345", "ünïcödé ключ", String(repeating: "x", count: 257)]
+        var cases: [[String: Any]] = [
+            ["data": "ConsumerProtocolSubscription", "version": 1, "body": Self.json(.structure(subscription))],
+            ["data": "ConsumerProtocolAssignment", "version": 0, "body": Self.json(.structure(assignment))],
+        ]
+        var ours = [Self.hex(try KafkaGroupConsumer.encodeEmbedded(.consumerProtocolSubscription, version: 1, subscription)),
+                    Self.hex(try KafkaGroupConsumer.encodeEmbedded(.consumerProtocolAssignment, version: 0, assignment))]
+        for key in keys {
+            cases.append(["murmur2": Array(key.utf8).map { String(format: "%02x", $0) }.joined()])
+            // kafka-python prints the hash unsigned, the Java client signed: the same 32 bits.
+            ours.append(String(UInt32(bitPattern: KafkaPartitioner.murmur2(Array(key.utf8)))))
+        }
+        let theirs = try await Self.oracle(cases)
+        try #require(theirs.count == ours.count)
+        for index in ours.indices { #expect(ours[index] == theirs[index], "case \(index)") }
+        // Read back, the leader's view of a member.
+        let decoded = try KafkaGroupConsumer.decodeEmbedded(.consumerProtocolSubscription, try KafkaGroupConsumer.encodeEmbedded(.consumerProtocolSubscription, version: 1, subscription))
+        #expect(decoded.array("OwnedPartitions").first?["Partitions"] == [0, 2, 5])
     }
 }
