@@ -199,6 +199,7 @@ domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule]
              tests: [Dep.nioCore, Dep.nioSSL], fixtures: true),
     .adapter("Postgres", Bundles.postgres + [Dep.nioCore], tests: ["NimbusPostgres", Dep.postgresNIO, "NimbusMessagingSQLite"], cli: false),
     .adapter("Kafka", ["NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging, Dep.crypto], tests: [Dep.nioCore, Dep.nioPosix], fixtures: true),
+    .adapter("PubSub", Bundles.gcp + [Dep.nioCore], tests: ["NimbusGCP", "NimbusHTTP", Dep.nioCore], fixtures: true),
 ])
 
 // MARK: - Resilience (seed: pkg/resilience/*, pkg/algorithms/ratelimit/*, pkg/api/ratelimit/*)

@@ -5,6 +5,7 @@ import NimbusCore
 import NimbusMessaging
 import NimbusMessagingKafka
 import NimbusMessagingNATS
+import NimbusMessagingPubSub
 import NimbusMessagingRabbitMQ
 import NimbusMessagingRedis
 import NimbusMessagingSQLite
@@ -26,7 +27,7 @@ struct MessagingCommand: AsyncParsableCommand {
         @Option(help: "Settings file (.yaml, .yml or .json).")
         var config: String?
 
-        static let openers = URLOpenerRegistry.messaging.withSQLite().withRedisStreams().withNATS().withSQS().withRabbitMQ().withKafka()
+        static let openers = URLOpenerRegistry.messaging.withSQLite().withRedisStreams().withNATS().withSQS().withRabbitMQ().withKafka().withPubSub()
 
         func open() async throws -> Messaging {
             let url = try await DomainURL.resolve(url, key: "messaging.url", default: "sqlite://./.nimbus/messages.sqlite", config: config)

@@ -27,7 +27,7 @@ public struct KafkaErrorCode: Sendable, Hashable, CustomStringConvertible {
         58: ("SASL_AUTHENTICATION_FAILED", false), 59: ("UNKNOWN_PRODUCER_ID", false), 72: ("LISTENER_NOT_FOUND", true),
         74: ("FENCED_LEADER_EPOCH", true), 75: ("UNKNOWN_LEADER_EPOCH", true), 76: ("UNSUPPORTED_COMPRESSION_TYPE", false),
         78: ("OFFSET_NOT_AVAILABLE", true), 79: ("MEMBER_ID_REQUIRED", false), 82: ("FENCED_INSTANCE_ID", false),
-        89: ("THROTTLING_QUOTA_EXCEEDED", true), 100: ("UNKNOWN_TOPIC_ID", true),
+        68: ("NON_EMPTY_GROUP", false), 69: ("GROUP_ID_NOT_FOUND", false), 89: ("THROTTLING_QUOTA_EXCEEDED", true), 100: ("UNKNOWN_TOPIC_ID", true),
     ]
 
     /// The protocol's name for the code (`NOT_LEADER_OR_FOLLOWER`), or `UNKNOWN(n)` for one not in the table.
@@ -39,13 +39,13 @@ public struct KafkaErrorCode: Sendable, Hashable, CustomStringConvertible {
     /// The `NimbusError` for this code, with `context` (`producing to orders-2`).
     public func error(_ context: String) -> NimbusError {
         let code: NimbusError.Code = switch rawValue {
-        case 3, 100, 72: .notFound
+        case 3, 100, 72, 69: .notFound
         case 29, 30, 31: .permissionDenied
         case 58, 33, 34: .unauthenticated
         case 36: .alreadyExists
         case 10, 18, 4, 12, 17, 21, 24, 26, 28, 32, 37, 38, 42, 44: .invalidArgument
         case 35, 43, 76: .unimplemented
-        case 1, 22, 23, 25, 27, 45, 46, 47, 49, 59, 79, 82: .failedPrecondition
+        case 1, 22, 23, 25, 27, 45, 46, 47, 49, 59, 68, 79, 82: .failedPrecondition
         case 89: .resourceExhausted
         case 7: .deadlineExceeded
         default: isRetriable ? .unavailable : .internal
