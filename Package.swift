@@ -194,7 +194,7 @@ domain("Messaging", at: "Messaging", [Dep.nioCore, Dep.logging, Dep.dequeModule]
     .adapter("SQLite", [Dep.nioCore, Dep.grdb], tests: [Dep.grdb, Dep.nioCore]),
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis", Dep.nioCore]),
     .adapter("NATS", ["NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging], tests: [Dep.nioCore, Dep.nioEmbedded]),
-    .adapter("SQS", Bundles.aws + [Dep.nioCore], tests: ["NimbusAWS", Dep.nioCore]),
+    .adapter("SQS", Bundles.aws + [Dep.nioCore, Dep.crypto], tests: ["NimbusAWS", Dep.nioCore]),
     .adapter("RabbitMQ", ["NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging] + Bundles.http,
              tests: [Dep.nioCore, Dep.nioSSL], fixtures: true),
     .adapter("Postgres", Bundles.postgres + [Dep.nioCore], tests: ["NimbusPostgres", Dep.postgresNIO, "NimbusMessagingSQLite"], cli: false),

@@ -52,6 +52,17 @@ public struct ProtoJSONChecker: Sendable {
         try self.init(protoSources: protoFiles.map { try String(contentsOf: $0, encoding: .utf8) })
     }
 
+    /// Parses the fixtures `<subdirectory>/<name>.proto` of a test bundle (`Bundle.module`).
+    /// - Throws: `notFound` naming the first file the bundle lacks.
+    public init(fixtures names: [String], in bundle: Bundle, subdirectory: String = "Fixtures/protos") throws {
+        try self.init(protoFiles: names.map { name in
+            guard let url = bundle.url(forResource: name, withExtension: "proto", subdirectory: subdirectory) else {
+                throw NimbusError(.notFound, "\(subdirectory)/\(name).proto is missing from the test bundle")
+            }
+            return url
+        })
+    }
+
     /// Every departure of `json` from the message `message` (a simple or full name). `pathFields`
     /// are fields carried in the URL (not expected in the body).
     public func check(_ json: JSONValue, message: String, pathFields: Set<String> = []) -> [String] {

@@ -167,6 +167,44 @@ public final class Messaging: PortableClient {
         return ids
     }
 
+    // MARK: Request/reply
+
+    /// Sends `message` to whoever serves `subject` (a subject, not a topic: nothing is stored) and
+    /// returns the first reply.
+    ///
+    /// ```swift
+    /// let quote = try await messaging.request(Message("{\"sku\":\"A-1\"}"), on: "pricing.quote", timeout: .seconds(2))
+    /// ```
+    /// - Throws: `unimplemented` when the broker has no request/reply; `notFound` when nobody serves
+    ///   `subject`; `deadlineExceeded` after `timeout`; the responder's error when its handler failed.
+    public func request(_ message: Message, on subject: String, timeout: Duration = .seconds(5)) async throws -> Message {
+        try validName(subject, "subject")
+        try validate(message)
+        guard let driver = driver as? any RequestReplyDriver else {
+            throw NimbusError(.unimplemented, "the \(provider) messaging driver has no request/reply (NATS has it: nats://)")
+        }
+        return try await run("request", idempotent: false) { try await driver.request(message, on: subject, timeout: timeout) }
+    }
+
+    /// Answers requests on `subject` until the returned responder is stopped. A handler's error is
+    /// sent back and thrown by the requester (its code and message, not its details).
+    ///
+    /// ```swift
+    /// let responder = try await messaging.serve("pricing.quote", queueGroup: "pricing") { request in
+    ///     Message(try await price(request.body))
+    /// }
+    /// ```
+    /// - Throws: `unimplemented` when the broker has no request/reply.
+    public func serve(_ subject: String, queueGroup: String? = nil, maxConcurrent: Int = 64,
+                      _ handler: @escaping @Sendable (Message) async throws -> Message) async throws -> any MessagingResponder {
+        try validName(subject, "subject")
+        if let queueGroup { try validName(queueGroup, "queue group") }
+        guard let driver = driver as? any RequestReplyDriver else {
+            throw NimbusError(.unimplemented, "the \(provider) messaging driver has no request/reply (NATS has it: nats://)")
+        }
+        return try await driver.serve(subject, queueGroup: queueGroup, maxConcurrent: max(1, maxConcurrent), handler)
+    }
+
     // MARK: Receiving
 
     /// A subscription to receive from, with its flow control.

@@ -231,3 +231,27 @@ public enum BrokerName {
         return result
     }
 }
+
+/// Request/reply, where a broker has it (NATS core): a request goes to whoever serves a subject and
+/// the first reply comes back; nothing is stored. A driver that has it conforms to this protocol
+/// too; ``Messaging/request(_:on:timeout:)`` and ``Messaging/serve(_:queueGroup:maxConcurrent:_:)``
+/// refuse with `unimplemented` on one that does not.
+public protocol RequestReplyDriver: MessagingDriver {
+    /// Sends `message` to whoever serves `subject` and returns the first reply.
+    /// - Throws: `notFound` when nobody serves the subject; `deadlineExceeded` when no reply comes
+    ///   within `timeout`; the responder's error when its handler failed.
+    func request(_ message: Message, on subject: String, timeout: Duration) async throws -> Message
+
+    /// Answers requests on `subject` with `handler`, at most `maxConcurrent` at a time. Responders
+    /// in one `queueGroup` share the requests (each goes to one of them); without a group each gets every request.
+    func serve(_ subject: String, queueGroup: String?, maxConcurrent: Int,
+               _ handler: @escaping @Sendable (Message) async throws -> Message) async throws -> any MessagingResponder
+}
+
+/// A running responder; ``stop()`` ends it (requests in progress are answered first).
+public protocol MessagingResponder: Sendable {
+    /// The subject it serves.
+    var subject: String { get }
+    /// Stops taking requests and waits for those in progress.
+    func stop() async
+}

@@ -110,6 +110,13 @@ struct MessagingTests {
         #expect(extend?.code == .unimplemented)
         let delayed = await #expect(throws: NimbusError.self) { try await message.nack(redeliverAfter: .seconds(5)) }
         #expect(delayed?.code == .unimplemented)
+        // Request/reply needs a broker that has it.
+        let request = await #expect(throws: NimbusError.self) { _ = try await messaging.request(Message("x"), on: "quote") }
+        #expect(request?.code == .unimplemented)
+        let serve = await #expect(throws: NimbusError.self) { _ = try await messaging.serve("quote") { $0 } }
+        #expect(serve?.code == .unimplemented)
+        let badSubject = await #expect(throws: NimbusError.self) { _ = try await messaging.request(Message("x"), on: "bad subject") }
+        #expect(badSubject?.code == .invalidArgument)
     }
 
     @Test("a publish is retried only when every message has a deduplication id")

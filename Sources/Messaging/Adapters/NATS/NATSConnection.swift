@@ -155,6 +155,26 @@ public final class NATSConnection: Sendable {
         return replies
     }
 
+    /// Subscribes to `subject` (in `queueGroup`, if given: the group's members share its messages)
+    /// and returns the messages as they come; cancelling the stream unsubscribes. Returns once the
+    /// server has the subscription.
+    func subscribe(_ subject: String, queueGroup: String? = nil) async throws -> NATSReplies {
+        let token = String(nextToken.wrappingAdd(1, ordering: .relaxed).oldValue)
+        let sid = "s\(token)"
+        let messages = router.expect(token, sid: sid) { [channel] in
+            channel.writeAndFlush(ByteBuffer(string: "UNSUB \(sid)\r\n"), promise: nil)
+        }
+        do {
+            var command = channel.allocator.buffer(capacity: 64)
+            command.writeString("SUB \(subject)\(queueGroup.map { " \($0)" } ?? "") \(sid)\r\n")
+            try await flush(prefix: command)
+        } catch {
+            messages.cancel()
+            throw error
+        }
+        return messages
+    }
+
     /// Sends `PING` (after `prefix`, if any) and waits for the `PONG`: everything written before has reached the server.
     public func flush(prefix: ByteBuffer? = nil) async throws {
         var buffer = prefix ?? channel.allocator.buffer(capacity: 6)
@@ -229,6 +249,9 @@ final class NATSReplies: Sendable {
             _ = try await arrived.wait(since: version, timeout: remaining, clock: ContinuousClock())
         }
     }
+
+    /// Whether the stream has ended (cancelled, or the connection closed) and nothing is left to read.
+    var isFinished: Bool { state.withLock { $0.end != nil && $0.queue.isEmpty } }
 
     /// Stops routing replies here.
     func cancel() {

@@ -55,12 +55,14 @@ public final class NATSJetStreamMessagingDriver: MessagingDriver, Sendable {
     public let configuration: Configuration
     /// The connection underneath (opened on first use, again after it drops).
     public let client: NATSClient
+    let logger: Logger
     private let subscriptions = Mutex<[String: SubscriptionInfo]>([:])
     private let keepers = LeaseKeepers()
 
     /// Creates a driver; the connection opens on first use.
     public init(configuration: Configuration, logger: Logger = Logger(label: "nimbus.messaging.nats")) {
         self.configuration = configuration
+        self.logger = logger
         self.client = NATSClient(configuration: configuration.connection, logger: logger)
     }
 
@@ -397,6 +399,111 @@ public final class NATSJetStreamMessagingDriver: MessagingDriver, Sendable {
     public func close() async throws {
         keepers.stopAll()
         try await client.close()
+    }
+}
+
+// MARK: Request/reply (core NATS)
+
+extension NATSJetStreamMessagingDriver: RequestReplyDriver {
+    /// The headers a responder's failure travels in (those of the NATS micro-service protocol).
+    static let errorHeader = "Nats-Service-Error", errorCodeHeader = "Nats-Service-Error-Code"
+
+    /// The numeric code NATS micro services send with an error (HTTP's numbers).
+    static func serviceErrorCode(_ code: NimbusError.Code) -> Int {
+        switch code {
+        case .invalidArgument: 400
+        case .unauthenticated: 401
+        case .permissionDenied: 403
+        case .notFound: 404
+        case .alreadyExists: 409
+        case .failedPrecondition: 412
+        case .resourceExhausted: 429
+        case .unimplemented: 501
+        case .unavailable: 503
+        case .deadlineExceeded: 504
+        default: 500
+        }
+    }
+
+    /// Core NATS request/reply on the subject as given (not under the JetStream subject prefix), so
+    /// it interoperates with any NATS service; attributes travel as headers.
+    public func request(_ message: Message, on subject: String, timeout: Duration) async throws -> Message {
+        let connection = try await client.connection()
+        let reply = try await connection.request(subject, payload: message.body, headers: try Self.headers(message.attributes), timeout: timeout)
+        var attributes: [String: String] = [:]
+        var failure: (code: String?, text: String)?
+        for field in reply.headerFields {
+            switch field.name.lowercased() {
+            case Self.errorHeader.lowercased(): failure = (failure?.code, field.value)
+            case Self.errorCodeHeader.lowercased(): failure = (field.value, failure?.text ?? "")
+            default:
+                if !field.name.lowercased().hasPrefix(Self.reservedHeaderPrefix) { attributes[field.name] = attributes[field.name] ?? field.value }
+            }
+        }
+        if let failure {
+            // "failedPrecondition: the cart is empty" from a Nimbus responder; any text (and the numeric code) from another.
+            let text = failure.text
+            let named = text.split(separator: ":", maxSplits: 1).first.flatMap { NimbusError.Code(name: String($0)) }
+            let message = named == nil ? text : String(text.drop(while: { $0 != ":" }).dropFirst()).trimmingCharacters(in: .whitespaces)
+            throw NimbusError(named ?? .internal, "the responder on \(subject) failed\(failure.code.map { " (\($0))" } ?? ""): \(message)")
+        }
+        return Message(body: reply.payload, attributes: attributes)
+    }
+
+    public func serve(_ subject: String, queueGroup: String?, maxConcurrent: Int,
+                      _ handler: @escaping @Sendable (Message) async throws -> Message) async throws -> any MessagingResponder {
+        let connection = try await client.connection()
+        let requests = try await connection.subscribe(subject, queueGroup: queueGroup)
+        return NATSResponder(subject: subject, requests: requests, connection: connection, maxConcurrent: maxConcurrent, handler: handler, logger: logger)
+    }
+}
+
+/// Answers the requests of one subscription, up to `maxConcurrent` at a time.
+final class NATSResponder: MessagingResponder {
+    let subject: String
+    private let requests: NATSReplies
+    private let task: Task<Void, Never>
+
+    init(subject: String, requests: NATSReplies, connection: NATSConnection, maxConcurrent: Int,
+         handler: @escaping @Sendable (Message) async throws -> Message, logger: Logger) {
+        self.subject = subject
+        self.requests = requests
+        task = Task {
+            await withTaskGroup(of: Void.self) { group in
+                var running = 0
+                while true {
+                    let next: NATSMessage?
+                    do { next = try await requests.next(timeout: .seconds(3600)) } catch { break }
+                    guard let request = next else { if requests.isFinished { break } else { continue } }
+                    if running >= maxConcurrent { await group.next(); running -= 1 }
+                    running += 1
+                    group.addTask {
+                        guard let replyTo = request.replyTo else { return }
+                        var attributes: [String: String] = [:]
+                        for field in request.headerFields where !field.name.lowercased().hasPrefix(NATSJetStreamMessagingDriver.reservedHeaderPrefix) {
+                            attributes[field.name] = attributes[field.name] ?? field.value
+                        }
+                        do {
+                            let answer = try await handler(Message(body: request.payload, attributes: attributes))
+                            try await connection.publish(replyTo, payload: answer.body, headers: try NATSJetStreamMessagingDriver.headers(answer.attributes))
+                        } catch {
+                            let failure = error as? NimbusError ?? NimbusError(.internal, "\(type(of: error))")
+                            let text = "\(failure.code.description): \(failure.message)".replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ")
+                            try? await connection.publish(replyTo, payload: ByteBuffer(), headers: [
+                                (NATSJetStreamMessagingDriver.errorHeader, text), (NATSJetStreamMessagingDriver.errorCodeHeader, String(NATSJetStreamMessagingDriver.serviceErrorCode(failure.code))),
+                            ])
+                            logger.debug("NATS responder handler failed", metadata: ["subject": "\(request.subject)", "error": "\(failure.code.description)"])
+                        }
+                    }
+                }
+                await group.waitForAll()
+            }
+        }
+    }
+
+    func stop() async {
+        requests.cancel()
+        await task.value
     }
 }
 

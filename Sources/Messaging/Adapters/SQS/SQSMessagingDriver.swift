@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import NIOCore
 import NimbusAWS
@@ -21,19 +22,33 @@ import Synchronization
 /// A subscription's options are tags of its queue (`nimbus-topic`, `nimbus-dead-letter`,
 /// `nimbus-max-deliveries`). Names with `.` map as ``BrokerName/escapingDots(_:)`` says.
 ///
+/// **FIFO** (`fifo: true`, `sqs://?fifo=true`): topics are SNS FIFO topics and subscriptions SQS
+/// FIFO queues (names end in `.fifo`). A message's ordering key is its message group — one message
+/// of a group is handed out at a time, in publish order — and its deduplication id (hashed to fit)
+/// suppresses repeats for five minutes, the publish returning the first message's id. A message
+/// without an ordering key is a group of its own (no order promised).
+///
+/// **Filter policies**: ``setFilterPolicy(_:on:scope:)`` makes SNS deliver to a subscription only
+/// the messages whose attributes (or JSON body) match, in SNS's filter-policy language.
+///
 /// ```swift
 /// let messaging = Messaging(driver: SQSMessagingDriver(aws: AWSClient(configuration: .init(region: "eu-west-1"))))
 /// ```
 public final class SQSMessagingDriver: MessagingDriver, Sendable {
     public var provider: String { "sqs" }
-    public var capabilities: MessagingCapabilities { [.durable, .deadLetters, .deliveryCount, .extendDeadline, .delayedRedelivery] }
+    public var capabilities: MessagingCapabilities {
+        let common: MessagingCapabilities = [.durable, .deadLetters, .deliveryCount, .extendDeadline, .delayedRedelivery]
+        return fifo ? common.union([.orderingKeys, .deduplication]) : common
+    }
+    /// Whether topics and subscriptions are FIFO (ordered groups, deduplication).
+    public let fifo: Bool
 
     /// The AWS client underneath (signing, endpoints, credentials).
     public let aws: AWSClient
     private let topicARNs = Mutex<[String: String]>([:])
     private let queues = Mutex<[String: QueueInfo]>([:])
     /// What was received and not yet settled, for dead-lettering on demand (SQS cannot give a message back by its receipt).
-    private let received = Mutex<[String: (body: ByteBuffer, attributes: [String: String], id: String, count: Int)]>([:])
+    private let received = Mutex<[String: (body: ByteBuffer, attributes: [String: String], id: String, count: Int, orderingKey: String?)]>([:])
     static let receivedLimit = 100_000
 
     struct QueueInfo: Sendable {
@@ -44,8 +59,11 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
         var maxDeliveries: Int
     }
 
-    /// Uses `aws` for both services. AWS calls are made once: `Messaging` retries.
-    public init(aws: AWSClient) { self.aws = aws }
+    /// Uses `aws` for both services; `fifo` picks FIFO topics and queues. AWS calls are made once: `Messaging` retries.
+    public init(aws: AWSClient, fifo: Bool = false) {
+        self.aws = aws
+        self.fifo = fifo
+    }
 
     private var sns: AWS.SNS { AWS.SNS(client: aws) }
     private var sqs: AWS.SQS { AWS.SQS(client: aws) }
@@ -54,6 +72,13 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
 
     static func awsName(_ name: String) -> String { BrokerName.escapingDots(name) }
     static func portableName(_ name: String) -> String { BrokerName.unescapingDots(name) }
+    /// The SNS topic or SQS queue name of a portable name (`.fifo` added in FIFO mode).
+    func resourceName(_ name: String) -> String { Self.awsName(name) + (fifo ? ".fifo" : "") }
+    /// The portable name of an SNS topic or SQS queue name; `nil` for one of the other kind (FIFO or standard).
+    func portableName(ofResource name: String) -> String? {
+        guard name.hasSuffix(".fifo") == fifo else { return nil }
+        return Self.portableName(fifo ? String(name.dropLast(5)) : name)
+    }
 
     /// `[A-Za-z0-9-]` as is, `_` as `__`, any other byte as `_hh`.
     static func attributeName(_ name: String) -> String {
@@ -95,7 +120,7 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
 
     private func topicARN(_ topic: String) async throws -> String {
         if let cached = topicARNs.withLock({ $0[topic] }) { return cached }
-        let wanted = Self.awsName(topic)
+        let wanted = resourceName(topic)
         for arn in try await allTopicARNs() where arn.split(separator: ":").last.map(String.init) == wanted {
             topicARNs.withLock { $0[topic] = arn }
             return arn
@@ -115,7 +140,8 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
 
     public func createTopic(_ topic: String) async throws -> Bool {
         if (try? await topicARN(topic)) != nil { return false }
-        let created = try await sns.createTopic(.init(name: Self.awsName(topic)), maxAttempts: 1)
+        let created = try await sns.createTopic(.init(name: resourceName(topic), attributes: fifo ? ["FifoTopic": "true", "ContentBasedDeduplication": "false"] : nil),
+                                                maxAttempts: 1)
         guard let arn = created.topicArn else { throw NimbusError(.internal, "SNS CreateTopic returned no TopicArn") }
         topicARNs.withLock { $0[topic] = arn }
         return true
@@ -129,7 +155,7 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
     }
 
     public func topics() async throws -> [String] {
-        try await allTopicARNs().compactMap { $0.split(separator: ":").last.map { Self.portableName(String($0)) } }.sorted()
+        try await allTopicARNs().compactMap { $0.split(separator: ":").last.flatMap { portableName(ofResource: String($0)) } }.sorted()
     }
 
     // MARK: Subscriptions
@@ -144,7 +170,7 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
         if let cached = queues.withLock({ $0[subscription] }) { return cached }
         let url: String
         do {
-            guard let found = try await sqs.getQueueUrl(.init(queueName: Self.awsName(subscription)), maxAttempts: 1).queueUrl else { return nil }
+            guard let found = try await sqs.getQueueUrl(.init(queueName: resourceName(subscription)), maxAttempts: 1).queueUrl else { return nil }
             url = found
         } catch let error as NimbusError where error.code == .notFound {
             return nil
@@ -152,7 +178,7 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
         let tags = try await aws.call("sqs", "ListQueueTags", input: ["QueueUrl": .string(url)], maxAttempts: 1).output["Tags"]?.objectValue ?? [:]
         let attributes = try await sqs.getQueueAttributes(.init(queueUrl: url, attributeNames: [.queueArn]), maxAttempts: 1).attributes ?? [:]
         guard let topic = tags["nimbus-topic"]?.stringValue, let arn = attributes["QueueArn"] else {
-            throw NimbusError(.failedPrecondition, "queue '\(Self.awsName(subscription))' exists but is not a Nimbus subscription (no nimbus-topic tag)")
+            throw NimbusError(.failedPrecondition, "queue '\(resourceName(subscription))' exists but is not a Nimbus subscription (no nimbus-topic tag)")
         }
         let info = QueueInfo(url: url, arn: arn, topic: topic, deadLetter: tags["nimbus-dead-letter"]?.stringValue,
                              maxDeliveries: Int(tags["nimbus-max-deliveries"]?.stringValue ?? "") ?? 0)
@@ -174,7 +200,9 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
             tags["nimbus-dead-letter"] = deadLetter.topic
             tags["nimbus-max-deliveries"] = String(deadLetter.maxDeliveries)
         }
-        let created = try await sqs.createQueue(.init(queueName: Self.awsName(subscription), attributes: ["VisibilityTimeout": String(seconds)], tags: tags), maxAttempts: 1)
+        var queueAttributes = ["VisibilityTimeout": String(seconds)]
+        if fifo { queueAttributes.merge(["FifoQueue": "true", "ContentBasedDeduplication": "false"]) { _, new in new } }
+        let created = try await sqs.createQueue(.init(queueName: resourceName(subscription), attributes: queueAttributes, tags: tags), maxAttempts: 1)
         guard let url = created.queueUrl else { throw NimbusError(.internal, "SQS CreateQueue returned no QueueUrl") }
         let attributes = try await sqs.getQueueAttributes(.init(queueUrl: url, attributeNames: [.queueArn]), maxAttempts: 1).attributes ?? [:]
         guard let queueArn = attributes["QueueArn"] else { throw NimbusError(.internal, "SQS returned no QueueArn for \(url)") }
@@ -218,7 +246,7 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
     }
 
     public func subscriptions(of topic: String) async throws -> [String] {
-        try await snsSubscriptions(try await topicARN(topic)).compactMap { $0.endpoint.split(separator: ":").last.map { Self.portableName(String($0)) } }.sorted()
+        try await snsSubscriptions(try await topicARN(topic)).compactMap { $0.endpoint.split(separator: ":").last.flatMap { portableName(ofResource: String($0)) } }.sorted()
     }
 
     // MARK: Publishing
@@ -231,8 +259,14 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
             let batch = Array(messages[start..<min(start + 10, messages.count)])
             var entries: [AWS.SNS.PublishBatchRequestEntry] = []
             for (index, message) in batch.enumerated() {
-                let id = IDGenerator.shared.ulid().description
-                entries.append(try Self.entry(message, id: id, index: index))
+                // A repeated deduplication id must answer the first publish's id: derive it from the id.
+                let id = fifo && message.deduplicationID != nil ? Self.deduplicationID(topic: topic, message.deduplicationID!) : IDGenerator.shared.ulid().description
+                var entry = try Self.entry(message, id: id, index: index)
+                if fifo {
+                    entry.messageGroupId = try Self.groupID(message.orderingKey, id: id)
+                    entry.messageDeduplicationId = id
+                }
+                entries.append(entry)
                 ids.append(id)
             }
             let answer = try await sns.publishBatch(.init(publishBatchRequestEntries: entries, topicArn: arn), maxAttempts: 1)
@@ -243,6 +277,23 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
             start += batch.count
         }
         return ids
+    }
+
+    /// The group of an unkeyed message in FIFO mode starts with this (such messages have no ordering key when received).
+    static let unkeyedGroupPrefix = "nimbus-unkeyed-"
+
+    /// The FIFO message group of an ordering key: the key itself (SQS allows 128 characters of ASCII letters, digits and punctuation).
+    static func groupID(_ orderingKey: String?, id: String) throws -> String {
+        guard let key = orderingKey else { return unkeyedGroupPrefix + id }
+        guard !key.isEmpty, key.utf8.count <= 128, key.utf8.allSatisfy({ (33...126).contains($0) }), !key.hasPrefix(unkeyedGroupPrefix) else {
+            throw NimbusError(.invalidArgument, "an SQS FIFO ordering key is 1 to 128 characters of ASCII letters, digits and punctuation (not starting \(unkeyedGroupPrefix)); got '\(key.prefix(40))'")
+        }
+        return key
+    }
+
+    /// The message id (and SQS deduplication id) of a message published with a deduplication id: the same on every repeat.
+    static func deduplicationID(topic: String, _ id: String) -> String {
+        "dedup-" + SHA256.hash(data: Array("\(topic)\u{0}\(id)".utf8)).prefix(24).map { String(format: "%02x", $0) }.joined()
     }
 
     static func entry(_ message: Message, id: String, index: Int) throws -> AWS.SNS.PublishBatchRequestEntry {
@@ -271,7 +322,22 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
 
     public func receive(from subscription: String, maxMessages: Int, wait: Duration) async throws -> [DeliveredMessage] {
         let info = try await queue(subscription)
-        let answer = try await sqs.receiveMessage(.init(queueUrl: info.url, attributeNames: [.all], maxNumberOfMessages: min(10, maxMessages),
+        guard fifo else { return try await receiveOnce(subscription, info, maxMessages: min(10, maxMessages), wait: wait) }
+        // SQS hands out several messages of one group in a batch; one at a time keeps a group's
+        // later messages back until the earlier one is settled (and they count no extra receive).
+        var delivered: [DeliveredMessage] = []
+        var waitNext = wait
+        while delivered.count < maxMessages {
+            let one = try await receiveOnce(subscription, info, maxMessages: 1, wait: waitNext)
+            if one.isEmpty { break }
+            delivered += one
+            waitNext = .zero
+        }
+        return delivered
+    }
+
+    private func receiveOnce(_ subscription: String, _ info: QueueInfo, maxMessages: Int, wait: Duration) async throws -> [DeliveredMessage] {
+        let answer = try await sqs.receiveMessage(.init(queueUrl: info.url, attributeNames: [.all], maxNumberOfMessages: maxMessages,
                                                         messageAttributeNames: ["All"], waitTimeSeconds: min(20, Int(wait.components.seconds))),
                                                   maxAttempts: 1)
         var delivered: [DeliveredMessage] = []
@@ -297,28 +363,32 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
             } else {
                 body = ByteBuffer(string: text)
             }
+            let group = system["MessageGroupId"]
+            let orderingKey = group.flatMap { $0.hasPrefix(Self.unkeyedGroupPrefix) ? nil : $0 }
             if info.maxDeliveries > 0, let deadLetter = info.deadLetter, count > info.maxDeliveries {
-                try await moveToDeadLetter(subscription, info, body: body, attributes: attributes, id: id, deliveries: count - 1, handle: handle, to: deadLetter)
+                try await moveToDeadLetter(subscription, info, body: body, attributes: attributes, id: id, orderingKey: orderingKey, deliveries: count - 1,
+                                           handle: handle, to: deadLetter)
                 continue
             }
-            remember(handle, body: body, attributes: attributes, id: id, count: count)
+            remember(handle, body: body, attributes: attributes, id: id, count: count, orderingKey: orderingKey)
             let sent = Double(system["SentTimestamp"] ?? "").map { Date(timeIntervalSince1970: $0 / 1000) }
-            delivered.append(DeliveredMessage(id: id, receipt: handle, body: body, attributes: attributes, orderingKey: nil, deliveryAttempt: count, publishedAt: sent))
+            delivered.append(DeliveredMessage(id: id, receipt: handle, body: body, attributes: attributes, orderingKey: orderingKey, deliveryAttempt: count,
+                                              publishedAt: sent))
         }
         return delivered
     }
 
-    private func remember(_ handle: String, body: ByteBuffer, attributes: [String: String], id: String, count: Int) {
+    private func remember(_ handle: String, body: ByteBuffer, attributes: [String: String], id: String, count: Int, orderingKey: String?) {
         received.withLock { received in
             if received.count >= Self.receivedLimit { received.removeAll() }
-            received[handle] = (body, attributes, id, count)
+            received[handle] = (body, attributes, id, count, orderingKey)
         }
     }
 
     private func moveToDeadLetter(_ subscription: String, _ info: QueueInfo, body: ByteBuffer, attributes: [String: String], id: String,
-                                  deliveries: Int, handle: String, to topic: String) async throws {
+                                  orderingKey: String?, deliveries: Int, handle: String, to topic: String) async throws {
         let marked = DeadLetterAttribute.marking(attributes, subscription: subscription, messageID: id, deliveries: deliveries)
-        do { _ = try await publish([Message(body: body, attributes: marked)], to: topic) }
+        do { _ = try await publish([Message(body: body, attributes: marked, orderingKey: orderingKey)], to: topic) }
         catch let error as NimbusError where error.code == .notFound {}   // no dead-letter topic: the policy still takes the message out
         try await sqs.deleteMessage(.init(queueUrl: info.url, receiptHandle: handle), maxAttempts: 1)
         _ = received.withLock { $0.removeValue(forKey: handle) }
@@ -348,7 +418,7 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
                     throw NimbusError(.failedPrecondition, "this driver did not receive the message of that receipt (or it was settled); only messages it received can be dead-lettered")
                 }
                 try await moveToDeadLetter(subscription, info, body: message.body, attributes: message.attributes, id: message.id,
-                                           deliveries: message.count, handle: receipt, to: deadLetter)
+                                           orderingKey: message.orderingKey, deliveries: message.count, handle: receipt, to: deadLetter)
             }
         }
     }
@@ -362,16 +432,54 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
     }
 }
 
+extension SQSMessagingDriver {
+    /// What a filter policy is matched against.
+    public enum FilterPolicyScope: String, Sendable {
+        /// The message's attributes (names as given to `publish`; the driver escapes them as it does on the wire).
+        case messageAttributes = "MessageAttributes"
+        /// The message body, parsed as JSON.
+        case messageBody = "MessageBody"
+    }
+
+    /// Makes SNS deliver to `subscription` only the messages `policy` matches (SNS's filter-policy
+    /// language: `{"kind": ["order"], "amount": [{"numeric": [">", 100]}]}`); `nil` removes it.
+    /// - Throws: `notFound` for an unknown subscription; `invalidArgument` when SNS refuses the policy.
+    public func setFilterPolicy(_ policy: JSONValue?, on subscription: String, scope: FilterPolicyScope = .messageAttributes) async throws {
+        let info = try await queue(subscription)
+        let topicArn = try await topicARN(info.topic)
+        guard let entry = try await snsSubscriptions(topicArn).first(where: { $0.endpoint == info.arn }) else {
+            throw NimbusError(.notFound, "subscription '\(subscription)' is not subscribed to topic '\(info.topic)' on SNS")
+        }
+        var text = ""
+        if let policy {
+            guard case .object(let fields) = policy else { throw NimbusError(.invalidArgument, "a filter policy is a JSON object") }
+            // Attribute names travel escaped; the policy names them as the caller does.
+            let keyed = scope == .messageAttributes ? JSONValue.object(Dictionary(uniqueKeysWithValues: fields.map { (Self.attributeName($0.key), $0.value) })) : policy
+            text = String(decoding: try JSONEncoder().encode(keyed), as: UTF8.self)
+            try await setSubscriptionAttribute("FilterPolicyScope", scope.rawValue, on: entry.arn)
+        }
+        try await setSubscriptionAttribute("FilterPolicy", text, on: entry.arn)
+    }
+
+    private func setSubscriptionAttribute(_ name: String, _ value: String, on arn: String) async throws {
+        _ = try await aws.call("sns", "SetSubscriptionAttributes", input: ["SubscriptionArn": .string(arn), "AttributeName": .string(name),
+                                                                          "AttributeValue": .string(value)], maxAttempts: 1)
+    }
+}
+
 extension String {
     fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 extension URLOpenerRegistry where Resource == any MessagingDriver {
-    /// Adds `sqs://?region=eu-west-1&endpoint=http://127.0.0.1:5000&profile=P` (SNS topics fanning out to SQS queues).
+    /// Adds `sqs://?region=eu-west-1&endpoint=http://127.0.0.1:5000&profile=P` (SNS topics fanning out to SQS queues);
+    /// `fifo=true` uses FIFO topics and queues (ordering keys, deduplication).
     public func withSQS() -> Self {
         var copy = self
         copy.register("sqs") { url in
-            SQSMessagingDriver(aws: AWSClient(configuration: AWSClient.Configuration(url: url)))
+            try url.options.validate(known: ["region", "endpoint", "profile", "fifo"], for: "sqs://")
+            let fifo = try url.options.bool("fifo") ?? false
+            return SQSMessagingDriver(aws: AWSClient(configuration: AWSClient.Configuration(url: url)), fifo: fifo)
         }
         return copy
     }

@@ -5,6 +5,7 @@ import NimbusMessaging
 import NimbusMessagingConformance
 @testable import NimbusMessagingNATS
 import NimbusTesting
+import Synchronization
 import Testing
 
 @Suite("NATS protocol decoding")
@@ -142,5 +143,63 @@ struct NATSJetStreamTests {
         let error = await #expect(throws: NimbusError.self) { _ = try await driver.topics() }
         #expect(error?.code == .unavailable)
         #expect(error?.message.contains("scripts/peers up nats") == true)
+    }
+}
+
+@Suite("NATS request/reply as a portable call (real nats-server)", .requires(.nats), .timeLimit(.minutes(2)))
+struct NATSRequestReplyTests {
+    static func messaging() throws -> Messaging { Messaging(driver: try NATSJetStreamTests.driver()) }
+
+    @Test("a request gets the responder's reply with its attributes; a queue group shares requests; several run at once")
+    func requestReply() async throws {
+        let server = try Self.messaging(), client = try Self.messaging()
+        let subject = "quote.\(IDGenerator.shared.ulid().description.lowercased().suffix(10))"
+        final class Tally: Sendable {
+            let counts = Mutex<[String: Int]>([:])
+        }
+        let served = Tally()
+        var responders: [any MessagingResponder] = []
+        for name in ["a", "b"] {
+            responders.append(try await server.serve(subject, queueGroup: "pricing") { request in
+                served.counts.withLock { $0[name, default: 0] += 1 }
+                try await Task.sleep(for: .milliseconds(50))
+                return Message(body: ByteBuffer(string: "price of \(String(buffer: request.body))"), attributes: ["served-by": name, "echo": request.attributes["trace"] ?? ""])
+            })
+        }
+        let replies = try await withThrowingTaskGroup(of: Message.self) { group in
+            for index in 0..<20 { group.addTask { try await client.request(Message("sku-\(index)", attributes: ["trace": "t\(index)"]), on: subject, timeout: .seconds(10)) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(replies.count == 20)
+        #expect(Set(replies.map { String(buffer: $0.body) }) == Set((0..<20).map { "price of sku-\($0)" }))
+        #expect(Set(replies.map { $0.attributes["echo"] ?? "" }) == Set((0..<20).map { "t\($0)" }))
+        let counts = served.counts.withLock { $0 }
+        #expect(counts.values.reduce(0, +) == 20, "each request went to one member of the group: \(counts)")
+        for responder in responders { await responder.stop() }
+        try await server.close()
+        try await client.close()
+    }
+
+    @Test("nobody serving is notFound; a silent responder is deadlineExceeded; a handler's error comes back with its code; a stopped responder no longer answers")
+    func failures() async throws {
+        let server = try Self.messaging(), client = try Self.messaging()
+        let subject = "jobs.\(IDGenerator.shared.ulid().description.lowercased().suffix(10))"
+        let missing = await #expect(throws: NimbusError.self) { _ = try await client.request(Message("x"), on: subject, timeout: .seconds(5)) }
+        #expect(missing?.code == .notFound)
+        let failing = try await server.serve(subject) { request in
+            if String(buffer: request.body) == "slow" { try await Task.sleep(for: .seconds(1)) }
+            throw NimbusError(.failedPrecondition, "the cart is empty")
+        }
+        let refused = await #expect(throws: NimbusError.self) { _ = try await client.request(Message("checkout"), on: subject, timeout: .seconds(5)) }
+        #expect(refused?.code == .failedPrecondition)
+        #expect(refused?.message.contains("the cart is empty") == true)
+        let slow = await #expect(throws: NimbusError.self) { _ = try await client.request(Message("slow"), on: subject, timeout: .milliseconds(300)) }
+        #expect(slow?.code == .deadlineExceeded)
+        let stopping = Task { await failing.stop() }
+        _ = await stopping.result
+        let gone = await #expect(throws: NimbusError.self) { _ = try await client.request(Message("x"), on: subject, timeout: .seconds(5)) }
+        #expect(gone?.code == .notFound)
+        try await server.close()
+        try await client.close()
     }
 }

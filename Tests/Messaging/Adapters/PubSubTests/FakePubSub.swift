@@ -46,13 +46,7 @@ final class FakePubSub: Sendable {
     let state = Mutex(State())
 
     static let protos: Result<ProtoJSONChecker, any Error> = Result {
-        let urls = try ["pubsub", "schema"].map { name in
-            guard let url = Bundle.module.url(forResource: name, withExtension: "proto", subdirectory: "Fixtures/protos") else {
-                throw NimbusError(.notFound, "Fixtures/protos/\(name).proto is missing from the test bundle")
-            }
-            return url
-        }
-        return try ProtoJSONChecker(protoFiles: urls)
+        try ProtoJSONChecker(fixtures: ["pubsub", "schema"], in: Bundle.module)
     }
 
     static func start() async throws -> FakePubSub {

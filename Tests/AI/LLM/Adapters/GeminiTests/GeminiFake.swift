@@ -16,14 +16,7 @@ final class GeminiFake: Sendable {
     let backend = LLMConformance.ScriptedBackend()
 
     static let protos: Result<ProtoJSONChecker, any Error> = Result {
-        let names = ["generative_service", "content", "citation", "retriever", "safety"]
-        let urls = try names.map { name in
-            guard let url = Bundle.module.url(forResource: name, withExtension: "proto", subdirectory: "Fixtures/protos") else {
-                throw NimbusError(.notFound, "Fixtures/protos/\(name).proto is missing from the test bundle")
-            }
-            return url
-        }
-        return try ProtoJSONChecker(protoFiles: urls)
+        try ProtoJSONChecker(fixtures: ["generative_service", "content", "citation", "retriever", "safety"], in: Bundle.module)
     }
 
     static func start() async throws -> GeminiFake {
