@@ -87,7 +87,12 @@ struct SQSMessagingTests {
         #expect(try await fifo.topics().contains(name))
         #expect(try await standard.topics().contains(name) == false)
         #expect(try await fifo.subscriptions(of: name) == [name])
-        let arns = try await AWS.SNS(client: aws).listTopics(.init(), maxAttempts: 1).topics?.compactMap(\.topicArn) ?? []
+        var arns: [String] = [], next: String?
+        repeat {
+            let page = try await AWS.SNS(client: aws).listTopics(.init(nextToken: next), maxAttempts: 1)
+            arns += page.topics?.compactMap(\.topicArn) ?? []
+            next = page.nextToken
+        } while next != nil
         #expect(arns.contains { $0.hasSuffix(":\(name).fifo") })
         let refused = await #expect(throws: NimbusError.self) { try await fifo.publish(Message("x", orderingKey: "has space"), to: name) }
         #expect(refused?.code == .invalidArgument)
