@@ -269,6 +269,8 @@ public final class PubSubMessagingDriver: MessagingDriver, Sendable {
                     return message
                 }
             }
+            // Hold the leases while the copies are published: an ack after a lease passed is ignored by Pub/Sub.
+            try await modify(receipts, on: subscription, seconds: 60)
             try await deadLetter(messages, from: subscription, settings: settings, deliveries: \.deliveryAttempt)
         }
     }

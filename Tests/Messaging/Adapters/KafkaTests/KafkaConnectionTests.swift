@@ -4,7 +4,7 @@ import NimbusCore
 @testable import NimbusMessagingKafka
 import Testing
 
-@Suite("Kafka connection against the fake broker", .timeLimit(.minutes(1)))
+@Suite("Kafka connection against the fake broker", .timeLimit(.minutes(3)))
 struct KafkaConnectionTests {
     /// A full test run can stall a task for many seconds in its first minute: connecting may take that long.
     static let connectTimeout = Duration.seconds(30)
