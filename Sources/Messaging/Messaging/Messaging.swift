@@ -180,9 +180,7 @@ public final class Messaging: PortableClient {
     public func request(_ message: Message, on subject: String, timeout: Duration = .seconds(5)) async throws -> Message {
         try validName(subject, "subject")
         try validate(message)
-        guard let driver = driver as? any RequestReplyDriver else {
-            throw NimbusError(.unimplemented, "the \(provider) messaging driver has no request/reply (NATS has it: nats://)")
-        }
+        let driver = try requestReplyDriver()
         return try await run("request", idempotent: false) { try await driver.request(message, on: subject, timeout: timeout) }
     }
 
@@ -199,10 +197,16 @@ public final class Messaging: PortableClient {
                       _ handler: @escaping @Sendable (Message) async throws -> Message) async throws -> any MessagingResponder {
         try validName(subject, "subject")
         if let queueGroup { try validName(queueGroup, "queue group") }
+        let driver = try requestReplyDriver()
+        return try await driver.serve(subject, queueGroup: queueGroup, maxConcurrent: max(1, maxConcurrent), handler)
+    }
+
+    /// The driver as a request/reply driver. - Throws: `unimplemented` when the broker has none.
+    private func requestReplyDriver() throws -> any RequestReplyDriver {
         guard let driver = driver as? any RequestReplyDriver else {
             throw NimbusError(.unimplemented, "the \(provider) messaging driver has no request/reply (NATS has it: nats://)")
         }
-        return try await driver.serve(subject, queueGroup: queueGroup, maxConcurrent: max(1, maxConcurrent), handler)
+        return driver
     }
 
     // MARK: Receiving
