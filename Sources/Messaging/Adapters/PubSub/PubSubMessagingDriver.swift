@@ -61,7 +61,7 @@ public final class PubSubMessagingDriver: MessagingDriver, Sendable {
     let client: GCPClient
     private let settingsCache = Mutex<[String: Settings]>([:])
     /// Deliveries not yet settled (for `deadLetter()`, which republishes the message).
-    private let outstanding = Mutex<[String: DeliveredMessage]>([:])
+    private let outstanding = UnsettledDeliveries<DeliveredMessage>(limit: 100_000)
 
     /// Creates a driver. - Throws: `invalidArgument` for unreadable credentials.
     public init(configuration: Configuration, httpClient: HTTPClient = NimbusHTTPClient.defaultTransport, logger: Logger? = nil) throws {
@@ -221,7 +221,7 @@ public final class PubSubMessagingDriver: MessagingDriver, Sendable {
             // Pub/Sub's subscription deadline cannot go below 10 s; each delivery can.
             try await modify(delivered.map(\.receipt), on: subscription, seconds: max(1, Self.seconds(settings.ackDeadline)))
         }
-        outstanding.withLock { for message in delivered { $0[message.receipt] = message } }
+        for message in delivered { outstanding.remember(message, for: message.receipt) }
         return delivered
     }
 
@@ -251,23 +251,22 @@ public final class PubSubMessagingDriver: MessagingDriver, Sendable {
     public func ack(_ receipts: [String], on subscription: String) async throws {
         _ = try await client.json(.POST, "\(subscriptionURL(subscription)):acknowledge", body: ["ackIds": .array(receipts.map { .string($0) })],
                                   operation: "Pub/Sub subscriptions.acknowledge \(subscription)")
-        outstanding.withLock { for receipt in receipts { $0.removeValue(forKey: receipt) } }
+        outstanding.forget(receipts)
     }
 
     public func nack(_ receipts: [String], on subscription: String, disposition: NackDisposition) async throws {
         switch disposition {
         case .requeue(let delay):
             try await modify(receipts, on: subscription, seconds: min(600, Self.seconds(delay)))
-            outstanding.withLock { for receipt in receipts { $0.removeValue(forKey: receipt) } }
+            outstanding.forget(receipts)
         case .deadLetter:
             let settings = try await settings(subscription)
-            let messages = try outstanding.withLock { outstanding in
-                try receipts.map { receipt in
-                    guard let message = outstanding[receipt] else {
-                        throw NimbusError(.failedPrecondition, "Pub/Sub delivery \(receipt.prefix(16))… on \(subscription) is not outstanding in this client")
-                    }
-                    return message
+            let messages = try receipts.map { receipt in
+                guard let message = outstanding[receipt] else {
+                    throw NimbusError(.failedPrecondition, "Pub/Sub delivery \(receipt.prefix(16))… on \(subscription) is not outstanding in this client "
+                                      + "(settled, or older than the latest \(outstanding.limit) deliveries); only those can be dead-lettered")
                 }
+                return message
             }
             // Hold the leases while the copies are published: an ack after a lease passed is ignored by Pub/Sub.
             try await modify(receipts, on: subscription, seconds: 60)

@@ -48,8 +48,7 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
     private let topicARNs = Mutex<[String: String]>([:])
     private let queues = Mutex<[String: QueueInfo]>([:])
     /// What was received and not yet settled, for dead-lettering on demand (SQS cannot give a message back by its receipt).
-    private let received = Mutex<[String: (body: ByteBuffer, attributes: [String: String], id: String, count: Int, orderingKey: String?)]>([:])
-    static let receivedLimit = 100_000
+    private let received = UnsettledDeliveries<(body: ByteBuffer, attributes: [String: String], id: String, count: Int, orderingKey: String?)>(limit: 100_000)
 
     struct QueueInfo: Sendable {
         var url: String
@@ -379,10 +378,7 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
     }
 
     private func remember(_ handle: String, body: ByteBuffer, attributes: [String: String], id: String, count: Int, orderingKey: String?) {
-        received.withLock { received in
-            if received.count >= Self.receivedLimit { received.removeAll() }
-            received[handle] = (body, attributes, id, count, orderingKey)
-        }
+        received.remember((body, attributes, id, count, orderingKey), for: handle)
     }
 
     private func moveToDeadLetter(_ subscription: String, _ info: QueueInfo, body: ByteBuffer, attributes: [String: String], id: String,
@@ -391,14 +387,14 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
         do { _ = try await publish([Message(body: body, attributes: marked, orderingKey: orderingKey)], to: topic) }
         catch let error as NimbusError where error.code == .notFound {}   // no dead-letter topic: the policy still takes the message out
         try await sqs.deleteMessage(.init(queueUrl: info.url, receiptHandle: handle), maxAttempts: 1)
-        _ = received.withLock { $0.removeValue(forKey: handle) }
+        received.forget(handle)
     }
 
     public func ack(_ receipts: [String], on subscription: String) async throws {
         let info = try await queue(subscription)
         for receipt in receipts {
             try await sqs.deleteMessage(.init(queueUrl: info.url, receiptHandle: receipt), maxAttempts: 1)
-            _ = received.withLock { $0.removeValue(forKey: receipt) }
+            received.forget(receipt)
         }
     }
 
@@ -409,13 +405,13 @@ public final class SQSMessagingDriver: MessagingDriver, Sendable {
             case .requeue(let delay):
                 let seconds = Int((delay + .milliseconds(999)).components.seconds)
                 try await sqs.changeMessageVisibility(.init(queueUrl: info.url, receiptHandle: receipt, visibilityTimeout: min(43_200, seconds)), maxAttempts: 1)
-                _ = received.withLock { $0.removeValue(forKey: receipt) }
+                received.forget(receipt)
             case .deadLetter:
                 guard let deadLetter = info.deadLetter else {
                     throw NimbusError(.failedPrecondition, "subscription '\(subscription)' has no dead-letter policy; nack to requeue, or create it with one")
                 }
-                guard let message = received.withLock({ $0[receipt] }) else {
-                    throw NimbusError(.failedPrecondition, "this driver did not receive the message of that receipt (or it was settled); only messages it received can be dead-lettered")
+                guard let message = received[receipt] else {
+                    throw NimbusError(.failedPrecondition, "this driver did not receive the message of that receipt (or it was settled); only messages it received (the latest \(received.limit)) can be dead-lettered")
                 }
                 try await moveToDeadLetter(subscription, info, body: message.body, attributes: message.attributes, id: message.id,
                                            orderingKey: message.orderingKey, deliveries: message.count, handle: receipt, to: deadLetter)
