@@ -34,6 +34,7 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+    .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
 ]
 
 // MARK: - Products of the dependencies, named once
@@ -74,6 +75,7 @@ enum Dep {
     static let mcp = Target.Dependency.product(name: "MCP", package: "swift-sdk")
     static let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
     static let mustache = Target.Dependency.product(name: "Mustache", package: "swift-mustache")
+    static let jwtKit = Target.Dependency.product(name: "JWTKit", package: "jwt-kit")
     static let propertyBased = Target.Dependency.product(name: "PropertyBased", package: "swift-property-based")
 }
 
@@ -267,6 +269,11 @@ module("NimbusGCP", "Core/GCP", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cry
 tests("NimbusGCP", "Core/GCP", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras])
 module("NimbusAzure", "Core/Azure", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 tests("NimbusAzure", "Core/Azure", ["NimbusHTTP"])
+
+// MARK: - Security & identity (seed: pkg/auth/*, pkg/security/*)
+
+module("NimbusAuth", "Auth/Auth", ["NimbusCore", "NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtras, Dep.logging])
+tests("NimbusAuth", "Auth/Auth", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras])
 
 // MARK: - Commerce (seed: pkg/commerce/*) — exact money first; payments, billing and tax build on it
 

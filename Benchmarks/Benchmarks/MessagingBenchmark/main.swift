@@ -1,6 +1,9 @@
 // Messaging throughput, the Nimbus side of Benchmarks/messaging-vs-python/run:
 //   MessagingBenchmark nats-core URL N        N publishes of 128 B on one connection, then a flush
 //   MessagingBenchmark nats-jetstream URL N   N JetStream publishes, each awaiting its ack; then N with 100 in flight
+//   MessagingBenchmark nats-saturation URL N  the server's ceiling on this machine: N core publishes spread over 2, 4
+//                                             and 8 connections at once, then N JetStream publishes over 2 and 4
+//                                             connections with 100 in flight each (prints "SATURATION <case> <conns> <rate>")
 //   MessagingBenchmark sqlite DIR N           N publish + receive + ack on the embedded broker, and the raw SQLite limit
 //   MessagingBenchmark rabbitmq URL N         RabbitMQ: N unconfirmed publishes then a round trip; N confirmed
 //                                             publishes, 100 in flight; N received and acked (prefetch 100)
@@ -19,7 +22,7 @@ import NimbusMessagingSQLite
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard arguments.count == 3, let count = Int(arguments[2]) else {
-    FileHandle.standardError.write(Data("usage: MessagingBenchmark nats-core|nats-jetstream|sqlite|rabbitmq URL|DIR N\n".utf8))
+    FileHandle.standardError.write(Data("usage: MessagingBenchmark nats-core|nats-jetstream|nats-saturation|sqlite|rabbitmq|kafka-batch URL|DIR|- N\n".utf8))
     exit(2)
 }
 let payload = ByteBuffer(repeating: UInt8(ascii: "x"), count: 128)
@@ -73,6 +76,54 @@ case "nats-jetstream":
     print("RESULT nimbus nats-jetstream-acked-publish-100-in-flight \(Int(pipelined))")
     try await messaging.deleteTopic(topic)
     try await messaging.close()
+case "nats-saturation":
+    // Several connections publish at once until the server, not one client, is the bottleneck.
+    for connections in [2, 4, 8] {
+        var clients: [NATSConnection] = []
+        for _ in 0..<connections { clients.append(try await NATSConnection.connect(natsConfiguration(arguments[1]))) }
+        for client in clients {
+            for _ in 0..<2_000 { try await client.publish("bench.warmup", payload: payload) }
+            try await client.flush()
+        }
+        let share = count / connections
+        let perSecond = try await rate(share * connections) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for client in clients {
+                    group.addTask {
+                        for _ in 0..<share { try await client.publish("bench.core", payload: payload) }
+                        try await client.flush()
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        print("SATURATION nats-core-publish \(connections) \(Int(perSecond))")
+        for client in clients { try await client.close() }
+    }
+    for connections in [2, 4] {
+        let topic = "js\(IDGenerator.shared.ulid())"
+        let clients = (0..<connections).map { _ in
+            Messaging(driver: NATSJetStreamMessagingDriver(configuration: .init(connection: natsConfiguration(arguments[1]), streamPrefix: "BENCH_",
+                                                                                   subjectPrefix: "benchjs")),
+                      configuration: .init(retry: .none))
+        }
+        try await clients[0].createTopic(topic)
+        try await clients[0].createSubscription(topic, topic: topic)
+        let batch = (0..<100).map { _ in Message(body: payload) }
+        for client in clients { for _ in 0..<5 { try await client.publish(batch, to: topic) } }
+        let batches = count / 100 / connections
+        let perSecond = try await rate(batches * 100 * connections) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for client in clients {
+                    group.addTask { for _ in 0..<batches { try await client.publish(batch, to: topic) } }
+                }
+                try await group.waitForAll()
+            }
+        }
+        print("SATURATION nats-jetstream-acked-publish-100-in-flight \(connections) \(Int(perSecond))")
+        try await clients[0].deleteTopic(topic)
+        for client in clients { try await client.close() }
+    }
 case "sqlite":
     let directory = arguments[1]
     let messaging = Messaging(driver: try SQLiteMessagingDriver(path: "\(directory)/queue-\(IDGenerator.shared.ulid()).sqlite"))

@@ -120,7 +120,7 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     /// if it is missing), otherwise only when it is running.
     public var shouldRun: Bool { Peer.isCI || configuredURL != nil }
 
-    /// Reads `KEY=value` lines from `.nimbus/peers/env` at the package root.
+    /// Reads `KEY=value` (or `KEY='value'`) lines from `.nimbus/peers/env` at the package root.
     static func envFile() -> [String: String] {
         guard let root = packageRoot(),
               let text = try? String(contentsOfFile: root + "/.nimbus/peers/env", encoding: .utf8) else { return [:] }
@@ -130,7 +130,9 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
             guard !trimmed.hasPrefix("#"), let equals = trimmed.firstIndex(of: "=") else { continue }
             var key = String(trimmed[..<equals])
             if key.hasPrefix("export ") { key = String(key.dropFirst(7)) }
-            values[key] = String(trimmed[trimmed.index(after: equals)...])
+            var value = Substring(trimmed[trimmed.index(after: equals)...])
+            if value.count >= 2, value.hasPrefix("'"), value.hasSuffix("'") { value = value.dropFirst().dropLast() }   // scripts/peers quotes values
+            values[key] = String(value)
         }
         return values
     }
