@@ -274,6 +274,8 @@ tests("NimbusAzure", "Core/Azure", ["NimbusHTTP"])
 
 module("NimbusAuth", "Auth/Auth", ["NimbusCore", "NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtras, Dep.logging])
 tests("NimbusAuth", "Auth/Auth", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras])
+module("NimbusMFA", "Auth/MFA", ["NimbusCore", "NimbusRateLimit", "NimbusRateLimitMemory", Dep.crypto, Dep.logging])
+tests("NimbusMFA", "Auth/MFA", [Dep.crypto])
 
 // MARK: - Commerce (seed: pkg/commerce/*) — exact money first; payments, billing and tax build on it
 
@@ -340,7 +342,7 @@ tests("NimbusGateway", "Services/Gateway", ["NimbusLLM", "NimbusServer", "Nimbus
 targets.append(.executableTarget(
     name: "nimbus",
     dependencies: cliDependencies + ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusGateway", "NimbusEmbeddings", "NimbusLLMRAG",
-                                     "NimbusCurrency", "NimbusTax", "NimbusPostgres", "NimbusAWS", "NimbusTemplate",
+                                     "NimbusCurrency", "NimbusTax", "NimbusPostgres", "NimbusAWS", "NimbusTemplate", "NimbusAuth", "NimbusMFA",
                                      Dep.nioCore, Dep.nioPosix, Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings
@@ -348,7 +350,7 @@ targets.append(.executableTarget(
 products.append(.executable(name: "nimbus", targets: ["nimbus"]))
 targets.append(.testTarget(
     name: "nimbusTests",
-    dependencies: ["nimbus", "NimbusCatalog", "NimbusTesting", "NimbusHTTP", "NimbusAWS", "NimbusDistributedLock", "NimbusDistributedLockRedis"],
+    dependencies: ["nimbus", "NimbusCatalog", "NimbusTesting", "NimbusHTTP", "NimbusAWS", "NimbusDistributedLock", "NimbusDistributedLockRedis", "NimbusAuth", Dep.crypto],
     path: "Tests/CLI/nimbusTests",
     swiftSettings: swiftSettings
 ))

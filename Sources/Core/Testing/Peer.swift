@@ -81,6 +81,10 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     public static let schemathesis = Peer("schemathesis")
     /// kafka-python in a venv; ``url()`` is that venv's `python` (scripts/kafka/kafka-python-oracle runs on it).
     public static let kafkaPython = Peer("kafka-python")
+    /// pyotp, authlib, py_webauthn and fido2 in a venv; ``url()`` is that venv's `python`.
+    public static let authSDKs = Peer("auth-sdks")
+    /// Debian's `oathtool`; ``url()`` is the command's path.
+    public static let oathtool = Peer("oathtool")
 
     /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
     public static func setting(_ variable: String) -> String? {
