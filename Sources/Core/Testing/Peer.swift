@@ -85,6 +85,9 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     public static let authSDKs = Peer("auth-sdks")
     /// Debian's `oathtool`; ``url()`` is the command's path.
     public static let oathtool = Peer("oathtool")
+    /// glewlwyd, an OpenID Connect server; ``url()`` is its issuer (`…/api/oidc`). Its admin API and
+    /// signing keys are in the settings `NIMBUS_PEER_GLEWLWYD_ADMIN_URL` and `NIMBUS_PEER_GLEWLWYD_JWKS_FILE`.
+    public static let glewlwyd = Peer("glewlwyd")
 
     /// Another value `scripts/peers` exported (a CA file, a token), from the environment or `.nimbus/peers/env`.
     public static func setting(_ variable: String) -> String? {
