@@ -273,7 +273,7 @@ tests("NimbusAzure", "Core/Azure", ["NimbusHTTP"])
 // MARK: - Security & identity (seed: pkg/auth/*, pkg/security/*)
 
 module("NimbusAuth", "Auth/Auth", ["NimbusCore", "NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtras, Dep.logging])
-tests("NimbusAuth", "Auth/Auth", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras])
+tests("NimbusAuth", "Auth/Auth", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1])
 module("NimbusMFA", "Auth/MFA", ["NimbusCore", "NimbusRateLimit", "NimbusRateLimitMemory", Dep.crypto, Dep.logging])
 tests("NimbusMFA", "Auth/MFA", [Dep.crypto])
 

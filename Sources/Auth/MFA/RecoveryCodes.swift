@@ -45,10 +45,7 @@ public enum RecoveryCodes {
         var found: Int?
         for (index, entry) in stored.enumerated() {
             guard let salt = Base64URL.decode(entry.salt), let expected = Base64URL.decode(entry.hash) else { continue }
-            let actual = hash(typed, salt: salt)
-            var difference: UInt8 = expected.count == actual.count ? 0 : 1
-            for position in 0..<min(expected.count, actual.count) { difference |= expected[position] ^ actual[position] }
-            if difference == 0, found == nil { found = index }
+            if ConstantTime.equals(expected, hash(typed, salt: salt)), found == nil { found = index }
         }
         return found
     }

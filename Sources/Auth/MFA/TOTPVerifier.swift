@@ -112,7 +112,7 @@ public struct TOTPVerifier: Sendable {
         for offset in -configuration.window...configuration.window {
             let step = Int64(current) + Int64(offset)
             guard step >= 0 else { continue }
-            if constantTimeEqual(totp.code(step: UInt64(step)), digits), matched == nil { matched = UInt64(step) }
+            if ConstantTime.equals(Array(totp.code(step: UInt64(step)).utf8), Array(digits.utf8)), matched == nil { matched = UInt64(step) }
         }
         guard let step = matched else { throw NimbusError(.unauthenticated, "the code is wrong or expired") }
         guard try await replayGuard.use(step: step, for: account) else {
@@ -121,15 +121,6 @@ public struct TOTPVerifier: Sendable {
         try await limiter.reset(account, policy: policy)
         return step
     }
-}
-
-/// Compares two strings' bytes in time that depends only on their lengths.
-func constantTimeEqual(_ lhs: String, _ rhs: String) -> Bool {
-    let left = Array(lhs.utf8), right = Array(rhs.utf8)
-    guard left.count == right.count else { return false }
-    var difference: UInt8 = 0
-    for index in left.indices { difference |= left[index] ^ right[index] }
-    return difference == 0
 }
 
 extension Character {

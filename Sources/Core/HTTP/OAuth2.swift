@@ -98,25 +98,43 @@ public enum OAuth2TokenEndpoint {
     /// - Throws: `unauthenticated` when the server refuses the client or grant; `unavailable` for 5xx.
     public static func request(_ http: NimbusHTTPClient, url: String, form: [String: String], headers: [(String, String)] = [],
                                who: String) async throws -> AccessTokenCache.Token {
+        let body = try await exchange(http, url: url, form: form, headers: headers, who: who, safeToRetry: true)
+        return try token(Array(JSONValue.object(body).description.utf8), who: who)
+    }
+
+    /// Posts `form` to a token endpoint and returns the JSON object it answered with, or throws its
+    /// OAuth2 error (RFC 6749 §5.2) mapped: `invalid_client`, `unauthorized_client`, `invalid_grant` and
+    /// 400/401 answers are `unauthenticated`, 5xx `unavailable`. The error keeps the server's `error` code
+    /// (in `underlying`, as ``OAuth2ErrorResponse``). `safeToRetry` says whether asking again is harmless
+    /// (a client-credentials token is; a code exchange or a rotating refresh is not).
+    public static func exchange(_ http: NimbusHTTPClient, url: String, form: [String: String], headers: [(String, String)] = [],
+                                who: String, safeToRetry: Bool) async throws -> [String: JSONValue] {
         var request = NimbusHTTPRequest(.POST, url, operation: "oauth2 token")
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.headers.add(name: "Accept", value: "application/json")
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = ByteBuffer(string: form.sorted { $0.key < $1.key }.map { "\(FormEncoder.escape($0.key))=\(FormEncoder.escape($0.value))" }.joined(separator: "&"))
-        request.safeToRetry = true          // asking again only issues another token
+        request.safeToRetry = safeToRetry
         let response = try await http.send(request)
-        let body = Array(try await response.collect(upTo: 64 * 1024).readableBytesView)
-        guard response.isSuccess else {
-            let json = try? JSONValue.parse(body)
-            let code = json?["error"]?.stringValue ?? "HTTP \(response.status.code)"
-            let description = json?["error_description"]?.stringValue.map { String($0.prefix(300)) } ?? ""
-            let mapped: NimbusError.Code = response.status.code >= 500 ? .unavailable
-                : ["invalid_client", "unauthorized_client", "invalid_grant"].contains(code) || [400, 401].contains(response.status.code)
-                ? .unauthenticated : HTTPStatusMapping.code(for: response.status)
-            throw NimbusError(mapped, "\(http.configuration.service) refused \(who): \(code) \(description)"
-                              + (mapped == .unauthenticated ? "; check the client id and secret" : ""), retryAfter: response.retryAfter())
+        let body = Array(try await response.collect(upTo: 256 * 1024).readableBytesView)
+        guard response.isSuccess else { throw error(response, body: body, service: http.configuration.service, who: who) }
+        guard case .object(let object)? = try? JSONValue.parse(body) else {
+            throw NimbusError(.internal, "\(http.configuration.service) answered \(who) with a body that is not a JSON object")
         }
-        return try token(body, who: who)
+        return object
+    }
+
+    /// The `NimbusError` for an OAuth2 error answer (RFC 6749 §5.2) from any OAuth2 endpoint.
+    public static func error(_ response: NimbusHTTPResponse, body: [UInt8], service: String, who: String) -> NimbusError {
+        let json = try? JSONValue.parse(body)
+        let code = json?["error"]?.stringValue ?? "HTTP \(response.status.code)"
+        let description = json?["error_description"]?.stringValue.map { String($0.prefix(300)) } ?? ""
+        let mapped: NimbusError.Code = response.status.code >= 500 ? .unavailable
+            : ["invalid_client", "unauthorized_client", "invalid_grant"].contains(code) || [400, 401].contains(response.status.code)
+            ? .unauthenticated : HTTPStatusMapping.code(for: response.status)
+        return NimbusError(mapped, "\(service) refused \(who): \(code) \(description)"
+                           + (code == "invalid_client" ? "; check the client id and secret" : ""),
+                           underlying: OAuth2ErrorResponse(error: code, description: description), retryAfter: response.retryAfter())
     }
 
     /// Reads `access_token`, `token_type` (bearer only) and `expires_in` (default one hour).
@@ -129,5 +147,20 @@ public enum OAuth2TokenEndpoint {
         }
         let lifetime = json["expires_in"]?.numberValue ?? json["expires_in"]?.stringValue.flatMap(Double.init) ?? 3600
         return AccessTokenCache.Token(value: Secret(token), expiresIn: .seconds(max(0, lifetime)))
+    }
+}
+
+/// An OAuth2 error answer (RFC 6749 §5.2, RFC 8628 §3.5): its `error` code and description. The
+/// `underlying` of the `NimbusError`s that OAuth2 endpoints' refusals become.
+public struct OAuth2ErrorResponse: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The `error` code (`invalid_grant`, `authorization_pending`, `slow_down`, …).
+    public var error: String
+    /// The `error_description`, if any.
+    public var description: String
+
+    /// Creates an error answer.
+    public init(error: String, description: String = "") {
+        self.error = error
+        self.description = description
     }
 }
