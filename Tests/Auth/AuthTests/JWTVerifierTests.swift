@@ -249,3 +249,45 @@ struct JWTVerifierTests {
         #expect(throws: NimbusError.self) { _ = try published.sign(claims()) }
     }
 }
+
+@Suite("Provider presets")
+struct ProviderPresetTests {
+    @Test("Apple's client secret is an ES256 JWT from the team to appleid.apple.com, at most 180 days long")
+    func appleClientSecret() async throws {
+        let key = P256.Signing.PrivateKey()
+        let apple = try await AppleClientSecret(teamID: "TEAM123456", clientID: "com.example.web", keyID: "KEY1234567", privateKeyPEM: key.pemRepresentation)
+        let now = Date(timeIntervalSince1970: 1_790_000_000)
+        let secret = try apple.make(lifetime: .seconds(86_400), now: now)
+        let point = Array(key.publicKey.rawRepresentation)
+        let published = try await JWTKeySet.jwk(["kty": "EC", "crv": "P-256", "kid": "KEY1234567",
+                                                 "x": .string(Base64URL.encode(point[0..<32])), "y": .string(Base64URL.encode(point[32..<64]))])
+        let verified = try await JWTVerifier(keys: published, configuration: .init(issuers: ["TEAM123456"], audiences: ["https://appleid.apple.com"]),
+                                             now: { now }).verify(secret.reveal())
+        #expect(verified.algorithm == .es256 && verified.keyID == "KEY1234567" && verified.claims.subject == "com.example.web")
+        #expect(verified.claims.expiresAt == now.addingTimeInterval(86_400))
+        #expect(throws: NimbusError.self) { _ = try apple.make(lifetime: .seconds(86_400 * 181)) }
+        await #expect(throws: NimbusError.self) {
+            _ = try await AppleClientSecret(teamID: "T", clientID: "c", keyID: "k", privateKeyPEM: key.publicKey.pemRepresentation)
+        }
+    }
+
+    @Test("discovery refuses a document naming another issuer, a missing endpoint, and plain-http endpoints off loopback")
+    func discoveryChecks() throws {
+        let good: [String: JSONValue] = ["issuer": "https://id.example.com", "authorization_endpoint": "https://id.example.com/authorize",
+                                         "token_endpoint": "https://id.example.com/token", "jwks_uri": "https://id.example.com/jwks",
+                                         "id_token_signing_alg_values_supported": ["RS256"], "code_challenge_methods_supported": ["S256"]]
+        let metadata = try OAuth2ProviderMetadata.parse(good, expectedIssuer: "https://id.example.com")
+        #expect(metadata.isOpenIDProvider && metadata.codeChallengeMethods == ["S256"])
+        var other = good
+        other["issuer"] = "https://evil.example.com"
+        #expect(throws: NimbusError.self) { _ = try OAuth2ProviderMetadata.parse(other, expectedIssuer: "https://id.example.com") }
+        var missing = good
+        missing["token_endpoint"] = nil
+        #expect(throws: NimbusError.self) { _ = try OAuth2ProviderMetadata.parse(missing, expectedIssuer: "https://id.example.com") }
+        var plain = good
+        plain["token_endpoint"] = "http://id.example.com/token"
+        #expect(throws: NimbusError.self) { _ = try OAuth2ProviderMetadata.parse(plain, expectedIssuer: "https://id.example.com") }
+        #expect(OAuth2ProviderMetadata.microsoftIssuer(tenant: "contoso.onmicrosoft.com") == "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0")
+        #expect(OAuth2ProviderMetadata.github.isOpenIDProvider == false)
+    }
+}

@@ -129,3 +129,43 @@ extension OAuth2ProviderMetadata {
         tokenEndpoint: "https://github.com/login/oauth/access_token", userinfoEndpoint: "https://api.github.com/user",
         deviceAuthorizationEndpoint: "https://github.com/login/device/code", codeChallengeMethods: ["S256"])
 }
+
+/// Sign in with Apple's client secret: not a fixed string but an ES256 JWT signed with the team's
+/// private key (a `.p8` file from the developer account), valid for at most six months.
+///
+/// ```swift
+/// let secret = try await AppleClientSecret(teamID: "TEAM123456", clientID: "com.example.web", keyID: "KEY1234567",
+///                                          privateKeyPEM: p8).make(lifetime: .seconds(86_400 * 30))
+/// let client = try await OAuth2Client.discover(issuer: OAuth2ProviderMetadata.appleIssuer,
+///     configuration: .init(clientID: "com.example.web", authentication: .clientSecretPost(secret), redirectURI: callback))
+/// ```
+public struct AppleClientSecret: Sendable {
+    /// The Apple developer team id (the JWT's `iss`).
+    public var teamID: String
+    /// The Services ID (the JWT's `sub`).
+    public var clientID: String
+    /// The key's id (the JWT's `kid`).
+    public var keyID: String
+    let keys: JWTKeySet
+
+    /// - Throws: `invalidArgument` when the PEM is not a P-256 private key.
+    public init(teamID: String, clientID: String, keyID: String, privateKeyPEM: String) async throws {
+        let keys = try await JWTKeySet.pem(privateKeyPEM, id: keyID, algorithms: [.es256])
+        guard keys.keys.first?.canSign == true else { throw NimbusError(.invalidArgument, "Apple's client secret is signed with the .p8 private key") }
+        self.teamID = teamID
+        self.clientID = clientID
+        self.keyID = keyID
+        self.keys = keys
+    }
+
+    /// A client secret valid for `lifetime` (at most 180 days, Apple's limit) from `now`.
+    /// - Throws: `invalidArgument` for a lifetime over 180 days.
+    public func make(lifetime: Duration = .seconds(86_400 * 30), now: Date = Date()) throws -> Secret<String> {
+        guard lifetime <= .seconds(86_400 * 180) else { throw NimbusError(.invalidArgument, "Apple accepts client secrets valid for 180 days at most") }
+        var claims = JWTClaims()
+        claims.issuer = teamID
+        claims.subject = clientID
+        claims.audience = [OAuth2ProviderMetadata.appleIssuer]
+        return Secret(try keys.sign(claims, keyID: keyID, algorithm: .es256, type: nil, expiresIn: lifetime, now: now))
+    }
+}
