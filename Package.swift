@@ -272,8 +272,8 @@ tests("NimbusAzure", "Core/Azure", ["NimbusHTTP"])
 
 // MARK: - Security & identity (seed: pkg/auth/*, pkg/security/*)
 
-module("NimbusAuth", "Auth/Auth", ["NimbusCore", "NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtras, Dep.logging])
-tests("NimbusAuth", "Auth/Auth", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1])
+module("NimbusAuth", "Auth/Auth", ["NimbusCore", "NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtras, Dep.logging, Dep.hummingbird, Dep.httpTypes])
+tests("NimbusAuth", "Auth/Auth", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes])
 module("NimbusMFA", "Auth/MFA", ["NimbusCore", "NimbusRateLimit", "NimbusRateLimitMemory", Dep.crypto, Dep.logging])
 tests("NimbusMFA", "Auth/MFA", [Dep.crypto])
 
@@ -332,12 +332,12 @@ module("NimbusServer", "Services/Server", ["NimbusCore", "NimbusCatalog", Dep.hu
 tests("NimbusServer", "Services/Server", [Dep.hummingbird, Dep.hummingbirdTesting])
 
 // The llm-gateway service (seed: llm-gateway, over pkg/ai/llm/*)
-module("NimbusGateway", "Services/Gateway", ["NimbusServer", "NimbusCore", "NimbusHTTP", "NimbusLLM", "NimbusEmbeddings", "NimbusCache",
+module("NimbusGateway", "Services/Gateway", ["NimbusServer", "NimbusCore", "NimbusHTTP", "NimbusAuth", "NimbusLLM", "NimbusEmbeddings", "NimbusCache",
                                              "NimbusCacheMemory", "NimbusCacheRedis", "NimbusPostgres", "NimbusLLMScripted", "NimbusLLMOpenAI",
                                              "NimbusLLMAnthropic", "NimbusLLMGemini", "NimbusLLMOllama", "NimbusRateLimit", "NimbusRateLimitMemory", "NimbusRateLimitRedis", Dep.hummingbird, Dep.httpTypes, Dep.asyncHTTPClient,
                                              Dep.nioCore, Dep.nioSSL, Dep.grdb, Dep.postgresNIO, Dep.yams, Dep.crypto, Dep.logging, Dep.metrics,
                                              Dep.serviceLifecycle])
-tests("NimbusGateway", "Services/Gateway", ["NimbusLLM", "NimbusServer", "NimbusLLMOpenAI", Dep.hummingbird, Dep.hummingbirdTesting, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.prometheus, Dep.logging, Dep.postgresNIO], fixtures: true)
+tests("NimbusGateway", "Services/Gateway", ["NimbusLLM", "NimbusAuth", Dep.crypto, "NimbusServer", "NimbusLLMOpenAI", Dep.hummingbird, Dep.hummingbirdTesting, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.prometheus, Dep.logging, Dep.postgresNIO], fixtures: true)
 
 targets.append(.executableTarget(
     name: "nimbus",

@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import Metrics
 import NIOCore
+import NimbusAuth
 import NimbusCache
 import NimbusCacheMemory
 import NimbusCacheRedis
@@ -49,6 +50,8 @@ public final class Gateway: NimbusServerModule {
     let writer: SpendLogWriter
     let metricsFactory: any MetricsFactory
     private let postgresRunner: Task<Void, Never>?
+    /// Verifies admin access tokens (``GatewayConfiguration/adminOIDC``).
+    let adminTokens: AdminTokens?
 
     /// The key of the request being served, for spend records written by the router.
     @TaskLocal static var currentKey: String?
@@ -105,6 +108,7 @@ public final class Gateway: NimbusServerModule {
                                                                    metricModels: metricModels))
         self.embedders = try await GatewayProviders.embedders(configuration, httpClient: httpClient)
         self.writer = SpendLogWriter(store: store, keySync: .milliseconds(Int(configuration.keySyncSeconds * 1000)))
+        self.adminTokens = configuration.adminOIDC.map { AdminTokens($0, httpClient: httpClient, logger: logger) }
     }
 
     public var services: [any Service] {
@@ -667,15 +671,30 @@ public final class Gateway: NimbusServerModule {
 
     // MARK: Admin
 
-    func requireMaster(_ request: Request) -> GatewayError? {
-        guard case .success(.master) = authenticate(request) else {
-            return GatewayError(status: .unauthorized, type: "invalid_request_error", code: "invalid_api_key", message: "this call needs the master key")
+    /// The master key, or an access token of the admin issuer granting the admin scope.
+    func requireMaster(_ request: Request) async -> GatewayError? {
+        if case .success(.master) = authenticate(request) { return nil }
+        if let adminTokens, let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer "),
+           case let token = String(header.dropFirst(7)), token.split(separator: ".").count == 3 {
+            do {
+                _ = try await adminTokens.verify(token)
+                return nil
+            } catch let error as NimbusError where error.code == .permissionDenied {
+                return GatewayError(status: .forbidden, type: "permission_error", code: "insufficient_scope", message: "the token lacks the admin scope")
+            } catch let error as NimbusError where error.code == .unauthenticated {
+                return GatewayError(status: .unauthorized, type: "invalid_request_error", code: "invalid_api_key",
+                                    message: "the admin token was refused (\((error.underlying as? JWTRejection)?.reason.rawValue ?? "invalid"))")
+            } catch {
+                logger.warning("admin token check failed", metadata: ["error": "\(error)"])
+                return GatewayError(status: .serviceUnavailable, type: "api_error", code: nil, message: "the admin token issuer cannot be reached")
+            }
         }
-        return nil
+        return GatewayError(status: .unauthorized, type: "invalid_request_error", code: "invalid_api_key",
+                            message: adminTokens == nil ? "this call needs the master key" : "this call needs the master key or an admin access token")
     }
 
     func generateKey(_ request: Request) async -> Response {
-        if let refusal = requireMaster(request) { return refusal.openAI() }
+        if let refusal = await requireMaster(request) { return refusal.openAI() }
         struct Body: Decodable {
             var name: String?
             var models: [String]?
@@ -715,7 +734,7 @@ public final class Gateway: NimbusServerModule {
     }
 
     func deleteKey(_ request: Request) async -> Response {
-        if let refusal = requireMaster(request) { return refusal.openAI() }
+        if let refusal = await requireMaster(request) { return refusal.openAI() }
         let body: ByteBuffer
         switch await readBody(request) { case .success(let value): body = value; case .failure(let error): return error.openAI() }
         guard let id = (try? JSONValue.parse(Data(body.readableBytesView)))?["key_id"]?.stringValue else {
@@ -730,7 +749,7 @@ public final class Gateway: NimbusServerModule {
     }
 
     func spend(_ request: Request) async -> Response {
-        if let refusal = requireMaster(request) { return refusal.openAI() }
+        if let refusal = await requireMaster(request) { return refusal.openAI() }
         do {
             try await store.flush()
             let rows = try await store.spendByKey().map { row -> JSONValue in
@@ -839,4 +858,36 @@ extension HTTPField.Name {
     static let azureAPIKey = HTTPField.Name("api-key")!
     /// Time the gateway added to a call, in milliseconds.
     static let nimbusOverhead = HTTPField.Name("x-nimbus-overhead-ms")!
+}
+
+/// The admin issuer's tokens: its keys found once (by discovery unless `jwks_url` is given), then
+/// verified like any JWT, with the admin scope required.
+actor AdminTokens {
+    let rule: GatewayConfiguration.AdminOIDC
+    private let http: NimbusHTTPClient
+    private var verifier: JWTVerifier?
+
+    init(_ rule: GatewayConfiguration.AdminOIDC, httpClient: HTTPClient, logger: Logger) {
+        self.rule = rule
+        self.http = NimbusHTTPClient(configuration: .init(service: "admin-oidc", timeout: .seconds(10)), httpClient: httpClient, logger: logger)
+    }
+
+    func verify(_ token: String) async throws -> VerifiedJWT {
+        try await current().verify(token, requiring: [rule.scope])
+    }
+
+    private func current() async throws -> JWTVerifier {
+        if let verifier { return verifier }
+        let jwksURL: String
+        if let configured = rule.jwksURL { jwksURL = configured } else {
+            guard let discovered = try await OAuth2ProviderMetadata.discover(issuer: rule.issuer, http: http).jwksURI else {
+                throw NimbusError(.failedPrecondition, "admin_oidc issuer \(rule.issuer) publishes no jwks_uri")
+            }
+            jwksURL = discovered
+        }
+        let made = JWTVerifier(keys: RemoteJWKS(url: jwksURL, http: http),
+                               configuration: .init(issuers: [rule.issuer], audiences: rule.audience.map { [$0] } ?? []))
+        verifier = made
+        return made
+    }
 }

@@ -211,13 +211,46 @@ public struct GatewayConfiguration: Decodable, Sendable {
     public var maxStreamsPerKey: Int?
     /// A bearer token `/metrics` requires (write `env:NAME`; `nil`: open, as Prometheus scrapes usually are on a private port).
     public var metricsToken: Secret<String>?
+    /// An OpenID Connect issuer whose access tokens may call the admin endpoints, besides the master key.
+    public var adminOIDC: AdminOIDC?
+
+    /// Who, besides the master key holder, may administer the gateway: bearers of an access token
+    /// (a JWT) from `issuer` that grants `scope` (and names `audience`, if set).
+    public struct AdminOIDC: Sendable, Codable, Equatable {
+        /// The issuer; its keys come from `jwks_url`, or from its discovery document.
+        public var issuer: String
+        /// The audience the token must name (`nil`: any).
+        public var audience: String?
+        /// The scope the token must grant.
+        public var scope: String
+        /// The JWKS URL (`nil`: discovered from the issuer).
+        public var jwksURL: String?
+
+        enum CodingKeys: String, CodingKey { case issuer, audience, scope, jwksURL = "jwks_url" }
+
+        /// Creates the rule.
+        public init(issuer: String, audience: String? = nil, scope: String = "nimbus:admin", jwksURL: String? = nil) {
+            self.issuer = issuer
+            self.audience = audience
+            self.scope = scope
+            self.jwksURL = jwksURL
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            issuer = try container.decode(String.self, forKey: .issuer)
+            audience = try container.decodeIfPresent(String.self, forKey: .audience)
+            scope = try container.decodeIfPresent(String.self, forKey: .scope) ?? "nimbus:admin"
+            jwksURL = try container.decodeIfPresent(String.self, forKey: .jwksURL)
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case models, embeddings, fallbacks, routing
         case contextWindowFallbacks = "context_window_fallbacks", cacheURL = "cache_url", cacheTTLSeconds = "cache_ttl_seconds"
         case masterKey = "master_key", databaseURL = "database_url", maxRequestBytes = "max_request_bytes", spendLogQueueSize = "spend_log_queue_size"
         case keySyncSeconds = "key_sync_seconds", reservedOutputTokens = "reserved_output_tokens", maxStreamsPerKey = "max_streams_per_key"
-        case metricsToken = "metrics_token", rateLimitURL = "rate_limit_url"
+        case metricsToken = "metrics_token", rateLimitURL = "rate_limit_url", adminOIDC = "admin_oidc"
     }
 
     /// Creates settings.
@@ -226,7 +259,7 @@ public struct GatewayConfiguration: Decodable, Sendable {
                 cacheTTLSeconds: Int = 3600, masterKey: Secret<String>? = nil, databaseURL: String = "sqlite://gateway.sqlite",
                 maxRequestBytes: Int = 8 * 1024 * 1024, spendLogQueueSize: Int = 10_000, keySyncSeconds: Double = 5,
                 reservedOutputTokens: Int = 1024, maxStreamsPerKey: Int? = 64, metricsToken: Secret<String>? = nil,
-                rateLimitURL: String = "mem://") {
+                rateLimitURL: String = "mem://", adminOIDC: AdminOIDC? = nil) {
         self.models = models
         self.embeddings = embeddings
         self.fallbacks = fallbacks
@@ -243,6 +276,7 @@ public struct GatewayConfiguration: Decodable, Sendable {
         self.maxStreamsPerKey = maxStreamsPerKey
         self.metricsToken = metricsToken
         self.rateLimitURL = rateLimitURL
+        self.adminOIDC = adminOIDC
     }
 
     public init(from decoder: any Decoder) throws {
@@ -263,6 +297,7 @@ public struct GatewayConfiguration: Decodable, Sendable {
         maxStreamsPerKey = container.contains(.maxStreamsPerKey) ? try container.decodeIfPresent(Int.self, forKey: .maxStreamsPerKey) : 64
         metricsToken = try container.decodeIfPresent(Secret<String>.self, forKey: .metricsToken)
         rateLimitURL = try container.decodeIfPresent(String.self, forKey: .rateLimitURL) ?? "mem://"
+        adminOIDC = try container.decodeIfPresent(AdminOIDC.self, forKey: .adminOIDC)
     }
 
     /// The embedded defaults: the memory model as `memory` and the hashing embedder, no keys.
