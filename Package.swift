@@ -170,7 +170,7 @@ module("NimbusCore", "Core/Core", [Dep.logging, Dep.metrics, Dep.configuration])
 module("NimbusHTTP", "Core/HTTP", ["NimbusCore", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.crypto,
                                    Dep.logging, Dep.metrics, Dep.tracing])
 module("NimbusRedis", "Core/Redis", ["NimbusCore", "NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging])
-module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", Dep.cryptoExtras, Dep.hummingbird, Dep.httpTypes, Dep.nioCore, Dep.nioHTTP1, Dep.nioPosix,
+module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", Dep.asyncHTTPClient, Dep.cryptoExtras, Dep.hummingbird, Dep.httpTypes, Dep.nioCore, Dep.nioHTTP1, Dep.nioPosix,
                                          Dep.openAPIKit, Dep.openAPIKit30, Dep.openAPIKitCompat, Dep.yams])
 module("NimbusCatalog", "Core/Catalog")
 module("NimbusNetwork", "Core/Network", ["NimbusCore", Dep.nioCore, Dep.nioPosix, Dep.nioSSL])

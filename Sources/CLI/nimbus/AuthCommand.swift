@@ -9,8 +9,51 @@ struct AuthCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "auth",
         abstract: "TOTP codes and JWT inspection.",
-        subcommands: [TOTPCommand.self, JWTCommand.self]
+        subcommands: [TOTPCommand.self, JWTCommand.self, Login.self]
     )
+
+    /// `nimbus auth login --issuer URL`: device authorization (RFC 8628) or code + PKCE in a browser.
+    struct Login: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sign in at an OpenID Connect issuer and print the tokens as JSON.",
+            discussion: "The device flow (default) shows a code to type at the issuer; --browser runs the code flow with PKCE and a loopback redirect (http://127.0.0.1:PORT/callback, registered with the issuer).")
+        @Option(help: "The issuer URL (its discovery document is read).") var issuer: String
+        @Option(name: .customLong("client-id"), help: "The client id (a public client).") var clientID: String
+        @Option(help: "Scopes to ask for (repeatable).") var scope: [String] = ["openid"]
+        @Flag(help: "Use the code flow with PKCE in a browser instead of the device flow.") var browser = false
+        @Option(help: "The loopback port for --browser (0: any free port).") var port = 0
+        @Option(help: "How long to wait for the user, in seconds.") var timeout = 600
+
+        func run() async throws {
+            let client = try await OAuth2Client.discover(issuer: issuer, configuration: .init(clientID: clientID))
+            let tokens: OAuth2Tokens
+            if browser {
+                tokens = try await LoopbackLogin(client: client, scopes: scope, port: port, timeout: .seconds(timeout)).run()
+            } else {
+                let device = try await client.startDeviceAuthorization(scopes: scope)
+                var message = "To sign in, open \(device.verificationURI) and enter the code \(device.userCode)\n"
+                if let complete = device.verificationURIComplete { message += "(or open \(complete))\n" }
+                FileHandle.standardError.write(Data(message.utf8))
+                let limit = Duration.seconds(timeout)
+                tokens = try await withThrowingTaskGroup(of: OAuth2Tokens?.self) { group in
+                    group.addTask { try await client.pollDeviceAuthorization(device) }
+                    group.addTask { try await Task.sleep(for: limit); return nil }
+                    defer { group.cancelAll() }
+                    guard let first = try await group.next(), let tokens = first else {
+                        throw NimbusError(.deadlineExceeded, "nobody approved the code within \(limit)")
+                    }
+                    return tokens
+                }
+            }
+            var output: [String: JSONValue] = ["access_token": .string(tokens.accessToken.reveal()), "token_type": .string(tokens.tokenType),
+                                               "scope": .string(tokens.scopes.sorted().joined(separator: " "))]
+            if let expires = tokens.expiresAt { output["expires_at"] = .number(expires.timeIntervalSince1970.rounded()) }
+            if let refresh = tokens.refreshToken { output["refresh_token"] = .string(refresh.reveal()) }
+            if let id = tokens.idToken { output["id_token"] = .string(id) }
+            if let claims = tokens.idTokenClaims { output["id_token_claims"] = .object(claims.values) }
+            try Output.printJSON(output)
+        }
+    }
 }
 
 /// `nimbus auth totp new|code|verify`.
