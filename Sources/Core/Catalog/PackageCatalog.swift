@@ -22,7 +22,7 @@ public enum PackageCatalog {
                      embedded: "in-process MapReduce; Parquet/Avro readers and writers", adapters: [.init("Avro/Parquet", peer: "shared/specs avro-parquet samples")]),
         PackageEntry("pkg/auth/*", "NimbusAuth", "Sources/Auth/Auth", seed: .existingDomain, status: .partial,
                      section: "What Already Exists", summary: "Auth (JWT, OAuth2, OIDC, MFA, Social)", services: "",
-                     embedded: "JWT (jwt-kit): verification with JWKS rotation, signing; OAuth2/OIDC client", adapters: [.init("OIDC", peer: "glewlwyd"), .init("Social OAuth2", peer: "fake server + provider specs")]),
+                     embedded: "JWT (jwt-kit): verification with JWKS rotation, signing; OAuth2/OIDC client; bearer middleware", adapters: [.init("OIDC", peer: "glewlwyd"), .init("Social OAuth2", peer: "fake server + provider specs")]),
         PackageEntry("pkg/messaging/*", "NimbusMessaging", "Sources/Messaging/Messaging", seed: .existingDomain, status: .done,
                      section: "What Already Exists", summary: "Messaging (Kafka, NATS, RabbitMQ, SQS, SNS, Pub/Sub)", services: "",
                      embedded: "SQLite topics and subscriptions (durable, leases, dead letters, ordering keys) / mem://", adapters: [.init("Redis Streams", peer: "redis-server"), .init("NATS core + JetStream", peer: "nats-server"), .init("SNS + SQS", peer: "moto_server"), .init("RabbitMQ", peer: "rabbitmq-server"), .init("Kafka", peer: "fake broker (no Kafka in Debian)"), .init("Pub/Sub", peer: "fake server + Google spec")]),
