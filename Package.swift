@@ -274,6 +274,13 @@ tests("NimbusAzure", "Core/Azure", ["NimbusHTTP"])
 
 module("NimbusAuth", "Auth/Auth", ["NimbusCore", "NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtras, Dep.logging, Dep.hummingbird, Dep.httpTypes])
 tests("NimbusAuth", "Auth/Auth", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes])
+domain("Session", at: "Auth/Session", [Dep.crypto, Dep.logging, Dep.hummingbird, Dep.httpTypes],
+       tests: ["NimbusSessionMemory", Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes], conformance: [Dep.crypto], adapters: [
+    .adapter("Memory"),
+    .adapter("SQLite", Bundles.sqlite),
+    .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
+    .adapter("Postgres", Bundles.postgres, tests: ["NimbusPostgres", Dep.postgresNIO]),
+], cli: false)
 module("NimbusMFA", "Auth/MFA", ["NimbusCore", "NimbusRateLimit", "NimbusRateLimitMemory", Dep.crypto, Dep.logging])
 tests("NimbusMFA", "Auth/MFA", [Dep.crypto])
 
