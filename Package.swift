@@ -281,6 +281,10 @@ domain("Session", at: "Auth/Session", [Dep.crypto, Dep.logging, Dep.hummingbird,
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
     .adapter("Postgres", Bundles.postgres, tests: ["NimbusPostgres", Dep.postgresNIO]),
 ], cli: false)
+domain("KMS", at: "Security/Crypto/KMS", [Dep.crypto, Dep.logging], tests: ["NimbusKMSLocal"], adapters: [
+    .adapter("Local", [Dep.crypto]),
+    .adapter("AWS", Bundles.aws),
+])
 module("NimbusMFA", "Auth/MFA", ["NimbusCore", "NimbusRateLimit", "NimbusRateLimitMemory", Dep.crypto, Dep.logging])
 tests("NimbusMFA", "Auth/MFA", [Dep.crypto])
 

@@ -263,7 +263,7 @@ public enum PackageCatalog {
         PackageEntry("pkg/security/waf", "NimbusWAF", "Sources/Security/WAF", seed: .exists, status: .planned,
                      section: "Security & Identity / Protection", summary: "Web Application Firewall Control", services: "edge-security",
                      embedded: "in-process rule engine", adapters: [.init("AWS WAFv2", peer: "moto_server")]),
-        PackageEntry("pkg/security/crypto/kms", "NimbusKMS", "Sources/Security/Crypto/KMS", seed: .exists, status: .planned,
+        PackageEntry("pkg/security/crypto/kms", "NimbusKMS", "Sources/Security/Crypto/KMS/KMS", seed: .exists, status: .partial,
                      section: "Security & Identity / Protection", summary: "Key Management Service", services: "key-management",
                      embedded: "local keyring (swift-crypto)", adapters: [.init("AWS KMS", peer: "moto_server")]),
         PackageEntry("pkg/security/secrets", "NimbusSecrets", "Sources/Security/Secrets", seed: .exists, status: .planned,
