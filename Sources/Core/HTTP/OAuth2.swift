@@ -109,6 +109,17 @@ public enum OAuth2TokenEndpoint {
     /// (a client-credentials token is; a code exchange or a rotating refresh is not).
     public static func exchange(_ http: NimbusHTTPClient, url: String, form: [String: String], headers: [(String, String)] = [],
                                 who: String, safeToRetry: Bool) async throws -> [String: JSONValue] {
+        let body = try await post(http, url: url, form: form, headers: headers, who: who, safeToRetry: safeToRetry)
+        guard case .object(let object)? = try? JSONValue.parse(body) else {
+            throw NimbusError(.internal, "\(http.configuration.service) answered \(who) with a body that is not a JSON object")
+        }
+        return object
+    }
+
+    /// Posts `form` to an OAuth2 endpoint (token, revocation, introspection, device authorization)
+    /// and returns the answer's body; a refusal throws as ``exchange(_:url:form:headers:who:safeToRetry:)`` does.
+    public static func post(_ http: NimbusHTTPClient, url: String, form: [String: String], headers: [(String, String)] = [],
+                            who: String, safeToRetry: Bool) async throws -> [UInt8] {
         var request = NimbusHTTPRequest(.POST, url, operation: "oauth2 token")
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.headers.add(name: "Accept", value: "application/json")
@@ -118,10 +129,7 @@ public enum OAuth2TokenEndpoint {
         let response = try await http.send(request)
         let body = Array(try await response.collect(upTo: 256 * 1024).readableBytesView)
         guard response.isSuccess else { throw error(response, body: body, service: http.configuration.service, who: who) }
-        guard case .object(let object)? = try? JSONValue.parse(body) else {
-            throw NimbusError(.internal, "\(http.configuration.service) answered \(who) with a body that is not a JSON object")
-        }
-        return object
+        return body
     }
 
     /// The `NimbusError` for an OAuth2 error answer (RFC 6749 §5.2) from any OAuth2 endpoint.

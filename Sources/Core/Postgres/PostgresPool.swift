@@ -44,4 +44,23 @@ public struct PostgresPool: Sendable {
             for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
         }
     }
+
+    /// The one way an adapter opens itself from a URL: a pool of its own, the adapter made with it,
+    /// its tables created — and the pool stopped again if that fails.
+    ///
+    /// ```swift
+    /// public static func open(url: OpenURL) async throws -> MyStore {
+    ///     try await PostgresPool.openAdapter(url: url, make: { MyStore(pool: $0) }, migrate: { try await $0.migrate() })
+    /// }
+    /// ```
+    public static func openAdapter<Adapter>(url: OpenURL, make: (PostgresPool) -> Adapter,
+                                            migrate: (Adapter) async throws -> Void) async throws -> Adapter {
+        let pool = try PostgresPool(url: url)
+        let adapter = make(pool)
+        do { try await migrate(adapter) } catch {
+            await pool.close()
+            throw error
+        }
+        return adapter
+    }
 }

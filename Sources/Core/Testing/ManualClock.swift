@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// A clock that moves only when a test says so; sleepers wake when ``advance(by:)`` passes their deadline.
@@ -82,4 +83,28 @@ public final class ManualClock: Clock, Sendable {
     public func waitForSleepers(_ count: Int = 1) async {
         while sleeperCount < count { await Task.yield() }
     }
+}
+
+/// A wall-clock time that a test moves by hand, for code that takes `now: () -> Date`
+/// (token lifetimes, session timeouts, one-time-code steps).
+///
+/// ```swift
+/// let clock = ManualDate()
+/// let verifier = JWTVerifier(keys: keys, now: { clock.now })
+/// clock.advance(3600)
+/// ```
+public final class ManualDate: Sendable {
+    private let current: Mutex<Date>
+
+    /// A clock at `start`.
+    public init(_ start: Date = Date(timeIntervalSince1970: 1_790_000_000)) { current = Mutex(start) }
+
+    /// The current time.
+    public var now: Date { current.withLock { $0 } }
+
+    /// Moves the time forward by `seconds`.
+    public func advance(_ seconds: TimeInterval) { current.withLock { $0 += seconds } }
+
+    /// Sets the time.
+    public func set(_ date: Date) { current.withLock { $0 = date } }
 }

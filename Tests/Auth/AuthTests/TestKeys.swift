@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import NimbusAuth
 import NimbusCore
+import NimbusTesting
 import Synchronization
 import _CryptoExtras
 
@@ -69,10 +70,5 @@ func rejection(_ body: () async throws -> Void) async -> JWTRejection.Reason? {
     }
 }
 
-/// A fixed clock for verifiers.
-final class TestClock: Sendable {
-    private let current: Mutex<Date>
-    init(_ date: Date = Date(timeIntervalSince1970: 1_790_000_000)) { current = Mutex(date) }
-    var now: Date { current.withLock { $0 } }
-    func advance(_ seconds: TimeInterval) { current.withLock { $0 += seconds } }
-}
+/// The verifiers' clock.
+typealias TestClock = ManualDate

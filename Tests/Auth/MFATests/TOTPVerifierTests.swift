@@ -5,15 +5,10 @@ import NimbusTesting
 import Synchronization
 import Testing
 
-final class MFAClock: Sendable {
-    private let current = Mutex(Date(timeIntervalSince1970: 1_790_000_010))
-    var now: Date { current.withLock { $0 } }
-    func advance(_ seconds: TimeInterval) { current.withLock { $0 += seconds } }
-}
 
 @Suite("TOTP verification: drift window, replay, attempt limits")
 struct TOTPVerifierTests {
-    let clock = MFAClock()
+    let clock = ManualDate(Date(timeIntervalSince1970: 1_790_000_010))
     let totp = try! TOTP(secret: OTPAuthURI.newSecret())
 
     func verifier(window: Int = 1, maxFailures: Int = 5) -> TOTPVerifier {

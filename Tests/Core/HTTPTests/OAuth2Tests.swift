@@ -6,14 +6,9 @@ import Synchronization
 import Testing
 
 @Suite struct AccessTokenCacheTests {
-    final class Clock: Sendable {
-        let instant = Mutex(Date(timeIntervalSince1970: 1_000_000))
-        func advance(_ seconds: TimeInterval) { instant.withLock { $0 += seconds } }
-        var now: Date { instant.withLock { $0 } }
-    }
 
     @Test func concurrentCallersShareOneFetchAndTheTokenIsRenewedAheadOfExpiry() async throws {
-        let clock = Clock()
+        let clock = ManualDate(Date(timeIntervalSince1970: 1_000_000))
         let issued = Mutex(0)
         let cache = AccessTokenCache(refreshAhead: .seconds(60), now: { clock.now }) {
             try await Task.sleep(for: .milliseconds(20))

@@ -438,18 +438,11 @@ public struct OAuth2Client: Sendable {
             form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
             form["client_assertion"] = try keys.sign(claims, keyID: keyID, expiresIn: .seconds(60), now: now())
         }
+        let who = "\(what) of client '\(configuration.clientID)'"
         if expectJSON {
-            return try await OAuth2TokenEndpoint.exchange(http, url: endpoint, form: form, headers: headers, who: "\(what) of client '\(configuration.clientID)'",
-                                                          safeToRetry: safeToRetry)
+            return try await OAuth2TokenEndpoint.exchange(http, url: endpoint, form: form, headers: headers, who: who, safeToRetry: safeToRetry)
         }
-        var request = NimbusHTTPRequest(.POST, endpoint, operation: "oauth2 \(what)")
-        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        request.body = .init(string: form.sorted { $0.key < $1.key }.map { "\(FormEncoder.escape($0.key))=\(FormEncoder.escape($0.value))" }.joined(separator: "&"))
-        request.safeToRetry = safeToRetry
-        let response = try await http.send(request)
-        let body = Array(try await response.collect(upTo: 64 * 1024).readableBytesView)
-        guard response.isSuccess else { throw OAuth2TokenEndpoint.error(response, body: body, service: provider.issuer, who: what) }
+        _ = try await OAuth2TokenEndpoint.post(http, url: endpoint, form: form, headers: headers, who: who, safeToRetry: safeToRetry)
         return [:]
     }
 

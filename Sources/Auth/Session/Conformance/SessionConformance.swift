@@ -29,20 +29,13 @@ public enum SessionConformance {
     /// One named behaviour.
     public typealias Check = ConformanceCheck<Harness>
 
-    /// The suite's clock.
-    final class Clock: Sendable {
-        private let current = Mutex(Date(timeIntervalSince1970: 1_790_000_000))
-        var now: Date { current.withLock { $0 } }
-        func advance(_ seconds: TimeInterval) { current.withLock { $0 += seconds } }
-    }
-
     static let mainKey = try! SessionSigningKey(id: "k2", secret: Secret(Array(repeating: 0x42, count: 32)))
     static let oldKey = try! SessionSigningKey(id: "k1", secret: Secret(Array(repeating: 0x17, count: 32)))
 
     /// Everything a check works with.
     struct Rig {
         let driver: any SessionStoreDriver
-        let clock: Clock
+        let clock: ManualDate
         let sessions: SessionManager
         func manager(_ configure: (inout SessionManager.Configuration) -> Void) throws -> SessionManager {
             var configuration = SessionManager.Configuration(keys: [SessionConformance.mainKey, SessionConformance.oldKey])
@@ -55,7 +48,7 @@ public enum SessionConformance {
     static func check(_ name: String, _ body: @escaping @Sendable (Rig) async throws -> Void) -> Check {
         Check(name) { harness in
             let driver = try await harness.makeDriver()
-            let clock = Clock()
+            let clock = ManualDate()
             let sessions = try SessionManager(driver: driver, configuration: .init(keys: [mainKey, oldKey]), now: { clock.now })
             do { try await body(Rig(driver: driver, clock: clock, sessions: sessions)) } catch {
                 try? await driver.close()

@@ -33,12 +33,7 @@ public enum BillingConformance {
 
 
     /// A test clock the scenario moves.
-    final class Clock: Sendable {
-        private let instant: Mutex<Date>
-        init(_ start: Date) { instant = Mutex(start) }
-        var now: Date { instant.withLock { $0 } }
-        func set(_ date: Date) { instant.withLock { $0 = date } }
-    }
+    typealias Clock = ManualDate
 
     /// What a scenario works with: the engine, its clock, the payment engine behind it.
     struct Context: Sendable {

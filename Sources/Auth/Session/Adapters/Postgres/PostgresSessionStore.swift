@@ -28,12 +28,7 @@ public struct PostgresSessionStore: SessionStoreDriver {
 
     /// Opens one that owns its pool, creates its table and runs the pool until ``close()``.
     public static func open(url: OpenURL, logger: Logger = Logger(label: "nimbus.session.postgres")) async throws -> PostgresSessionStore {
-        let opened = PostgresSessionStore(pool: try PostgresPool(url: url), logger: logger)
-        do { try await opened.migrate() } catch {
-            try? await opened.close()
-            throw error
-        }
-        return opened
+        try await PostgresPool.openAdapter(url: url, make: { PostgresSessionStore(pool: $0, logger: logger) }, migrate: { try await $0.migrate() })
     }
 
     /// Stops the pool it owns.

@@ -37,12 +37,7 @@ public struct PostgresDistributedLockDriver: DistributedLockDriver {
 
     /// Opens one that owns its pool (`postgres://…`), creates its tables and runs the pool until ``close()``.
     public static func open(url: OpenURL, logger: Logger = Logger(label: "nimbus.lock.postgres")) async throws -> PostgresDistributedLockDriver {
-        let opened = PostgresDistributedLockDriver(pool: try PostgresPool(url: url), logger: logger)
-        do { try await opened.migrate() } catch {
-            try? await opened.close()
-            throw error
-        }
-        return opened
+        try await PostgresPool.openAdapter(url: url, make: { PostgresDistributedLockDriver(pool: $0, logger: logger) }, migrate: { try await $0.migrate() })
     }
 
     /// Stops the pool it owns (a pool the caller runs is left alone).

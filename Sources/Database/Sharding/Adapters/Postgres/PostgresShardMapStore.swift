@@ -32,12 +32,7 @@ public struct PostgresShardMapStore: ShardMapStore {
 
     /// Opens one that owns its pool (`postgres://…`), creates its tables and runs the pool until ``close()``.
     public static func open(url: OpenURL, logger: Logger = Logger(label: "nimbus.sharding.postgres")) async throws -> PostgresShardMapStore {
-        let opened = PostgresShardMapStore(pool: try PostgresPool(url: url), logger: logger)
-        do { try await opened.migrate() } catch {
-            try? await opened.close()
-            throw error
-        }
-        return opened
+        try await PostgresPool.openAdapter(url: url, make: { PostgresShardMapStore(pool: $0, logger: logger) }, migrate: { try await $0.migrate() })
     }
 
     /// Stops the pool it owns (a pool the caller runs is left alone).
