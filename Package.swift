@@ -35,6 +35,7 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+    .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
 ]
 
 // MARK: - Products of the dependencies, named once
@@ -54,6 +55,7 @@ enum Dep {
     static let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
     static let nioHTTP2 = Target.Dependency.product(name: "NIOHTTP2", package: "swift-nio-http2")
     static let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
+    static let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
     static let nioEmbedded = Target.Dependency.product(name: "NIOEmbedded", package: "swift-nio")
     static let nioTestUtils = Target.Dependency.product(name: "NIOTestUtils", package: "swift-nio")
     static let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
@@ -287,6 +289,8 @@ domain("KMS", at: "Security/Crypto/KMS", [Dep.crypto, Dep.logging], tests: ["Nim
 ])
 module("NimbusMFA", "Auth/MFA", ["NimbusCore", "NimbusRateLimit", "NimbusRateLimitMemory", Dep.crypto, Dep.logging])
 tests("NimbusMFA", "Auth/MFA", [Dep.crypto])
+module("NimbusWebAuthn", "Auth/WebAuthn", ["NimbusCore", Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.asn1])
+tests("NimbusWebAuthn", "Auth/WebAuthn", [Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.asn1], fixtures: true)
 
 // MARK: - Commerce (seed: pkg/commerce/*) — exact money first; payments, billing and tax build on it
 

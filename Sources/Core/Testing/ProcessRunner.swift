@@ -26,8 +26,9 @@ public enum ProcessRunner {
         public var output: String { stdout + stderr }
     }
 
-    /// Runs `executable` with `arguments`, the current environment overlaid with `environment`.
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
+    /// Runs `executable` with `arguments`, the current environment overlaid with `environment`,
+    /// and `input` (if any) written to its standard input.
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], input: [UInt8]? = nil) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {
@@ -38,7 +39,16 @@ public enum ProcessRunner {
                     let out = Pipe(), err = Pipe()
                     process.standardOutput = out
                     process.standardError = err
+                    let stdin = input.map { _ in Pipe() }
+                    if let stdin { process.standardInput = stdin }
                     try process.run()
+                    if let stdin, let input {
+                        // Written on its own queue: a large input must not block while the program's output fills its pipe.
+                        DispatchQueue.global().async {
+                            stdin.fileHandleForWriting.write(Data(input))
+                            try? stdin.fileHandleForWriting.close()
+                        }
+                    }
                     // Read both pipes concurrently so neither fills up and blocks the program.
                     let group = DispatchGroup()
                     nonisolated(unsafe) var stderr = Data()

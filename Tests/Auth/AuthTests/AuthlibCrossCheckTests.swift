@@ -14,15 +14,7 @@ struct AuthlibCrossCheckTests {
     func oracle(_ arguments: [String], input: String? = nil) async throws -> JSONValue {
         let python = try Peer.authSDKs.url()
         let script = (Peer.packageRoot() ?? ".") + "/scripts/auth/authlib-oracle"
-        let run: ProcessRunner.Result
-        if let input {
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("authlib-\(UUID().uuidString).json")
-            try Data(input.utf8).write(to: file)
-            defer { try? FileManager.default.removeItem(at: file) }
-            run = try await ProcessRunner.run("/bin/sh", ["-c", "\"$0\" \"$1\" \"$2\" \"$3\" < \"$4\"", python, script] + arguments + [file.path])
-        } else {
-            run = try await ProcessRunner.run(python, [script] + arguments)
-        }
+        let run = try await ProcessRunner.run(python, [script] + arguments, input: input.map { Array($0.utf8) })
         #expect(run.status == 0, "\(run.stderr)")
         return try JSONValue.parse(Array(run.stdout.utf8))
     }
