@@ -283,6 +283,10 @@ domain("Session", at: "Auth/Session", [Dep.crypto, Dep.logging, Dep.hummingbird,
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
     .adapter("Postgres", Bundles.postgres, tests: ["NimbusPostgres", Dep.postgresNIO]),
 ], cli: false)
+domain("Secrets", at: "Security/Secrets", [Dep.logging], tests: ["NimbusSecretsLocal"], adapters: [
+    .adapter("Local", [Dep.crypto], tests: [Dep.crypto]),
+    .adapter("AWS", Bundles.aws),
+])
 domain("KMS", at: "Security/Crypto/KMS", [Dep.crypto, Dep.logging], tests: ["NimbusKMSLocal"], adapters: [
     .adapter("Local", [Dep.crypto]),
     .adapter("AWS", Bundles.aws),

@@ -85,6 +85,8 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     public static let authSDKs = Peer("auth-sdks")
     /// Debian's `oathtool`; ``url()`` is the command's path.
     public static let oathtool = Peer("oathtool")
+    /// Debian's `age`; ``url()`` is the command's path (`age-keygen` is beside it).
+    public static let age = Peer("age")
     /// glewlwyd, an OpenID Connect server; ``url()`` is its issuer (`…/api/oidc`). Its admin API and
     /// signing keys are in the settings `NIMBUS_PEER_GLEWLWYD_ADMIN_URL` and `NIMBUS_PEER_GLEWLWYD_JWKS_FILE`.
     public static let glewlwyd = Peer("glewlwyd")
@@ -93,6 +95,15 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     public static func setting(_ variable: String) -> String? {
         if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { return value }
         return envFile()[variable]
+    }
+
+    /// The keys of moto's allow-all IAM user (moto checks signatures against them).
+    /// - Throws: `unavailable` when the moto peer exported none (it is not up).
+    public static func motoKeys() throws -> (accessKeyID: String, secretAccessKey: Secret<String>) {
+        guard let id = setting("NIMBUS_PEER_MOTO_ACCESS_KEY_ID"), let secret = setting("NIMBUS_PEER_MOTO_SECRET_ACCESS_KEY") else {
+            throw NimbusError(.unavailable, "the moto peer exported no IAM keys; run scripts/peers up moto")
+        }
+        return (id, Secret(secret))
     }
 
     /// The environment variable that carries the peer's URL.
@@ -174,8 +185,8 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Runs the built `nimbus` binary with `arguments`, as a user would.
-    public static func runNimbus(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessRunner.Result {
-        try await ProcessRunner.run(nimbusBinary().path, arguments, environment: environment)
+    public static func runNimbus(_ arguments: [String], environment: [String: String] = [:], input: [UInt8]? = nil) async throws -> ProcessRunner.Result {
+        try await ProcessRunner.run(nimbusBinary().path, arguments, environment: environment, input: input)
     }
 }
 

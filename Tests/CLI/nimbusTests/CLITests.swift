@@ -9,8 +9,8 @@ import Testing
 enum Binary {
     static func url() throws -> URL { try Peer.nimbusBinary() }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessRunner.Result {
-        try await Peer.runNimbus(arguments, environment: environment)
+    static func run(_ arguments: [String], environment: [String: String] = [:], input: [UInt8]? = nil) async throws -> ProcessRunner.Result {
+        try await Peer.runNimbus(arguments, environment: environment, input: input)
     }
 }
 

@@ -10,10 +10,8 @@ import Testing
 
 enum Moto {
     static func credentials() throws -> AWSCredentials {
-        guard let id = Peer.setting("NIMBUS_PEER_MOTO_ACCESS_KEY_ID"), let secret = Peer.setting("NIMBUS_PEER_MOTO_SECRET_ACCESS_KEY") else {
-            throw NimbusError(.unavailable, "the moto peer exported no IAM keys; run scripts/peers up moto")
-        }
-        return AWSCredentials(accessKeyID: id, secretAccessKey: Secret(secret))
+        let (id, secret) = try Peer.motoKeys()
+        return AWSCredentials(accessKeyID: id, secretAccessKey: secret)
     }
 
     /// A client of the moto that checks signatures, signing with the IAM user's keys.

@@ -11,10 +11,8 @@ import NimbusEmailConformance
 @Suite("SES against moto", .requires(.moto))
 struct SESTests {
     static func aws() throws -> AWSClient {
-        guard let id = Peer.setting("NIMBUS_PEER_MOTO_ACCESS_KEY_ID"), let secret = Peer.setting("NIMBUS_PEER_MOTO_SECRET_ACCESS_KEY") else {
-            throw NimbusError(.unavailable, "the moto peer exported no IAM keys; run scripts/peers up moto")
-        }
-        return AWSClient(configuration: .init(region: "eu-west-1", credentials: AWSCredentials(accessKeyID: id, secretAccessKey: Secret(secret)),
+        let (id, secret) = try Peer.motoKeys()
+        return AWSClient(configuration: .init(region: "eu-west-1", credentials: AWSCredentials(accessKeyID: id, secretAccessKey: secret),
                                               endpointURL: try Peer.moto.url(), environment: [:]))
     }
 

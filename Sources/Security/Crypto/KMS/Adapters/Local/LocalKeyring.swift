@@ -28,12 +28,8 @@ public final class LocalKeyring: KMSDriver {
     public init(path: String?) throws {
         self.path = path
         var file = File(keys: [:])
-        if let path, FileManager.default.fileExists(atPath: path) {
-            let attributes = try FileManager.default.attributesOfItem(atPath: path)
-            if let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 {
-                throw NimbusError(.permissionDenied, "the keyring \(path) can be read by other users (mode \(String(mode, radix: 8))); chmod 600 it")
-            }
-            do { file = try JSONDecoder().decode(File.self, from: Data(contentsOf: URL(fileURLWithPath: path))) }
+        if let path, let data = try PrivateFile.read(path, what: "the keyring") {
+            do { file = try JSONDecoder().decode(File.self, from: data) }
             catch { throw NimbusError(.dataLoss, "\(path) is not a Nimbus keyring: \(error)", underlying: error) }
         }
         state = Mutex(file)
@@ -142,17 +138,7 @@ public final class LocalKeyring: KMSDriver {
         try state.withLock { file in
             var copy = file
             try change(&copy)
-            if let path {
-                let data = try JSONEncoder().encode(copy)
-                let temporary = path + ".tmp-\(UUID().uuidString)"
-                guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
-                    throw NimbusError(.permissionDenied, "cannot write the keyring next to \(path)")
-                }
-                if rename(temporary, path) != 0 {
-                    try? FileManager.default.removeItem(atPath: temporary)
-                    throw NimbusError(.unavailable, "cannot replace the keyring \(path) (errno \(errno))")
-                }
-            }
+            if let path { try PrivateFile.write(try JSONEncoder().encode(copy), to: path, what: "the keyring") }
             file = copy
         }
     }
