@@ -287,6 +287,10 @@ domain("Secrets", at: "Security/Secrets", [Dep.logging], tests: ["NimbusSecretsL
     .adapter("Local", [Dep.crypto], tests: [Dep.crypto]),
     .adapter("AWS", Bundles.aws),
 ])
+domain("Fraud", at: "Security/Fraud", [Dep.logging], tests: ["NimbusFraudMemory"], adapters: [
+    .adapter("Memory"),
+    .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
+], cli: false)
 domain("KMS", at: "Security/Crypto/KMS", [Dep.crypto, Dep.logging], tests: ["NimbusKMSLocal"], adapters: [
     .adapter("Local", [Dep.crypto]),
     .adapter("AWS", Bundles.aws),

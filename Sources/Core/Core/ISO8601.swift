@@ -18,3 +18,8 @@ extension Date {
         self = date
     }
 }
+
+extension Date {
+    /// Milliseconds since 1970, rounded down (the time unit of Redis scores, Kafka and JavaScript).
+    public var nimbusMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
+}

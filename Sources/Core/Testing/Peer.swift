@@ -85,6 +85,8 @@ public struct Peer: Sendable, Hashable, CustomStringConvertible {
     public static let authSDKs = Peer("auth-sdks")
     /// Debian's `oathtool`; ``url()`` is the command's path.
     public static let oathtool = Peer("oathtool")
+    /// scikit-learn in a venv (scripts/fraud/train); ``url()`` is that venv's `python`.
+    public static let fraudSDKs = Peer("fraud-sdks")
     /// Debian's `age`; ``url()`` is the command's path (`age-keygen` is beside it).
     public static let age = Peer("age")
     /// glewlwyd, an OpenID Connect server; ``url()`` is its issuer (`…/api/oidc`). Its admin API and

@@ -95,5 +95,5 @@ public enum SessionRecordCoding {
     }
 
     /// Unix milliseconds of `date`, rounded down (what stores compare expiries with).
-    public static func millis(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
+    public static func millis(_ date: Date) -> Int64 { date.nimbusMilliseconds }
 }
