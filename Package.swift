@@ -291,6 +291,8 @@ domain("Fraud", at: "Security/Fraud", [Dep.logging], tests: ["NimbusFraudMemory"
     .adapter("Memory"),
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
 ], cli: false)
+module("NimbusWAF", "Security/WAF/WAF", ["NimbusCore", Dep.crypto, Dep.logging, Dep.hummingbird, Dep.httpTypes], resources: [.copy("Resources/crs")])
+tests("NimbusWAF", "Security/WAF/WAF", [Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes], fixtures: true)
 domain("KMS", at: "Security/Crypto/KMS", [Dep.crypto, Dep.logging], tests: ["NimbusKMSLocal"], adapters: [
     .adapter("Local", [Dep.crypto]),
     .adapter("AWS", Bundles.aws),
@@ -365,7 +367,7 @@ tests("NimbusGateway", "Services/Gateway", ["NimbusLLM", "NimbusAuth", Dep.crypt
 targets.append(.executableTarget(
     name: "nimbus",
     dependencies: cliDependencies + ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusGateway", "NimbusEmbeddings", "NimbusLLMRAG",
-                                     "NimbusCurrency", "NimbusTax", "NimbusPostgres", "NimbusAWS", "NimbusTemplate", "NimbusAuth", "NimbusMFA",
+                                     "NimbusCurrency", "NimbusTax", "NimbusPostgres", "NimbusAWS", "NimbusTemplate", "NimbusAuth", "NimbusMFA", "NimbusWAF",
                                      Dep.nioCore, Dep.nioPosix, Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings

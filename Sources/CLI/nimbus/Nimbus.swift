@@ -21,7 +21,7 @@ struct Nimbus: AsyncParsableCommand {
             CommandGroup(name: "Resilience", subcommands: [RateLimitCommand.self, LockCommand.self]),
             CommandGroup(name: "Database", subcommands: [ShardCommand.self]),
             CommandGroup(name: "Cloud", subcommands: [AWSCommand.self]),
-            CommandGroup(name: "Security", subcommands: [AuthCommand.self, KMSCommand.self, SecretsCommand.self]),
+            CommandGroup(name: "Security", subcommands: [AuthCommand.self, KMSCommand.self, SecretsCommand.self, WAFCommand.self]),
             CommandGroup(name: "Commerce", subcommands: [FXCommand.self, PayCommand.self, TaxCommand.self, BillingCommand.self]),
             CommandGroup(name: "Communication", subcommands: [EmailCommand.self, SMSCommand.self, PushCommand.self, ChatCommand.self, TemplateCommand.self]),
         ]
