@@ -172,13 +172,10 @@ struct JWTCommand: AsyncParsableCommand {
             default: throw ValidationError("give --jwks URL or --jwks-file PATH")
             }
             let verifier = JWTVerifier(keys: keys, configuration: .init(issuers: Set(issuer), audiences: Set(audience), leeway: .seconds(leeway)))
-            do {
+            try await Output.refusing {
                 let verified = try await verifier.verify(try readToken(token))
                 try Output.printJSON(["algorithm": JSONValue.string(verified.algorithm.rawValue), "kid": verified.keyID.map(JSONValue.string) ?? .null,
                                       "claims": .object(verified.claims.values)])
-            } catch let error as NimbusError {
-                FileHandle.standardError.write(Data("refused: \(error.message)\n".utf8))
-                throw ExitCode(1)
             }
         }
     }

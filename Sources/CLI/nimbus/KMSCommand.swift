@@ -69,13 +69,10 @@ struct KMSCommand: AsyncParsableCommand {
             }
             let context = try connection.parsedContext()
             let kms = try await connection.open()
-            do {
+            try await Output.refusing {
                 try await kms.closing { kms in
                     FileHandle.standardOutput.write(Data(try await kms.decrypt(try Envelope(serialized: Array(bytes)), context: context)))
                 }
-            } catch let error as NimbusError {
-                FileHandle.standardError.write(Data("refused: \(error.message)\n".utf8))
-                throw ExitCode(1)
             }
         }
     }

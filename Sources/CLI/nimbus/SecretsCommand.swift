@@ -25,21 +25,13 @@ struct SecretsCommand: AsyncParsableCommand {
         }
     }
 
-    /// Runs `body`, turning a refusal into one line on standard error and exit status 1.
-    static func refusing(_ body: () async throws -> Void) async throws {
-        do { try await body() } catch let error as NimbusError {
-            FileHandle.standardError.write(Data("refused: \(error.message)\n".utf8))
-            throw ExitCode(1)
-        }
-    }
-
     struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write a secret's value to standard output (no newline is added).")
         @OptionGroup var connection: Connection
         @Argument(help: "The secret's name (db/password).") var name: String
         @Option(help: "A version (default: the current one).") var version: String?
         func run() async throws {
-            try await SecretsCommand.refusing {
+            try await Output.refusing {
                 let store = try await connection.open()
                 try await store.closing { FileHandle.standardOutput.write(Data(try await $0.value(name, version: version).value.reveal())) }
             }
@@ -53,7 +45,7 @@ struct SecretsCommand: AsyncParsableCommand {
         @Option(help: "The value (default: standard input, byte for byte; prefer it: arguments show in `ps`).") var text: String?
         func run() async throws {
             let value = text.map { Array($0.utf8) } ?? Array(FileHandle.standardInput.readDataToEndOfFile())
-            try await SecretsCommand.refusing {
+            try await Output.refusing {
                 let store = try await connection.open()
                 try await store.closing { print(try await $0.put(name, value: Secret(value)).version) }
             }
@@ -65,7 +57,7 @@ struct SecretsCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "The secret's name.") var name: String
         func run() async throws {
-            try await SecretsCommand.refusing {
+            try await Output.refusing {
                 let store = try await connection.open()
                 try await store.closing { store in
                     for version in try await store.versions(name) {
@@ -82,7 +74,7 @@ struct SecretsCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         @Option(help: "Only names starting with this.") var prefix = ""
         func run() async throws {
-            try await SecretsCommand.refusing {
+            try await Output.refusing {
                 let store = try await connection.open()
                 try await store.closing { for name in try await $0.names(prefix: prefix) { print(name) } }
             }
@@ -94,7 +86,7 @@ struct SecretsCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "The secret's name.") var name: String
         func run() async throws {
-            try await SecretsCommand.refusing {
+            try await Output.refusing {
                 let store = try await connection.open()
                 try await store.closing { try await $0.delete(name) }
             }

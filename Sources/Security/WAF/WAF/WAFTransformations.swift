@@ -97,14 +97,9 @@ enum WAFTransformations {
             if n | 0x20 == UInt8(ascii: "u"), i + 5 < s.count, let a = hex(s[i + 2]), let b = hex(s[i + 3]), let c = hex(s[i + 4]), let d = hex(s[i + 5]) {
                 out.append(unicodeByte(Int(a) << 12 | Int(b) << 8 | Int(c) << 4 | Int(d)))
                 i += 6
-            } else if n | 0x20 == UInt8(ascii: "x"), i + 3 < s.count, let a = hex(s[i + 2]), let b = hex(s[i + 3]) {
-                out.append(a << 4 | b)
-                i += 4
-            } else if (48...55).contains(n) {
-                var value = 0, j = i + 1
-                while j < s.count, j < i + 4, (48...55).contains(s[j]) { value = value * 8 + Int(s[j] - 48); j += 1 }
-                out.append(UInt8(value & 0xff))
-                i = j
+            } else if let (byte, next) = numericEscape(s, at: i) {
+                out.append(byte)
+                i = next
             } else {
                 let map: [UInt8: UInt8] = [UInt8(ascii: "a"): 7, UInt8(ascii: "b"): 8, UInt8(ascii: "f"): 12, UInt8(ascii: "n"): 10,
                                            UInt8(ascii: "r"): 13, UInt8(ascii: "t"): 9, UInt8(ascii: "v"): 11]
@@ -117,6 +112,16 @@ enum WAFTransformations {
 
     static let entities: [String: UInt8] = ["quot": 34, "amp": 38, "lt": 60, "gt": 62, "nbsp": 160, "apos": 39, "colon": 58, "sol": 47,
                                             "lpar": 40, "rpar": 41, "tab": 9, "newline": 10, "comma": 44, "period": 46, "num": 35, "bsol": 92]
+
+    /// `\xHH` or an octal `\OOO` at `i` (the backslash): the byte and the index after the escape.
+    static func numericEscape(_ s: [UInt8], at i: Int) -> (UInt8, Int)? {
+        let n = s[i + 1]
+        if n | 0x20 == UInt8(ascii: "x"), i + 3 < s.count, let a = hex(s[i + 2]), let b = hex(s[i + 3]) { return (a << 4 | b, i + 4) }
+        guard (48...55).contains(n) else { return nil }
+        var value = 0, j = i + 1
+        while j < s.count, j < i + 4, (48...55).contains(s[j]) { value = value * 8 + Int(s[j] - 48); j += 1 }
+        return (UInt8(value & 0xff), j)
+    }
 
     static func htmlEntityDecode(_ s: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
@@ -308,14 +313,9 @@ enum WAFTransformations {
         while i < s.count {
             guard s[i] == UInt8(ascii: "\\"), i + 1 < s.count else { out.append(s[i]); i += 1; continue }
             let n = s[i + 1]
-            if n | 0x20 == UInt8(ascii: "x"), i + 3 < s.count, let a = hex(s[i + 2]), let b = hex(s[i + 3]) {
-                out.append(a << 4 | b)
-                i += 4
-            } else if (48...55).contains(n) {
-                var value = 0, j = i + 1
-                while j < s.count, j < i + 4, (48...55).contains(s[j]) { value = value * 8 + Int(s[j] - 48); j += 1 }
-                out.append(UInt8(value & 0xff))
-                i = j
+            if let (byte, next) = numericEscape(s, at: i) {
+                out.append(byte)
+                i = next
             } else {
                 let map: [UInt8: UInt8] = [UInt8(ascii: "a"): 7, UInt8(ascii: "b"): 8, UInt8(ascii: "f"): 12, UInt8(ascii: "n"): 10, UInt8(ascii: "r"): 13,
                                            UInt8(ascii: "t"): 9, UInt8(ascii: "v"): 11, UInt8(ascii: "\\"): 92, UInt8(ascii: "?"): 63,
