@@ -291,6 +291,10 @@ domain("Fraud", at: "Security/Fraud", [Dep.logging], tests: ["NimbusFraudMemory"
     .adapter("Memory"),
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis"]),
 ], cli: false)
+domain("Captcha", at: "Security/Captcha", [Dep.logging], tests: ["NimbusCaptchaProofOfWork"], adapters: [
+    .adapter("ProofOfWork", [Dep.crypto]),
+    .adapter("Siteverify", Bundles.http, tests: ["NimbusHTTP", Dep.nioCore, Dep.nioHTTP1]),
+], cli: false)
 module("NimbusWAF", "Security/WAF/WAF", ["NimbusCore", Dep.crypto, Dep.logging, Dep.hummingbird, Dep.httpTypes], resources: [.copy("Resources/crs")])
 tests("NimbusWAF", "Security/WAF/WAF", [Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes], fixtures: true)
 domain("KMS", at: "Security/Crypto/KMS", [Dep.crypto, Dep.logging], tests: ["NimbusKMSLocal"], adapters: [
