@@ -60,3 +60,12 @@ extension Secret where Value == String {
     /// ```
     public func matches(_ candidate: String) -> Bool { ConstantTime.equals(Array(candidate.utf8), Array(value.utf8)) }
 }
+
+/// Bytes from the system's cryptographically secure generator: keys, challenges, nonces, ids.
+public enum SecureRandom {
+    /// `count` random bytes.
+    public static func bytes(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<max(0, count)).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+    }
+}

@@ -122,7 +122,7 @@ public struct SoftwareAuthenticator: Sendable {
 
     /// Registers a credential with a given key (and, optionally, a given credential id).
     public mutating func register(_ options: RegistrationOptions, key: PrivateKey, credentialID: [UInt8]? = nil) throws -> RegistrationResponse {
-        let id = credentialID ?? (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let id = credentialID ?? SecureRandom.bytes(32)
         let rpIDHash = Array(SHA256.hash(data: Array(options.rp.id.utf8)))
         let count: UInt32 = countsSignatures ? 1 : 0
         let coseKey = try key.coseKey()

@@ -54,7 +54,7 @@ public struct WebAuthnUser: Sendable, Hashable, Codable {
     }
 
     /// A fresh random 32-byte user handle.
-    public static func randomHandle() -> [UInt8] { (0..<32).map { _ in UInt8.random(in: 0...255) } }
+    public static func randomHandle() -> [UInt8] { SecureRandom.bytes(32) }
 }
 
 /// `PublicKeyCredentialCreationOptionsJSON`: what the browser's `navigator.credentials.create`

@@ -79,10 +79,7 @@ public struct WebAuthnRelyingParty: Sendable {
         rpIDHash = Array(SHA256.hash(data: Array(configuration.id.utf8)))
     }
 
-    private func newChallenge() -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<max(16, configuration.challengeLength)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-    }
+    private func newChallenge() -> [UInt8] { SecureRandom.bytes(max(16, configuration.challengeLength)) }
 
     private var timeoutMilliseconds: Int { Int(configuration.timeout.components.seconds * 1000) }
 

@@ -145,7 +145,7 @@ public final class SecretStore: PortableClient {
     /// store never points at a value the system refused.
     @discardableResult
     public func rotate(_ name: String,
-                       generate: @Sendable (SecretValue?) async throws -> Secret<[UInt8]> = { _ in Secret(Array(Base64URL.encode(SecretStore.randomBytes(32)).utf8)) },
+                       generate: @Sendable (SecretValue?) async throws -> Secret<[UInt8]> = { _ in Secret(Array(Base64URL.encode(SecureRandom.bytes(32)).utf8)) },
                        apply: @Sendable (_ new: Secret<[UInt8]>, _ previous: SecretValue?) async throws -> Void) async throws -> SecretVersion {
         try Self.validate(name: name)
         invalidate(name)
@@ -161,11 +161,5 @@ public final class SecretStore: PortableClient {
             throw NimbusError.wrap(error, "rotating secret \(name): the new value was not applied, the previous value is current again")
         }
         return version
-    }
-
-    /// `count` random bytes from the system generator.
-    public static func randomBytes(_ count: Int) -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
     }
 }

@@ -107,8 +107,7 @@ public final class ProofOfWorkCaptcha: CaptchaDriver {
             return state.issued.count - 1
         }
         let difficulty = difficulty(forRate: rate)
-        var generator = SystemRandomNumberGenerator()
-        let id = Base64URL.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let id = Base64URL.encode(SecureRandom.bytes(16))
         let expires = Int64((time.timeIntervalSince1970 + configuration.lifetime.nimbusSeconds).rounded(.up))
         let body = "pow1.\(id).\(expires).\(difficulty)"
         return Challenge(token: body + "." + signature(body), difficulty: difficulty, expiresAt: Date(timeIntervalSince1970: TimeInterval(expires)))

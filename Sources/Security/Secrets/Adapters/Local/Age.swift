@@ -76,7 +76,7 @@ public enum Age {
     /// - Parameter armored: write the ASCII armor (`-----BEGIN AGE ENCRYPTED FILE-----`) instead of binary.
     public static func encrypt(_ plaintext: [UInt8], to recipients: [Recipient], armored: Bool = false) throws -> [UInt8] {
         guard !recipients.isEmpty else { throw NimbusError(.invalidArgument, "age needs at least one recipient") }
-        let fileKey = random(16)
+        let fileKey = SecureRandom.bytes(16)
         var header = version + "\n"
         for recipient in recipients {
             let ephemeral = Curve25519.KeyAgreement.PrivateKey()
@@ -91,7 +91,7 @@ public enum Age {
         header += "---"
         let mac = HMAC<SHA256>.authenticationCode(for: Array(header.utf8), using: headerKey(fileKey))
         header += " \(base64(Array(mac)))\n"
-        let nonce = random(16)
+        let nonce = SecureRandom.bytes(16)
         let payloadKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: fileKey), salt: nonce, info: Array("payload".utf8), outputByteCount: 32)
         var out = Array(header.utf8) + nonce
         var counter: UInt64 = 0
@@ -209,11 +209,6 @@ public enum Age {
     // MARK: Helpers
 
     static func corrupt(_ message: String) -> NimbusError { NimbusError(.dataLoss, "age: \(message)") }
-
-    static func random(_ count: Int) -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-    }
 
     static func headerKey(_ fileKey: [UInt8]) -> SymmetricKey {
         HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: fileKey), salt: [UInt8](), info: Array("header".utf8), outputByteCount: 32)

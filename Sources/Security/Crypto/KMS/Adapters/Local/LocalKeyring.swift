@@ -45,8 +45,7 @@ public final class LocalKeyring: KMSDriver {
 
     public func generateDataKey(keyID: String, context: [String: String]) async throws -> DataKey {
         let (version, key) = try current(keyID)
-        var generator = SystemRandomNumberGenerator()
-        let plaintext = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let plaintext = SecureRandom.bytes(32)
         return DataKey(plaintext: Secret(plaintext), wrapped: try wrap(plaintext, keyID: keyID, version: version, key: key, context: context), keyID: keyID)
     }
 
@@ -129,8 +128,7 @@ public final class LocalKeyring: KMSDriver {
     }
 
     static func randomKey() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return Data((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }).base64EncodedString()
+        Data(SecureRandom.bytes(32)).base64EncodedString()
     }
 
     /// Changes the keyring and writes it (atomically, 0600) before the change counts.
