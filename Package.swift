@@ -274,8 +274,12 @@ tests("NimbusAzure", "Core/Azure", ["NimbusHTTP"])
 
 // MARK: - Security & identity (seed: pkg/auth/*, pkg/security/*)
 
-module("NimbusAuth", "Auth/Auth", ["NimbusCore", "NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtras, Dep.logging, Dep.hummingbird, Dep.httpTypes])
-tests("NimbusAuth", "Auth/Auth", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes])
+domain("Auth", at: "Auth", ["NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtras, Dep.logging, Dep.hummingbird, Dep.httpTypes],
+       tests: ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes],
+       adapters: [
+    .adapter("Local", [Dep.crypto, Dep.cryptoExtras]),
+    .adapter("Cognito", Bundles.aws + [Dep.crypto], tests: ["NimbusAWS", Dep.crypto]),
+])
 domain("Session", at: "Auth/Session", [Dep.crypto, Dep.logging, Dep.hummingbird, Dep.httpTypes],
        tests: ["NimbusSessionMemory", Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes], conformance: [Dep.crypto], adapters: [
     .adapter("Memory"),
@@ -373,7 +377,7 @@ tests("NimbusGateway", "Services/Gateway", ["NimbusLLM", "NimbusAuth", Dep.crypt
 targets.append(.executableTarget(
     name: "nimbus",
     dependencies: cliDependencies + ["NimbusCore", "NimbusCatalog", "NimbusServer", "NimbusGateway", "NimbusEmbeddings", "NimbusLLMRAG",
-                                     "NimbusCurrency", "NimbusTax", "NimbusPostgres", "NimbusAWS", "NimbusTemplate", "NimbusAuth", "NimbusMFA", "NimbusWAF",
+                                     "NimbusCurrency", "NimbusTax", "NimbusPostgres", "NimbusAWS", "NimbusTemplate", "NimbusMFA", "NimbusWAF",
                                      Dep.nioCore, Dep.nioPosix, Dep.postgresNIO, Dep.argumentParser, Dep.logging, Dep.serviceLifecycle],
     path: "Sources/CLI/nimbus",
     swiftSettings: swiftSettings

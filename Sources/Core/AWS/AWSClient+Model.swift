@@ -45,7 +45,7 @@ extension AWSClient {
         let service = model.service
         let response = try await execute(service, operation: operation.name, method: HTTPMethod(rawValue: request.method), path: request.path,
                                          query: request.query.map { ($0.name, $0.value) }, headers: request.headers.map { ($0.name, $0.value) },
-                                         body: request.body, maxAttempts: maxAttempts, hostPrefix: request.hostPrefix)
+                                         body: request.body, maxAttempts: maxAttempts, hostPrefix: request.hostPrefix, unsigned: operation.isUnsigned)
         let parsed = try AWSResponseParser.parse(status: response.status, headers: response.headers, body: response.body, for: operation, in: model)
         return OperationResult(output: parsed.output, payload: parsed.streamingMember == nil ? nil : response.body,
                                status: response.status, headers: response.headers)

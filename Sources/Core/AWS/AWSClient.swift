@@ -169,14 +169,14 @@ public final class AWSClient: Sendable {
 
     /// Signs and sends with the standard retry mode; on a clock-skew refusal, learns the server's time and retries.
     func execute(_ service: AWSService, operation: String, method: HTTPMethod, path: String, query: [(String, String)],
-                 headers: [(String, String)], body: [UInt8], maxAttempts: Int? = nil, hostPrefix: String? = nil) async throws -> Response {
+                 headers: [(String, String)], body: [UInt8], maxAttempts: Int? = nil, hostPrefix: String? = nil, unsigned: Bool = false) async throws -> Response {
         let target = try await target(service, path: path, hostPrefix: hostPrefix)
         let policy = RetryPolicy(maxAttempts: max(1, maxAttempts ?? configuration.maxAttempts), baseDelay: .milliseconds(100), maxDelay: .seconds(20))
         var skewRetried = false
         while true {
             do {
                 return try await policy.run(budget: quota) { _ in
-                    try await attempt(service, operation: operation, method: method, target: target, query: query, headers: headers, body: body)
+                    try await attempt(service, operation: operation, method: method, target: target, query: query, headers: headers, body: body, unsigned: unsigned)
                 }
             } catch let error as NimbusError {
                 if !skewRetried, let aws = error.underlying as? AWSServiceError, aws.isClockSkew, let serverDate = lastServerDate.withLock({ $0 }) {
@@ -193,16 +193,19 @@ public final class AWSClient: Sendable {
     private let lastServerDate = Mutex<Date?>(nil)
 
     private func attempt(_ service: AWSService, operation: String, method: HTTPMethod, target: Target, query: [(String, String)],
-                         headers: [(String, String)], body: [UInt8]) async throws -> Response {
-        let credentials = try await credentialProvider.credentials()
-        let signer = SigV4(service: service.signingName, region: target.signingRegion, options: service == .s3 ? .s3 : .standard)
+                         headers: [(String, String)], body: [UInt8], unsigned: Bool) async throws -> Response {
         let request = SigV4.Request(method: method.rawValue, path: target.path, query: query, headers: [("Host", target.host)] + headers, body: body)
-        let signed = signer.sign(request, credentials: credentials, date: now())
+        var signatureHeaders: [SigV4.Request.Pair] = []
+        if !unsigned {
+            let credentials = try await credentialProvider.credentials()
+            let signer = SigV4(service: service.signingName, region: target.signingRegion, options: service == .s3 ? .s3 : .standard)
+            signatureHeaders = signer.sign(request, credentials: credentials, date: now()).headers
+        }
         let rendered = query.map { "\(SigV4.uriEncode($0.0, keepSlash: false))=\(SigV4.uriEncode($0.1, keepSlash: false))" }.joined(separator: "&")
         var outgoing = NimbusHTTPRequest(method, target.baseURL + target.path + (rendered.isEmpty ? "" : "?" + rendered),
                                          operation: "\(service.serviceID) \(operation)")
         for (name, value) in headers { outgoing.headers.add(name: name, value: value) }
-        for header in signed.headers { outgoing.headers.replaceOrAdd(name: header.name, value: header.value) }
+        for header in signatureHeaders { outgoing.headers.replaceOrAdd(name: header.name, value: header.value) }
         if !body.isEmpty || method == .PUT || method == .POST { outgoing.body = ByteBuffer(bytes: body) }
         let response = try await http.send(outgoing)
         let data = Array(try await response.collect(upTo: 512 * 1024 * 1024).readableBytesView)

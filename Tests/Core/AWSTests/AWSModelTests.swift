@@ -17,7 +17,8 @@ struct AWSModelTests {
     }
 
     @Test func everyCommittedModelLoadsWithItsPaginatorsAndWaiters() throws {
-        #expect(AWSServiceModel.available == ["dynamodb", "ec2", "iam", "kms", "lambda", "s3", "secretsmanager", "sesv2", "sns", "sqs", "stepfunctions", "sts"])
+        #expect(AWSServiceModel.available == ["cognito-idp", "dynamodb", "ec2", "guardduty", "iam", "inspector2", "kms", "lambda", "s3", "secretsmanager", "sesv2", "sns", "sqs",
+                                             "stepfunctions", "sts", "wafv2"])
         var operations = 0, paginators = 0, waiters = 0
         for name in AWSServiceModel.available {
             let model = try AWSServiceModel.named(name)

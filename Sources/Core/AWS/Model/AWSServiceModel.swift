@@ -330,6 +330,9 @@ public struct AWSOperationModel: Sendable {
     public var hostPrefix: String?
     /// Operations that need a `Content-MD5` or checksum header.
     public var checksumRequired: Bool
+    /// Operations called without credentials (`"authtype": "none"`: Cognito's `InitiateAuth`, STS's
+    /// `AssumeRoleWithWebIdentity`): they are sent unsigned, as the SDKs send them.
+    public var isUnsigned: Bool
 
     init(name: String, raw: OrderedJSON, traits: [String: AWSSerialization]) {
         self.name = name
@@ -341,6 +344,7 @@ public struct AWSOperationModel: Sendable {
         errors = raw["errors"]?.items.compactMap { $0["shape"]?.string } ?? []
         hostPrefix = raw["endpoint"]?["hostPrefix"]?.string
         checksumRequired = raw["httpChecksumRequired"]?.bool == true || raw["httpChecksum"]?["requestChecksumRequired"]?.bool == true
+        isUnsigned = raw["authtype"]?.string == "none" || raw["auth"]?.items.compactMap(\.string) == ["smithy.api#noAuth"]
     }
 }
 
