@@ -301,6 +301,8 @@ domain("Captcha", at: "Security/Captcha", [Dep.logging], tests: ["NimbusCaptchaP
 ], cli: false)
 module("NimbusScanning", "Security/Scanning/Scanning", ["NimbusCore"])
 tests("NimbusScanning", "Security/Scanning/Scanning")
+module("NimbusScanningAWS", "Security/Scanning/Adapters/AWS", ["NimbusScanning", "NimbusCore", "NimbusAWS"])
+tests("NimbusScanningAWS", "Security/Scanning/Adapters/AWS", ["NimbusScanning", "NimbusAWS"])
 module("NimbusWAF", "Security/WAF/WAF", ["NimbusCore", Dep.crypto, Dep.logging, Dep.hummingbird, Dep.httpTypes], resources: [.copy("Resources/crs")])
 tests("NimbusWAF", "Security/WAF/WAF", [Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes], fixtures: true)
 domain("KMS", at: "Security/Crypto/KMS", [Dep.crypto, Dep.logging], tests: ["NimbusKMSLocal"], adapters: [

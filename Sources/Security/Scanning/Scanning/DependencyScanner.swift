@@ -127,6 +127,16 @@ public struct Finding: Sendable, Hashable {
     /// The lowest `fixed` version above the dependency's, if the advisory names one.
     public var fixedIn: String?
     public var severity: String?
+
+    /// Creates a finding (the scanner's, or one read from a cloud scanner such as Inspector).
+    public init(dependency: Dependency, advisory: String, aliases: [String] = [], summary: String, fixedIn: String? = nil, severity: String? = nil) {
+        self.dependency = dependency
+        self.advisory = advisory
+        self.aliases = aliases
+        self.summary = summary
+        self.fixedIn = fixedIn
+        self.severity = severity
+    }
 }
 
 /// Matches dependencies against OSV advisories given as files — offline, nothing is fetched.
