@@ -305,6 +305,8 @@ module("NimbusScanningAWS", "Security/Scanning/Adapters/AWS", ["NimbusScanning",
 tests("NimbusScanningAWS", "Security/Scanning/Adapters/AWS", ["NimbusScanning", "NimbusAWS"])
 module("NimbusWAF", "Security/WAF/WAF", ["NimbusCore", Dep.crypto, Dep.logging, Dep.hummingbird, Dep.httpTypes], resources: [.copy("Resources/crs")])
 tests("NimbusWAF", "Security/WAF/WAF", [Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes], fixtures: true)
+module("NimbusWAFAWS", "Security/WAF/Adapters/AWS", ["NimbusCore", "NimbusAWS"])
+tests("NimbusWAFAWS", "Security/WAF/Adapters/AWS", ["NimbusAWS"])
 domain("KMS", at: "Security/Crypto/KMS", [Dep.crypto, Dep.logging], tests: ["NimbusKMSLocal"], adapters: [
     .adapter("Local", [Dep.crypto]),
     .adapter("AWS", Bundles.aws),
