@@ -311,8 +311,10 @@ domain("KMS", at: "Security/Crypto/KMS", [Dep.crypto, Dep.logging], tests: ["Nim
     .adapter("Local", [Dep.crypto]),
     .adapter("AWS", Bundles.aws),
 ])
-module("NimbusMFA", "Auth/MFA", ["NimbusCore", "NimbusRateLimit", "NimbusRateLimitMemory", Dep.crypto, Dep.logging])
-tests("NimbusMFA", "Auth/MFA", [Dep.crypto])
+domain("MFA", at: "Auth/MFA", ["NimbusRateLimit", "NimbusRateLimitMemory", Dep.crypto, Dep.logging], tests: [Dep.crypto, "NimbusMFAConformance"], adapters: [
+    .adapter("Redis", Bundles.redis, tests: ["NimbusRedis", Dep.nioCore]),
+    .adapter("Notify", ["NimbusNotify", "NimbusEmail", "NimbusSMS"], tests: ["NimbusNotify", "NimbusEmail", "NimbusSMS", "NimbusTemplate", "NimbusEmailMemory", "NimbusSMSMemory"]),
+], cli: false)
 module("NimbusWebAuthn", "Auth/WebAuthn", ["NimbusCore", Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.asn1])
 tests("NimbusWebAuthn", "Auth/WebAuthn", [Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.asn1], fixtures: true)
 
