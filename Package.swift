@@ -120,6 +120,8 @@ enum Bundles {
     static let aws: [Target.Dependency] = ["NimbusAWS"]
     /// A Google Cloud API through the GCP core (service accounts, OAuth).
     static let gcp: [Target.Dependency] = ["NimbusGCP", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging]
+    /// An Azure API through the Azure core (Entra ID tokens, Key Vault, ARM).
+    static let azure: [Target.Dependency] = ["NimbusAzure", "NimbusHTTP", Dep.asyncHTTPClient, Dep.logging]
     /// PostgreSQL through PostgresNIO and `postgres://` URLs.
     static let postgres: [Target.Dependency] = ["NimbusPostgres", Dep.postgresNIO, Dep.logging]
     /// Redis through Nimbus' RESP client.
@@ -269,6 +271,9 @@ module("NimbusAWS", "Core/AWS", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cry
 tests("NimbusAWS", "Core/AWS", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.x509], fixtures: true)
 module("NimbusGCP", "Core/GCP", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 tests("NimbusGCP", "Core/GCP", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras])
+module("NimbusVault", "Core/Vault", ["NimbusCore", "NimbusHTTP", Dep.nioCore, Dep.nioHTTP1])
+tests("NimbusVault", "Core/Vault", ["NimbusSecrets", "NimbusSecretsVault", "NimbusSecretsConformance", "NimbusKMS", "NimbusKMSVault", "NimbusKMSConformance",
+                                   Dep.crypto, Dep.nioHTTP1], fixtures: true)
 module("NimbusAzure", "Core/Azure", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 tests("NimbusAzure", "Core/Azure", ["NimbusHTTP"])
 
@@ -279,6 +284,7 @@ domain("Auth", at: "Auth", ["NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtr
        adapters: [
     .adapter("Local", [Dep.crypto, Dep.cryptoExtras]),
     .adapter("Cognito", Bundles.aws + [Dep.crypto], tests: ["NimbusAWS", Dep.crypto]),
+    .adapter("EntraID", Bundles.http, tests: [Dep.crypto, Dep.cryptoExtras]),
 ])
 domain("Session", at: "Auth/Session", [Dep.crypto, Dep.logging, Dep.hummingbird, Dep.httpTypes],
        tests: ["NimbusSessionMemory", Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes], conformance: [Dep.crypto], adapters: [
@@ -290,6 +296,9 @@ domain("Session", at: "Auth/Session", [Dep.crypto, Dep.logging, Dep.hummingbird,
 domain("Secrets", at: "Security/Secrets", [Dep.logging], tests: ["NimbusSecretsLocal"], adapters: [
     .adapter("Local", [Dep.crypto], tests: [Dep.crypto]),
     .adapter("AWS", Bundles.aws),
+    .adapter("Vault", ["NimbusVault"]),
+    .adapter("GCP", Bundles.gcp, tests: ["NimbusGCP", "NimbusHTTP", Dep.nioHTTP1], fixtures: true),
+    .adapter("Azure", Bundles.azure, tests: ["NimbusAzure", "NimbusHTTP", Dep.nioHTTP1], fixtures: true),
 ])
 domain("Fraud", at: "Security/Fraud", [Dep.logging], tests: ["NimbusFraudMemory"], adapters: [
     .adapter("Memory"),
@@ -310,6 +319,9 @@ tests("NimbusWAFAWS", "Security/WAF/Adapters/AWS", ["NimbusAWS"])
 domain("KMS", at: "Security/Crypto/KMS", [Dep.crypto, Dep.logging], tests: ["NimbusKMSLocal"], adapters: [
     .adapter("Local", [Dep.crypto]),
     .adapter("AWS", Bundles.aws),
+    .adapter("Vault", ["NimbusVault"]),
+    .adapter("GCP", Bundles.gcp, tests: ["NimbusGCP", "NimbusHTTP", Dep.crypto, Dep.nioHTTP1], fixtures: true),
+    .adapter("Azure", Bundles.azure + [Dep.crypto], tests: ["NimbusAzure", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.nioHTTP1], fixtures: true),
 ])
 domain("MFA", at: "Auth/MFA", ["NimbusRateLimit", "NimbusRateLimitMemory", Dep.crypto, Dep.logging], tests: [Dep.crypto, "NimbusMFAConformance"], adapters: [
     .adapter("Redis", Bundles.redis, tests: ["NimbusRedis", Dep.nioCore]),

@@ -3,6 +3,9 @@ import Foundation
 import NimbusCore
 import NimbusKMS
 import NimbusKMSAWS
+import NimbusKMSAzure
+import NimbusKMSGCP
+import NimbusKMSVault
 import NimbusKMSLocal
 
 /// `nimbus kms`: envelope encryption from the command line.
@@ -10,7 +13,7 @@ struct KMSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kms",
         abstract: "Create master keys, encrypt and decrypt with envelope encryption (local keyring or AWS KMS).",
-        discussion: "URLs: local://PATH (a keyring file, created on first use), mem://, awskms://?region=R[&endpoint=URL].",
+        discussion: "URLs: local://PATH (a keyring file, created on first use), mem://, awskms://?region=R[&endpoint=URL], vaulttransit://HOST:8200/MOUNT (VAULT_TOKEN), gcpkms://PROJECT/LOCATION/RING, azkeyvaultkeys://VAULT.",
         subcommands: [CreateKey.self, Encrypt.self, Decrypt.self, Rotate.self]
     )
 
@@ -19,7 +22,7 @@ struct KMSCommand: AsyncParsableCommand {
         @Option(help: "Encryption context NAME=VALUE (repeatable; decrypt needs the same).") var context: [String] = []
 
         func open() async throws -> KeyManagement {
-            try await KeyManagement.open(url, openers: .kms.withLocal().withAWS())
+            try await KeyManagement.open(url, openers: .kms.withLocal().withAWS().withVault().withGCP().withAzure())
         }
 
         func parsedContext() throws -> [String: String] {

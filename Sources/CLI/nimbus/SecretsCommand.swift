@@ -3,6 +3,9 @@ import Foundation
 import NimbusCore
 import NimbusSecrets
 import NimbusSecretsAWS
+import NimbusSecretsAzure
+import NimbusSecretsGCP
+import NimbusSecretsVault
 import NimbusSecretsLocal
 
 /// `nimbus secrets`: read and write secrets in any store.
@@ -12,7 +15,8 @@ struct SecretsCommand: AsyncParsableCommand {
         abstract: "Get, put, list and rotate secrets (age-encrypted file, environment, directory, AWS Secrets Manager).",
         discussion: """
         URLs: age://PATH?identity=KEYFILE[&recipient=age1…] (an age file; make the key with `nimbus secrets keygen`), \
-        mem://, env://[?prefix=APP_], file://DIR, awssecrets://?region=R[&endpoint=URL].
+        mem://, env://[?prefix=APP_], file://DIR, awssecrets://?region=R[&endpoint=URL],
+        vault://HOST:8200/MOUNT (VAULT_TOKEN), gcpsecrets://PROJECT, azkeyvault://VAULT.
         """,
         subcommands: [Get.self, Put.self, Versions.self, List.self, Delete.self, Keygen.self]
     )
@@ -21,7 +25,7 @@ struct SecretsCommand: AsyncParsableCommand {
         @Option(help: "The secrets store URL.") var url: String = "age://./.nimbus/secrets.age?identity=./.nimbus/age-key.txt"
 
         func open() async throws -> SecretStore {
-            try await SecretStore.open(url, openers: .secrets.withLocal().withAWS(), configuration: .init(cacheTTL: .zero))
+            try await SecretStore.open(url, openers: .secrets.withLocal().withAWS().withVault().withGCP().withAzure(), configuration: .init(cacheTTL: .zero))
         }
     }
 

@@ -109,3 +109,22 @@ public struct ManagedIdentityCredential: AzureTokenSource {
         return try OAuth2TokenEndpoint.token(body, who: "the managed identity")
     }
 }
+
+/// The credential `DefaultAzureCredential` would pick, from the environment: a client secret
+/// (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`), else workload identity
+/// (`AZURE_FEDERATED_TOKEN_FILE`), else the managed identity of the host.
+///
+/// ```swift
+/// let credential = try AzureCredentialChain.default()
+/// ```
+public enum AzureCredentialChain {
+    /// The first credential the environment configures.
+    public static func `default`(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> any AzureTokenSource {
+        func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        if let tenant = value("AZURE_TENANT_ID"), let client = value("AZURE_CLIENT_ID"), let secret = value("AZURE_CLIENT_SECRET") {
+            return ClientSecretCredential(tenant: tenant, clientID: client, secret: Secret(secret), environment: environment)
+        }
+        if value("AZURE_FEDERATED_TOKEN_FILE") != nil { return try WorkloadIdentityCredential(environment: environment) }
+        return ManagedIdentityCredential(clientID: value("AZURE_CLIENT_ID"), environment: environment)
+    }
+}

@@ -197,8 +197,8 @@ public final class FakeHTTPServer: Sendable {
 
     // MARK: Scripting
 
-    /// Answers `method path` with `handler`. Path segments written `{name}` match any one segment.
-    /// Later routes win over earlier ones for the same request.
+    /// Answers `method path` with `handler`. Path segments written `{name}` match any one segment; a
+    /// last segment written `{name...}` matches one or more. Later routes win over earlier ones for the same request.
     public func route(_ method: NIOHTTP1.HTTPMethod, _ path: String, handler: @escaping Handler) {
         let route = Route(method: method.rawValue, pattern: path.split(separator: "/"), handler: handler)
         state.withLock { $0.routes.insert(route, at: 0) }
@@ -283,8 +283,11 @@ public final class FakeHTTPServer: Sendable {
             state.requests.append(captured)
             let segments = captured.path.split(separator: "/")
             return state.routes.first { route in
-                route.method == captured.method && route.pattern.count == segments.count
-                    && zip(route.pattern, segments).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+                guard route.method == captured.method else { return false }
+                if let last = route.pattern.last, last.hasSuffix("...}") {   // `{path...}`: one or more remaining segments
+                    return segments.count >= route.pattern.count && zip(route.pattern.dropLast(), segments).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+                }
+                return route.pattern.count == segments.count && zip(route.pattern, segments).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
             }?.handler
         }
         guard let handler else {

@@ -41,6 +41,9 @@ public struct OpenAPIRequestChecker: @unchecked Sendable {
     public let document: OpenAPI.Document
     /// The path prefix of the first server (`/v1` for `https://api.openai.com/v1`), stripped from request paths.
     public let serverPathPrefix: String
+    /// Path parameters that may span several segments when they end a template (Vault's `{path}`
+    /// in `/{mount}/data/{path}` is `db/password`); every other parameter is one segment.
+    public var multiSegmentParameters: Set<String> = []
 
     /// Loads a JSON or YAML document, OpenAPI 3.0 or 3.1.
     public init(contentsOf url: URL) throws {
@@ -72,9 +75,17 @@ public struct OpenAPIRequestChecker: @unchecked Sendable {
         var relative = path
         if !serverPathPrefix.isEmpty, relative.hasPrefix(serverPathPrefix) { relative = String(relative.dropFirst(serverPathPrefix.count)) }
         let segments = relative.split(separator: "/").map(String.init)
-        for (template, entry) in document.paths {
-            guard template.components.count == segments.count,
-                  zip(template.components, segments).allSatisfy({ Self.match(pattern: $0, segment: $1) != nil }),
+        let slashed = relative.count > 1 && relative.hasSuffix("/")
+        // The most specific template wins: first one whose trailing slash agrees (Vault's `/metadata/{path}/`
+        // lists, `/metadata/{path}` reads), then the one with more literal segments (`/secrets/{name}/versions`
+        // before `/secrets/{name}/{version}`).
+        func rank(_ path: OpenAPI.Path) -> (Int, Int) {
+            (path.trailingSlash == slashed ? 0 : 1, -path.components.filter { !$0.hasPrefix("{") }.count)
+        }
+        let ordered = document.paths.sorted { rank($0.key) < rank($1.key) }
+        for (template, entry) in ordered {
+            guard let aligned = align(template.components, segments),
+                  zip(template.components, aligned).allSatisfy({ Self.match(pattern: $0, segment: $1) != nil }),
                   let item = document.components[entry],
                   let operation = item.endpoints.first(where: { $0.method.rawValue.uppercased() == method.uppercased() })?.operation
             else { continue }
@@ -171,10 +182,23 @@ public struct OpenAPIRequestChecker: @unchecked Sendable {
     private func pathValue(template: String, path: String, name: String) -> String? {
         var relative = path
         if !serverPathPrefix.isEmpty, relative.hasPrefix(serverPathPrefix) { relative = String(relative.dropFirst(serverPathPrefix.count)) }
-        for (pattern, segment) in zip(template.split(separator: "/"), relative.split(separator: "/")) {
-            if let value = Self.match(pattern: String(pattern), segment: String(segment))?[name] { return value }
+        let patterns = template.split(separator: "/").map(String.init)
+        guard let segments = align(patterns, relative.split(separator: "/").map(String.init)) else { return nil }
+        for (pattern, segment) in zip(patterns, segments) {
+            if let value = Self.match(pattern: pattern, segment: segment)?[name] { return value }
         }
         return nil
+    }
+
+    /// The request's segments lined up with the template's: one each, except that a final
+    /// multi-segment parameter takes all that remain (joined by `/`). `nil` when the counts cannot line up.
+    private func align(_ patterns: [String], _ segments: [String]) -> [String]? {
+        if let last = patterns.last, last.hasPrefix("{"), last.hasSuffix("}"), multiSegmentParameters.contains(String(last.dropFirst().dropLast())),
+           segments.count >= patterns.count {
+            let fixed = patterns.count - 1
+            return Array(segments.prefix(fixed)) + [segments.dropFirst(fixed).map { $0.removingPercentEncoding ?? $0 }.joined(separator: "/")]
+        }
+        return patterns.count == segments.count ? segments : nil
     }
 
     /// Matches one path segment against a template segment: literal, `{name}`, or a placeholder with literal

@@ -86,3 +86,57 @@ extension URLOpenerRegistry where Resource == any SecretsDriver {
     /// An empty registry for the secrets domain; adapters add their schemes (`.withLocal()`, `.withAWS()`).
     public static var secrets: URLOpenerRegistry<any SecretsDriver> { URLOpenerRegistry(domain: "secrets") }
 }
+
+/// Maps Nimbus secret names (`db/password`, `stripe.key`) to stores whose names allow fewer
+/// characters (GCP Secret Manager: `A–Z a–z 0–9 - _`; Azure Key Vault: `A–Z a–z 0–9 -`), reversibly:
+/// each other character — and the escape character itself — becomes the escape followed by its
+/// two hex digits (`db/password` → `db_2Fpassword` with `_`, `db-2Fpassword` with `-`).
+///
+/// ```swift
+/// let codec = SecretNameCodec(escape: "_", allowed: SecretNameCodec.alphanumerics.union("-"))
+/// codec.encode("db/password")      // "db_2Fpassword"
+/// ```
+public struct SecretNameCodec: Sendable {
+    /// `A–Z a–z 0–9`.
+    public static let alphanumerics = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+    /// The escape character.
+    public let escape: Character
+    /// The characters kept as they are (never the escape).
+    public let allowed: Set<Character>
+
+    /// A codec escaping with `escape` everything outside `allowed`.
+    public init(escape: Character, allowed: Set<Character>) {
+        self.escape = escape
+        self.allowed = allowed.subtracting([escape])
+    }
+
+    /// The store's name for `name` (secret names are ASCII, so every byte is one character).
+    public func encode(_ name: String) -> String {
+        var out = ""
+        for byte in name.utf8 {
+            let character = Character(Unicode.Scalar(byte))
+            if byte < 0x80, allowed.contains(character) { out.append(character) } else { out += String(escape) + String(format: "%02X", byte) }
+        }
+        return out
+    }
+
+    /// The Nimbus name for a store name, or `nil` when it is not one this codec produced.
+    public func decode(_ stored: String) -> String? {
+        var bytes: [UInt8] = []
+        var index = stored.startIndex
+        while index < stored.endIndex {
+            let character = stored[index]
+            if character == escape {
+                let start = stored.index(after: index)
+                guard let end = stored.index(start, offsetBy: 2, limitedBy: stored.endIndex), let byte = UInt8(stored[start..<end], radix: 16) else { return nil }
+                bytes.append(byte)
+                index = end
+            } else {
+                guard allowed.contains(character), let ascii = character.asciiValue else { return nil }
+                bytes.append(ascii)
+                index = stored.index(after: index)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}

@@ -93,11 +93,6 @@ public struct GuardDuty: Sendable {
         try await aws.call("guardduty", operation, input: .object(input)).output
     }
 
-    static func value<T: RawRepresentable>(_ type: T.Type, _ json: JSONValue?, _ what: String) throws -> T where T.RawValue == String {
-        guard let raw = json?.stringValue else { throw NimbusError(.internal, "GuardDuty answered without \(what)") }
-        guard let value = T(rawValue: raw) else { throw NimbusError(.internal, "GuardDuty answered an unknown \(what) \"\(raw.prefix(40))\"; update Nimbus's model") }
-        return value
-    }
 
     // MARK: - Detectors
 
@@ -119,8 +114,8 @@ public struct GuardDuty: Sendable {
     /// A detector's settings.
     public func detector(_ id: String) async throws -> Detector {
         let output = try await call("GetDetector", ["DetectorId": .string(id)])
-        let status = try Self.value(RawStatus.self, output["Status"], "detector status")
-        return Detector(id: id, isEnabled: status == .enabled, frequency: try Self.value(FindingFrequency.self, output["FindingPublishingFrequency"], "finding frequency"),
+        let status = try output["Status"].awsEnum(RawStatus.self, "detector status", service: "GuardDuty")
+        return Detector(id: id, isEnabled: status == .enabled, frequency: try output["FindingPublishingFrequency"].awsEnum(FindingFrequency.self, "finding frequency", service: "GuardDuty"),
                         createdAt: output["CreatedAt"]?.stringValue, updatedAt: output["UpdatedAt"]?.stringValue)
     }
 
@@ -186,7 +181,7 @@ public struct GuardDuty: Sendable {
                 criteria[field] = Condition(fields: fields)
             }
         }
-        return Filter(name: output["Name"]?.stringValue ?? name, action: try Self.value(Filter.Action.self, output["Action"], "filter action"),
+        return Filter(name: output["Name"]?.stringValue ?? name, action: try output["Action"].awsEnum(Filter.Action.self, "filter action", service: "GuardDuty"),
                       rank: Int(output["Rank"]?.numberValue ?? 1), description: output["Description"]?.stringValue, criteria: criteria)
     }
 
@@ -211,8 +206,8 @@ public struct GuardDuty: Sendable {
     /// A trusted IP list.
     public func ipSet(_ detector: String, id: String) async throws -> IPSet {
         let output = try await call("GetIPSet", ["DetectorId": .string(detector), "IpSetId": .string(id)])
-        return IPSet(id: id, name: output["Name"]?.stringValue ?? "", format: try Self.value(IPSet.Format.self, output["Format"], "IP set format"),
-                     location: output["Location"]?.stringValue ?? "", status: try Self.value(IPSet.Status.self, output["Status"], "IP set status"))
+        return IPSet(id: id, name: output["Name"]?.stringValue ?? "", format: try output["Format"].awsEnum(IPSet.Format.self, "IP set format", service: "GuardDuty"),
+                     location: output["Location"]?.stringValue ?? "", status: try output["Status"].awsEnum(IPSet.Status.self, "IP set status", service: "GuardDuty"))
     }
 
     /// The trusted IP lists of `detector`.

@@ -138,11 +138,6 @@ public struct Inspector: Sendable {
         try await aws.call("inspector2", operation, input: .object(input)).output
     }
 
-    static func value<T: RawRepresentable>(_ type: T.Type, _ json: JSONValue?, _ what: String) throws -> T where T.RawValue == String {
-        guard let raw = json?.stringValue else { throw NimbusError(.internal, "Inspector answered without \(what)") }
-        guard let value = T(rawValue: raw) else { throw NimbusError(.internal, "Inspector answered an unknown \(what) \"\(raw.prefix(40))\"; update Nimbus's model") }
-        return value
-    }
 
     /// `accounts`, or the caller's own account (from STS) when empty: the API's default, made
     /// explicit so that every endpoint (moto included) reads the same request.
@@ -188,9 +183,9 @@ public struct Inspector: Sendable {
             var resources: [ResourceType: Status] = [:]
             let keys: [(String, ResourceType)] = [("ec2", .ec2), ("ecr", .ecr), ("lambda", .lambda), ("lambdaCode", .lambdaCode), ("codeRepository", .codeRepository)]
             for (key, type) in keys {
-                if let state = account["resourceState"]?[key] { resources[type] = try Self.value(Status.self, state["status"], "\(key) status") }
+                if let state = account["resourceState"]?[key] { resources[type] = try state["status"].awsEnum(Status.self, "\(key) status", service: "Inspector") }
             }
-            return AccountStatus(accountID: account["accountId"]?.stringValue ?? "", status: try Self.value(Status.self, account["state"]?["status"], "account status"),
+            return AccountStatus(accountID: account["accountId"]?.stringValue ?? "", status: try (account["state"]?["status"]).awsEnum(Status.self, "account status", service: "Inspector"),
                                  resources: resources)
         }
     }
@@ -217,7 +212,7 @@ public struct Inspector: Sendable {
         for try await page in aws.pages("inspector2", "ListFilters", input: input) {
             for item in page["filters"]?.arrayValue ?? [] {
                 filters.append(Filter(arn: item["arn"]?.stringValue ?? "", name: item["name"]?.stringValue ?? "",
-                                      action: try Self.value(Filter.Action.self, item["action"], "filter action"), description: item["description"]?.stringValue))
+                                      action: try item["action"].awsEnum(Filter.Action.self, "filter action", service: "Inspector"), description: item["description"]?.stringValue))
             }
         }
         return filters
@@ -247,7 +242,7 @@ public struct Inspector: Sendable {
                                      fixedIn: package["fixedInVersion"]?.stringValue.flatMap { $0 == "NotAvailable" ? nil : $0 })
         }
         return InspectorFinding(arn: arn, type: item["type"]?.stringValue ?? "", title: item["title"]?.stringValue,
-                                severity: try value(Severity.self, item["severity"], "severity"), status: try value(FindingStatus.self, item["status"], "finding status"),
+                                severity: try item["severity"].awsEnum(Severity.self, "severity", service: "Inspector"), status: try item["status"].awsEnum(FindingStatus.self, "finding status", service: "Inspector"),
                                 resourceIDs: (item["resources"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue },
                                 vulnerabilityID: details?["vulnerabilityId"]?.stringValue, packages: packages)
     }

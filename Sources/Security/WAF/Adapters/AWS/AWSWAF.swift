@@ -289,10 +289,8 @@ public struct AWSWAF: Sendable {
     /// An IP set's addresses and family, with the lock token of this version.
     public func ipSet(_ set: Reference) async throws -> (addresses: [String], version: AddressVersion, lockToken: String) {
         let output = try await call("GetIPSet", ["Name": .string(set.name), "Id": .string(set.id)])
-        guard let token = output["LockToken"]?.stringValue, let raw = output["IPSet"]?["IPAddressVersion"]?.stringValue else {
-            throw NimbusError(.internal, "WAF GetIPSet answered without LockToken or IPAddressVersion")
-        }
-        guard let version = AddressVersion(rawValue: raw) else { throw NimbusError(.internal, "WAF answered an unknown address version \"\(raw.prefix(20))\"") }
+        guard let token = output["LockToken"]?.stringValue else { throw NimbusError(.internal, "WAF GetIPSet answered without a LockToken") }
+        let version = try (output["IPSet"]?["IPAddressVersion"]).awsEnum(AddressVersion.self, "IP address version", service: "WAF")
         return ((output["IPSet"]?["Addresses"]?.arrayValue ?? []).compactMap(\.stringValue), version, token)
     }
 
