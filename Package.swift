@@ -285,6 +285,7 @@ domain("Auth", at: "Auth", ["NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtr
     .adapter("Local", [Dep.crypto, Dep.cryptoExtras]),
     .adapter("Cognito", Bundles.aws + [Dep.crypto], tests: ["NimbusAWS", Dep.crypto]),
     .adapter("EntraID", Bundles.http, tests: [Dep.crypto, Dep.cryptoExtras]),
+    .adapter("GCPIdentity", Bundles.gcp + [Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusGCP", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.nioHTTP1], fixtures: true),
 ])
 domain("Session", at: "Auth/Session", [Dep.crypto, Dep.logging, Dep.hummingbird, Dep.httpTypes],
        tests: ["NimbusSessionMemory", Dep.hummingbird, Dep.hummingbirdTesting, Dep.httpTypes], conformance: [Dep.crypto], adapters: [

@@ -34,7 +34,7 @@ public enum UserPoolConformance {
         Check(name) { harness in
             let pool = UserPool(driver: try await harness.makeDriver(), configuration: .init(retry: .none))
             guard pool.capabilities.isSuperset(of: needs) else { return }
-            let username = "conf-\(UUID().uuidString.prefix(8).lowercased())"
+            let username = "conf-\(UUID().uuidString.prefix(8).lowercased())@example.com"   // an email: pools keyed by email take it as it is
             try await pool.closing { pool in try await body(pool, username) }
         }
     }
@@ -75,7 +75,7 @@ public enum UserPoolConformance {
     /// Every check.
     public static let checks: [Check] = [
         check("a temporary password must be replaced at the first sign-in; the tokens then verify", needs: .adminCreate) { pool, username in
-            let created = try await pool.createUser(username, attributes: ["email": "\(username)@example.com"], temporaryPassword: temporary)
+            let created = try await pool.createUser(username, attributes: ["email": username], temporaryPassword: temporary)
             #expect(created.status == .forceChangePassword && created.username == username)
             guard case .newPasswordRequired(let challenge) = try await pool.signIn(username, password: temporary) else {
                 Issue.record("sign-in with a temporary password must ask for a new one")
@@ -88,17 +88,17 @@ public enum UserPoolConformance {
             let access = try await pool.verify(tokens.accessToken.reveal(), use: .access)
             #expect(id.username == username && access.username == username)
             #expect(id.subject == created.subject && access.subject == created.subject)
-            #expect(try await pool.user(username).attributes["email"] == "\(username)@example.com")
+            #expect(try await pool.user(username).attributes["email"] == username)
             #expect(tokens.refreshToken != nil)
             #expect(try await pool.signIn(username, password: password).tokens().idToken.reveal().isEmpty == false)
         },
         check(wrongPassword) { pool, username in
             _ = try await confirmedUser(pool, username)
             await #expect(code { _ = try await pool.signIn(username, password: "Wrong-Pa55word!") } == .unauthenticated)
-            await #expect(code { _ = try await pool.signIn(username + "-nobody", password: password) } == .unauthenticated)
+            await #expect(code { _ = try await pool.signIn("nobody-" + username, password: password) } == .unauthenticated)
         },
         check("a self sign-up cannot sign in until it is confirmed", needs: .selfSignUp) { pool, username in
-            let user = try await pool.signUp(username, password: password, attributes: ["email": "\(username)@example.com"])
+            let user = try await pool.signUp(username, password: password, attributes: ["email": username])
             #expect(user.status == .unconfirmed)
             #expect(try await pool.user(username).status == .unconfirmed)
             await #expect(code { _ = try await pool.signIn(username, password: password) } == .failedPrecondition)
@@ -112,8 +112,10 @@ public enum UserPoolConformance {
             let refreshToken = try #require(tokens.refreshToken)
             let refreshed = try await pool.refresh(refreshToken, username: username)
             #expect(try await pool.verify(refreshed.accessToken.reveal(), use: .access).username == username)
-            #expect(refreshed.refreshToken == nil)
             try await pool.signOut(everywhere: tokens.accessToken)
+            if let rotated = refreshed.refreshToken {   // a pool that rotates refresh tokens revokes the new one too
+                await #expect(code { _ = try await pool.refresh(rotated, username: username) } == .unauthenticated)
+            }
             await #expect(code { _ = try await pool.refresh(refreshToken, username: username) } == .unauthenticated)
             await #expect(code { _ = try await pool.refresh("not-a-refresh-token", username: username) } == .unauthenticated)
         },
@@ -127,7 +129,7 @@ public enum UserPoolConformance {
         },
         check("group membership shows in new tokens and goes away when removed", needs: .groups) { pool, username in
             _ = try await confirmedUser(pool, username)
-            let group = "\(username)-admins"
+            let group = "\(username.prefix { $0 != "@" })-admins"
             try await pool.createGroup(group)
             await #expect(code { try await pool.createGroup(group) } == .alreadyExists)
             try await pool.addUser(username, toGroup: group)
@@ -139,14 +141,16 @@ public enum UserPoolConformance {
             #expect(try await pool.groups(of: username).isEmpty)
             let after = try await pool.signIn(username, password: password).tokens()
             #expect(try await pool.verify(after.accessToken.reveal(), use: .access).groups.isEmpty)
-            await #expect(code { try await pool.addUser(username, toGroup: "\(username)-no-such-group") } == .notFound)
+            await #expect(code { try await pool.addUser(username, toGroup: "\(username.prefix { $0 != "@" })-no-such-group") } == .notFound)
             try await pool.deleteGroup(group)
         },
         check("swapped, tampered and truncated tokens are refused") { pool, username in
             let tokens = try await confirmedUser(pool, username)
             let id = tokens.idToken.reveal(), access = tokens.accessToken.reveal()
-            #expect(await rejection { _ = try await pool.verify(id, use: .access) } != nil)
-            #expect(await rejection { _ = try await pool.verify(access, use: .id) } != nil)
+            if id != access {   // pools that issue one token for both uses (Identity Platform) have nothing to swap
+                #expect(await rejection { _ = try await pool.verify(id, use: .access) } != nil)
+                #expect(await rejection { _ = try await pool.verify(access, use: .id) } != nil)
+            }
             var parts = access.split(separator: ".").map(String.init)
             var signature = Array(parts[2])
             signature[signature.count / 2] = signature[signature.count / 2] == "A" ? "B" : "A"   // a middle character: every bit counts

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NimbusCore
 
 /// A short-lived access token, fetched when needed and reused until shortly before it expires.
@@ -113,6 +114,11 @@ public enum OAuth2TokenEndpoint {
         guard case .object(let object)? = try? JSONValue.parse(body) else {
             throw NimbusError(.internal, "\(http.configuration.service) answered \(who) with a body that is not a JSON object")
         }
+        // GitHub answers token and device-polling errors with 200 OK and an `error` field: an
+        // answer with `error` and no `access_token` is a refusal, whatever its status.
+        if let code = object["error"]?.stringValue, object["access_token"] == nil {
+            throw refusal(code: code, description: object["error_description"]?.stringValue, status: 400, service: http.configuration.service, who: who, retryAfter: nil)
+        }
         return object
     }
 
@@ -135,14 +141,19 @@ public enum OAuth2TokenEndpoint {
     /// The `NimbusError` for an OAuth2 error answer (RFC 6749 §5.2) from any OAuth2 endpoint.
     public static func error(_ response: NimbusHTTPResponse, body: [UInt8], service: String, who: String) -> NimbusError {
         let json = try? JSONValue.parse(body)
-        let code = json?["error"]?.stringValue ?? "HTTP \(response.status.code)"
-        let description = json?["error_description"]?.stringValue.map { String($0.prefix(300)) } ?? ""
-        let mapped: NimbusError.Code = response.status.code >= 500 ? .unavailable
-            : ["invalid_client", "unauthorized_client", "invalid_grant"].contains(code) || [400, 401].contains(response.status.code)
-            ? .unauthenticated : HTTPStatusMapping.code(for: response.status)
+        return refusal(code: json?["error"]?.stringValue ?? "HTTP \(response.status.code)", description: json?["error_description"]?.stringValue,
+                       status: Int(response.status.code), service: service, who: who, retryAfter: response.retryAfter())
+    }
+
+    /// The `NimbusError` for an OAuth2 error code answered with `status`.
+    static func refusal(code: String, description: String?, status: Int, service: String, who: String, retryAfter: Duration?) -> NimbusError {
+        let description = description.map { String($0.prefix(300)) } ?? ""
+        let mapped: NimbusError.Code = status >= 500 ? .unavailable
+            : ["invalid_client", "unauthorized_client", "invalid_grant"].contains(code) || [400, 401].contains(status)
+            ? .unauthenticated : HTTPStatusMapping.code(for: HTTPResponseStatus(statusCode: status))
         return NimbusError(mapped, "\(service) refused \(who): \(code) \(description)"
                            + (code == "invalid_client" ? "; check the client id and secret" : ""),
-                           underlying: OAuth2ErrorResponse(error: code, description: description), retryAfter: response.retryAfter())
+                           underlying: OAuth2ErrorResponse(error: code, description: description), retryAfter: retryAfter)
     }
 
     /// Reads `access_token`, `token_type` (bearer only) and `expires_in` (default one hour).

@@ -26,10 +26,24 @@ public actor RemoteJWKS: JWTKeyProvider {
         public var maxSize: Int
 
         /// Creates a configuration (10 minutes, 30 seconds, 512 KiB by default).
-        public init(maxAge: Duration = .seconds(600), cooldown: Duration = .seconds(30), maxSize: Int = 512 * 1024) {
+        /// How the document lists its keys.
+        public var format: Format
+
+        /// A key document's format.
+        public enum Format: Sendable, Hashable {
+            /// A JWK Set (RFC 7517): `{"keys": [...]}`.
+            case jwks
+            /// A map of key id to PEM X.509 certificate, as Google publishes Firebase and Identity
+            /// Platform keys (`robot/v1/metadata/x509/securetoken@system.gserviceaccount.com`); every
+            /// key verifies `algorithm` only.
+            case x509Certificates(algorithm: JWSAlgorithm)
+        }
+
+        public init(maxAge: Duration = .seconds(600), cooldown: Duration = .seconds(30), maxSize: Int = 512 * 1024, format: Format = .jwks) {
             self.maxAge = maxAge
             self.cooldown = cooldown
             self.maxSize = maxSize
+            self.format = format
         }
     }
 
@@ -94,7 +108,21 @@ public actor RemoteJWKS: JWTKeyProvider {
         request.headers.add(name: "Accept", value: "application/jwk-set+json, application/json")
         let response = try await http.send(request, errorMapper: NimbusHTTPClient.defaultErrorMapper)
         let body = try await response.collect(upTo: configuration.maxSize)
-        let keys = try await JWTKeySet(jwks: body.readableBytesView)
+        let keys: JWTKeySet
+        switch configuration.format {
+        case .jwks:
+            keys = try await JWTKeySet(jwks: body.readableBytesView)
+        case .x509Certificates(let algorithm):
+            guard case .object(let certificates)? = try? JSONValue.parse(Array(body.readableBytesView)) else {
+                throw NimbusError(.internal, "\(url) did not answer a JSON object of key id to PEM certificate")
+            }
+            var set = JWTKeySet()
+            for (kid, pem) in certificates.sorted(by: { $0.key < $1.key }) {
+                guard let text = pem.stringValue else { continue }
+                set = set + (try await JWTKeySet.pem(text, id: kid, algorithms: [algorithm]))
+            }
+            keys = set
+        }
         if !keys.skipped.isEmpty { logger.debug("JWKS keys skipped", metadata: ["url": "\(url)", "skipped": "\(keys.skipped)"]) }
         var maxAge = configuration.maxAge.nimbusSeconds
         if let control = response.headers.first(name: "Cache-Control"),

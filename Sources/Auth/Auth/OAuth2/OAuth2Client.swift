@@ -409,7 +409,7 @@ public struct OAuth2Client: Sendable {
             throw NimbusError(.internal, "\(provider.issuer) issued a '\(type)' token; only bearer tokens are supported")
         }
         let lifetime = answer["expires_in"]?.numberValue ?? answer["expires_in"]?.stringValue.flatMap(Double.init)
-        let granted = answer["scope"]?.stringValue.map { Set($0.split(separator: " ").map(String.init)) } ?? Set(scopes)
+        let granted = answer["scope"]?.stringValue.map(Self.scopes) ?? Set(scopes)
         var extra = answer
         for name in ["access_token", "token_type", "expires_in", "refresh_token", "id_token", "scope"] { extra[name] = nil }
         return OAuth2Tokens(accessToken: Secret(access), tokenType: type, expiresAt: lifetime.map { now().addingTimeInterval($0) },
@@ -447,6 +447,12 @@ public struct OAuth2Client: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// The scopes of a token answer: space-separated (RFC 6749 §3.3), or comma-separated as GitHub answers them.
+    static func scopes(_ text: String) -> Set<String> {
+        let separator: Character = text.contains(" ") || !text.contains(",") ? " " : ","
+        return Set(text.split(separator: separator).map(String.init))
+    }
 
     /// A random base64url string of `bytes` bytes (128 bits by default) from the system's secure generator.
     static func random(bytes: Int = 16) -> String {

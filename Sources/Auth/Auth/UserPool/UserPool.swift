@@ -215,17 +215,20 @@ public final class UserPool: PortableClient {
     ///   is `wrongType`; another client's token is `wrongAudience`).
     public func verify(_ token: String, use: PoolTokenUse) async throws -> PoolIdentity {
         let policy = driver.tokenPolicy
-        let verifier = JWTVerifier(keys: policy.keys, configuration: .init(issuers: [policy.issuer], audiences: use == .id ? [policy.clientID] : [],
+        let separateTokens = policy.tokenUseClaim != nil
+        let verifier = JWTVerifier(keys: policy.keys, configuration: .init(issuers: [policy.issuer], audiences: use == .id || !separateTokens ? [policy.clientID] : [],
                                                                            algorithms: policy.algorithms, leeway: configuration.leeway,
-                                                                           requiredClaims: ["sub", "token_use"]), now: now)
+                                                                           requiredClaims: Set(["sub"] + (policy.tokenUseClaim.map { [$0] } ?? []))), now: now)
         let verified = try await verifier.verify(token)
         let claims = verified.claims
-        guard claims["token_use"]?.stringValue == use.rawValue else {
-            throw JWTVerifier.reject(.wrongType, "token_use is \(claims["token_use"]?.stringValue.map { "\"\($0.prefix(20))\"" } ?? "missing"), "
-                                     + "expected \"\(use.rawValue)\" (an \(use == .id ? "access" : "ID") token was presented in place of an \(use.rawValue) token?)")
-        }
-        if use == .access, claims["client_id"]?.stringValue != policy.clientID {
-            throw JWTVerifier.reject(.wrongAudience, "the access token is for another app client")
+        if let useClaim = policy.tokenUseClaim {
+            guard claims[useClaim]?.stringValue == use.rawValue else {
+                throw JWTVerifier.reject(.wrongType, "\(useClaim) is \(claims[useClaim]?.stringValue.map { "\"\($0.prefix(20))\"" } ?? "missing"), "
+                                         + "expected \"\(use.rawValue)\" (an \(use == .id ? "access" : "ID") token was presented in place of an \(use.rawValue) token?)")
+            }
+            if use == .access, claims["client_id"]?.stringValue != policy.clientID {
+                throw JWTVerifier.reject(.wrongAudience, "the access token is for another app client")
+            }
         }
         guard let subject = claims.subject else { throw JWTVerifier.reject(.missingClaim, "the token has no sub") }
         let usernameClaim = use == .id ? policy.idUsernameClaim : policy.accessUsernameClaim

@@ -104,8 +104,9 @@ public enum PoolTokenUse: String, Sendable, Hashable {
 }
 
 /// How the tokens of a pool are verified: who issues them, with which keys, for which client, and
-/// where the names sit in the claims. Every pool's tokens carry `token_use`; an ID token names the
-/// client in `aud`, an access token in `client_id` (Cognito's layout, which the embedded pool copies).
+/// where the names sit in the claims. With a ``tokenUseClaim`` (Cognito's `token_use`, which the
+/// embedded pool copies) an ID token names the client in `aud` and an access token in `client_id`;
+/// without one (Identity Platform), one token serves as both and names the client in `aud`.
 public struct PoolTokenPolicy: Sendable {
     /// The exact `iss`.
     public var issuer: String
@@ -121,10 +122,12 @@ public struct PoolTokenPolicy: Sendable {
     public var accessUsernameClaim: String
     /// The claim listing the user's groups (`cognito:groups`).
     public var groupsClaim: String
+    /// The claim saying which token it is (`token_use`), or `nil` when the pool issues one token for both.
+    public var tokenUseClaim: String?
 
     /// Creates a policy.
     public init(issuer: String, keys: any JWTKeyProvider, clientID: String, algorithms: Set<JWSAlgorithm>,
-                idUsernameClaim: String, accessUsernameClaim: String, groupsClaim: String) {
+                idUsernameClaim: String, accessUsernameClaim: String, groupsClaim: String, tokenUseClaim: String? = "token_use") {
         self.issuer = issuer
         self.keys = keys
         self.clientID = clientID
@@ -132,6 +135,7 @@ public struct PoolTokenPolicy: Sendable {
         self.idUsernameClaim = idUsernameClaim
         self.accessUsernameClaim = accessUsernameClaim
         self.groupsClaim = groupsClaim
+        self.tokenUseClaim = tokenUseClaim
     }
 }
 
