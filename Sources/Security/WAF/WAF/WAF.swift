@@ -202,6 +202,18 @@ public struct WAF: Sendable {
         self.configuration = configuration
     }
 
+    /// ``evaluate(_:)`` on a thread of its own rather than Swift's cooperative pool: rule
+    /// evaluation is synchronous CPU work (hundreds of regular expressions), and a server's request
+    /// tasks, timers and I/O share that pool's few threads.
+    public func evaluateOffPool(_ request: WAFRequest) async -> WAFResult {
+        await withCheckedContinuation { continuation in
+            Self.queue.async { continuation.resume(returning: self.evaluate(request)) }
+        }
+    }
+
+    /// Where off-pool evaluations run (concurrent: one evaluation per free core).
+    static let queue = DispatchQueue(label: "nimbus.waf.evaluate", qos: .userInitiated, attributes: .concurrent)
+
     /// Runs phases 1 (headers) and 2 (body) over `request`.
     public func evaluate(_ request: WAFRequest) -> WAFResult {
         var transaction = WAFTransaction(request: request, rules: rules, configuration: configuration)
@@ -363,6 +375,8 @@ struct WAFTransaction {
                 }
             }
             collections["XML"] = values
+        case "MULTIPART":
+            processMultipart(contentType: request.headers.first { $0.name.lowercased() == "content-type" }?.value ?? "")
         case nil:
             // No processor: the raw body is still inspected as REQUEST_BODY (ModSecurity keeps it).
             collections["REQUEST_BODY"] = [("", request.body)]
@@ -370,6 +384,132 @@ struct WAFTransaction {
             break
         }
         if forceBody { collections["REQUEST_BODY"] = [("", request.body)] }
+    }
+
+    /// `multipart/form-data` as ModSecurity's parser reads it: fields become ARGS_POST, file parts
+    /// FILES (field → file name), FILES_NAMES, FILES_SIZES and FILES_COMBINED_SIZE, every part header
+    /// line MULTIPART_PART_HEADERS (keyed by the part's name), and each irregularity sets its flag and
+    /// MULTIPART_STRICT_ERROR: a quoted or spaced boundary, data before the first or after the last
+    /// boundary, LF-only lines, folded headers, a part without a form-data name, bad quoting, a
+    /// missing final boundary. A body that cannot be read at all sets REQBODY_ERROR.
+    mutating func processMultipart(contentType: String) {
+        var flags: [String: Bool] = ["MULTIPART_BOUNDARY_QUOTED": false, "MULTIPART_BOUNDARY_WHITESPACE": false, "MULTIPART_DATA_BEFORE": false,
+                                     "MULTIPART_DATA_AFTER": false, "MULTIPART_HEADER_FOLDING": false, "MULTIPART_LF_LINE": false, "MULTIPART_CRLF_LF_LINES": false,
+                                     "MULTIPART_INVALID_PART": false, "MULTIPART_INVALID_QUOTING": false, "MULTIPART_INVALID_HEADER_FOLDING": false,
+                                     "MULTIPART_FILE_LIMIT_EXCEEDED": false, "MULTIPART_MISSING_SEMICOLON": false]
+        func finish(error: Bool, unmatched: Bool) {
+            for (name, value) in flags { collections[name] = [("", Array((value ? "1" : "0").utf8))] }
+            collections["MULTIPART_UNMATCHED_BOUNDARY"] = [("", Array((unmatched ? "1" : "0").utf8))]
+            let strict = error || unmatched || flags.values.contains(true)
+            collections["MULTIPART_STRICT_ERROR"] = [("", Array((strict ? "1" : "0").utf8))]
+            if error { collections["REQBODY_ERROR"] = [("", Array("1".utf8))] }
+        }
+        // The boundary parameter, possibly quoted (a flag), never empty.
+        var boundary: String?
+        for parameter in contentType.split(separator: ";").dropFirst() {
+            let pieces = parameter.split(separator: "=", maxSplits: 1)
+            guard pieces.count == 2, pieces[0].trimmingCharacters(in: .whitespaces).lowercased() == "boundary" else { continue }
+            var value = String(pieces[1])
+            if value != value.trimmingCharacters(in: .whitespaces) { flags["MULTIPART_BOUNDARY_WHITESPACE"] = true; value = value.trimmingCharacters(in: .whitespaces) }
+            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { flags["MULTIPART_BOUNDARY_QUOTED"] = true; value = String(value.dropFirst().dropLast()) }
+            boundary = value
+        }
+        guard let boundary, !boundary.isEmpty, boundary.count <= 70 else { finish(error: true, unmatched: false); return }
+        let body = request.body
+        let delimiter = Array("--\(boundary)".utf8)
+        // Delimiter positions: at the start of the body or right after a line break.
+        var positions: [Int] = []
+        var index = 0
+        while index + delimiter.count <= body.count {
+            if (index == 0 || body[index - 1] == 0x0A), body[index..<(index + delimiter.count)].elementsEqual(delimiter) {
+                positions.append(index)
+                index += delimiter.count
+            } else {
+                index += 1
+            }
+        }
+        guard let first = positions.first else { finish(error: true, unmatched: false); return }
+        if first > 0, body[..<first].contains(where: { $0 != 0x0D && $0 != 0x0A }) { flags["MULTIPART_DATA_BEFORE"] = true }
+        var post: [Value] = [], files: [Value] = [], fileNames: [Value] = [], sizes: [Value] = [], partHeaders: [Value] = []
+        var names: [Value] = [], filenames: [Value] = []
+        var combined = 0, closed = false, unmatched = false
+        for (number, start) in positions.enumerated() {
+            let after = start + delimiter.count
+            if body.count >= after + 2, body[after] == 0x2D, body[after + 1] == 0x2D {   // the closing delimiter
+                closed = true
+                let rest = body[(after + 2)...]
+                if rest.contains(where: { $0 != 0x0D && $0 != 0x0A }) { flags["MULTIPART_DATA_AFTER"] = true }
+                break
+            }
+            let end = number + 1 < positions.count ? positions[number + 1] : body.count
+            var part = Array(body[after..<end])
+            // A part runs to the line break before the next delimiter.
+            if part.last == 0x0A { part.removeLast(); if part.last == 0x0D { part.removeLast() } else { flags["MULTIPART_LF_LINE"] = true } }
+            guard part.first == 0x0D || part.first == 0x0A else { unmatched = true; continue }   // "--boundaryX": not this boundary
+            var lines: [[UInt8]] = [], cursor = 0
+            var headerEnd: Int?
+            while cursor < part.count {
+                guard let newline = part[cursor...].firstIndex(of: 0x0A) else { break }
+                var line = Array(part[cursor..<newline])
+                if line.last == 0x0D { line.removeLast() } else if cursor > 0 { flags["MULTIPART_LF_LINE"] = true }
+                cursor = newline + 1
+                if line.isEmpty, !lines.isEmpty || cursor > 2 { headerEnd = cursor; break }
+                if !line.isEmpty { lines.append(line) }
+            }
+            guard let valueStart = headerEnd else { flags["MULTIPART_INVALID_PART"] = true; continue }
+            var headers: [(name: String, value: String)] = []
+            for line in lines {
+                let text = String(decoding: line, as: UTF8.self)
+                if text.first == " " || text.first == "\t" {
+                    flags["MULTIPART_HEADER_FOLDING"] = true
+                    if headers.isEmpty { flags["MULTIPART_INVALID_HEADER_FOLDING"] = true } else { headers[headers.count - 1].value += " " + text.trimmingCharacters(in: .whitespaces) }
+                    continue
+                }
+                guard let colon = text.firstIndex(of: ":") else { flags["MULTIPART_INVALID_PART"] = true; continue }
+                headers.append((String(text[..<colon]).trimmingCharacters(in: .whitespaces), String(text[text.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
+            }
+            guard let disposition = headers.first(where: { $0.name.lowercased() == "content-disposition" })?.value,
+                  disposition.lowercased().hasPrefix("form-data") else { flags["MULTIPART_INVALID_PART"] = true; continue }
+            var fieldName: String?, fileName: String?
+            for parameter in disposition.split(separator: ";").dropFirst() {
+                let pieces = parameter.split(separator: "=", maxSplits: 1)
+                guard pieces.count == 2 else { continue }
+                let key = pieces[0].trimmingCharacters(in: .whitespaces).lowercased()
+                var value = pieces[1].trimmingCharacters(in: .whitespaces)
+                if value.hasPrefix("\"") {
+                    guard value.count >= 2, value.hasSuffix("\"") else { flags["MULTIPART_INVALID_QUOTING"] = true; continue }
+                    value = String(value.dropFirst().dropLast())
+                } else if value.contains("'") || value.contains("\"") {
+                    flags["MULTIPART_INVALID_QUOTING"] = true
+                }
+                if key == "name" { fieldName = value } else if key == "filename" { fileName = value }
+            }
+            if disposition.lowercased().hasPrefix("form-data"), disposition.count > "form-data".count,
+               disposition.dropFirst("form-data".count).first != ";" { flags["MULTIPART_MISSING_SEMICOLON"] = true }
+            guard let name = fieldName else { flags["MULTIPART_INVALID_PART"] = true; continue }
+            for header in headers { partHeaders.append((name.lowercased(), Array("\(header.name): \(header.value)".utf8))) }
+            names.append(("", Array(name.utf8)))
+            let value = Array(part[valueStart...])
+            if let fileName {
+                files.append((name, Array(fileName.utf8)))
+                fileNames.append((name, Array(name.utf8)))
+                sizes.append((name, Array(String(value.count).utf8)))
+                filenames.append(("", Array(fileName.utf8)))
+                combined += value.count
+            } else {
+                post.append((name, value))
+            }
+        }
+        if !closed { unmatched = true }
+        collections["FILES"] = files
+        collections["FILES_NAMES"] = fileNames
+        collections["FILES_SIZES"] = sizes
+        collections["FILES_COMBINED_SIZE"] = [("", Array(String(combined).utf8))]
+        collections["MULTIPART_PART_HEADERS"] = partHeaders
+        collections["MULTIPART_NAME"] = names
+        collections["MULTIPART_FILENAME"] = filenames
+        refreshArgs(post: post)
+        finish(error: false, unmatched: unmatched)
     }
 
     static func tagPattern() -> NSRegularExpression { try! NSRegularExpression(pattern: #"<[^>]+>"#) }

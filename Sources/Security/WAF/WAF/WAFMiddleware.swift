@@ -40,7 +40,7 @@ public struct WAFMiddleware<Context: RequestContext>: RouterMiddleware {
         let inspected = WAFRequest(method: request.method.rawValue, uri: request.uri.description, version: "HTTP/1.1",
                                    headers: host + request.headers.map { ($0.name.rawName, $0.value) }, body: Array(body.readableBytesView),
                                    remoteAddress: "")
-        let result = waf.evaluate(inspected)
+        let result = await waf.evaluateOffPool(inspected)
         if !result.matches.isEmpty {
             logger.warning("WAF matched", metadata: ["rules": "\(result.matches.map(\.id))", "score": "\(result.anomalyScore)",
                                                      "denied": "\(result.denied)", "path": "\(request.uri.path)"])
