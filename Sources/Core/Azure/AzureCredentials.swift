@@ -128,3 +128,12 @@ public enum AzureCredentialChain {
         return ManagedIdentityCredential(clientID: value("AZURE_CLIENT_ID"), environment: environment)
     }
 }
+
+/// A token obtained elsewhere (`az account get-access-token`, a test), for any scope, used as it is
+/// for an hour at a time.
+public struct AzureStaticToken: AzureTokenSource {
+    let token: Secret<String>
+    /// Wraps `token`.
+    public init(_ token: Secret<String>) { self.token = token }
+    public func fetchToken(scope: String) async throws -> AccessTokenCache.Token { .init(value: token, expiresIn: .seconds(3600)) }
+}

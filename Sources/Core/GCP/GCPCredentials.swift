@@ -212,3 +212,16 @@ public struct ApplicationDefaultCredentials: GCPTokenSource {
     public func fetchToken() async throws -> AccessTokenCache.Token { try await source.fetchToken() }
 }
 
+
+/// A token obtained elsewhere (`gcloud auth print-access-token`, a sidecar, a test), used as it is
+/// for an hour at a time.
+///
+/// ```swift
+/// let gcp = try GCPClient(configuration: .init(tokens: GCPStaticToken(Secret(printedToken))))
+/// ```
+public struct GCPStaticToken: GCPTokenSource {
+    let token: Secret<String>
+    /// Wraps `token`.
+    public init(_ token: Secret<String>) { self.token = token }
+    public func fetchToken() async throws -> AccessTokenCache.Token { .init(value: token, expiresIn: .seconds(3600)) }
+}

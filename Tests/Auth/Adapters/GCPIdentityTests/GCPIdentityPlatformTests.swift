@@ -8,18 +8,13 @@ import NimbusHTTP
 import NimbusTesting
 import Testing
 
-struct StaticGoogleToken: GCPTokenSource {
-    let value: String
-    func fetchToken() async throws -> AccessTokenCache.Token { .init(value: Secret(value), expiresIn: .seconds(3600)) }
-}
-
 /// No Identity Platform emulator runs here (the Firebase emulator needs Java and Node): the driver
 /// runs against ``FakeIdentityPlatform``, which checks every Identity Toolkit request against the
 /// committed Discovery extract.
 @Suite("GCP Identity Platform (fake checked against the identitytoolkit v1 Discovery document)", .timeLimit(.minutes(2)))
 struct GCPIdentityPlatformTests {
     static func driver(_ fake: FakeIdentityPlatform, apiKey: String? = nil) throws -> GCPIdentityPlatform {
-        let gcp = try GCPClient(configuration: .init(tokens: StaticGoogleToken(value: fake.adminToken), retry: .none))
+        let gcp = try GCPClient(configuration: .init(tokens: GCPStaticToken(Secret(fake.adminToken)), retry: .none))
         return GCPIdentityPlatform(configuration: .init(project: fake.project, apiKey: Secret(apiKey ?? fake.apiKey), endpoint: fake.server.baseURL,
                                                         secureTokenEndpoint: fake.server.baseURL, certificatesURL: fake.server.baseURL + "/certs"), gcp: gcp)
     }

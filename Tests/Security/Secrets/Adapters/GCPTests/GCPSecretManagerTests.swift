@@ -8,17 +8,12 @@ import NimbusSecretsConformance
 import NimbusTesting
 import Testing
 
-struct StaticGoogleToken: GCPTokenSource {
-    let value: String
-    func fetchToken() async throws -> AccessTokenCache.Token { .init(value: Secret(value), expiresIn: .seconds(3600)) }
-}
-
 /// No Secret Manager emulator exists: the driver runs against ``FakeSecretManager``, which checks
 /// each request body against Google's committed protos.
 @Suite("GCP Secret Manager (fake checked against secretmanager/v1 protos)", .timeLimit(.minutes(2)))
 struct GCPSecretManagerTests {
     static func driver(_ fake: FakeSecretManager, token: String? = nil) throws -> GCPSecretManager {
-        let gcp = try GCPClient(configuration: .init(tokens: StaticGoogleToken(value: token ?? fake.token), retry: .none))
+        let gcp = try GCPClient(configuration: .init(tokens: GCPStaticToken(Secret(token ?? fake.token)), retry: .none))
         return GCPSecretManager(gcp: gcp, project: fake.project, endpoint: fake.endpoint)
     }
 

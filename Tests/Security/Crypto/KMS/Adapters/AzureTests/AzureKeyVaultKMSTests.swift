@@ -12,11 +12,6 @@ import NimbusTesting
 import Synchronization
 import Testing
 
-struct StaticAzureToken: AzureTokenSource {
-    let value: String
-    func fetchToken(scope: String) async throws -> AccessTokenCache.Token { .init(value: Secret(value), expiresIn: .seconds(3600)) }
-}
-
 /// Key Vault keys (API 7.5) as Microsoft's REST description specifies them: RSA keys with versions,
 /// `create`, `rotate`, latest-version `GET`, and `wrapkey`/`unwrapkey` with RSA-OAEP-256 done for
 /// real (swift-crypto), so an altered ciphertext fails as it does in the service. Every request is
@@ -111,7 +106,7 @@ final class FakeKeyVaultKeys: Sendable {
 @Suite("Azure Key Vault keys as a KMS (fake checked against Key Vault 7.5 keys.json)", .timeLimit(.minutes(3)))
 struct AzureKeyVaultKMSTests {
     static func driver(_ fake: FakeKeyVaultKeys) -> AzureKeyVaultKMS {
-        AzureKeyVaultKMS(vault: AzureKeyVaultClient(vaultURL: fake.server.baseURL, credential: StaticAzureToken(value: fake.token), retry: .none))
+        AzureKeyVaultKMS(vault: AzureKeyVaultClient(vaultURL: fake.server.baseURL, credential: AzureStaticToken(Secret(fake.token)), retry: .none))
     }
 
     @Test("conformance", arguments: KMSConformance.checks)

@@ -8,17 +8,12 @@ import NimbusKMSConformance
 import NimbusTesting
 import Testing
 
-struct StaticGoogleToken: GCPTokenSource {
-    let value: String
-    func fetchToken() async throws -> AccessTokenCache.Token { .init(value: Secret(value), expiresIn: .seconds(3600)) }
-}
-
 /// No Cloud KMS emulator exists: the driver runs against ``FakeCloudKMS``, which checks each request
 /// body against Google's committed protos and really encrypts.
 @Suite("GCP Cloud KMS (fake checked against kms/v1 protos)", .timeLimit(.minutes(2)))
 struct GCPKMSTests {
     static func driver(_ fake: FakeCloudKMS) throws -> GCPKMSDriver {
-        GCPKMSDriver(gcp: try GCPClient(configuration: .init(tokens: StaticGoogleToken(value: fake.token), retry: .none)), keyRing: fake.keyRing, endpoint: fake.endpoint)
+        GCPKMSDriver(gcp: try GCPClient(configuration: .init(tokens: GCPStaticToken(Secret(fake.token)), retry: .none)), keyRing: fake.keyRing, endpoint: fake.endpoint)
     }
 
     @Test("conformance", arguments: KMSConformance.checks)
