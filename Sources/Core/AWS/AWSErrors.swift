@@ -18,20 +18,28 @@ public struct AWSServiceError: Error, Sendable, Hashable, CustomStringConvertibl
 
     static let notFound: Set<String> = ["NoSuchKey", "NoSuchBucket", "NoSuchUpload", "NoSuchVersion", "ResourceNotFoundException", "NotFound",
                                         "NoSuchEntity", "NotFoundException", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
-                                        "ParameterNotFound", "NoSuchHostedZone", "StateMachineDoesNotExist", "ExecutionDoesNotExist"]
+                                        "ParameterNotFound", "NoSuchHostedZone", "StateMachineDoesNotExist", "ExecutionDoesNotExist",
+                                        "UserNotFoundException", "WAFNonexistentItemException"]
     static let throttled: Set<String> = ["Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
                                          "ProvisionedThroughputExceededException", "TransactionInProgressException", "RequestLimitExceeded",
                                          "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
-                                         "EC2ThrottledException"]
+                                         "EC2ThrottledException", "TooManyFailedAttemptsException", "WAFLimitsExceededException"]
     static let denied: Set<String> = ["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "Forbidden"]
     static let unauthenticated: Set<String> = ["InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidAccessKeyId",
                                                "ExpiredToken", "ExpiredTokenException", "IncompleteSignature", "MissingAuthenticationToken",
                                                "AuthFailure", "InvalidSignatureException", "RequestExpired", "RequestTimeTooSkewed", "InvalidToken"]
+    /// A user's own credentials refused (Cognito's wrong password, bad code): no hint about AWS keys.
+    static let userRefused: Set<String> = ["NotAuthorizedException", "CodeMismatchException", "ExpiredCodeException"]
     static let exists: Set<String> = ["BucketAlreadyExists", "BucketAlreadyOwnedByYou", "ResourceInUseException", "EntityAlreadyExists",
                                       "ResourceExistsException", "AlreadyExistsException", "QueueAlreadyExists", "QueueNameExists",
-                                      "AWS.SimpleQueueService.QueueNameExists", "StateMachineAlreadyExists"]
+                                      "AWS.SimpleQueueService.QueueNameExists", "StateMachineAlreadyExists",
+                                      "UsernameExistsException", "GroupExistsException", "AliasExistsException", "WAFDuplicateItemException"]
     static let precondition: Set<String> = ["ConditionalCheckFailedException", "PreconditionFailed", "ConflictException", "InvalidStateException",
-                                            "TransactionCanceledException", "BucketNotEmpty", "DependencyViolation", "IncorrectState"]
+                                            "TransactionCanceledException", "BucketNotEmpty", "DependencyViolation", "IncorrectState",
+                                            "UserNotConfirmedException", "PasswordResetRequiredException",
+                                            "WAFOptimisticLockException", "WAFAssociatedItemException", "WAFUnavailableEntityException"]
+    static let invalid: Set<String> = ["InvalidPasswordException", "InvalidParameterException", "WAFInvalidParameterException",
+                                       "WAFInvalidResourceException", "WAFInvalidOperationException", "WAFSubscriptionNotFoundException"]
     static let transient: Set<String> = ["RequestTimeout", "RequestTimeoutException", "InternalError", "InternalFailure", "InternalServerError",
                                          "ServiceUnavailable", "ServiceUnavailableException", "InternalServiceError", "InternalServerException"]
 
@@ -44,7 +52,8 @@ public struct AWSServiceError: Error, Sendable, Hashable, CustomStringConvertibl
         if Self.notFound.contains(code) || code.hasSuffix(".NotFound") || code.hasSuffix("NotFound") { return .notFound }
         if Self.throttled.contains(code) { return .resourceExhausted }
         if Self.denied.contains(code) { return .permissionDenied }
-        if Self.unauthenticated.contains(code) { return .unauthenticated }
+        if Self.unauthenticated.contains(code) || Self.userRefused.contains(code) { return .unauthenticated }
+        if Self.invalid.contains(code) { return .invalidArgument }
         if Self.exists.contains(code) || code.hasSuffix(".Duplicate") { return .alreadyExists }
         if Self.precondition.contains(code) { return .failedPrecondition }
         if Self.transient.contains(code) { return .unavailable }
@@ -94,7 +103,7 @@ public struct AWSServiceError: Error, Sendable, Hashable, CustomStringConvertibl
     func nimbusError(service: String, operation: String, retryAfter: Duration?) -> NimbusError {
         let code = nimbusCode
         let hint: String = switch code {
-        case .unauthenticated: "; check the access key and secret (and the clock)"
+        case .unauthenticated where !Self.userRefused.contains(self.code): "; check the access key and secret (and the clock)"
         case .permissionDenied: "; the credentials lack the permission"
         default: ""
         }

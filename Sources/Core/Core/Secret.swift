@@ -68,4 +68,19 @@ public enum SecureRandom {
         var generator = SystemRandomNumberGenerator()
         return (0..<max(0, count)).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
     }
+
+    /// A code of `count` decimal digits (1–18), every value equally likely (no modulo bias):
+    /// confirmation and one-time codes.
+    ///
+    /// ```swift
+    /// let code = SecureRandom.digits(6)      // "048213"
+    /// ```
+    public static func digits(_ count: Int) -> String {
+        precondition((1...18).contains(count), "SecureRandom.digits takes 1–18 digits")
+        var limit: UInt64 = 1
+        for _ in 0..<count { limit *= 10 }
+        var generator = SystemRandomNumberGenerator()
+        let text = String(UInt64.random(in: 0..<limit, using: &generator))   // the standard library samples without bias
+        return String(repeating: "0", count: count - text.count) + text
+    }
 }

@@ -83,7 +83,7 @@ public struct VaultClient: Sendable {
     ///   404 `notFound`, 412 `failedPrecondition`, 429 `resourceExhausted`, 503 `unavailable` (sealed or standby).
     @discardableResult
     public func request(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSONValue? = nil) async throws -> JSONValue? {
-        let rendered = query.isEmpty ? "" : "?" + query.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? $0.1)" }.joined(separator: "&")
+        let rendered = query.isEmpty ? "" : "?" + query.map { "\(FormEncoder.escape($0.0))=\(FormEncoder.escape($0.1))" }.joined(separator: "&")
         var request = NimbusHTTPRequest(method, "/" + Self.encode(path: path) + rendered, operation: "vault \(method.rawValue) \(path.split(separator: "/").prefix(2).joined(separator: "/"))")
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")

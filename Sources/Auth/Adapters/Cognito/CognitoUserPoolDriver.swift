@@ -86,29 +86,9 @@ public struct CognitoUserPoolDriver: UserPoolDriver {
 
     // MARK: - Calls
 
-    /// Cognito's error names, read as portable codes.
-    static func portable(_ error: NimbusError, operation: String) -> NimbusError {
-        guard let aws = error.underlying as? AWSServiceError else { return error }
-        let code: NimbusError.Code? = switch aws.code {
-        case "UserNotFoundException", "ResourceNotFoundException": .notFound
-        case "NotAuthorizedException", "CodeMismatchException", "ExpiredCodeException": .unauthenticated
-        case "UsernameExistsException", "GroupExistsException", "AliasExistsException": .alreadyExists
-        case "UserNotConfirmedException", "PasswordResetRequiredException": .failedPrecondition
-        case "InvalidPasswordException", "InvalidParameterException": .invalidArgument
-        case "TooManyFailedAttemptsException", "TooManyRequestsException", "LimitExceededException": .resourceExhausted
-        default: nil
-        }
-        guard let code, code != error.code else { return error }
-        return NimbusError(code, "Cognito \(operation): \(aws.code): \(aws.message)", underlying: aws, retryAfter: error.retryAfter)
-    }
-
     @discardableResult
     func call(_ operation: String, _ input: JSONValue) async throws -> JSONValue {
-        do {
-            return try await aws.call("cognito-idp", operation, input: input, maxAttempts: 1).output
-        } catch let error as NimbusError {
-            throw Self.portable(error, operation: operation)
-        }
+        try await aws.call("cognito-idp", operation, input: input, maxAttempts: 1).output   // Cognito's error names are in the AWS core's table
     }
 
     @discardableResult

@@ -72,9 +72,7 @@ struct SRPInteger: Equatable, Sendable {
 
     /// Lowercase hexadecimal without leading zeros (`0` for zero).
     var hex: String {
-        let digits = Array("0123456789abcdef")
-        let text = bytes.map { String([digits[Int($0 >> 4)], digits[Int($0 & 15)]]) }.joined()
-        let trimmed = text.drop { $0 == "0" }
+        let trimmed = bytes.hexString.drop { $0 == "0" }
         return trimmed.isEmpty ? "0" : String(trimmed)
     }
 

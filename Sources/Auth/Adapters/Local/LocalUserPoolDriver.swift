@@ -182,7 +182,7 @@ public actor LocalUserPoolDriver: UserPoolDriver {
         try configuration.passwordPolicy.check(password)
         let user = PoolUser(username: username, subject: UUID().uuidString.lowercased(), status: .unconfirmed, attributes: attributes, createdAt: now())
         var record = Record(user: user, passwordHash: try hash(password))
-        let code = String(format: "%06u", SecureRandom.bytes(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) } % 1_000_000)
+        let code = SecureRandom.digits(6)
         record.code = (Self.digest(code), now().addingTimeInterval(configuration.codeLifetime.nimbusSeconds), 0)
         users[username] = record
         try await deliver(user, Secret(code))
@@ -212,7 +212,7 @@ public actor LocalUserPoolDriver: UserPoolDriver {
     public func resendConfirmationCode(_ username: String) async throws {
         var record = try record(username)
         guard record.user.status == .unconfirmed else { throw NimbusError(.failedPrecondition, "user \(username) is already confirmed") }
-        let code = String(format: "%06u", SecureRandom.bytes(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) } % 1_000_000)
+        let code = SecureRandom.digits(6)
         record.code = (Self.digest(code), now().addingTimeInterval(configuration.codeLifetime.nimbusSeconds), 0)
         users[username] = record
         try await deliver(record.user, Secret(code))

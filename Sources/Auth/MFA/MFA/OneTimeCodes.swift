@@ -143,19 +143,8 @@ public struct OneTimeCodes: Sendable {
         Array(HMAC<SHA256>.authenticationCode(for: Array("\(key)\u{0}\(code)".utf8), using: SymmetricKey(data: secret.reveal())))
     }
 
-    /// A uniform code of `digits` digits (rejection sampling: no modulo bias).
-    func freshCode() -> String {
-        var limit: UInt64 = 1
-        for _ in 0..<configuration.digits { limit *= 10 }
-        let bound = UInt64.max - UInt64.max % limit
-        while true {
-            let value = SecureRandom.bytes(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            if value < bound {
-                let text = String(value % limit)
-                return String(repeating: "0", count: configuration.digits - text.count) + text
-            }
-        }
-    }
+    /// A uniform code of `digits` digits.
+    func freshCode() -> String { SecureRandom.digits(configuration.digits) }
 
     /// Makes a new code for `account` and `purpose` (`sign-in`, `change-email`…), replacing the
     /// previous one, and delivers it.

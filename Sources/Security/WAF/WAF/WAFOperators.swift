@@ -1,4 +1,5 @@
 import Foundation
+import NimbusCore
 import Synchronization
 
 /// A compiled PCRE-style pattern (NSRegularExpression: ICU syntax, which covers what CRS uses).
@@ -201,27 +202,14 @@ struct IPRanges: Sendable {
     init(_ text: String) {
         for part in text.split(separator: ",") {
             let pieces = part.trimmingCharacters(in: .whitespaces).split(separator: "/")
-            guard let address = pieces.first, let bytes = Self.parse(String(address)) else { continue }
+            guard let address = pieces.first, let bytes = IPAddress.bytes(String(address)) else { continue }
             ranges.append((bytes, pieces.count > 1 ? Int(pieces[1]) ?? bytes.count * 8 : bytes.count * 8))
         }
     }
-    static func parse(_ text: String) -> [UInt8]? {
-        var v4 = in_addr(), v6 = in6_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
-        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
-        return nil
-    }
     func contains(_ text: String) -> Bool {
-        guard let bytes = Self.parse(text) else { return false }
+        guard let bytes = IPAddress.bytes(text) else { return false }
         return ranges.contains { range in
-            guard range.bytes.count == bytes.count else { return false }
-            var bits = range.prefix
-            for i in 0..<bytes.count where bits > 0 {
-                let mask: UInt8 = bits >= 8 ? 0xff : ~(0xff >> UInt8(bits))
-                if bytes[i] & mask != range.bytes[i] & mask { return false }
-                bits -= 8
-            }
-            return true
+            range.bytes.count == bytes.count && IPAddress.network(bytes, prefix: range.prefix) == IPAddress.network(range.bytes, prefix: range.prefix)
         }
     }
 }

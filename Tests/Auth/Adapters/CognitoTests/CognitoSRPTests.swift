@@ -54,7 +54,7 @@ struct CognitoSRPTests {
         #expect(wrong != expected)
     }
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ bytes: [UInt8]) -> String { bytes.hexString }
 
     @Test("server values outside the group, a non-hex salt and an empty secret block abort the sign-in")
     func refusals() throws {

@@ -86,18 +86,16 @@ public struct RedisOneTimeCodeStore: OneTimeCodeStore {
     return tonumber(ARGV[2]) - attempts
     """)
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
-
     public func issue(_ key: String, digest: [UInt8], expires: Date, cooldown: Duration, now: Date) async throws -> Bool {
         let ttl = max(1, expires.nimbusMilliseconds - now.nimbusMilliseconds)
         let reply = try await client.run(Self.issueScript, keys: [keyPrefix + key],
-                                         arguments: [Self.hex(digest), String(expires.nimbusMilliseconds), String(cooldown.nimbusMilliseconds),
+                                         arguments: [digest.hexString, String(expires.nimbusMilliseconds), String(cooldown.nimbusMilliseconds),
                                                      String(now.nimbusMilliseconds), String(ttl)])
         return try reply.int(for: "one-time code issue") == 1
     }
 
     public func redeem(_ key: String, digest: [UInt8], maxAttempts: Int, now: Date) async throws -> OneTimeCodeOutcome {
-        let reply = try await client.run(Self.redeemScript, keys: [keyPrefix + key], arguments: [Self.hex(digest), String(maxAttempts), String(now.nimbusMilliseconds)])
+        let reply = try await client.run(Self.redeemScript, keys: [keyPrefix + key], arguments: [digest.hexString, String(maxAttempts), String(now.nimbusMilliseconds)])
         switch try reply.int(for: "one-time code redeem") {
         case -2: return .accepted
         case -1: return .none

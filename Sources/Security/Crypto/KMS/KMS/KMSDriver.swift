@@ -49,3 +49,24 @@ extension URLOpenerRegistry where Resource == any KMSDriver {
     /// An empty registry for the KMS domain; adapters add their schemes (`.withLocal()`, `.withAWS()`).
     public static var kms: URLOpenerRegistry<any KMSDriver> { URLOpenerRegistry(domain: "kms") }
 }
+
+/// The layout drivers use when the service's ciphertext does not name its master key (Vault
+/// Transit, Cloud KMS, Key Vault): the key's name, a newline, the service's ciphertext. Also the
+/// naming of keys those drivers create.
+public enum WrappedKey {
+    /// `nimbus-<description as a slug, at most slugLength characters>-<ULID>`: unique, readable in the console.
+    public static func newKeyName(description: String, slugLength: Int) -> String {
+        let slug = String(description.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(slugLength))
+        return "nimbus-\(slug.isEmpty ? "key" : slug)-\(IDGenerator.shared.ulid().description.lowercased())"
+    }
+
+    /// `name` ‖ newline ‖ `ciphertext`.
+    public static func joining(_ name: String, _ ciphertext: [UInt8]) -> [UInt8] { Array("\(name)\n".utf8) + ciphertext }
+
+    /// The name and the ciphertext, or `nil` when there is no newline, the name is not UTF-8, or either part is empty.
+    public static func split(_ wrapped: [UInt8]) -> (name: String, ciphertext: [UInt8])? {
+        guard let newline = wrapped.firstIndex(of: 0x0A), newline > 0, newline + 1 < wrapped.count,
+              let name = String(validating: wrapped[..<newline], as: UTF8.self) else { return nil }
+        return (name, Array(wrapped[(newline + 1)...]))
+    }
+}

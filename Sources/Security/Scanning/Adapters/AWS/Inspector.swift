@@ -143,7 +143,7 @@ public struct Inspector: Sendable {
     /// explicit so that every endpoint (moto included) reads the same request.
     func accountIDs(_ accounts: [String]) async throws -> JSONValue {
         if !accounts.isEmpty { return .array(accounts.map(JSONValue.string)) }
-        guard let own = try await aws.call("sts", "GetCallerIdentity").output["Account"]?.stringValue else {
+        guard let own = try await AWS.STS(client: aws).getCallerIdentity().account else {
             throw NimbusError(.internal, "STS GetCallerIdentity answered without an Account")
         }
         return [.string(own)]

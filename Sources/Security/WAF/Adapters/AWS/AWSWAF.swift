@@ -200,32 +200,13 @@ public struct AWSWAF: Sendable {
         ["SampledRequestsEnabled": true, "CloudWatchMetricsEnabled": true, "MetricName": .string(String(metric.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }.prefix(128)))]
     }
 
-    /// WAF's exception names, read as portable codes.
-    static func portable(_ error: NimbusError) -> NimbusError {
-        guard let aws = error.underlying as? AWSServiceError else { return error }
-        let code: NimbusError.Code? = switch aws.code {
-        case "WAFNonexistentItemException": .notFound
-        case "WAFDuplicateItemException": .alreadyExists
-        case "WAFOptimisticLockException", "WAFAssociatedItemException", "WAFUnavailableEntityException": .failedPrecondition
-        case "WAFInvalidParameterException", "WAFInvalidResourceException", "WAFInvalidOperationException", "WAFSubscriptionNotFoundException": .invalidArgument
-        case "WAFLimitsExceededException", "WAFTagOperationException": .resourceExhausted
-        default: nil
-        }
-        guard let code, code != error.code else { return error }
-        return NimbusError(code, "WAF: \(aws.code): \(aws.message)", underlying: aws, retryAfter: error.retryAfter)
-    }
-
     static func isLockConflict(_ error: NimbusError) -> Bool { (error.underlying as? AWSServiceError)?.code == "WAFOptimisticLockException" }
 
     @discardableResult
     func call(_ operation: String, _ input: [String: JSONValue]) async throws -> JSONValue {
         var input = input
         input["Scope"] = .string(scope.rawValue)
-        do {
-            return try await aws.call("wafv2", operation, input: .object(input)).output
-        } catch let error as NimbusError {
-            throw Self.portable(error)
-        }
+        return try await aws.call("wafv2", operation, input: .object(input)).output   // WAF's exception names are in the AWS core's table
     }
 
     static func reference(_ summary: JSONValue?, _ operation: String) throws -> Reference {
@@ -246,31 +227,13 @@ public struct AWSWAF: Sendable {
     public static func validate(cidr: String, version: AddressVersion) throws -> String {
         let parts = cidr.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let prefix = Int(parts[1]) else { throw NimbusError(.invalidArgument, "\"\(cidr.prefix(60))\" is not a CIDR block (address/prefix)") }
-        var bytes: [UInt8]
-        switch version {
-        case .ipv4:
-            var address = in_addr()
-            guard inet_pton(AF_INET, String(parts[0]), &address) == 1, (1...32).contains(prefix) else {
-                throw NimbusError(.invalidArgument, "\"\(cidr.prefix(60))\" is not an IPv4 CIDR block with a /1–/32 prefix")
-            }
-            bytes = withUnsafeBytes(of: address.s_addr) { Array($0) }
-        case .ipv6:
-            var address = in6_addr()
-            guard inet_pton(AF_INET6, String(parts[0]), &address) == 1, (1...128).contains(prefix) else {
-                throw NimbusError(.invalidArgument, "\"\(cidr.prefix(60))\" is not an IPv6 CIDR block with a /1–/128 prefix")
-            }
-            bytes = withUnsafeBytes(of: address) { Array($0) }
+        let family = version == .ipv4 ? (count: 4, bits: 32, name: "IPv4") : (count: 16, bits: 128, name: "IPv6")
+        guard let bytes = IPAddress.bytes(String(parts[0])), bytes.count == family.count, (1...family.bits).contains(prefix) else {
+            throw NimbusError(.invalidArgument, "\"\(cidr.prefix(60))\" is not an \(family.name) CIDR block with a /1–/\(family.bits) prefix")
         }
-        var network = bytes
-        for index in network.indices {
-            let keep = max(0, min(8, prefix - index * 8))
-            network[index] &= keep == 0 ? 0 : UInt8(truncatingIfNeeded: 0xFF << (8 - keep))
-        }
+        let network = IPAddress.network(bytes, prefix: prefix)
         guard network == bytes else {
-            var text = [CChar](repeating: 0, count: 64)
-            _ = network.withUnsafeBytes { inet_ntop(version == .ipv4 ? AF_INET : AF_INET6, $0.baseAddress, &text, 64) }
-            let networkText = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw NimbusError(.invalidArgument, "\(cidr) has host bits set; the block is \(networkText)/\(prefix)")
+            throw NimbusError(.invalidArgument, "\(cidr) has host bits set; the block is \(IPAddress.text(network) ?? "?")/\(prefix)")
         }
         return cidr
     }
@@ -440,23 +403,17 @@ public struct AWSWAF: Sendable {
 
     /// Protects a resource (ALB, API Gateway stage, AppSync API, Cognito pool) with a web ACL.
     public func associate(_ aclARN: String, with resourceARN: String) async throws {
-        do {
-            _ = try await aws.call("wafv2", "AssociateWebACL", input: ["WebACLArn": .string(aclARN), "ResourceArn": .string(resourceARN)])
-        } catch let error as NimbusError { throw Self.portable(error) }
+        try await aws.call("wafv2", "AssociateWebACL", input: ["WebACLArn": .string(aclARN), "ResourceArn": .string(resourceARN)])
     }
 
     /// Removes whatever web ACL protects a resource.
     public func disassociate(_ resourceARN: String) async throws {
-        do {
-            _ = try await aws.call("wafv2", "DisassociateWebACL", input: ["ResourceArn": .string(resourceARN)])
-        } catch let error as NimbusError { throw Self.portable(error) }
+        try await aws.call("wafv2", "DisassociateWebACL", input: ["ResourceArn": .string(resourceARN)])
     }
 
     /// The web ACL protecting a resource, if any.
     public func webACL(protecting resourceARN: String) async throws -> Reference? {
-        do {
-            let output = try await aws.call("wafv2", "GetWebACLForResource", input: ["ResourceArn": .string(resourceARN)]).output
-            return output["WebACL"].flatMap { try? Self.reference($0, "GetWebACLForResource") }
-        } catch let error as NimbusError { throw Self.portable(error) }
+        let output = try await aws.call("wafv2", "GetWebACLForResource", input: ["ResourceArn": .string(resourceARN)]).output
+        return output["WebACL"].flatMap { try? Self.reference($0, "GetWebACLForResource") }
     }
 }

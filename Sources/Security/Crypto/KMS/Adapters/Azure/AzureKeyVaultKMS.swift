@@ -38,8 +38,7 @@ public struct AzureKeyVaultKMS: KMSDriver {
     }
 
     public func createKey(description: String) async throws -> String {
-        let slug = description.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(40)
-        let name = "nimbus-\(String(slug).isEmpty ? "key" : String(slug))-\(IDGenerator.shared.ulid().description.lowercased())"
+        let name = WrappedKey.newKeyName(description: description, slugLength: 40)
         try await vault.call(.POST, "/keys/\(name)/create", body: ["kty": "RSA", "key_size": 3072, "key_ops": ["wrapKey", "unwrapKey"], "tags": ["managed-by": "nimbus"]])
         return name
     }
@@ -56,15 +55,15 @@ public struct AzureKeyVaultKMS: KMSDriver {
         let result = try await vault.call(.POST, "/keys/\(name)/\(version)/wrapkey",
                                           body: ["alg": "RSA-OAEP-256", "value": .string(Base64URL.encode(dataKey + Self.digest(context)))])
         guard let value = result["value"]?.stringValue, let ciphertext = Base64URL.decode(value) else { throw NimbusError(.internal, "Key Vault answered wrapkey without a base64url value") }
-        return Array("\(result["kid"]?.stringValue ?? kid)\n".utf8) + ciphertext
+        return WrappedKey.joining(result["kid"]?.stringValue ?? kid, ciphertext)
     }
 
     static func unwrapped(_ wrapped: [UInt8]) throws -> (kid: String, ciphertext: [UInt8]) {
-        guard let newline = wrapped.firstIndex(of: 0x0A), let kid = String(validating: wrapped[..<newline], as: UTF8.self), newline + 1 < wrapped.count else {
+        guard let (kid, ciphertext) = WrappedKey.split(wrapped) else {
             throw NimbusError(.invalidArgument, "the wrapped data key is not a Key Vault key (kid, newline, ciphertext)")
         }
         _ = try parts(kid)
-        return (kid, Array(wrapped[(newline + 1)...]))
+        return (kid, ciphertext)
     }
 
     public func generateDataKey(keyID: String, context: [String: String]) async throws -> DataKey {

@@ -50,8 +50,7 @@ public struct GCPKMSDriver: KMSDriver {
     static func integrity(_ message: String) -> NimbusError { NimbusError(.dataLoss, "Cloud KMS: \(message); the request or answer was corrupted in transit, retry") }
 
     public func createKey(description: String) async throws -> String {
-        let slug = description.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(24)
-        let id = "nimbus-\(String(slug).isEmpty ? "key" : String(slug))-\(IDGenerator.shared.ulid().description.lowercased())"
+        let id = WrappedKey.newKeyName(description: description, slugLength: 24)
         _ = try await gcp.json(.POST, "\(endpoint)/\(keyRing)/cryptoKeys", query: [("cryptoKeyId", id)],
                                body: ["purpose": "ENCRYPT_DECRYPT", "versionTemplate": ["algorithm": "GOOGLE_SYMMETRIC_ENCRYPTION"], "labels": ["managed-by": "nimbus"]],
                                operation: "Cloud KMS create key")
@@ -74,15 +73,14 @@ public struct GCPKMSDriver: KMSDriver {
         }
         let ciphertext = try Self.bytes(output["ciphertext"], "ciphertext")
         guard Self.int64(output["ciphertextCrc32c"]) == CRC32C.checksum(ciphertext) else { throw Self.integrity("the ciphertext does not match its ciphertextCrc32c") }
-        return Array("\(name)\n".utf8) + ciphertext
+        return WrappedKey.joining(name, ciphertext)
     }
 
     static func unwrapped(_ wrapped: [UInt8]) throws -> (name: String, ciphertext: [UInt8]) {
-        guard let newline = wrapped.firstIndex(of: 0x0A), let name = String(validating: wrapped[..<newline], as: UTF8.self), name.hasPrefix("projects/"),
-              name.contains("/cryptoKeys/"), newline + 1 < wrapped.count else {
+        guard let (name, ciphertext) = WrappedKey.split(wrapped), name.hasPrefix("projects/"), name.contains("/cryptoKeys/") else {
             throw NimbusError(.invalidArgument, "the wrapped data key is not a Cloud KMS key (resource name, newline, ciphertext)")
         }
-        return (name, Array(wrapped[(newline + 1)...]))
+        return (name, ciphertext)
     }
 
     public func generateDataKey(keyID: String, context: [String: String]) async throws -> DataKey {

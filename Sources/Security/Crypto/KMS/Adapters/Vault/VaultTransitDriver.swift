@@ -34,14 +34,13 @@ public struct VaultTransitDriver: KMSDriver {
         .string(Data(EncryptionContext.authenticatedData(context, label: "nimbus-kms-v1")).base64EncodedString())
     }
 
-    static func wrapped(_ key: String, _ ciphertext: String) -> [UInt8] { Array("\(key)\n\(ciphertext)".utf8) }
+    static func wrapped(_ key: String, _ ciphertext: String) -> [UInt8] { WrappedKey.joining(key, Array(ciphertext.utf8)) }
 
     static func unwrapped(_ bytes: [UInt8]) throws -> (key: String, ciphertext: String) {
-        guard let text = String(validating: bytes, as: UTF8.self), let newline = text.firstIndex(of: "\n"),
-              text[text.index(after: newline)...].hasPrefix("vault:v") else {
+        guard let (key, payload) = WrappedKey.split(bytes), let ciphertext = String(validating: payload, as: UTF8.self), ciphertext.hasPrefix("vault:v") else {
             throw NimbusError(.invalidArgument, "the wrapped data key is not a Vault Transit key (NAME, newline, vault:vN:…)")
         }
-        return (String(text[..<newline]), String(text[text.index(after: newline)...]))
+        return (key, ciphertext)
     }
 
     static func plaintext(_ output: JSONValue?) throws -> [UInt8] {
@@ -65,8 +64,7 @@ public struct VaultTransitDriver: KMSDriver {
     }
 
     public func createKey(description: String) async throws -> String {
-        let slug = description.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(32)
-        let name = "nimbus-\(String(slug).isEmpty ? "key" : String(slug))-\(IDGenerator.shared.ulid().description.lowercased())"
+        let name = WrappedKey.newKeyName(description: description, slugLength: 32)
         try await vault.request(.POST, "\(mount)/keys/\(name)", body: ["type": "aes256-gcm96", "derived": true])
         return name
     }
