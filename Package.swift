@@ -284,7 +284,7 @@ domain("Auth", at: "Auth", ["NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtr
        adapters: [
     .adapter("Local", [Dep.crypto, Dep.cryptoExtras]),
     .adapter("Cognito", Bundles.aws + [Dep.crypto], tests: ["NimbusAWS", Dep.crypto]),
-    .adapter("EntraID", Bundles.http, tests: [Dep.crypto, Dep.cryptoExtras]),
+    .adapter("EntraID", Bundles.azure + [Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusAzure", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.nioHTTP1], fixtures: true),
     .adapter("GCPIdentity", Bundles.gcp + [Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusGCP", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.nioHTTP1], fixtures: true),
 ])
 domain("Session", at: "Auth/Session", [Dep.crypto, Dep.logging, Dep.hummingbird, Dep.httpTypes],

@@ -74,6 +74,10 @@ public final class AzureARMClient: Sendable {
     }
 
     private func send(_ method: HTTPMethod, _ url: String, body: JSONValue?, operation: String) async throws -> NimbusHTTPResponse {
+        // Azure-AsyncOperation and Location come from the answer: follow them only on ARM's own origin.
+        guard HTTPOrigin(url) != nil, HTTPOrigin(url) == HTTPOrigin(endpoint) else {
+            throw NimbusError(.internal, "ARM \(operation): \(url.prefix(80)) is not on \(endpoint); not sending the token there")
+        }
         var request = NimbusHTTPRequest(method, url, operation: operation)
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")

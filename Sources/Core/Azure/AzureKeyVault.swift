@@ -48,7 +48,12 @@ public final class AzureKeyVaultClient: Sendable {
     ///   with `retryAfter`), the message naming Key Vault's error code.
     @discardableResult
     public func call(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSONValue? = nil) async throws -> JSONValue {
-        var url = path.hasPrefix("https://") || path.hasPrefix("http://") ? path : vaultURL + path
+        let absolute = path.hasPrefix("https://") || path.hasPrefix("http://")
+        // A nextLink is the vault's own URL; one on another origin would carry the bearer token elsewhere.
+        guard !absolute || (HTTPOrigin(path) != nil && HTTPOrigin(path) == HTTPOrigin(vaultURL)) else {
+            throw NimbusError(.internal, "Key Vault answered a link to \(HTTPOrigin(path)?.description ?? "an unreadable URL"), not to \(vaultURL); not following it")
+        }
+        var url = absolute ? path : vaultURL + path
         if !url.contains("api-version=") {
             let items = [("api-version", apiVersion)] + query
             url += (url.contains("?") ? "&" : "?") + items.map { "\(FormEncoder.escape($0.0))=\(FormEncoder.escape($0.1))" }.joined(separator: "&")

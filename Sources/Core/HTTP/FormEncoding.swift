@@ -76,6 +76,20 @@ public struct FormEncoder: Sendable {
 
     private static let unreserved: Set<UInt8> = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789*-._".utf8)
 
+    private static let rfc3986Unreserved: Set<UInt8> = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8)
+
+    /// Percent-encodes everything but RFC 3986's unreserved characters (space is `%20`): a path
+    /// segment or a query value that must reach the server byte for byte (`#`, `+`, `/`, `'` included).
+    public static func escapeComponent(_ text: String) -> String {
+        var output = ""
+        output.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            if rfc3986Unreserved.contains(byte) { output.unicodeScalars.append(Unicode.Scalar(byte)) }
+            else { output += String(format: "%%%02X", byte) }
+        }
+        return output
+    }
+
     /// Percent-encodes per the WHATWG `application/x-www-form-urlencoded` serializer (space is `+`).
     public static func escape(_ text: String) -> String {
         var output = ""

@@ -221,6 +221,30 @@ final class SequenceChunks<Iterator: AsyncIteratorProtocol>: ChunkSource where I
     }
 }
 
+/// Where a URL points: scheme, host and port (the default port filled in). A URL that a service
+/// answers with — a next page, an operation to poll — is fetched with the caller's credentials only
+/// when it has the service's origin; anything else would hand the token to another host.
+///
+/// ```swift
+/// guard HTTPOrigin(nextLink) == HTTPOrigin(vaultURL) else { throw NimbusError(.internal, "nextLink leaves the vault") }
+/// ```
+public struct HTTPOrigin: Hashable, Sendable, CustomStringConvertible {
+    public var scheme: String
+    public var host: String
+    public var port: Int
+
+    /// The origin of an absolute `http`/`https` URL; `nil` for anything else.
+    public init?(_ url: String) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = components.host?.lowercased(), !host.isEmpty else { return nil }
+        self.scheme = scheme
+        self.host = host
+        port = components.port ?? (scheme == "https" ? 443 : 80)
+    }
+
+    public var description: String { "\(scheme)://\(host):\(port)" }
+}
+
 /// The default map from HTTP status to ``NimbusError/Code``; adapters refine it from vendor error bodies.
 public enum HTTPStatusMapping {
     /// The code for a status.

@@ -37,6 +37,11 @@ public final class FakeHTTPServer: Sendable {
         /// The body.
         public var body: ByteBuffer
 
+        /// A request as the fake would capture it (for checking a spec without a round trip).
+        public init(method: String, path: String, query: [(String, String)] = [], headers: [(String, String)] = [], body: ByteBuffer = ByteBuffer()) {
+            self.method = method; self.path = path; self.query = query; self.headers = headers.map { ($0.0.lowercased(), $0.1) }; self.body = body
+        }
+
         /// The first value of a header (case-insensitive).
         public func header(_ name: String) -> String? {
             headers.header(name)

@@ -126,7 +126,17 @@ public struct OpenAPIRequestChecker: @unchecked Sendable {
             }
             if case .a(let context) = parameter.schemaOrContent, let schema = resolve(context.schema), !value.isEmpty {
                 var validator = SchemaValidator(components: document.components, stringlyTyped: true)
-                validator.validate(.string(value), against: schema, at: "\(parameter.location.rawValue).\(parameter.name)")
+                // An array parameter: comma-separated in one value (`form`, explode false: `$select=id,mail`),
+                // or the parameter repeated (explode true, the `form` default).
+                let candidate: JSONValue
+                if case .array = schema.value, parameter.location == .query {
+                    let exploded = context.explode
+                    let values = exploded ? request.query.filter { $0.0 == parameter.name }.map(\.1) : value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                    candidate = .array(values.map(JSONValue.string))
+                } else {
+                    candidate = .string(value)
+                }
+                validator.validate(candidate, against: schema, at: "\(parameter.location.rawValue).\(parameter.name)")
                 mismatches += validator.mismatches
             }
         }

@@ -170,4 +170,26 @@ struct AzureTokenAndARMTests {
         }
         #expect(AzureErrorCodes.map("BlobNotFound", status: 404) == .notFound && AzureErrorCodes.map("ServerBusy", status: 503) == .resourceExhausted)
     }
+
+    @Test("links in answers (Key Vault nextLink, ARM Location) are followed only on the service's own origin")
+    func linksStayOnTheServiceOrigin() async throws {
+        let vault = try await FakeHTTPServer.start()
+        let elsewhere = try await FakeHTTPServer.start()
+        vault.route(.GET, "/secrets", reply: .json(200, .object(["value": [["id": "a"]], "nextLink": .string(elsewhere.baseURL + "/secrets?$skiptoken=2")])))
+        let client = AzureKeyVaultClient(vaultURL: vault.baseURL, credential: AzureStaticToken(Secret("kv-token")), retry: .none)
+        let refused = await #expect(throws: NimbusError.self) { _ = try await client.list("/secrets") }
+        #expect(refused?.message.contains("not following it") == true)
+
+        let arm = AzureARMClient(credential: AzureStaticToken(Secret("arm-token")), endpoint: vault.baseURL)
+        vault.route(.DELETE, "/subscriptions/s/things/x", reply: .response(status: 202, headers: [("Location", elsewhere.baseURL + "/loc")], body: .init()))
+        let located = await #expect(throws: NimbusError.self) {
+            _ = try await arm.call(.DELETE, "/subscriptions/s/things/x", apiVersion: "2023-01-01", pollInterval: .milliseconds(10))
+        }
+        #expect(located?.message.contains("not sending the token there") == true)
+        #expect(elsewhere.requests.isEmpty)
+        #expect(HTTPOrigin("https://vault.azure.net/x") == HTTPOrigin("HTTPS://Vault.Azure.net:443/y"))
+        #expect(HTTPOrigin("https://vault.azure.net.evil.com/") != HTTPOrigin("https://vault.azure.net/"))
+        #expect(HTTPOrigin("ftp://x/") == nil && HTTPOrigin("/relative") == nil)
+        await vault.shutdown(); await elsewhere.shutdown()
+    }
 }
