@@ -277,6 +277,14 @@ tests("NimbusVault", "Core/Vault", ["NimbusSecrets", "NimbusSecretsVault", "Nimb
 module("NimbusAzure", "Core/Azure", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 tests("NimbusAzure", "Core/Azure", ["NimbusHTTP"])
 
+// MARK: - Storage (seed: pkg/blob/*, pkg/storage/*)
+
+domain("Blob", at: "Storage/Blob", [Dep.nioCore, Dep.logging], tests: ["NimbusBlobMemory", Dep.nioCore], conformance: [Dep.nioCore], adapters: [
+    .adapter("Memory", [Dep.nioCore]),
+    .adapter("File", [Dep.nioCore]),
+    .adapter("S3", Bundles.aws + [Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusAWS", "NimbusHTTP", Dep.nioCore, Dep.asyncHTTPClient]),
+])
+
 // MARK: - Security & identity (seed: pkg/auth/*, pkg/security/*)
 
 domain("Auth", at: "Auth", ["NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtras, Dep.logging, Dep.hummingbird, Dep.httpTypes],

@@ -182,6 +182,6 @@ struct JWTCommand: AsyncParsableCommand {
 }
 
 private func readToken(_ argument: String) throws -> String {
-    let text = argument == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : argument
+    let text = argument == "-" ? String(decoding: FileHandle.standardInput.readAllBytes(), as: UTF8.self) : argument
     return text.trimmingCharacters(in: .whitespacesAndNewlines)
 }

@@ -52,7 +52,7 @@ struct KMSCommand: AsyncParsableCommand {
         @Option(help: "The master key id.") var key: String
         @Option(help: "The text to encrypt (default: standard input).") var text: String?
         func run() async throws {
-            let plaintext = text.map { Array($0.utf8) } ?? Array(FileHandle.standardInput.readDataToEndOfFile())
+            let plaintext = text.map { Array($0.utf8) } ?? Array(FileHandle.standardInput.readAllBytes())
             let context = try connection.parsedContext()
             let kms = try await connection.open()
             try await kms.closing { kms in
@@ -66,7 +66,7 @@ struct KMSCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "The envelope in base64 (default: standard input).") var envelope: String?
         func run() async throws {
-            let text = envelope ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            let text = envelope ?? String(decoding: FileHandle.standardInput.readAllBytes(), as: UTF8.self)
             guard let bytes = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
                 throw ValidationError("the envelope is not base64")
             }

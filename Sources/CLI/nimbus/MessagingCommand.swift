@@ -56,7 +56,7 @@ struct MessagingCommand: AsyncParsableCommand {
                 parsed[String(attribute[..<equals])] = String(attribute[attribute.index(after: equals)...])
             }
             let delay = try delay.map { try Duration.commandLine($0, flag: "delay") }
-            let bytes = body == "-" ? ByteBuffer(bytes: FileHandle.standardInput.readDataToEndOfFile()) : ByteBuffer(string: body)
+            let bytes = body == "-" ? ByteBuffer(bytes: FileHandle.standardInput.readAllBytes()) : ByteBuffer(string: body)
             let message = Message(body: bytes, attributes: parsed, orderingKey: orderingKey, deduplicationID: deduplicationID, delay: delay)
             let id = try await connection.open().closing { messaging in
                 if try await messaging.createTopic(topic), try await messaging.subscriptions(of: topic).isEmpty {

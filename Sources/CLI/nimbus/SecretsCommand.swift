@@ -48,7 +48,7 @@ struct SecretsCommand: AsyncParsableCommand {
         @Argument(help: "The secret's name.") var name: String
         @Option(help: "The value (default: standard input, byte for byte; prefer it: arguments show in `ps`).") var text: String?
         func run() async throws {
-            let value = text.map { Array($0.utf8) } ?? Array(FileHandle.standardInput.readDataToEndOfFile())
+            let value = text.map { Array($0.utf8) } ?? Array(FileHandle.standardInput.readAllBytes())
             try await Output.refusing {
                 let store = try await connection.open()
                 try await store.closing { print(try await $0.put(name, value: Secret(value)).version) }

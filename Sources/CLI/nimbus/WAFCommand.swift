@@ -20,7 +20,7 @@ struct WAFCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let bytes = requestFile == "-" ? Array(FileHandle.standardInput.readDataToEndOfFile()) : Array(try Data(contentsOf: URL(fileURLWithPath: requestFile)))
+            let bytes = requestFile == "-" ? Array(FileHandle.standardInput.readAllBytes()) : Array(try Data(contentsOf: URL(fileURLWithPath: requestFile)))
             guard (1...4).contains(paranoia) else { throw ValidationError("--paranoia must be 1 to 4") }
             let request: WAFRequest
             do { request = try WAFRequest(raw: bytes) } catch let error as NimbusError { throw ValidationError(error.message) }

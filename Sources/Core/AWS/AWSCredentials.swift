@@ -168,7 +168,7 @@ public struct ProfileCredentialProvider: AWSCredentialProvider {
         do { try process.run() } catch {
             throw NimbusError(.unavailable, "credential_process of profile \(profile) could not start: \(error)", underlying: error)
         }
-        let data = await Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
+        let data = await Task.detached { output.fileHandleForReading.readAllBytes() }.value
         let status: Int32 = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 process.waitUntilExit()
@@ -176,7 +176,7 @@ public struct ProfileCredentialProvider: AWSCredentialProvider {
             }
         }
         guard status == 0 else {
-            let message = String(decoding: errors.fileHandleForReading.availableData.prefix(300), as: UTF8.self)
+            let message = String(decoding: errors.fileHandleForReading.readAvailableBytes().prefix(300), as: UTF8.self)
             throw NimbusError(.unauthenticated, "credential_process of profile \(profile) exited with \(status): \(message)")
         }
         let json: JSONValue

@@ -45,7 +45,7 @@ public enum ProcessRunner {
                     if let stdin, let input {
                         // Written on its own queue: a large input must not block while the program's output fills its pipe.
                         DispatchQueue.global().async {
-                            stdin.fileHandleForWriting.write(Data(input))
+                            stdin.fileHandleForWriting.writeAllBytes(input)
                             try? stdin.fileHandleForWriting.close()
                         }
                     }
@@ -54,10 +54,10 @@ public enum ProcessRunner {
                     nonisolated(unsafe) var stderr = Data()
                     group.enter()
                     DispatchQueue.global().async {
-                        stderr = err.fileHandleForReading.readDataToEndOfFile()
+                        stderr = err.fileHandleForReading.readAllBytes()
                         group.leave()
                     }
-                    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+                    let stdout = out.fileHandleForReading.readAllBytes()
                     group.wait()
                     process.waitUntilExit()
                     continuation.resume(returning: Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
@@ -104,7 +104,7 @@ public enum ProcessRunner {
                 var buffer = Data()
                 let deadline = ContinuousClock.now + timeout
                 while ContinuousClock.now < deadline {
-                    let chunk = handle.availableData
+                    let chunk = handle.readAvailableBytes()
                     if chunk.isEmpty { break }
                     buffer.append(chunk)
                     for line in String(decoding: buffer, as: UTF8.self).split(separator: "\n") {

@@ -18,7 +18,7 @@ final class RunningNimbus: Sendable {
         process.standardOutput = output
         process.standardError = errors
         errors.fileHandleForReading.readabilityHandler = { [errorText] handle in
-            let data = handle.availableData
+            let data = handle.readAvailableBytes()
             errorText.value.withLock { $0 += String(decoding: data, as: UTF8.self) }
         }
         try process.run()
@@ -42,7 +42,7 @@ final class RunningNimbus: Sendable {
     func finish() async throws -> (status: Int32, stdout: String) {
         while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         errors.fileHandleForReading.readabilityHandler = nil
-        return (process.terminationStatus, String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        return (process.terminationStatus, String(decoding: output.fileHandleForReading.readAllBytes(), as: UTF8.self))
     }
 }
 

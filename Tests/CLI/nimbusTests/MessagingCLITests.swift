@@ -51,7 +51,7 @@ struct MessagingCLITests {
         _ = try await ProcessRunner.wait(for: process, timeout: .seconds(10))
         _ = try #require(first, "the consumer printed nothing")
         // Whatever it printed before it died (its last message may or may not have been acked).
-        let rest = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let rest = String(decoding: out.fileHandleForReading.readAllBytes(), as: UTF8.self)
         let seenBeforeKill = (read + rest).split(separator: "\n").map(String.init)
         #expect(Set(seenBeforeKill).isSubset(of: bodies))
 

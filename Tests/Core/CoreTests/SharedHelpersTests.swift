@@ -1,3 +1,4 @@
+import Foundation
 import NimbusCore
 import Testing
 
@@ -27,5 +28,19 @@ struct SharedHelpersTests {
         #expect(!"Content-Typf".equalsIgnoringASCIICase("content-type"))
         #expect(!"a[".equalsIgnoringASCIICase("a{"), "only letters fold: [ and { differ by 0x20 too")
         #expect(!"Straße".equalsIgnoringASCIICase("STRASSE"))
+    }
+
+    @Test("a pipe is read to its end and written whole, across many reads, with a writer on another thread")
+    func fileHandleReading() async throws {
+        let pipe = Pipe()
+        let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let writer = Task.detached {
+            pipe.fileHandleForWriting.writeAllBytes(bytes)
+            try? pipe.fileHandleForWriting.close()
+        }
+        let read = await Task.detached { pipe.fileHandleForReading.readAllBytes() }.value
+        await writer.value
+        #expect(Array(read) == bytes)
+        #expect(pipe.fileHandleForReading.readAvailableBytes().isEmpty, "at end of file a read is empty")
     }
 }
