@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NimbusBlob
 import NimbusBlobFile
+import NimbusBlobGCS
 import NimbusBlobMemory
 import NimbusBlobS3
 import NimbusCore
@@ -12,9 +13,9 @@ import Synchronization
 struct BlobCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blob",
-        abstract: "List, copy, remove, inspect and presign objects (S3, a directory, memory).",
+        abstract: "List, copy, remove, inspect and presign objects (S3, GCS, a directory, memory).",
         discussion: """
-        Objects are STORE-URL/KEY: s3://BUCKET/KEY[?region=R&endpoint=URL], dir://ROOT//KEY (a file:// store: the \
+        Objects are STORE-URL/KEY: s3://BUCKET/KEY[?region=R&endpoint=URL], gs://BUCKET/KEY[?endpoint=URL&anonymous=true], dir://ROOT//KEY (a file:// store: the \
         directory, then // and the key). Anything without a scheme is a local file, so `cp` uploads \
         (nimbus blob cp ./db.tar s3://backups/db.tar), downloads, and copies between any two stores.
         """,
@@ -27,7 +28,7 @@ struct BlobCommand: AsyncParsableCommand {
         case local(path: String)
     }
 
-    static let openers = URLOpenerRegistry<any BlobDriver>.blob.withMemory().withFile().withS3()
+    static let openers = URLOpenerRegistry<any BlobDriver>.blob.withMemory().withFile().withS3().withGCS()
 
     /// Splits `s3://bucket/key?query` into the store URL and the key; `dir:///root//key` into `file:///root` and the key.
     static func parse(_ text: String) throws -> Location {

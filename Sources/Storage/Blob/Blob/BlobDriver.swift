@@ -392,3 +392,38 @@ public enum BlobListPager {
     /// UTF-8 byte order (S3's, GCS's and Azure's), which is not `String`'s `<`.
     public static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 }
+
+/// A read as successive ranged requests of at most `chunk` bytes — how object stores are read with
+/// bounded memory at any size. `fetch(start, end)` returns the bytes of `start..<end` (fewer only at
+/// a short read, which the reader's count check reports).
+///
+/// ```swift
+/// let body = BlobBody(BlobChunkedReads(range: span, chunk: 8 << 20) { start, end in try await getRange(start, end) })
+/// ```
+public struct BlobChunkedReads: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+    let range: Range<Int64>
+    let chunk: Int
+    let fetch: @Sendable (Int64, Int64) async throws -> ByteBuffer
+
+    public init(range: Range<Int64>, chunk: Int, fetch: @escaping @Sendable (_ start: Int64, _ end: Int64) async throws -> ByteBuffer) {
+        self.range = range; self.chunk = Swift.max(1, chunk); self.fetch = fetch
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: self, offset: range.lowerBound) }
+
+    /// Fetches the next chunk.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let source: BlobChunkedReads
+        var offset: Int64
+
+        public mutating func next() async throws -> ByteBuffer? {
+            guard offset < source.range.upperBound else { return nil }
+            let end = Swift.min(source.range.upperBound, offset + Int64(source.chunk))
+            let bytes = try await source.fetch(offset, end)
+            guard bytes.readableBytes > 0 else { return nil }
+            offset += Int64(bytes.readableBytes)
+            return bytes
+        }
+    }
+}

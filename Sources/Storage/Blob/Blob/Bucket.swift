@@ -385,37 +385,38 @@ public struct BlobListing: AsyncSequence, Sendable {
     }
 }
 
-/// Cuts a byte stream into parts of an exact size (the last one shorter).
+/// Cuts a byte stream into parts of an exact size (the last one shorter), each assembled in a buffer
+/// of its own: a part never shares storage with the next one, so an uploaded part frees its memory.
 struct PartChunker {
     private var base: BlobBody.AsyncIterator
-    private var pending = ByteBuffer()
+    private var leftover = ByteBuffer()
     private var ended = false
 
     init(_ base: BlobBody.AsyncIterator) { self.base = base }
 
     /// The next part of `size` bytes (fewer at the end), or `nil` when the stream is done.
     mutating func next(size: Int) async throws -> ByteBuffer? {
-        while pending.readableBytes < size && !ended {
-            if var chunk = try await base.next() {
-                if pending.readableBytes == 0 && chunk.readableBytes >= size {
-                    pending = chunk
-                } else {
-                    pending.writeBuffer(&chunk)
-                }
-            } else {
-                ended = true
+        var part = ByteBuffer()
+        if leftover.readableBytes >= size, let slice = leftover.readSlice(length: size) {
+            part.reserveCapacity(size)
+            var copy = slice
+            part.writeBuffer(&copy)
+            return part
+        }
+        part.reserveCapacity(size)
+        part.writeBuffer(&leftover)
+        leftover = ByteBuffer()
+        while part.readableBytes < size && !ended {
+            guard var chunk = try await base.next() else { ended = true; break }
+            let room = size - part.readableBytes
+            if chunk.readableBytes <= room {
+                part.writeBuffer(&chunk)
+            } else if var head = chunk.readSlice(length: room) {
+                part.writeBuffer(&head)
+                leftover = chunk
             }
         }
-        guard pending.readableBytes > 0 else { return nil }
-        let take = min(size, pending.readableBytes)
-        guard let part = pending.readSlice(length: take) else { return nil }
-        // A part owns its storage: a slice would keep the whole pending buffer alive while it uploads.
-        var owned = ByteBuffer()
-        owned.reserveCapacity(take)
-        var copy = part
-        owned.writeBuffer(&copy)
-        if pending.readableBytes == 0 { pending = ByteBuffer() } else { pending.discardReadBytes() }
-        return owned
+        return part.readableBytes > 0 ? part : nil
     }
 }
 

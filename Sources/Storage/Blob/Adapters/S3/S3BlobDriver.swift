@@ -66,7 +66,15 @@ public final class S3BlobDriver: BlobMultipartDriver, BlobSigningDriver {
     public func read(_ key: String, range: BlobRange?, conditions: BlobReadConditions) async throws -> BlobReader {
         let attributes = try await head(key, conditions: conditions)
         let span = try (range ?? BlobRange(offset: 0)).clipped(to: attributes.size)
-        let body = RangedGets(s3: s3, bucket: bucket, key: key, etag: attributes.etag, range: span, chunk: configuration.readChunkSize)
+        let (s3, bucket, etag) = (self.s3, self.bucket, attributes.etag)
+        let body = BlobChunkedReads(range: span, chunk: configuration.readChunkSize) { start, end in
+            do {
+                let output = try await s3.getObject(.init(bucket: bucket, key: key, ifMatch: etag.map(Self.quoted), range: "bytes=\(start)-\(end - 1)"))
+                return ByteBuffer(bytes: output.body ?? [])
+            } catch let error as NimbusError where (error.underlying as? AWSServiceError)?.code == "PreconditionFailed" {
+                throw NimbusError(.dataLoss, "\(key) was replaced while it was being read; read it again")
+            }
+        }
         return BlobReader(attributes: attributes, body: BlobBody(body), range: span)
     }
 
@@ -229,43 +237,6 @@ public final class S3BlobDriver: BlobMultipartDriver, BlobSigningDriver {
     }
 
     static func conditionFailed(_ key: String) -> NimbusError { NimbusError(.failedPrecondition, "the condition on \"\(key.prefix(200))\" does not hold") }
-}
-
-/// A read as ranged `GET`s, each pinned to the ETag the `HEAD` saw.
-struct RangedGets: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
-    let s3: AWS.S3
-    let bucket: String
-    let key: String
-    let etag: String?
-    let range: Range<Int64>
-    let chunk: Int
-
-    func makeAsyncIterator() -> Iterator { Iterator(source: self, offset: range.lowerBound) }
-
-    struct Iterator: AsyncIteratorProtocol {
-        let source: RangedGets
-        var offset: Int64
-
-        mutating func next() async throws -> ByteBuffer? {
-            guard offset < source.range.upperBound else { return nil }
-            let end = Swift.min(source.range.upperBound, offset + Int64(source.chunk))
-            let output: AWS.S3.GetObjectOutput
-            do {
-                output = try await source.s3.getObject(.init(bucket: source.bucket, key: source.key, ifMatch: source.etag.map(S3BlobDriver.quoted),
-                                                             range: "bytes=\(offset)-\(end - 1)"))
-            } catch let error as NimbusError {
-                if (error.underlying as? AWSServiceError)?.code == "PreconditionFailed" {
-                    throw NimbusError(.dataLoss, "\(source.key) was replaced while it was being read; read it again")
-                }
-                throw error
-            }
-            let bytes = output.body ?? []
-            guard !bytes.isEmpty else { return nil }   // short: the reader's count check reports it
-            offset += Int64(bytes.count)
-            return ByteBuffer(bytes: bytes)
-        }
-    }
 }
 
 extension URLOpenerRegistry where Resource == any BlobDriver {

@@ -9,7 +9,7 @@ import Testing
 
 @Suite("File blob store (file://)", .timeLimit(.minutes(2)))
 struct FileBlobTests {
-    static let capabilities: Set<ConformanceCapability> = [BlobConformance.multipart, BlobConformance.reportsCRC32C]
+    static let capabilities: Set<ConformanceCapability> = [BlobConformance.multipart, BlobConformance.conditionalWrites, BlobConformance.pagedListing, BlobConformance.dotSegments, BlobConformance.reportsCRC32C]
 
     static func directory() -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-blob-\(IDGenerator.shared.ulid().description)").path
@@ -51,7 +51,7 @@ struct FileBlobTests {
         let long = String(repeating: "é", count: 300)          // 600 bytes in one segment
         let parts = FileBlobDriver.relativePath(long)
         #expect(parts.count == 3 && parts.dropLast().allSatisfy { $0.hasSuffix("%+") } && parts.allSatisfy { $0.utf8.count <= 242 })
-        for key in BlobConformance.awkwardKeys + ["/a//b/.", ".nimbus/x", "100%", "%2E", "%", long, "a%+b", "trailing%"] {
+        for key in BlobConformance.awkwardKeys + BlobConformance.dotSegmentKeys + ["/a//b/.", ".nimbus/x", "100%", "%2E", "%", long, "a%+b", "trailing%"] {
             #expect(FileBlobDriver.key(fromRelative: FileBlobDriver.relativePath(key)).map { Array($0.utf8) } == Array(key.utf8), "\(key.debugDescription)")
         }
     }

@@ -8,7 +8,7 @@ import Testing
 
 @Suite("Memory blob store (mem://)", .timeLimit(.minutes(2)))
 struct MemoryBlobTests {
-    static let capabilities: Set<ConformanceCapability> = [BlobConformance.multipart, BlobConformance.objectsUnderObjects, BlobConformance.reportsCRC32C]
+    static let capabilities: Set<ConformanceCapability> = [BlobConformance.multipart, BlobConformance.conditionalWrites, BlobConformance.pagedListing, BlobConformance.dotSegments, BlobConformance.objectsUnderObjects, BlobConformance.reportsCRC32C]
     static let limits = BlobMultipartLimits(minimumPartSize: 64 * 1024, maximumPartSize: 1 << 30, maximumParts: 10_000, parallelParts: true)
 
     @Test(arguments: BlobConformance.suite.checks(supportedBy: capabilities))
@@ -25,8 +25,7 @@ struct MemoryBlobTests {
     func parts() async throws {
         let driver = MemoryBlobDriver(multipartLimits: Self.limits)
         let bucket = Bucket(driver: driver, configuration: .init(multipartThreshold: 64 * 1024, partSize: 64 * 1024, concurrency: 2))
-        var data = ByteBuffer()
-        for index in 0..<(64 * 1024 * 5 + 17) { data.writeInteger(UInt8(truncatingIfNeeded: index &* 31)) }
+        let data = BlobConformance.bytes(64 * 1024 * 5 + 17, seed: 31)
         try await bucket.put("big", data)
         #expect(try await bucket.get("big") == data)
         #expect(driver.openUploads == 0)

@@ -15,7 +15,7 @@ import Testing
 /// on the server that checks SigV4 signatures and IAM permissions.
 @Suite("S3 blob store (moto)", .requires(.moto), .timeLimit(.minutes(3)))
 struct S3BlobTests {
-    static let capabilities: Set<ConformanceCapability> = [BlobConformance.multipart, BlobConformance.objectsUnderObjects, BlobConformance.reportsCRC32C,
+    static let capabilities: Set<ConformanceCapability> = [BlobConformance.multipart, BlobConformance.conditionalWrites, BlobConformance.pagedListing, BlobConformance.dotSegments, BlobConformance.objectsUnderObjects, BlobConformance.reportsCRC32C,
                                                            BlobConformance.signedURLs]
 
     static func unchecked() throws -> AWSClient {
@@ -69,8 +69,7 @@ struct S3BlobTests {
         try await bucket.put(prefix + "small.txt", string: "hello", options: .init(contentType: "text/plain", metadata: ["owner": "ops"]))
         #expect(String(buffer: try await bucket.get(prefix + "small.txt")) == "hello")
         #expect(try await bucket.attributes(prefix + "small.txt").metadata == ["owner": "ops"])
-        var large = ByteBuffer()
-        for index in 0..<(11 * 1024 * 1024) { large.writeInteger(UInt8(truncatingIfNeeded: index &* 7)) }
+        let large = BlobConformance.bytes(11 * 1024 * 1024, seed: 5)
         try await bucket.put(prefix + "large.bin", large)
         #expect(try await bucket.get(prefix + "large.bin") == large)
         let refused = await #expect(throws: NimbusError.self) { try await bucket.put(prefix + "small.txt", string: "x", options: .init(condition: .ifAbsent)) }
