@@ -283,7 +283,7 @@ domain("Blob", at: "Storage/Blob", [Dep.nioCore, Dep.logging], tests: ["NimbusBl
     .adapter("Memory", [Dep.nioCore]),
     .adapter("File", [Dep.nioCore]),
     .adapter("S3", Bundles.aws + [Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusAWS", "NimbusHTTP", Dep.nioCore, Dep.asyncHTTPClient]),
-    .adapter("GCS", Bundles.gcp + [Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusGCP", Dep.nioCore]),
+    .adapter("GCS", Bundles.gcp + [Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusGCP", Dep.nioCore], fixtures: true),
 ])
 
 // MARK: - Security & identity (seed: pkg/auth/*, pkg/security/*)

@@ -63,6 +63,8 @@ public struct DiscoveryRequestChecker: Sendable {
 
     func method(for request: FakeHTTPServer.CapturedRequest) -> Method? {
         var path = request.path
+        // Media uploads go to `/upload` + the service path (the document's `mediaUpload` protocols).
+        if basePath.count > 1, path.hasPrefix("/upload" + basePath) { path = String(path.dropFirst("/upload".count)) }
         if basePath.count > 1, path.hasPrefix(basePath) { path = "/" + path.dropFirst(basePath.count) }
         let segments = path.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }
         return methods.first { method in
@@ -82,10 +84,30 @@ public struct DiscoveryRequestChecker: Sendable {
             if request.body.readableBytes > 0 { problems.append("\(method.id) takes no body") }
             return problems
         }
-        guard request.header("content-type")?.lowercased().hasPrefix("application/json") == true else { return problems + ["the body of \(method.id) is not sent as application/json"] }
-        guard let body = try? request.json() else { return problems + ["the body of \(method.id) is not JSON"] }
+        let contentType = request.header("content-type") ?? ""
+        let body: JSONValue
+        if contentType.lowercased().hasPrefix("multipart/related") {
+            // A multipart media upload: the first part is the resource, as JSON; the second the bytes.
+            guard let metadata = Self.firstPart(of: request.bodyText, contentType: contentType) else {
+                return problems + ["the multipart body of \(method.id) has no JSON first part"]
+            }
+            body = metadata
+        } else {
+            guard contentType.lowercased().hasPrefix("application/json") else { return problems + ["the body of \(method.id) is not sent as application/json"] }
+            guard let json = try? request.json() else { return problems + ["the body of \(method.id) is not JSON"] }
+            body = json
+        }
         validate(body, against: ["$ref": .string(schema)], at: "body", into: &problems, depth: 0)
         return problems
+    }
+
+    /// The JSON of the first part of a `multipart/related` body.
+    static func firstPart(of body: String, contentType: String) -> JSONValue? {
+        guard let range = contentType.range(of: "boundary=") else { return nil }
+        let boundary = "--" + contentType[range.upperBound...].trimmingCharacters(in: CharacterSet(charactersIn: "\" ;"))
+        let parts = body.components(separatedBy: boundary)
+        guard parts.count > 2, let split = parts[1].range(of: "\r\n\r\n") else { return nil }
+        return try? JSONValue.parse(Array(parts[1][split.upperBound...].utf8))
     }
 
     func validate(_ value: JSONValue, against schema: JSONValue, at location: String, into problems: inout [String], depth: Int) {

@@ -49,13 +49,17 @@ struct GCSBlobTests {
     }
 }
 
-/// The driver's side of GCS's preconditions and paging, against a server answering as GCS documents.
-@Suite("GCS preconditions and paging (documented answers)", .timeLimit(.minutes(1)))
+/// The driver's side of GCS's preconditions and paging, against a server answering as GCS documents and
+/// refusing any request that departs from Google's Discovery document for storage v1.
+@Suite("GCS preconditions and paging (documented answers, requests checked against the Discovery document)", .timeLimit(.minutes(1)))
 struct GCSPreconditionTests {
     @Test("ifGenerationMatch=0 creates only if absent; ifGenerationMatch=N on delete and rewrite; 412 is failedPrecondition; pages follow nextPageToken")
     func wire() async throws {
         let server = try await FakeHTTPServer.start()
         defer { Task { await server.shutdown() } }
+        // Every request is first checked against the extract of GCS's Discovery document (storage v1).
+        let discovery = try DiscoveryRequestChecker(fixture: "storage-v1", in: .module)
+        server.refuseRequests(failing: { discovery.check($0) }) { problems in .json(400, ["error": ["code": 400, "message": .string(problems.joined(separator: "; "))]]) }
         let conditionNotMet: FakeHTTPServer.Reply = .json(412, ["error": ["code": 412, "message": "At least one of the pre-conditions you specified did not hold.",
                                                                           "errors": [["reason": "conditionNotMet", "domain": "global", "message": "Precondition Failed"]]]])
         server.route(.POST, "/upload/storage/v1/b/bkt/o") { request in
@@ -92,5 +96,13 @@ struct GCSPreconditionTests {
         #expect(insert.queryItem("uploadType") == "multipart" && insert.header("content-type")?.hasPrefix("multipart/related; boundary=") == true)
         let text = insert.bodyText
         #expect(text.contains("\"crc32c\"") && text.contains("\"name\":\"k\""), "metadata and checksum travel with the bytes")
+        #expect(server.refusals.isEmpty)
+        // The gate bites: a misspelled resource field in the multipart metadata is refused.
+        var misspelled = insert
+        misspelled.body = ByteBuffer(string: text.replacingOccurrences(of: "\"contentType\"", with: "\"contentTyp\""))
+        #expect(discovery.check(misspelled).contains { $0.contains("contentTyp") })
+        var unknownParameter = insert
+        unknownParameter.query.append(("ifGenerationMatches", "0"))
+        #expect(!discovery.check(unknownParameter).isEmpty)
     }
 }
