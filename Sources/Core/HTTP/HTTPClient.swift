@@ -209,7 +209,9 @@ struct Transport: Sendable {
             throw Self.map(error, operation: request.operation, service: configuration.service, timeout: timeout)
         }
         let limit = configuration.maxResponseSize
-        if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > limit {
+        // A HEAD answer (and a 204/304) announces the size of a body it does not carry: S3's HEAD of a 1 GiB object is not a 1 GiB response.
+        let hasBody = request.method != .HEAD && response.status != .noContent && response.status != .notModified
+        if hasBody, let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > limit {
             throw NimbusError(.resourceExhausted, "\(configuration.service) \(request.operation): response of \(length) bytes is over the \(limit)-byte limit; raise maxResponseSize if this is expected")
         }
         let service = configuration.service, operation = request.operation
