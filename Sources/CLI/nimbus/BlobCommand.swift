@@ -94,7 +94,7 @@ struct BlobCommand: AsyncParsableCommand {
                     try await BlobCommand.open(store).closing { bucket in
                         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
                         let progress = Progress(label: key, total: size)
-                        let attributes = try await bucket.put(key, from: progress.counting(FileStream(path: path)),
+                        let attributes = try await bucket.put(key, from: progress.counting(BlobBody(file: path)),
                                                               options: .init(contentType: contentType, condition: condition), sizeHint: size)
                         progress.finish()
                         print("\(attributes.size) bytes → \(destination)")
@@ -183,27 +183,6 @@ struct BlobCommand: AsyncParsableCommand {
                 guard let method = BlobSignedMethod(rawValue: method.uppercased()) else { throw ValidationError("--method is get, put or delete") }
                 try await BlobCommand.open(store).closing { print(try await $0.signedURL(for: key, method: method, expiresIn: .seconds(expires))) }
             }
-        }
-    }
-}
-
-/// A local file as a stream of 1 MiB buffers.
-struct FileStream: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
-    let path: String
-    func makeAsyncIterator() -> Iterator { Iterator(path: path) }
-    struct Iterator: AsyncIteratorProtocol {
-        let path: String
-        var handle: FileHandle?
-        var opened = false
-        mutating func next() async throws -> ByteBuffer? {
-            if !opened {
-                opened = true
-                guard let file = FileHandle(forReadingAtPath: path) else { throw NimbusError(.notFound, "cannot read \(path)") }
-                handle = file
-            }
-            guard let data = try handle?.read(upToCount: 1 << 20), !data.isEmpty else { try? handle?.close(); handle = nil; return nil }
-            return ByteBuffer(bytes: data)
         }
     }
 }

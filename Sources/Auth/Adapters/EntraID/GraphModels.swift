@@ -42,7 +42,7 @@ public struct GraphUser: Sendable, Hashable {
         department = object["department"]?.stringValue
         accountEnabled = object["accountEnabled"]?.boolValue
         userType = object["userType"]?.stringValue
-        createdDateTime = try object["createdDateTime"]?.stringValue.map { try GraphDate.parse($0, field: "createdDateTime") }
+        createdDateTime = try object["createdDateTime"]?.stringValue.map { try Date(graph: $0, field: "createdDateTime") }
         properties = object
     }
 }
@@ -105,7 +105,7 @@ public struct GraphGroup: Sendable, Hashable {
         securityEnabled = object["securityEnabled"]?.boolValue
         groupTypes = object["groupTypes"]?.arrayValue?.compactMap(\.stringValue) ?? []
         membershipRule = object["membershipRule"]?.stringValue
-        createdDateTime = try object["createdDateTime"]?.stringValue.map { try GraphDate.parse($0, field: "createdDateTime") }
+        createdDateTime = try object["createdDateTime"]?.stringValue.map { try Date(graph: $0, field: "createdDateTime") }
         properties = object
     }
 }
@@ -242,14 +242,13 @@ public struct GraphPage<Element: Sendable>: Sendable {
     public var nextLink: String?
 }
 
-enum GraphDate {
-    static func parse(_ text: String, field: String) throws -> Date {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        if let date = formatter.date(from: text) { return date }
-        throw NimbusError(.internal, "Microsoft Graph's \(field) \"\(text.prefix(40))\" is not an ISO 8601 date-time")
+extension Date {
+    /// A Graph date-time field, or `internal` naming it when it is not ISO 8601.
+    init(graph text: String, field: String) throws {
+        guard let date = Date(iso8601: text) else {
+            throw NimbusError(.internal, "Microsoft Graph's \(field) \"\(text.prefix(40))\" is not an ISO 8601 date-time")
+        }
+        self = date
     }
 }
 

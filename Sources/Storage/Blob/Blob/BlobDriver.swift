@@ -201,6 +201,26 @@ public enum BlobWriteCondition: Sendable, Hashable {
     case ifMatch(String)
 }
 
+extension BlobWriteCondition {
+    /// Throws `failedPrecondition` unless the condition holds for `current`, the object now at `key`
+    /// (`nil` when there is none) — for drivers that evaluate conditions themselves.
+    public func check(current: BlobAttributes?, key: String) throws {
+        switch self {
+        case .ifAbsent where current != nil: throw BlobErrors.conditionFailed(key)
+        case .ifMatch(let version) where current?.version != version: throw BlobErrors.conditionFailed(key)
+        default: break
+        }
+    }
+}
+
+/// The errors drivers share, worded once.
+public enum BlobErrors {
+    /// `notFound` for a missing object.
+    public static func notFound(_ key: String) -> NimbusError { NimbusError(.notFound, "no object \"\(key.prefix(200))\"") }
+    /// `failedPrecondition` for a condition that does not hold.
+    public static func conditionFailed(_ key: String) -> NimbusError { NimbusError(.failedPrecondition, "the condition on \"\(key.prefix(200))\" does not hold") }
+}
+
 /// Conditions of a read.
 public struct BlobReadConditions: Sendable, Hashable {
     /// Read only if the object's version is this one.

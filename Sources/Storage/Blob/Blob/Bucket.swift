@@ -198,7 +198,7 @@ public final class Bucket: PortableClient {
         } catch {
             throw NimbusError(.notFound, "cannot read \(path): \(error)")
         }
-        return try await put(key, from: FileChunks(path: path, chunkSize: 1024 * 1024), options: options, sizeHint: size)
+        return try await put(key, from: BlobBody(file: path), options: options, sizeHint: size)
     }
 
     /// Copies `source` to `destination` inside the store. - Throws: `notFound` for a missing source.
@@ -417,6 +417,13 @@ struct PartChunker {
             }
         }
         return part.readableBytes > 0 ? part : nil
+    }
+}
+
+extension BlobBody {
+    /// The file at `path`, read in `chunkSize` buffers as it is iterated (`notFound` if it cannot be opened).
+    public init(file path: String, chunkSize: Int = 1024 * 1024) {
+        self.init(FileChunks(path: path, chunkSize: chunkSize))
     }
 }
 

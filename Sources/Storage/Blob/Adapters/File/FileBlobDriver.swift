@@ -160,7 +160,7 @@ public final class FileBlobDriver: BlobMultipartDriver {
         let data = dataURL(key)
         try checkNoSymlinks(data)
         var info = stat()
-        guard lstat(data.path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw Self.notFound(key) }
+        guard lstat(data.path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw BlobErrors.notFound(key) }
         let size = Int64(info.st_size)
         let modified = Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec) + TimeInterval(info.st_mtim.tv_nsec) / 1e9)
         if let json = try? Data(contentsOf: attributesURL(key)), let stored = try? JSONDecoder().decode(Stored.self, from: json), stored.size == size {
@@ -180,7 +180,7 @@ public final class FileBlobDriver: BlobMultipartDriver {
 
     public func read(_ key: String, range: BlobRange?, conditions: BlobReadConditions) async throws -> BlobReader {
         let attributes = try load(key)
-        guard conditions.hold(for: attributes.version) else { throw Self.conditionFailed(key) }
+        guard conditions.hold(for: attributes.version) else { throw BlobErrors.conditionFailed(key) }
         let span = try (range ?? BlobRange(offset: 0)).clipped(to: attributes.size)
         return BlobReader(attributes: attributes, body: BlobBody(FileRange(path: dataURL(key).path, key: key, range: span)), range: span)
     }
@@ -222,7 +222,7 @@ public final class FileBlobDriver: BlobMultipartDriver {
     public func delete(_ key: String, condition: BlobWriteCondition?) async throws {
         try locked {
             let current = try load(key)
-            try Self.check(condition, current: current, key: key)
+            try condition?.check(current: current, key: key)
             guard unlink(dataURL(key).path) == 0 else { throw Self.ioError("unlink", dataURL(key).path) }
             _ = unlink(attributesURL(key).path)
             pruneEmptyDirectories(from: dataURL(key).deletingLastPathComponent(), upTo: root)
@@ -312,7 +312,7 @@ public final class FileBlobDriver: BlobMultipartDriver {
                 try checkNoSymlinks(target)
                 let current: BlobAttributes?
                 do { current = try load(key) } catch let error as NimbusError where error.code == .notFound { current = nil }
-                try Self.check(options.condition, current: current, key: key)
+                try options.condition?.check(current: current, key: key)
                 try makeParents(of: target, key: key)
                 try FileManager.default.createDirectory(at: sidecar.deletingLastPathComponent(), withIntermediateDirectories: true)
                 let json = try JSONEncoder().encode(stored)
@@ -385,14 +385,6 @@ public final class FileBlobDriver: BlobMultipartDriver {
         }
     }
 
-    static func check(_ condition: BlobWriteCondition?, current: BlobAttributes?, key: String) throws {
-        switch condition {
-        case .ifAbsent where current != nil: throw conditionFailed(key)
-        case .ifMatch(let version) where current?.version != version: throw conditionFailed(key)
-        default: break
-        }
-    }
-
     static func ioError(_ call: String, _ path: String) -> NimbusError {
         let code = errno
         let message = String(cString: strerror(code))
@@ -403,9 +395,6 @@ public final class FileBlobDriver: BlobMultipartDriver {
         default: return NimbusError(.internal, "\(call) \(path): \(message)")
         }
     }
-
-    static func notFound(_ key: String) -> NimbusError { NimbusError(.notFound, "no object \"\(key.prefix(200))\"") }
-    static func conditionFailed(_ key: String) -> NimbusError { NimbusError(.failedPrecondition, "the condition on \"\(key.prefix(200))\" does not hold") }
 }
 
 /// `close(2)` (inside a driver, `close` is the driver's own).

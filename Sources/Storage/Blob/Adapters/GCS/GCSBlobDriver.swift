@@ -69,7 +69,7 @@ public final class GCSBlobDriver: BlobMultipartDriver {
         }
         // An emulator may ignore the preconditions: they are checked on the answer too.
         let attributes = try Self.attributes(resource, key: key)
-        guard conditions.hold(for: attributes.version) else { throw Self.conditionFailed(key) }
+        guard conditions.hold(for: attributes.version) else { throw BlobErrors.conditionFailed(key) }
         return attributes
     }
 
@@ -241,11 +241,7 @@ public final class GCSBlobDriver: BlobMultipartDriver {
             throw NimbusError(.internal, "GCS answered an object without a size: \(resource.description.prefix(200))")
         }
         let metadata = (resource["metadata"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
-        let updated = resource["updated"]?.stringValue.flatMap { text -> Date? in
-            let formatter = ISO8601DateFormatter()
-            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            return formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text)
-        }
+        let updated = resource["updated"]?.stringValue.flatMap { Date(iso8601: $0) }
         return BlobAttributes(key: resource["name"]?.stringValue ?? key, size: size, contentType: resource["contentType"]?.stringValue,
                               contentEncoding: resource["contentEncoding"]?.stringValue, contentDisposition: resource["contentDisposition"]?.stringValue,
                               contentLanguage: resource["contentLanguage"]?.stringValue, cacheControl: resource["cacheControl"]?.stringValue,
@@ -269,7 +265,6 @@ public final class GCSBlobDriver: BlobMultipartDriver {
         return error
     }
 
-    static func conditionFailed(_ key: String) -> NimbusError { NimbusError(.failedPrecondition, "the condition on \"\(key.prefix(200))\" does not hold") }
 }
 
 extension URLOpenerRegistry where Resource == any BlobDriver {

@@ -36,13 +36,13 @@ public final class MemoryBlobDriver: BlobMultipartDriver {
     }
 
     public func attributes(of key: String) async throws -> BlobAttributes {
-        guard let object = state.withLock({ $0.objects[Data(key.utf8)] }) else { throw Self.notFound(key) }
+        guard let object = state.withLock({ $0.objects[Data(key.utf8)] }) else { throw BlobErrors.notFound(key) }
         return object.attributes
     }
 
     public func read(_ key: String, range: BlobRange?, conditions: BlobReadConditions) async throws -> BlobReader {
-        guard let object = state.withLock({ $0.objects[Data(key.utf8)] }) else { throw Self.notFound(key) }
-        guard conditions.hold(for: object.attributes.version) else { throw Self.conditionFailed(key) }
+        guard let object = state.withLock({ $0.objects[Data(key.utf8)] }) else { throw BlobErrors.notFound(key) }
+        guard conditions.hold(for: object.attributes.version) else { throw BlobErrors.conditionFailed(key) }
         let span = try (range ?? BlobRange(offset: 0)).clipped(to: object.attributes.size)
         let slice = object.bytes.getSlice(at: object.bytes.readerIndex + Int(span.lowerBound), length: Int(span.count)) ?? ByteBuffer()
         return BlobReader(attributes: object.attributes, body: BlobBody(slice), range: span)
@@ -54,8 +54,8 @@ public final class MemoryBlobDriver: BlobMultipartDriver {
 
     public func copy(from source: String, to destination: String, condition: BlobWriteCondition?) async throws -> BlobAttributes {
         try state.withLock { state in
-            guard let object = state.objects[Data(source.utf8)] else { throw Self.notFound(source) }
-            try Self.check(condition, state.objects[Data(destination.utf8)], destination)
+            guard let object = state.objects[Data(source.utf8)] else { throw BlobErrors.notFound(source) }
+            try condition?.check(current: state.objects[Data(destination.utf8)]?.attributes, key: destination)
             var attributes = object.attributes
             attributes.key = destination
             attributes.etag = IDGenerator.shared.ulid().description
@@ -68,8 +68,8 @@ public final class MemoryBlobDriver: BlobMultipartDriver {
 
     public func delete(_ key: String, condition: BlobWriteCondition?) async throws {
         try state.withLock { state in
-            guard let object = state.objects[Data(key.utf8)] else { throw Self.notFound(key) }
-            try Self.check(condition, object, key)
+            guard let object = state.objects[Data(key.utf8)] else { throw BlobErrors.notFound(key) }
+            try condition?.check(current: object.attributes, key: key)
             state.objects[Data(key.utf8)] = nil
         }
     }
@@ -140,22 +140,11 @@ public final class MemoryBlobDriver: BlobMultipartDriver {
                                         etag: etag, lastModified: now(), checksums: BlobChecksums(crc32c: CRC32C.checksum(bytes.readableBytesView)),
                                         storageClass: options.storageClass)
         return try state.withLock { state in
-            try Self.check(options.condition, state.objects[Data(key.utf8)], key)
+            try options.condition?.check(current: state.objects[Data(key.utf8)]?.attributes, key: key)
             state.objects[Data(key.utf8)] = Object(bytes: bytes, attributes: attributes)
             return attributes
         }
     }
-
-    static func check(_ condition: BlobWriteCondition?, _ current: Object?, _ key: String) throws {
-        switch condition {
-        case .ifAbsent where current != nil: throw conditionFailed(key)
-        case .ifMatch(let version) where current?.attributes.version != version: throw conditionFailed(key)
-        default: break
-        }
-    }
-
-    static func notFound(_ key: String) -> NimbusError { NimbusError(.notFound, "no object \"\(key.prefix(200))\"") }
-    static func conditionFailed(_ key: String) -> NimbusError { NimbusError(.failedPrecondition, "the condition on \"\(key.prefix(200))\" does not hold") }
 }
 
 extension URLOpenerRegistry where Resource == any BlobDriver {

@@ -109,11 +109,7 @@ public final class S3BlobDriver: BlobMultipartDriver, BlobSigningDriver {
         if let condition {
             let current: BlobAttributes?
             do { current = try await head(destination, conditions: .none) } catch let error as NimbusError where error.code == .notFound { current = nil }
-            switch condition {
-            case .ifAbsent where current != nil: throw Self.conditionFailed(destination)
-            case .ifMatch(let version) where current?.version != version: throw Self.conditionFailed(destination)
-            default: break
-            }
+            try condition.check(current: current, key: destination)
         }
         var request = AWS.S3.CopyObjectRequest(bucket: bucket, copySource: bucket + "/" + Self.copySourceEscape(source), key: destination,
                                                checksumAlgorithm: .crc32c, metadataDirective: .copy)
@@ -133,7 +129,7 @@ public final class S3BlobDriver: BlobMultipartDriver, BlobSigningDriver {
     public func delete(_ key: String, condition: BlobWriteCondition?) async throws {
         // DeleteObject answers 204 for a missing key too: the HEAD makes notFound (and checks the version).
         let current = try await head(key, conditions: .none)
-        if case .ifMatch(let version) = condition, current.version != version { throw Self.conditionFailed(key) }
+        try condition?.check(current: current, key: key)
         var request = AWS.S3.DeleteObjectRequest(bucket: bucket, key: key)
         if case .ifMatch(let version) = condition { request.ifMatch = Self.quoted(version) }
         do {
@@ -236,7 +232,6 @@ public final class S3BlobDriver: BlobMultipartDriver, BlobSigningDriver {
         return error
     }
 
-    static func conditionFailed(_ key: String) -> NimbusError { NimbusError(.failedPrecondition, "the condition on \"\(key.prefix(200))\" does not hold") }
 }
 
 extension URLOpenerRegistry where Resource == any BlobDriver {
