@@ -284,6 +284,7 @@ domain("Blob", at: "Storage/Blob", [Dep.nioCore, Dep.logging], tests: ["NimbusBl
     .adapter("File", [Dep.nioCore]),
     .adapter("S3", Bundles.aws + [Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusAWS", "NimbusHTTP", Dep.nioCore, Dep.asyncHTTPClient]),
     .adapter("GCS", Bundles.gcp + [Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusGCP", Dep.nioCore], fixtures: true),
+    .adapter("Azure", Bundles.azure + [Dep.nioCore, Dep.nioHTTP1, Dep.crypto], tests: ["NimbusAzure", "NimbusHTTP", Dep.nioCore, Dep.nioHTTP1, Dep.crypto], fixtures: true),
 ])
 
 // MARK: - Security & identity (seed: pkg/auth/*, pkg/security/*)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import NimbusBlob
+import NimbusBlobAzure
 import NimbusBlobFile
 import NimbusBlobGCS
 import NimbusBlobMemory
@@ -13,9 +14,10 @@ import Synchronization
 struct BlobCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blob",
-        abstract: "List, copy, remove, inspect and presign objects (S3, GCS, a directory, memory).",
+        abstract: "List, copy, remove, inspect and presign objects (S3, GCS, Azure, a directory, memory).",
         discussion: """
-        Objects are STORE-URL/KEY: s3://BUCKET/KEY[?region=R&endpoint=URL], gs://BUCKET/KEY[?endpoint=URL&anonymous=true], dir://ROOT//KEY (a file:// store: the \
+        Objects are STORE-URL/KEY: s3://BUCKET/KEY[?region=R&endpoint=URL], gs://BUCKET/KEY[?endpoint=URL&anonymous=true], \
+        azblob://CONTAINER/KEY[?account=NAME&endpoint=URL] (credentials from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or Entra ID), dir://ROOT//KEY (a file:// store: the \
         directory, then // and the key). Anything without a scheme is a local file, so `cp` uploads \
         (nimbus blob cp ./db.tar s3://backups/db.tar), downloads, and copies between any two stores.
         """,
@@ -28,7 +30,7 @@ struct BlobCommand: AsyncParsableCommand {
         case local(path: String)
     }
 
-    static let openers = URLOpenerRegistry<any BlobDriver>.blob.withMemory().withFile().withS3().withGCS()
+    static let openers = URLOpenerRegistry<any BlobDriver>.blob.withMemory().withFile().withS3().withGCS().withAzure()
 
     /// Splits `s3://bucket/key?query` into the store URL and the key; `dir:///root//key` into `file:///root` and the key.
     static func parse(_ text: String) throws -> Location {
@@ -181,7 +183,12 @@ struct BlobCommand: AsyncParsableCommand {
             try await Output.refusing {
                 let (store, key) = try BlobCommand.object(location)
                 guard let method = BlobSignedMethod(rawValue: method.uppercased()) else { throw ValidationError("--method is get, put or delete") }
-                try await BlobCommand.open(store).closing { print(try await $0.signedURL(for: key, method: method, expiresIn: .seconds(expires))) }
+                try await BlobCommand.open(store).closing { bucket in
+                    print(try await bucket.signedURL(for: key, method: method, expiresIn: .seconds(expires)))
+                    for (name, value) in bucket.signedURLHeaders(for: method) {
+                        FileHandle.standardError.write(Data("send with the header \(name): \(value)\n".utf8))
+                    }
+                }
             }
         }
     }

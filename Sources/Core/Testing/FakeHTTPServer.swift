@@ -339,7 +339,8 @@ public final class FakeHTTPServer: Sendable {
 
     private static func response(status: Int, headers: [(String, String)], body: ByteBuffer) -> Response {
         var fields = fields(headers)
-        fields[.contentLength] = String(body.readableBytes)
+        // A Content-Length given with no body is a HEAD answer's: the size of what a GET would send.
+        if fields[.contentLength] == nil || body.readableBytes > 0 { fields[.contentLength] = String(body.readableBytes) }
         return Response(status: .init(code: status), headers: fields, body: ResponseBody(byteBuffer: body))
     }
 

@@ -476,9 +476,9 @@ struct XMLWriter {
         func write(_ index: Int) {
             let node = nodes[index]
             out += "<" + node.name
-            for (name, value) in node.attributes { out += " \(name)=\"\(Self.escapeAttribute(value))\"" }
+            for (name, value) in node.attributes { out += " \(name)=\"\(XMLElement.escapeAttribute(value))\"" }
             if node.text.isEmpty && node.children.isEmpty { out += " />"; return }
-            out += ">" + Self.escapeText(node.text)
+            out += ">" + XMLElement.escape(node.text)
             for child in node.children { write(child) }
             out += "</\(node.name)>"
         }
@@ -486,15 +486,6 @@ struct XMLWriter {
         return out
     }
 
-    static func escapeText(_ text: String) -> String {
-        guard text.contains(where: { $0 == "&" || $0 == "<" || $0 == ">" }) else { return text }
-        return text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-    }
-
-    static func escapeAttribute(_ text: String) -> String {
-        escapeText(text).replacingOccurrences(of: "\"", with: "&quot;").replacingOccurrences(of: "\r", with: "&#13;")
-            .replacingOccurrences(of: "\n", with: "&#10;").replacingOccurrences(of: "\t", with: "&#09;")
-    }
 }
 
 /// Formats the AWS models' scalars exactly as botocore writes them.

@@ -105,6 +105,12 @@ public struct BlobUploadedPart: Sendable, Hashable {
 public protocol BlobSigningDriver: BlobDriver {
     /// A URL for `method` on `key`, valid for `expiresIn`. For PUT, `contentType` is part of the signature when given.
     func signedURL(for key: String, method: BlobSignedMethod, expiresIn: Duration, contentType: String?) async throws -> String
+    /// Headers whoever uses a signed URL for `method` must send (Azure's `x-ms-blob-type: BlockBlob` on a PUT); none by default.
+    func signedURLHeaders(for method: BlobSignedMethod) -> [(String, String)]
+}
+
+extension BlobSigningDriver {
+    public func signedURLHeaders(for method: BlobSignedMethod) -> [(String, String)] { [] }
 }
 
 /// What a presigned URL allows.

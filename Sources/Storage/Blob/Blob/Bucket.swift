@@ -246,6 +246,11 @@ public final class Bucket: PortableClient {
         return try await run("sign", idempotent: true) { try await signer.signedURL(for: key, method: method, expiresIn: expiresIn, contentType: contentType) }
     }
 
+    /// The headers a client must send with a signed URL for `method` (none for S3 and GCS; `x-ms-blob-type` for an Azure PUT).
+    public func signedURLHeaders(for method: BlobSignedMethod) -> [(String, String)] {
+        (driver as? any BlobSigningDriver)?.signedURLHeaders(for: method) ?? []
+    }
+
     // MARK: Multipart
 
     private func partSize(for limits: BlobMultipartLimits?, sizeHint: Int64?) throws -> Int {

@@ -319,7 +319,7 @@ public enum BlobConformance {
             let fetched = try await fetch("GET", get, nil, [])
             #expect(fetched.status == 200 && String(buffer: fetched.body) == "hello")
             let put = try await bucket.signedURL(for: prefix + "upload.bin", method: .put, expiresIn: .seconds(300))
-            let stored = try await fetch("PUT", put, ByteBuffer(string: "uploaded"), [])
+            let stored = try await fetch("PUT", put, ByteBuffer(string: "uploaded"), bucket.signedURLHeaders(for: .put))
             #expect((200..<300).contains(stored.status))
             #expect(String(buffer: try await bucket.get(prefix + "upload.bin")) == "uploaded")
             #expect(await code { _ = try await bucket.signedURL(for: prefix + "x", expiresIn: .seconds(8 * 86_400)) } == .invalidArgument)

@@ -40,20 +40,11 @@ struct S3BlobTests {
         return name
     }
 
-    static func fetch(_ method: String, _ url: String, _ body: ByteBuffer?, _ headers: [(String, String)]) async throws -> (status: Int, body: ByteBuffer) {
-        var request = HTTPClientRequest(url: url)
-        request.method = .init(rawValue: method)
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body { request.body = .bytes(body) }
-        let response = try await NimbusHTTPClient.defaultTransport.execute(request, timeout: .seconds(30))
-        return (Int(response.status.code), try await response.body.collect(upTo: 16 * 1024 * 1024))
-    }
-
     @Test(arguments: BlobConformance.suite.checks(supportedBy: capabilities))
     func conformance(_ check: BlobConformance.Check) async throws {
         let client = try Self.unchecked(), bucket = try await Self.uncheckedBucket.value
         try await check.run(BlobConformance.Harness(makeDriver: { S3BlobDriver(configuration: .init(bucket: bucket, readChunkSize: 3 * 1024 * 1024), client: client) },
-                                                    partSize: 5 * 1024 * 1024, fetch: Self.fetch))
+                                                    partSize: 5 * 1024 * 1024, fetch: HTTPProbe.fetch))
     }
 
     @Test("not run on moto: tampered and expired signed URLs (its S3 server that accepts presigned URLs checks no signature)")

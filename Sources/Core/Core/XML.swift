@@ -2,9 +2,13 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
-import NimbusCore
 
-/// A parsed XML element.
+/// A parsed XML element: what AWS's query and REST-XML protocols and Azure Storage answer.
+///
+/// ```swift
+/// let root = try XMLElement.parse(Data(body.readableBytesView))
+/// let names = root["Blobs"]?.all("Blob").compactMap { $0["Name"]?.text }
+/// ```
 public struct XMLElement: Sendable, Hashable {
     /// The element's local name.
     public var name: String
@@ -12,6 +16,25 @@ public struct XMLElement: Sendable, Hashable {
     public var text: String
     /// Its child elements, in order.
     public var children: [XMLElement]
+    /// Its attributes, by local name (Azure's `<Name Encoded="true">`).
+    public var attributes: [String: String]
+
+    public init(name: String, text: String = "", children: [XMLElement] = [], attributes: [String: String] = [:]) {
+        self.name = name; self.text = text; self.children = children; self.attributes = attributes
+    }
+
+    /// `text` with `&`, `<` and `>` escaped, for an element's text.
+    public static func escape(_ text: String) -> String {
+        guard text.contains(where: { $0 == "&" || $0 == "<" || $0 == ">" }) else { return text }
+        return text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+
+    /// `text` escaped for a double-quoted attribute value (`"`, and line breaks and tabs as character references, which
+    /// attribute normalisation would otherwise turn into spaces).
+    public static func escapeAttribute(_ text: String) -> String {
+        escape(text).replacingOccurrences(of: "\"", with: "&quot;").replacingOccurrences(of: "\r", with: "&#13;")
+            .replacingOccurrences(of: "\n", with: "&#10;").replacingOccurrences(of: "\t", with: "&#09;")
+    }
 
     /// The first child named `name`.
     public subscript(_ name: String) -> XMLElement? { children.first { $0.name == name } }
@@ -52,7 +75,9 @@ public struct XMLElement: Sendable, Hashable {
 
         func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
             let local = elementName.split(separator: ":").last.map(String.init) ?? elementName
-            stack.append(XMLElement(name: local, text: "", children: []))
+            var named: [String: String] = [:]
+            for (key, value) in attributes { named[key.split(separator: ":").last.map(String.init) ?? key] = value }
+            stack.append(XMLElement(name: local, attributes: named))
         }
 
         func parser(_ parser: XMLParser, foundCharacters string: String) {
