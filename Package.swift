@@ -268,7 +268,7 @@ tests("NimbusLLMRAG", "AI/LLM/RAG", ["NimbusLLM", "NimbusEmbeddings", "NimbusVec
 
 // MARK: - Cloud provider cores: one per provider, every AWS/GCP/Azure adapter builds on them
 module("NimbusAWS", "Core/AWS", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging], resources: [.copy("Resources/Models")])
-tests("NimbusAWS", "Core/AWS", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.x509], fixtures: true)
+tests("NimbusAWS", "Core/AWS", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.x509, Dep.nioCore], fixtures: true)
 module("NimbusGCP", "Core/GCP", ["NimbusCore", "NimbusHTTP", Dep.crypto, Dep.cryptoExtras, Dep.asyncHTTPClient, Dep.nioCore, Dep.nioHTTP1, Dep.logging])
 tests("NimbusGCP", "Core/GCP", ["NimbusHTTP", Dep.crypto, Dep.cryptoExtras])
 module("NimbusVault", "Core/Vault", ["NimbusCore", "NimbusHTTP", Dep.nioCore, Dep.nioHTTP1])
@@ -414,7 +414,7 @@ targets.append(.executableTarget(
 products.append(.executable(name: "nimbus", targets: ["nimbus"]))
 targets.append(.testTarget(
     name: "nimbusTests",
-    dependencies: ["nimbus", "NimbusCatalog", "NimbusTesting", "NimbusHTTP", "NimbusAWS", "NimbusDistributedLock", "NimbusDistributedLockRedis", "NimbusAuth", Dep.crypto],
+    dependencies: ["nimbus", "NimbusCatalog", "NimbusTesting", "NimbusHTTP", "NimbusAWS", "NimbusDistributedLock", "NimbusDistributedLockRedis", "NimbusAuth", Dep.crypto, Dep.nioCore],
     path: "Tests/CLI/nimbusTests",
     swiftSettings: swiftSettings
 ))

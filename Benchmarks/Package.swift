@@ -60,6 +60,17 @@ let package = Package(
             path: "Benchmarks/RetrievalBenchmarks"
         ),
         // SigV4 signatures per second against botocore (Benchmarks/sigv4-vs-botocore).
+        // Bucket over S3 (moto) and file:// against boto3's s3transfer and cp (Benchmarks/blob-vs-boto3).
+        .executableTarget(
+            name: "BlobBenchmark",
+            dependencies: [
+                .product(name: "NimbusBlob", package: "Nimbus"),
+                .product(name: "NimbusBlobS3", package: "Nimbus"),
+                .product(name: "NimbusBlobFile", package: "Nimbus"),
+                .product(name: "NimbusCore", package: "Nimbus"),
+            ],
+            path: "Benchmarks/BlobBenchmark"
+        ),
         .executableTarget(
             name: "SigV4Benchmark",
             dependencies: [

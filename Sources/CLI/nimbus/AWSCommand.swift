@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOCore
 import NIOHTTP1
 import NimbusAWS
 import NimbusCore
@@ -71,18 +72,18 @@ struct AWSCommand: AsyncParsableCommand {
                     try Output.printJSON(JSONValue.array(pages))
                     return
                 }
-                let payload = try payloadFile.map { Array(try Data(contentsOf: URL(fileURLWithPath: $0))) }
+                let payload = try payloadFile.map { ByteBuffer(bytes: try Data(contentsOf: URL(fileURLWithPath: $0))) }
                 let result = try await aws.call(model, operationModel, input: parsed, payload: payload)
                 if let bytes = result.payload {
                     guard let outfile else {
-                        throw NimbusError(.invalidArgument, "\(operationModel.name) answers a stream of \(bytes.count) bytes: pass --outfile PATH (or --outfile - for standard output)")
+                        throw NimbusError(.invalidArgument, "\(operationModel.name) answers a stream of \(bytes.readableBytes) bytes: pass --outfile PATH (or --outfile - for standard output)")
                     }
                     if outfile == "-" {
-                        FileHandle.standardOutput.write(Data(bytes))
+                        FileHandle.standardOutput.write(Data(bytes.readableBytesView))
                         FileHandle.standardError.write(Data((result.output.description + "\n").utf8))
                         return
                     }
-                    try Data(bytes).write(to: URL(fileURLWithPath: outfile))
+                    try Data(bytes.readableBytesView).write(to: URL(fileURLWithPath: outfile))
                 }
                 try Output.printJSON(result.output)
             }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 import NimbusCore
 
@@ -8,7 +9,7 @@ extension AWSClient {
         /// The output, named by the output shape's members (timestamps ISO 8601, blobs base64).
         public var output: JSONValue
         /// The streaming payload's bytes (S3 `GetObject`'s `Body`), when the operation has one.
-        public var payload: [UInt8]?
+        public var payload: ByteBuffer?
         /// The HTTP status.
         public var status: Int
         /// The response headers.
@@ -30,7 +31,7 @@ extension AWSClient {
     /// - Throws: `notFound` for an unknown service or operation (with close matches), `invalidArgument`
     ///   for input the model refuses (every problem listed), and the service's errors mapped.
     @discardableResult
-    public func call(_ service: String, _ operation: String, input: JSONValue = [:], payload: [UInt8]? = nil,
+    public func call(_ service: String, _ operation: String, input: JSONValue = [:], payload: ByteBuffer? = nil,
                      maxAttempts: Int? = nil) async throws -> OperationResult {
         let model = try AWSServiceModel.named(service)
         return try await call(model, try model.operation(operation), input: input, payload: payload, maxAttempts: maxAttempts)
@@ -38,15 +39,19 @@ extension AWSClient {
 
     /// Calls `operation` of `model` (see ``call(_:_:input:payload:maxAttempts:)``).
     @discardableResult
-    public func call(_ model: AWSServiceModel, _ operation: AWSOperationModel, input: JSONValue = [:], payload: [UInt8]? = nil,
+    public func call(_ model: AWSServiceModel, _ operation: AWSOperationModel, input: JSONValue = [:], payload: ByteBuffer? = nil,
                      maxAttempts: Int? = nil) async throws -> OperationResult {
         try AWSInputValidator.validate(input, for: operation, in: model)
         let request = try AWSRequestSerializer.serialize(input, for: operation, in: model, payload: payload)
         let service = model.service
         let response = try await execute(service, operation: operation.name, method: HTTPMethod(rawValue: request.method), path: request.path,
                                          query: request.query.map { ($0.name, $0.value) }, headers: request.headers.map { ($0.name, $0.value) },
-                                         body: request.body, maxAttempts: maxAttempts, hostPrefix: request.hostPrefix, unsigned: operation.isUnsigned)
-        let parsed = try AWSResponseParser.parse(status: response.status, headers: response.headers, body: response.body, for: operation, in: model)
+                                         body: request.body, payload: request.payload, maxAttempts: maxAttempts, hostPrefix: request.hostPrefix,
+                                         unsigned: operation.isUnsigned)
+        // A streamed payload stays in its buffer; anything else is parsed from bytes.
+        let streams = AWSResponseParser.streamsPayload(operation, in: model)
+        let parsed = try AWSResponseParser.parse(status: response.status, headers: response.headers, body: streams ? [] : Array(response.body.readableBytesView),
+                                                 for: operation, in: model)
         return OperationResult(output: parsed.output, payload: parsed.streamingMember == nil ? nil : response.body,
                                status: response.status, headers: response.headers)
     }

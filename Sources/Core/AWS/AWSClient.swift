@@ -96,7 +96,7 @@ public final class AWSClient: Sendable {
     struct Response: Sendable {
         var status: Int
         var headers: [(String, String)]
-        var body: [UInt8]
+        var body: ByteBuffer
     }
 
     /// `application/x-www-form-urlencoded` escaping: RFC 3986 unreserved characters kept, a space as `+`.
@@ -169,14 +169,16 @@ public final class AWSClient: Sendable {
 
     /// Signs and sends with the standard retry mode; on a clock-skew refusal, learns the server's time and retries.
     func execute(_ service: AWSService, operation: String, method: HTTPMethod, path: String, query: [(String, String)],
-                 headers: [(String, String)], body: [UInt8], maxAttempts: Int? = nil, hostPrefix: String? = nil, unsigned: Bool = false) async throws -> Response {
+                 headers: [(String, String)], body: [UInt8], payload: ByteBuffer? = nil, maxAttempts: Int? = nil, hostPrefix: String? = nil,
+                 unsigned: Bool = false) async throws -> Response {
         let target = try await target(service, path: path, hostPrefix: hostPrefix)
         let policy = RetryPolicy(maxAttempts: max(1, maxAttempts ?? configuration.maxAttempts), baseDelay: .milliseconds(100), maxDelay: .seconds(20))
         var skewRetried = false
         while true {
             do {
                 return try await policy.run(budget: quota) { _ in
-                    try await attempt(service, operation: operation, method: method, target: target, query: query, headers: headers, body: body, unsigned: unsigned)
+                    try await attempt(service, operation: operation, method: method, target: target, query: query, headers: headers, body: body, payload: payload,
+                                      unsigned: unsigned)
                 }
             } catch let error as NimbusError {
                 if !skewRetried, let aws = error.underlying as? AWSServiceError, aws.isClockSkew, let serverDate = lastServerDate.withLock({ $0 }) {
@@ -193,12 +195,19 @@ public final class AWSClient: Sendable {
     private let lastServerDate = Mutex<Date?>(nil)
 
     private func attempt(_ service: AWSService, operation: String, method: HTTPMethod, target: Target, query: [(String, String)],
-                         headers: [(String, String)], body: [UInt8], unsigned: Bool) async throws -> Response {
-        let request = SigV4.Request(method: method.rawValue, path: target.path, query: query, headers: [("Host", target.host)] + headers, body: body)
+                         headers: [(String, String)], body: [UInt8], payload: ByteBuffer?, unsigned: Bool) async throws -> Response {
+        var request = SigV4.Request(method: method.rawValue, path: target.path, query: query, headers: [("Host", target.host)] + headers, body: payload == nil ? body : [])
+        // An S3 payload that carries a flexible checksum (x-amz-checksum-crc32c…, itself signed) is sent as
+        // UNSIGNED-PAYLOAD, as the AWS SDKs do: S3 checks the bytes against the checksum, and the signature
+        // needs no pass over a multi-megabyte part. Any other payload is hashed where it lies, not copied.
+        let unsignedPayload = service == .s3 && payload != nil && headers.contains { $0.0.lowercased().hasPrefix("x-amz-checksum-") }
+        if let payload, !unsignedPayload { request.payloadSHA256 = payload.withUnsafeReadableBytes { SigV4.sha256Hex($0) } }
         var signatureHeaders: [SigV4.Request.Pair] = []
         if !unsigned {
             let credentials = try await credentialProvider.credentials()
-            let signer = SigV4(service: service.signingName, region: target.signingRegion, options: service == .s3 ? .s3 : .standard)
+            var options: SigV4.Options = service == .s3 ? .s3 : .standard
+            options.unsignedPayload = unsignedPayload
+            let signer = SigV4(service: service.signingName, region: target.signingRegion, options: options)
             signatureHeaders = signer.sign(request, credentials: credentials, date: now()).headers
         }
         let rendered = query.map { "\(SigV4.uriEncode($0.0, keepSlash: false))=\(SigV4.uriEncode($0.1, keepSlash: false))" }.joined(separator: "&")
@@ -206,13 +215,14 @@ public final class AWSClient: Sendable {
                                          operation: "\(service.serviceID) \(operation)")
         for (name, value) in headers { outgoing.headers.add(name: name, value: value) }
         for header in signatureHeaders { outgoing.headers.replaceOrAdd(name: header.name, value: header.value) }
-        if !body.isEmpty || method == .PUT || method == .POST { outgoing.body = ByteBuffer(bytes: body) }
+        if let payload { outgoing.body = payload } else if !body.isEmpty || method == .PUT || method == .POST { outgoing.body = ByteBuffer(bytes: body) }
         let response = try await http.send(outgoing)
-        let data = Array(try await response.collect(upTo: 512 * 1024 * 1024).readableBytesView)
+        let data = try await response.collect(upTo: 512 * 1024 * 1024)
         let responseHeaders = response.headers.map { ($0.name, $0.value) }
         guard response.isSuccess else {
-            let error = AWSServiceError.parse(status: Int(response.status.code), headers: responseHeaders, body: method == .HEAD ? [] : data)
-            if error.isClockSkew, let date = Self.serverTime(body: data, headers: response.headers[canonicalForm: "Date"].map(String.init)) {
+            let bytes = method == .HEAD ? [] : Array(data.readableBytesView)
+            let error = AWSServiceError.parse(status: Int(response.status.code), headers: responseHeaders, body: bytes)
+            if error.isClockSkew, let date = Self.serverTime(body: bytes, headers: response.headers[canonicalForm: "Date"].map(String.init)) {
                 lastServerDate.withLock { $0 = date }
             }
             throw error.nimbusError(service: service.serviceID, operation: operation, retryAfter: response.retryAfter())

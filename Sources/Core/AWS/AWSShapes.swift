@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NimbusCore
 
 /// The namespace of the generated AWS services (`AWS.S3`, `AWS.DynamoDB`, `AWS.SQS`…), written by
@@ -21,22 +22,22 @@ public protocol AWSServiceAPI: Sendable {
 
 /// A generated input: encoded to JSON by the model's member names, plus a streaming payload.
 public protocol AWSEncodableShape: Encodable, Sendable {
-    /// The bytes of a streaming payload member (S3 `PutObject`'s `Body`).
-    var payloadBytes: [UInt8]? { get }
+    /// The bytes of a streaming payload member (S3 `PutObject`'s `Body`), sent as they are.
+    var payload: ByteBuffer? { get }
 }
 
 extension AWSEncodableShape {
-    public var payloadBytes: [UInt8]? { nil }
+    public var payload: ByteBuffer? { nil }
 }
 
 /// A generated output: decoded from the parsed JSON, plus a streaming payload.
 public protocol AWSDecodableShape: Decodable, Sendable {
     /// Receives a streaming payload (S3 `GetObject`'s `Body`).
-    mutating func setPayload(_ bytes: [UInt8])
+    mutating func setPayload(_ bytes: ByteBuffer)
 }
 
 extension AWSDecodableShape {
-    public mutating func setPayload(_ bytes: [UInt8]) {}
+    public mutating func setPayload(_ bytes: ByteBuffer) {}
 }
 
 /// An operation without output.
@@ -98,7 +99,7 @@ extension AWSClient {
     public func perform<Input: AWSEncodableShape, Output: AWSDecodableShape>(_ service: String, _ operation: String, _ input: Input,
                                                                              maxAttempts: Int? = nil) async throws -> Output {
         let json = try JSONValue.parse(try Self.shapeEncoder.encode(input))
-        return try decode(try await call(service, operation, input: json, payload: input.payloadBytes, maxAttempts: maxAttempts), service, operation)
+        return try decode(try await call(service, operation, input: json, payload: input.payload, maxAttempts: maxAttempts), service, operation)
     }
 
     /// Calls a generated operation that takes no input.

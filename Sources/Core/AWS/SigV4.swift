@@ -85,6 +85,8 @@ public struct SigV4: Sendable {
         public var headers: [Pair]
         /// The body.
         public var body: [UInt8]
+        /// The body's SHA-256 in hex, when its bytes travel apart from `body` (a `ByteBuffer` payload hashed where it lies).
+        public var payloadSHA256: String?
 
         /// A name and a value.
         public struct Pair: Sendable, Hashable {
@@ -162,7 +164,7 @@ public struct SigV4: Sendable {
     /// Signs with an `Authorization` header.
     public func sign(_ request: Request, credentials: AWSCredentials, date: Date) -> Signature {
         let (amzDate, day) = Self.timestamps(date)
-        let payloadHash = payloadHash(request.body)
+        let payloadHash = payloadHash(request)
         var added = [Request.Pair("X-Amz-Date", amzDate)]
         added.reserveCapacity(5)
         if options.contentSHA256Header { added.append(Request.Pair("X-Amz-Content-Sha256", payloadHash)) }
@@ -219,7 +221,7 @@ public struct SigV4: Sendable {
 
     // MARK: The canonical request
 
-    func payloadHash(_ body: [UInt8]) -> String { options.unsignedPayload ? "UNSIGNED-PAYLOAD" : Self.sha256Hex(body) }
+    func payloadHash(_ request: Request) -> String { options.unsignedPayload ? "UNSIGNED-PAYLOAD" : request.payloadSHA256 ?? Self.sha256Hex(request.body) }
 
     /// The canonical request, written in one pass into one buffer: the method, the path, the sorted query (with
     /// `extraQuery`), the sorted headers (those in `added` replace the request's own of the same name), the
@@ -547,6 +549,13 @@ public struct SigV4: Sendable {
     }
 
     static func sha256Hex(_ bytes: [UInt8]) -> String { hex(sha256(bytes)) }
+
+    /// The SHA-256 (hex) of bytes where they lie (a payload buffer).
+    static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: bytes)
+        return hex(hasher.finalize())
+    }
 
     static func sha256(_ bytes: [UInt8]) -> SHA256.Digest {
         var hasher = SHA256()

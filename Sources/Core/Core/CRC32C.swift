@@ -52,6 +52,49 @@ public struct CRC32C: Sendable, Hashable {
         return crc.value
     }
 
+    /// The checksum of `a` followed by `b`, from `a`'s checksum, `b`'s checksum and `b`'s length — so parts
+    /// checksummed apart (in parallel) give the whole object's without a second pass over its bytes.
+    ///
+    /// ```swift
+    /// CRC32C.combine(CRC32C.checksum(a), CRC32C.checksum(b), length: b.count) == CRC32C.checksum(a + b)
+    /// ```
+    public static func combine(_ first: UInt32, _ second: UInt32, length: Int) -> UInt32 {
+        guard length > 0 else { return first }
+        // Appending `length` zero bytes to `first` is a linear map over GF(2): apply the operator for one
+        // zero byte's powers of two (squared in turn) for each set bit of the length, then add `second`.
+        var odd = [UInt32](repeating: 0, count: 32), even = [UInt32](repeating: 0, count: 32)
+        odd[0] = 0x82F6_3B78                          // one zero bit
+        for bit in 1..<32 { odd[bit] = 1 << (bit - 1) }
+        square(&even, odd)                            // two zero bits
+        square(&odd, even)                            // four zero bits
+        var crc = first
+        var remaining = length
+        while remaining != 0 {
+            square(&even, odd)                        // the first pass: one zero byte
+            if remaining & 1 != 0 { crc = times(even, crc) }
+            remaining >>= 1
+            guard remaining != 0 else { break }
+            square(&odd, even)
+            if remaining & 1 != 0 { crc = times(odd, crc) }
+            remaining >>= 1
+        }
+        return crc ^ second
+    }
+
+    private static func times(_ matrix: [UInt32], _ vector: UInt32) -> UInt32 {
+        var sum: UInt32 = 0, vector = vector, row = 0
+        while vector != 0 {
+            if vector & 1 != 0 { sum ^= matrix[row] }
+            vector >>= 1
+            row += 1
+        }
+        return sum
+    }
+
+    private static func square(_ result: inout [UInt32], _ matrix: [UInt32]) {
+        for row in 0..<32 { result[row] = times(matrix, matrix[row]) }
+    }
+
     /// Eight 256-entry tables: table k maps a byte to its CRC after k further zero bytes.
     static let tables: [UInt32] = {
         var tables = [UInt32](repeating: 0, count: 8 * 256)

@@ -88,9 +88,10 @@ public struct NimbusHTTPResponse: Sendable {
     /// Whether the status is 2xx.
     public var isSuccess: Bool { (200..<300).contains(status.code) }
 
-    /// The whole body, up to `limit` bytes. - Throws: `resourceExhausted` past the limit.
+    /// The whole body, up to `limit` bytes, in one buffer sized by `Content-Length` when the answer gives it.
+    /// - Throws: `resourceExhausted` past the limit.
     public func collect(upTo limit: Int = 32 * 1024 * 1024) async throws -> ByteBuffer {
-        try await body.collect(upTo: limit)
+        try await body.collect(upTo: limit, expected: headers.first(name: "Content-Length").flatMap(Int.init))
     }
 
     /// The body decoded from JSON. - Throws: `internal` naming the operation when it does not decode.
@@ -160,16 +161,29 @@ public struct HTTPBody: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: makeSource()) }
 
-    /// Reads the whole body. - Throws: `resourceExhausted` once more than `limit` bytes arrived.
-    public func collect(upTo limit: Int) async throws -> ByteBuffer {
-        var result = ByteBuffer()
+    /// Reads the whole body. `expected` (a `Content-Length`) sizes the buffer once, so a multi-megabyte
+    /// body is not copied through doubling reallocations; a body that arrives in one chunk is that chunk.
+    /// - Throws: `resourceExhausted` once more than `limit` bytes arrived.
+    public func collect(upTo limit: Int, expected: Int? = nil) async throws -> ByteBuffer {
+        var result: ByteBuffer?
         for try await var chunk in self {
-            guard result.readableBytes + chunk.readableBytes <= limit else {
+            guard (result?.readableBytes ?? 0) + chunk.readableBytes <= limit else {
                 throw NimbusError(.resourceExhausted, "response body is over the \(limit)-byte limit")
             }
-            result.writeBuffer(&chunk)
+            guard result != nil else {
+                if let expected, expected > chunk.readableBytes, expected <= limit {
+                    var sized = ByteBuffer()
+                    sized.reserveCapacity(expected)
+                    sized.writeBuffer(&chunk)
+                    result = sized
+                } else {
+                    result = chunk
+                }
+                continue
+            }
+            result!.writeBuffer(&chunk)
         }
-        return result
+        return result ?? ByteBuffer()
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NimbusAWS
 import NimbusCore
 import NimbusHTTP
@@ -306,7 +307,7 @@ struct CommerceCLITests {
         #expect(waited.status == 0, "\(waited.output)")
         let aws = AWSClient(configuration: .init(region: "us-east-1", credentials: AWSCredentials(accessKeyID: "test", secretAccessKey: Secret("test")),
                                                  endpointURL: s3, environment: [:]))
-        try await AWS.S3(client: aws).putObject(.init(bucket: bucket, key: "report.txt", body: Array("quarterly".utf8)))
+        try await AWS.S3(client: aws).putObject(.init(bucket: bucket, key: "report.txt", body: ByteBuffer(string: "quarterly")))
         let presigned = try await Binary.run(["aws", "presign", "GET", "s3://\(bucket)/report.txt", "--expires", "300", "--endpoint-url", s3], environment: plain)
         #expect(presigned.status == 0, "\(presigned.output)")
         let url = presigned.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -62,7 +62,7 @@ struct AWSModelTests {
         let object = try await AWS.S3(client: aws).getObject(.init(bucket: "docs", key: "a b/c.txt", range: "bytes=0-4"))
         let get = server.requests[1]
         #expect(get.path == "/docs/a%20b/c.txt" && get.header("range") == "bytes=0-4" && get.query.isEmpty, "\(get)")
-        #expect(object.body == Array("hello".utf8) && object.contentLength == 5 && object.metadata == ["owner": "zoe"] && object.eTag == "\"abc\"")
+        #expect(object.body == ByteBuffer(string: "hello") && object.contentLength == 5 && object.metadata == ["owner": "zoe"] && object.eTag == "\"abc\"")
         #expect(object.lastModified == Date(iso8601: "2026-11-30T10:00:00Z"))
     }
 

@@ -43,4 +43,16 @@ struct SharedHelpersTests {
         #expect(Array(read) == bytes)
         #expect(pipe.fileHandleForReading.readAvailableBytes().isEmpty, "at end of file a read is empty")
     }
+
+    @Test("CRC-32C: the check value of 123456789 is e3069283; combining two parts' checksums equals checksumming the whole, at every split")
+    func crc32cCombine() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<3000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        for split in [0, 1, 7, 8, 255, 256, 1024, 2999, 3000] {
+            let first = Array(bytes[..<split]), second = Array(bytes[split...])
+            #expect(CRC32C.combine(CRC32C.checksum(first), CRC32C.checksum(second), length: second.count) == CRC32C.checksum(bytes), "split at \(split)")
+        }
+        #expect(CRC32C.combine(0x1234_5678, 0, length: 0) == 0x1234_5678)
+    }
 }

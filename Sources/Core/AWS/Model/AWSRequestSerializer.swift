@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NimbusCore
 import NimbusHTTP
 
@@ -19,6 +20,8 @@ public struct AWSSerializedRequest: Sendable, Equatable {
     public var headers: [Pair]
     /// The body.
     public var body: [UInt8]
+    /// A streaming payload's bytes (S3 `Body`), sent as they are instead of `body`.
+    public var payload: ByteBuffer?
     /// A prefix for the endpoint's host (`{AccountId}.`), filled from host labels.
     public var hostPrefix: String?
 
@@ -47,7 +50,7 @@ public enum AWSRequestSerializer {
     /// - Throws: `invalidArgument` when a value cannot be written (a URI label missing, a host label with
     ///   characters a host cannot hold, a blob that is not base64).
     public static func serialize(_ input: JSONValue, for operation: AWSOperationModel, in model: AWSServiceModel,
-                                 payload: [UInt8]? = nil) throws -> AWSSerializedRequest {
+                                 payload: ByteBuffer? = nil) throws -> AWSSerializedRequest {
         var writer = Writer(model: model, operation: operation)
         let inputShape = try operation.input.map { try model.shape($0.shape) }
         var values = input.objectValue ?? [:]
@@ -57,7 +60,7 @@ public enum AWSRequestSerializer {
                 values[name] = .string(UUID().uuidString.lowercased())
             }
         }
-        var request = AWSSerializedRequest(method: operation.method, path: "/", query: [], headers: [], body: [], hostPrefix: nil)
+        var request = AWSSerializedRequest(method: operation.method, path: "/", query: [], headers: [], body: [], payload: nil, hostPrefix: nil)
         request.hostPrefix = try writer.hostPrefix(values, shape: inputShape)
         switch model.metadata.protocolName {
         case "query", "ec2":
@@ -234,7 +237,7 @@ public enum AWSRequestSerializer {
 
         // MARK: REST
 
-        func rest(_ values: [String: JSONValue], shape: AWSShape?, inputRef: AWSShapeRef?, payload: [UInt8]?, into request: inout AWSSerializedRequest) throws {
+        func rest(_ values: [String: JSONValue], shape: AWSShape?, inputRef: AWSShapeRef?, payload: ByteBuffer?, into request: inout AWSSerializedRequest) throws {
             let template = operation.requestURI
             let (pathTemplate, staticQuery) = template.split(separator: "?", maxSplits: 1).map(String.init).splitPair
             for item in staticQuery?.split(separator: "&") ?? [] {
@@ -289,7 +292,7 @@ public enum AWSRequestSerializer {
                 isStreamingPayload = payloadShape.kind == .blob || payloadShape.kind == .string
                 if isStreamingPayload {
                     if let payload {
-                        request.body = payload
+                        request.payload = payload
                     } else if let value = values[payloadName], value != .null {
                         request.body = try payloadBytes(value, shape: payloadShape, member: payloadName)
                     }

@@ -9,6 +9,14 @@ import NimbusHTTP
 /// Numbers and booleans come back typed; timestamps as ISO 8601 text; blobs as base64; a streaming
 /// payload (S3 `GetObject`'s `Body`) is left out of the JSON and handed over as bytes.
 public enum AWSResponseParser {
+    /// Whether a successful answer's body is the operation's streaming payload (S3 `GetObject`), which the caller keeps as bytes.
+    public static func streamsPayload(_ operation: AWSOperationModel, in model: AWSServiceModel) -> Bool {
+        guard !["query", "ec2", "json"].contains(model.metadata.protocolName), let outputRef = operation.output, let shape = model.shapes[outputRef.shape],
+              let payloadName = shape.payload, let payloadRef = shape.member(payloadName), let payloadShape = try? model.shape(payloadRef.shape),
+              payloadShape.kind == .blob || payloadShape.kind == .string else { return false }
+        return payloadRef.serialization.streaming || payloadShape.serialization.streaming
+    }
+
     /// Parses a successful answer.
     /// - Returns: the output, and the streaming payload's name when the body is that payload.
     /// - Throws: `dataLoss` when the body is not the JSON or XML the protocol promises.

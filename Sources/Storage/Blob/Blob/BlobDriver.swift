@@ -421,35 +421,69 @@ public enum BlobListPager {
 
 /// A read as successive ranged requests of at most `chunk` bytes — how object stores are read with
 /// bounded memory at any size. `fetch(start, end)` returns the bytes of `start..<end` (fewer only at
-/// a short read, which the reader's count check reports).
+/// a short read: the rest is asked for again). Up to `concurrency` requests run ahead of the reader
+/// (as boto3's and the AWS CLI's downloads do), so at most `concurrency × chunk` bytes are held.
 ///
 /// ```swift
-/// let body = BlobBody(BlobChunkedReads(range: span, chunk: 8 << 20) { start, end in try await getRange(start, end) })
+/// let body = BlobBody(BlobChunkedReads(range: span, chunk: 8 << 20, concurrency: 4) { start, end in try await getRange(start, end) })
 /// ```
 public struct BlobChunkedReads: AsyncSequence, Sendable {
     public typealias Element = ByteBuffer
     let range: Range<Int64>
     let chunk: Int
+    let concurrency: Int
     let fetch: @Sendable (Int64, Int64) async throws -> ByteBuffer
 
-    public init(range: Range<Int64>, chunk: Int, fetch: @escaping @Sendable (_ start: Int64, _ end: Int64) async throws -> ByteBuffer) {
-        self.range = range; self.chunk = Swift.max(1, chunk); self.fetch = fetch
+    public init(range: Range<Int64>, chunk: Int, concurrency: Int = 1, fetch: @escaping @Sendable (_ start: Int64, _ end: Int64) async throws -> ByteBuffer) {
+        self.range = range; self.chunk = Swift.max(1, chunk); self.concurrency = Swift.max(1, concurrency); self.fetch = fetch
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: self, offset: range.lowerBound) }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: self) }
 
-    /// Fetches the next chunk.
+    /// Yields the chunks in order while the next ones are fetched.
     public struct AsyncIterator: AsyncIteratorProtocol {
         let source: BlobChunkedReads
-        var offset: Int64
+        /// The next byte not yet asked for.
+        var scheduled: Int64
+        let ahead: Prefetch
+
+        init(source: BlobChunkedReads) {
+            self.source = source
+            scheduled = source.range.lowerBound
+            ahead = Prefetch()
+        }
 
         public mutating func next() async throws -> ByteBuffer? {
-            guard offset < source.range.upperBound else { return nil }
-            let end = Swift.min(source.range.upperBound, offset + Int64(source.chunk))
-            let bytes = try await source.fetch(offset, end)
-            guard bytes.readableBytes > 0 else { return nil }
-            offset += Int64(bytes.readableBytes)
+            while ahead.tasks.count < source.concurrency, scheduled < source.range.upperBound {
+                let start = scheduled, end = Swift.min(source.range.upperBound, scheduled + Int64(source.chunk))
+                let fetch = source.fetch
+                ahead.tasks.append((start, end, Task { try await fetch(start, end) }))
+                scheduled = end
+            }
+            guard !ahead.tasks.isEmpty else { return nil }
+            let (start, end, task) = ahead.tasks.removeFirst()
+            var bytes = try await task.value
+            // A short answer: ask for the rest of this chunk before moving on.
+            while bytes.readableBytes > 0, start + Int64(bytes.readableBytes) < end {
+                var rest = try await source.fetch(start + Int64(bytes.readableBytes), end)
+                guard rest.readableBytes > 0 else { break }
+                bytes.writeBuffer(&rest)
+            }
+            guard bytes.readableBytes > 0 else {
+                ahead.cancelAll()
+                return nil
+            }
             return bytes
         }
+    }
+
+    /// The requests in flight; cancelled when the reader is dropped before the end.
+    final class Prefetch: @unchecked Sendable {
+        var tasks: [(Int64, Int64, Task<ByteBuffer, any Error>)] = []
+        func cancelAll() {
+            for (_, _, task) in tasks { task.cancel() }
+            tasks.removeAll()
+        }
+        deinit { cancelAll() }
     }
 }

@@ -165,10 +165,8 @@ public final class Bucket: PortableClient {
         // Buffer up to the threshold: a small object goes in one request.
         var head: [ByteBuffer] = []
         var buffered = 0
-        var crc = CRC32C()
         while buffered <= configuration.multipartThreshold || multipart == nil {
             guard let part = try await chunker.next(size: partSize) else { break }
-            part.withUnsafeReadableBytes { crc.update($0) }
             head.append(part)
             buffered += part.readableBytes
             if multipart == nil, buffered > configuration.maximumReadSize * 16 {
@@ -176,16 +174,23 @@ public final class Bucket: PortableClient {
             }
         }
         guard let multipart, buffered > configuration.multipartThreshold else {
-            var joined = ByteBuffer()
-            joined.reserveCapacity(buffered)
-            for var part in head { joined.writeBuffer(&part) }
+            var joined = head.count == 1 ? head[0] : ByteBuffer()
+            if head.count > 1 {
+                joined.reserveCapacity(buffered)
+                for var part in head { joined.writeBuffer(&part) }
+            }
+            head.removeAll()
             let whole = joined, written = options
-            let checksums = BlobChecksums(crc32c: crc.value)
+            let checksums = BlobChecksums(crc32c: whole.withUnsafeReadableBytes { buffer in
+                var crc = CRC32C()
+                crc.update(buffer)
+                return crc.value
+            })
             return try await run("write", idempotent: options.condition == nil) {
                 try await self.driver.write(key, bytes: whole, options: written, checksums: checksums)
             }
         }
-        return try await uploadParts(key, multipart: multipart, head: &head, rest: chunker, crc: crc, partSize: partSize, options: options)
+        return try await uploadParts(key, multipart: multipart, head: &head, rest: chunker, partSize: partSize, options: options)
     }
 
     /// Uploads the file at `path` to `key`, in parts sized to the file.
@@ -267,16 +272,17 @@ public final class Bucket: PortableClient {
     }
 
     /// Uploads `head` (emptied as its parts are handed out, so none stays in memory after its upload) then the rest of the stream.
-    private func uploadParts(_ key: String, multipart: any BlobMultipartDriver, head: inout [ByteBuffer], rest: PartChunker, crc: CRC32C, partSize: Int,
+    private func uploadParts(_ key: String, multipart: any BlobMultipartDriver, head: inout [ByteBuffer], rest: PartChunker, partSize: Int,
                              options: BlobWriteOptions) async throws -> BlobAttributes {
         let session = try await run("upload", idempotent: false) { try await multipart.beginUpload(key, options: options, partSize: partSize) }
         let limits = multipart.multipartLimits
         let concurrency = limits.parallelParts ? max(1, configuration.concurrency) : 1
-        var crc = crc
         var chunker = rest
         do {
-            let parts = try await withThrowingTaskGroup(of: BlobUploadedPart.self) { group in
-                var done: [BlobUploadedPart] = []
+            // Each part's CRC-32C is computed in its own task (in parallel), and the whole object's is
+            // combined from them in order: no second pass over the bytes.
+            let results = try await withThrowingTaskGroup(of: (part: BlobUploadedPart, crc: UInt32).self) { group in
+                var done: [(part: BlobUploadedPart, crc: UInt32)] = []
                 var inFlight = 0
                 var number = 0
                 head.reverse()
@@ -285,7 +291,6 @@ public final class Bucket: PortableClient {
                     if let next = head.popLast() {
                         bytes = next
                     } else if let next = try await chunker.next(size: partSize) {
-                        next.withUnsafeReadableBytes { crc.update($0) }
                         bytes = next
                     } else {
                         break
@@ -299,18 +304,25 @@ public final class Bucket: PortableClient {
                         inFlight -= 1
                     }
                     let partNumber = number
-                    let partCRC = CRC32C.checksum(bytes.readableBytesView)
                     group.addTask {
-                        try await self.run("part", idempotent: true) {
+                        let partCRC = bytes.withUnsafeReadableBytes { buffer in
+                            var crc = CRC32C()
+                            crc.update(buffer)
+                            return crc.value
+                        }
+                        let uploaded = try await self.run("part", idempotent: true) {
                             try await multipart.uploadPart(session, number: partNumber, bytes: bytes, crc32c: partCRC)
                         }
+                        return (uploaded, partCRC)
                     }
                     inFlight += 1
                 }
                 for try await finished in group { done.append(finished) }
-                return done.sorted { $0.number < $1.number }
+                return done.sorted { $0.part.number < $1.part.number }
             }
-            let checksums = BlobChecksums(crc32c: crc.value)
+            let parts = results.map(\.part)
+            let whole = results.dropFirst().reduce(results.first?.crc ?? CRC32C().value) { CRC32C.combine($0, $1.crc, length: $1.part.size) }
+            let checksums = BlobChecksums(crc32c: whole)
             return try await run("upload", idempotent: false) { try await multipart.completeUpload(session, parts: parts, checksums: checksums) }
         } catch {
             do { try await multipart.abortUpload(session) } catch let abort {
@@ -401,13 +413,14 @@ struct PartChunker {
 
     /// The next part of `size` bytes (fewer at the end), or `nil` when the stream is done.
     mutating func next(size: Int) async throws -> ByteBuffer? {
-        var part = ByteBuffer()
-        if leftover.readableBytes >= size, let slice = leftover.readSlice(length: size) {
-            part.reserveCapacity(size)
-            var copy = slice
-            part.writeBuffer(&copy)
-            return part
+        // A chunk that holds a whole part gives a slice of itself: no copy (the chunk is in memory anyway,
+        // and is freed once its last part is). Smaller chunks are assembled into a buffer of the part's size.
+        if leftover.readableBytes == 0, !ended {
+            guard let chunk = try await base.next() else { ended = true; return nil }
+            leftover = chunk
         }
+        if leftover.readableBytes >= size, let slice = leftover.readSlice(length: size) { return slice }
+        var part = ByteBuffer()
         part.reserveCapacity(size)
         part.writeBuffer(&leftover)
         leftover = ByteBuffer()

@@ -36,11 +36,13 @@ public final class AzureBlobDriver: BlobMultipartDriver, BlobSigningDriver {
         public var container: String
         /// The size of each ranged read (8 MiB).
         public var readChunkSize: Int
+        /// How many ranged reads run ahead of the reader (4).
+        public var readConcurrency: Int
         /// How often a pending copy is polled.
         public var copyPollInterval: Duration
 
-        public init(container: String, readChunkSize: Int = 8 * 1024 * 1024, copyPollInterval: Duration = .milliseconds(500)) {
-            self.container = container; self.readChunkSize = readChunkSize; self.copyPollInterval = copyPollInterval
+        public init(container: String, readChunkSize: Int = 8 * 1024 * 1024, readConcurrency: Int = 4, copyPollInterval: Duration = .milliseconds(500)) {
+            self.container = container; self.readChunkSize = readChunkSize; self.readConcurrency = readConcurrency; self.copyPollInterval = copyPollInterval
         }
     }
 
@@ -85,8 +87,8 @@ public final class AzureBlobDriver: BlobMultipartDriver, BlobSigningDriver {
     public func read(_ key: String, range: BlobRange?, conditions: BlobReadConditions) async throws -> BlobReader {
         let attributes = try await properties(key, conditions: conditions)
         let span = try (range ?? BlobRange(offset: 0)).clipped(to: attributes.size)
-        let (storage, path, etag, chunk) = (self.storage, try self.path(key), attributes.etag, configuration.readChunkSize)
-        let body = BlobChunkedReads(range: span, chunk: chunk) { start, end in
+        let (storage, path, etag) = (self.storage, try self.path(key), attributes.etag)
+        let body = BlobChunkedReads(range: span, chunk: configuration.readChunkSize, concurrency: configuration.readConcurrency) { start, end in
             var headers: HTTPHeaders = ["x-ms-range": "bytes=\(start)-\(end - 1)"]
             if let etag { headers.add(name: "If-Match", value: Self.quoted(etag)) }
             do {

@@ -30,9 +30,11 @@ public final class GCSBlobDriver: BlobMultipartDriver {
         public var endpoint: String
         /// The size of each ranged media `GET` of a read (8 MiB).
         public var readChunkSize: Int
+        /// How many ranged `GET`s run ahead of the reader (4).
+        public var readConcurrency: Int
 
-        public init(bucket: String, endpoint: String = "https://storage.googleapis.com", readChunkSize: Int = 8 * 1024 * 1024) {
-            self.bucket = bucket; self.endpoint = endpoint.trimmingSuffix("/"); self.readChunkSize = readChunkSize
+        public init(bucket: String, endpoint: String = "https://storage.googleapis.com", readChunkSize: Int = 8 * 1024 * 1024, readConcurrency: Int = 4) {
+            self.bucket = bucket; self.endpoint = endpoint.trimmingSuffix("/"); self.readChunkSize = readChunkSize; self.readConcurrency = readConcurrency
         }
     }
 
@@ -77,7 +79,7 @@ public final class GCSBlobDriver: BlobMultipartDriver {
         let attributes = try await metadata(key, conditions: conditions)
         let span = try (range ?? BlobRange(offset: 0)).clipped(to: attributes.size)
         let (gcp, url, generation) = (self.gcp, objectURL(key), attributes.version)
-        let body = BlobChunkedReads(range: span, chunk: configuration.readChunkSize) { start, end in
+        let body = BlobChunkedReads(range: span, chunk: configuration.readChunkSize, concurrency: configuration.readConcurrency) { start, end in
             let response: GCPClient.Response
             do {
                 response = try await gcp.send(.GET, url, query: [("alt", "media")] + (generation.map { [("generation", $0)] } ?? []),

@@ -11,8 +11,8 @@ import NimbusCore
 /// completion, multipart uploads, presigned URLs.
 ///
 /// Reads are a `HEAD` (size, ETag, the whole object's CRC-32C) followed by ranged `GET`s of
-/// ``Configuration/readChunkSize`` pinned to that ETag with `If-Match`, so memory stays bounded at
-/// any size and an object replaced mid-read is `dataLoss`, never a mixture of two versions.
+/// ``Configuration/readChunkSize`` pinned to that ETag with `If-Match`, ``Configuration/readConcurrency``
+/// of them ahead of the reader, so memory stays bounded at any size and an object replaced mid-read is `dataLoss`, never a mixture of two versions.
 ///
 /// ```swift
 /// let bucket = try await Bucket.open("s3://invoices?region=eu-west-1", openers: .blob.withS3())
@@ -24,8 +24,12 @@ public final class S3BlobDriver: BlobMultipartDriver, BlobSigningDriver {
         public var bucket: String
         /// The size of each ranged `GET` of a read (8 MiB).
         public var readChunkSize: Int
+        /// How many ranged `GET`s run ahead of the reader (4): a read holds at most `readConcurrency × readChunkSize` bytes.
+        public var readConcurrency: Int
 
-        public init(bucket: String, readChunkSize: Int = 8 * 1024 * 1024) { self.bucket = bucket; self.readChunkSize = readChunkSize }
+        public init(bucket: String, readChunkSize: Int = 8 * 1024 * 1024, readConcurrency: Int = 4) {
+            self.bucket = bucket; self.readChunkSize = readChunkSize; self.readConcurrency = readConcurrency
+        }
     }
 
     /// The settings.
@@ -67,10 +71,10 @@ public final class S3BlobDriver: BlobMultipartDriver, BlobSigningDriver {
         let attributes = try await head(key, conditions: conditions)
         let span = try (range ?? BlobRange(offset: 0)).clipped(to: attributes.size)
         let (s3, bucket, etag) = (self.s3, self.bucket, attributes.etag)
-        let body = BlobChunkedReads(range: span, chunk: configuration.readChunkSize) { start, end in
+        let body = BlobChunkedReads(range: span, chunk: configuration.readChunkSize, concurrency: configuration.readConcurrency) { start, end in
             do {
                 let output = try await s3.getObject(.init(bucket: bucket, key: key, ifMatch: etag.map(Self.quoted), range: "bytes=\(start)-\(end - 1)"))
-                return ByteBuffer(bytes: output.body ?? [])
+                return output.body ?? ByteBuffer()
             } catch let error as NimbusError where (error.underlying as? AWSServiceError)?.code == "PreconditionFailed" {
                 throw NimbusError(.dataLoss, "\(key) was replaced while it was being read; read it again")
             }
@@ -82,7 +86,7 @@ public final class S3BlobDriver: BlobMultipartDriver, BlobSigningDriver {
 
     public func write(_ key: String, bytes: ByteBuffer, options: BlobWriteOptions, checksums: BlobChecksums) async throws -> BlobAttributes {
         let crc = checksums.crc32c ?? CRC32C.checksum(bytes.readableBytesView)
-        var request = AWS.S3.PutObjectRequest(bucket: bucket, key: key, body: Array(bytes.readableBytesView), cacheControl: options.cacheControl,
+        var request = AWS.S3.PutObjectRequest(bucket: bucket, key: key, body: bytes, cacheControl: options.cacheControl,
                                               checksumAlgorithm: .crc32c, checksumCRC32C: BlobChecksums.base64(crc32c: crc), contentDisposition: options.contentDisposition,
                                               contentEncoding: options.contentEncoding, contentLanguage: options.contentLanguage,
                                               contentType: options.contentType ?? "application/octet-stream", metadata: options.metadata.isEmpty ? nil : options.metadata,
@@ -167,7 +171,7 @@ public final class S3BlobDriver: BlobMultipartDriver, BlobSigningDriver {
     }
 
     public func uploadPart(_ session: BlobUploadSession, number: Int, bytes: ByteBuffer, crc32c: UInt32) async throws -> BlobUploadedPart {
-        let output = try await s3.uploadPart(.init(bucket: bucket, key: session.key, partNumber: number, uploadId: session.id, body: Array(bytes.readableBytesView),
+        let output = try await s3.uploadPart(.init(bucket: bucket, key: session.key, partNumber: number, uploadId: session.id, body: bytes,
                                                    checksumAlgorithm: .crc32c, checksumCRC32C: BlobChecksums.base64(crc32c: crc32c)), maxAttempts: 1)
         guard let etag = output.eTag else { throw NimbusError(.internal, "S3 UploadPart answered without an ETag") }
         return BlobUploadedPart(number: number, tag: etag + "|" + BlobChecksums.base64(crc32c: crc32c), size: bytes.readableBytes)
@@ -235,15 +239,16 @@ public final class S3BlobDriver: BlobMultipartDriver, BlobSigningDriver {
 }
 
 extension URLOpenerRegistry where Resource == any BlobDriver {
-    /// Adds `s3://BUCKET` (options: `region`, `profile`, `endpoint`, `readChunkSize`); credentials as the AWS SDKs find them.
+    /// Adds `s3://BUCKET` (options: `region`, `profile`, `endpoint`, `readChunkSize`, `readConcurrency`); credentials as the AWS SDKs find them.
     public func withS3(environment: [String: String] = ProcessInfo.processInfo.environment) -> Self {
         var copy = self
         copy.register("s3", "Amazon S3") { url in
-            try url.options.validate(known: ["region", "profile", "endpoint", "readChunkSize"], for: "S3 blob store")
+            try url.options.validate(known: ["region", "profile", "endpoint", "readChunkSize", "readConcurrency"], for: "S3 blob store")
             guard let bucket = url.host, !bucket.isEmpty else { throw NimbusError(.invalidArgument, "s3:// needs a bucket: s3://my-bucket?region=eu-west-1") }
             let client = AWSClient(configuration: .init(region: url.options.string("region"), profile: url.options.string("profile"),
                                                         endpointURL: url.options.string("endpoint"), environment: environment))
-            return S3BlobDriver(configuration: .init(bucket: bucket, readChunkSize: try url.options.int("readChunkSize") ?? 8 * 1024 * 1024), client: client)
+            return S3BlobDriver(configuration: .init(bucket: bucket, readChunkSize: try url.options.int("readChunkSize") ?? 8 * 1024 * 1024,
+                                                     readConcurrency: try url.options.int("readConcurrency") ?? 4), client: client)
         }
         return copy
     }
