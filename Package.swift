@@ -287,6 +287,14 @@ domain("Blob", at: "Storage/Blob", [Dep.nioCore, Dep.logging], tests: ["NimbusBl
     .adapter("Azure", Bundles.azure + [Dep.nioCore, Dep.nioHTTP1, Dep.crypto], tests: ["NimbusAzure", "NimbusHTTP", Dep.nioCore, Dep.nioHTTP1, Dep.crypto], fixtures: true),
 ])
 
+domain("Archive", at: "Storage/Archive", ["NimbusBlob", Dep.nioCore, Dep.logging], tests: ["NimbusArchiveFile", "NimbusBlob", Dep.nioCore],
+       conformance: ["NimbusBlob", "NimbusBlobConformance", Dep.nioCore], adapters: [
+    .adapter("File", ["NimbusBlob", Dep.nioCore, Dep.crypto], tests: [Dep.nioCore]),
+    .adapter("S3", Bundles.aws + ["NimbusBlob", "NimbusBlobS3", "NimbusHTTP", Dep.nioCore], tests: ["NimbusAWS", "NimbusBlob", "NimbusBlobS3", "NimbusHTTP", Dep.nioCore]),
+    .adapter("GCS", Bundles.gcp + ["NimbusBlob", "NimbusBlobGCS", Dep.nioCore], tests: ["NimbusGCP", "NimbusBlob", Dep.nioCore]),
+    .adapter("Glacier", Bundles.aws + ["NimbusBlob", "NimbusHTTP", Dep.nioCore], tests: ["NimbusAWS", "NimbusBlob", Dep.nioCore, Dep.nioHTTP1, Dep.crypto]),
+])
+
 // MARK: - Security & identity (seed: pkg/auth/*, pkg/security/*)
 
 domain("Auth", at: "Auth", ["NimbusHTTP", Dep.jwtKit, Dep.crypto, Dep.cryptoExtras, Dep.logging, Dep.hummingbird, Dep.httpTypes],

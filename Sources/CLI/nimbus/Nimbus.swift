@@ -20,7 +20,7 @@ struct Nimbus: AsyncParsableCommand {
             CommandGroup(name: "Messaging", subcommands: [MessagingCommand.self]),
             CommandGroup(name: "Resilience", subcommands: [RateLimitCommand.self, LockCommand.self]),
             CommandGroup(name: "Database", subcommands: [ShardCommand.self]),
-            CommandGroup(name: "Storage", subcommands: [BlobCommand.self]),
+            CommandGroup(name: "Storage", subcommands: [BlobCommand.self, ArchiveCommand.self]),
             CommandGroup(name: "Cloud", subcommands: [AWSCommand.self]),
             CommandGroup(name: "Security", subcommands: [AuthCommand.self, KMSCommand.self, SecretsCommand.self, WAFCommand.self]),
             CommandGroup(name: "Commerce", subcommands: [FXCommand.self, PayCommand.self, TaxCommand.self, BillingCommand.self]),

@@ -20,6 +20,11 @@ extension Date {
 }
 
 extension Date {
+    /// The date as an RFC 3339 internet date-time in UTC, to the second (`2026-11-26T10:00:00Z`).
+    public var iso8601: String { ISO8601DateFormatter().string(from: self) }
+}
+
+extension Date {
     /// Milliseconds since 1970, rounded down (the time unit of Redis scores, Kafka and JavaScript).
     public var nimbusMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
 }

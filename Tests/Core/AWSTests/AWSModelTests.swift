@@ -17,7 +17,7 @@ struct AWSModelTests {
     }
 
     @Test func everyCommittedModelLoadsWithItsPaginatorsAndWaiters() throws {
-        #expect(AWSServiceModel.available == ["cognito-idp", "dynamodb", "ec2", "guardduty", "iam", "inspector2", "kms", "lambda", "s3", "secretsmanager", "sesv2", "sns", "sqs",
+        #expect(AWSServiceModel.available == ["cognito-idp", "dynamodb", "ec2", "efs", "glacier", "guardduty", "iam", "inspector2", "kms", "lambda", "s3", "secretsmanager", "sesv2", "sns", "sqs",
                                              "stepfunctions", "sts", "wafv2"])
         var operations = 0, paginators = 0, waiters = 0
         for name in AWSServiceModel.available {

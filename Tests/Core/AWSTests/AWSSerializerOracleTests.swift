@@ -86,7 +86,11 @@ struct AWSSerializerOracleTests {
         let query = request.query.map(\.description).sorted()
         if query != pairs(expected["query"]) { out.append("query \(query) ≠ \(pairs(expected["query"]))") }
         var headers: [String: String] = [:]
-        for header in request.headers { headers[header.name.lowercased()] = header.value }
+        // botocore's serializer leaves to its Glacier handlers what Nimbus' serializer adds (tested in GlacierArchiveTests).
+        let handlerHeaders: Set<String> = ["x-amz-glacier-version", "x-amz-content-sha256", "x-amz-sha256-tree-hash"]
+        for header in request.headers where !(header.name.lowercased() == "x-amz-glacier-version" || (request.payload != nil && handlerHeaders.contains(header.name.lowercased()))) {
+            headers[header.name.lowercased()] = header.value
+        }
         var wanted: [String: String] = [:]
         for (name, value) in expected["headers"]?.objectValue ?? [:] { wanted[name.lowercased()] = value.stringValue }
         if headers != wanted {

@@ -78,6 +78,16 @@ public enum AWSRequestSerializer {
         default:
             try writer.rest(values, shape: inputShape, inputRef: operation.input, payload: payload, into: &request)
         }
+        if model.metadata.serviceID == "Glacier" {
+            // botocore's Glacier handlers: the API version on every request, and a payload's linear and tree hashes.
+            request.headers.append(.init("x-amz-glacier-version", model.metadata.apiVersion))
+            if let payload = request.payload {
+                if !request.headers.contains(where: { $0.name.lowercased() == "x-amz-sha256-tree-hash" }) {
+                    request.headers.append(.init("x-amz-sha256-tree-hash", GlacierTreeHash.hex(of: payload)))
+                }
+                request.headers.append(.init("x-amz-content-sha256", payload.withUnsafeReadableBytes { SigV4.sha256Hex($0) }))
+            }
+        }
         return request
     }
 

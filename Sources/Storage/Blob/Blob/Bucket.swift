@@ -107,7 +107,7 @@ public final class Bucket: PortableClient {
         let opened = try await run("read", idempotent: true) { try await self.driver.read(key, range: range, conditions: conditions) }
         let whole = opened.range == 0..<opened.attributes.size
         let expected = whole && configuration.verifyChecksums ? opened.attributes.checksums.crc32c : nil
-        let body = BlobBody(VerifyingBody(base: opened.body, key: key, expectedCount: Int64(opened.range.count), expectedCRC32C: expected))
+        let body = opened.body.verifying(key, count: Int64(opened.range.count), crc32c: expected)
         return BlobReader(attributes: opened.attributes, body: body, range: opened.range)
     }
 
@@ -116,21 +116,9 @@ public final class Bucket: PortableClient {
     @discardableResult
     public func download(_ key: String, to path: String, conditions: BlobReadConditions = .none) async throws -> BlobAttributes {
         let reader = try await reader(key, conditions: conditions)
-        let partial = path + ".nimbus-partial-" + IDGenerator.shared.ulid().description
-        guard FileManager.default.createFile(atPath: partial, contents: nil) else {
-            throw NimbusError(.permissionDenied, "cannot create \(partial); check the directory exists and is writable")
-        }
         do {
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: partial))
-            defer { try? handle.close() }
-            for try await chunk in reader.body {
-                try handle.write(contentsOf: Data(chunk.readableBytesView))
-            }
-            try handle.synchronize()
-            try? FileManager.default.removeItem(atPath: path)
-            try FileManager.default.moveItem(atPath: partial, toPath: path)
+            try await reader.body.write(toFile: path)
         } catch {
-            try? FileManager.default.removeItem(atPath: partial)
             throw NimbusError.wrap(error, "blob download of \(key) to \(path)")
         }
         return reader.attributes
@@ -439,6 +427,34 @@ struct PartChunker {
 }
 
 extension BlobBody {
+    /// Writes every byte to `path`: beside it first, flushed, and renamed into place only once the body
+    /// has ended without error (its checks included), so `path` never holds a partial object.
+    public func write(toFile path: String) async throws {
+        let partial = path + ".nimbus-partial-" + IDGenerator.shared.ulid().description
+        guard FileManager.default.createFile(atPath: partial, contents: nil) else {
+            throw NimbusError(.permissionDenied, "cannot create \(partial); check the directory exists and is writable")
+        }
+        do {
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: partial))
+            defer { try? handle.close() }
+            for try await chunk in self {
+                try handle.write(contentsOf: Data(chunk.readableBytesView))
+            }
+            try handle.synchronize()
+            try? FileManager.default.removeItem(atPath: path)
+            try FileManager.default.moveItem(atPath: partial, toPath: path)
+        } catch {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
+        }
+    }
+
+    /// The body, checked as it ends: exactly `count` bytes, and — when `crc32c` is given — bytes with that
+    /// CRC-32C; the last `next()` throws `dataLoss` otherwise (what ``Bucket/reader(_:range:conditions:)`` does).
+    public func verifying(_ name: String, count: Int64, crc32c: UInt32?) -> BlobBody {
+        BlobBody(VerifyingBody(base: self, key: name, expectedCount: count, expectedCRC32C: crc32c))
+    }
+
     /// The file at `path`, read in `chunkSize` buffers as it is iterated (`notFound` if it cannot be opened).
     public init(file path: String, chunkSize: Int = 1024 * 1024) {
         self.init(FileChunks(path: path, chunkSize: chunkSize))

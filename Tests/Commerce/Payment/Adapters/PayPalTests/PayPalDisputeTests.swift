@@ -7,7 +7,7 @@ import NimbusTesting
 import Testing
 
 /// PayPal's Customer Disputes API, against the fake checked with PayPal's customer_disputes_v1 spec extract.
-@Suite("PayPal disputes", .timeLimit(.minutes(1)))
+@Suite("PayPal disputes", .timeLimit(.minutes(3)))
 struct PayPalDisputeTests {
     @Test func disputesAreListedPageByPageAnsweredWithEvidenceAndClaimsAccepted() async throws {
         let fake = try await PayPalFake.start()

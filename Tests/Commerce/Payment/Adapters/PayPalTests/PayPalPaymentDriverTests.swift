@@ -19,7 +19,7 @@ func paypalDriver(_ baseURL: String, secret: String = PayPalFake.clientSecret) -
                                              cancelURL: "https://shop.example/paypal/cancel"))
 }
 
-@Suite("PayPal payments", .timeLimit(.minutes(2)))
+@Suite("PayPal payments", .timeLimit(.minutes(3)))
 struct PayPalPaymentDriverTests {
     static let harness = PaymentConformance.Harness(
         makeDriver: { paypalDriver(try await SharedPayPalFake.fake.value.baseURL) },

@@ -5,7 +5,7 @@ import NimbusTesting
 import Testing
 
 /// Retries live in one layer: the driver sends one request per call, `PaymentClient` retries.
-@Suite(.timeLimit(.minutes(1))) struct PayPalRetryLayerTests {
+@Suite(.timeLimit(.minutes(3))) struct PayPalRetryLayerTests {
     @Test func oneFailingCallIsAsManyRequestsAsThePortableClientsAttempts() async throws {
         let fake = try await PayPalFake.start()
         defer { Task { await fake.shutdown() } }

@@ -5,7 +5,7 @@ import NimbusTesting
 import Testing
 
 /// The fake's spec check is live: a field the adapter sends, misspelled on the way, is refused.
-@Suite(.timeLimit(.minutes(1))) struct PayPalSpecMutationTests {
+@Suite(.timeLimit(.minutes(3))) struct PayPalSpecMutationTests {
     @Test func aMisspelledPurchaseUnitsIsRefused() async throws {
         let fake = try await PayPalFake.start()
         defer { Task { await fake.shutdown() } }
