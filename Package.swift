@@ -174,8 +174,9 @@ module("NimbusCore", "Core/Core", [Dep.logging, Dep.metrics, Dep.configuration])
 module("NimbusHTTP", "Core/HTTP", ["NimbusCore", Dep.asyncHTTPClient, Dep.nioCore, Dep.nioPosix, Dep.nioHTTP1, Dep.crypto,
                                    Dep.logging, Dep.metrics, Dep.tracing])
 module("NimbusRedis", "Core/Redis", ["NimbusCore", "NimbusNetwork", Dep.nioCore, Dep.nioPosix, Dep.nioSSL, Dep.dequeModule, Dep.logging])
-module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", Dep.asyncHTTPClient, Dep.cryptoExtras, Dep.hummingbird, Dep.httpTypes, Dep.nioCore, Dep.nioHTTP1, Dep.nioPosix,
-                                         Dep.openAPIKit, Dep.openAPIKit30, Dep.openAPIKitCompat, Dep.yams])
+module("NimbusTesting", "Core/Testing", ["NimbusCore", "NimbusHTTP", "NimbusAzure", Dep.asyncHTTPClient, Dep.crypto, Dep.cryptoExtras, Dep.hummingbird, Dep.httpTypes,
+                                         Dep.nioCore, Dep.nioHTTP1, Dep.nioPosix, Dep.openAPIKit, Dep.openAPIKit30, Dep.openAPIKitCompat, Dep.yams],
+       resources: [.copy("Fixtures")])
 module("NimbusCatalog", "Core/Catalog")
 module("NimbusNetwork", "Core/Network", ["NimbusCore", Dep.nioCore, Dep.nioPosix, Dep.nioSSL])
 module("NimbusPostgres", "Core/Postgres", ["NimbusCore", Dep.postgresNIO, Dep.nioSSL])
@@ -284,7 +285,7 @@ domain("Blob", at: "Storage/Blob", [Dep.nioCore, Dep.logging], tests: ["NimbusBl
     .adapter("File", [Dep.nioCore]),
     .adapter("S3", Bundles.aws + [Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusAWS", "NimbusHTTP", Dep.nioCore, Dep.asyncHTTPClient]),
     .adapter("GCS", Bundles.gcp + [Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusGCP", Dep.nioCore], fixtures: true),
-    .adapter("Azure", Bundles.azure + [Dep.nioCore, Dep.nioHTTP1, Dep.crypto], tests: ["NimbusAzure", "NimbusHTTP", Dep.nioCore, Dep.nioHTTP1, Dep.crypto], fixtures: true),
+    .adapter("Azure", Bundles.azure + [Dep.nioCore, Dep.nioHTTP1, Dep.crypto], tests: ["NimbusAzure", "NimbusHTTP", Dep.nioCore, Dep.nioHTTP1, Dep.crypto]),
 ])
 
 domain("Archive", at: "Storage/Archive", ["NimbusBlob", Dep.nioCore, Dep.logging], tests: ["NimbusArchiveFile", "NimbusBlob", Dep.nioCore],
@@ -292,6 +293,7 @@ domain("Archive", at: "Storage/Archive", ["NimbusBlob", Dep.nioCore, Dep.logging
     .adapter("File", ["NimbusBlob", Dep.nioCore, Dep.crypto], tests: [Dep.nioCore]),
     .adapter("S3", Bundles.aws + ["NimbusBlob", "NimbusBlobS3", "NimbusHTTP", Dep.nioCore], tests: ["NimbusAWS", "NimbusBlob", "NimbusBlobS3", "NimbusHTTP", Dep.nioCore]),
     .adapter("GCS", Bundles.gcp + ["NimbusBlob", "NimbusBlobGCS", Dep.nioCore], tests: ["NimbusGCP", "NimbusBlob", Dep.nioCore]),
+    .adapter("Azure", Bundles.azure + ["NimbusBlob", "NimbusBlobAzure", Dep.nioCore, Dep.nioHTTP1], tests: ["NimbusAzure", "NimbusBlob", "NimbusBlobAzure", Dep.nioCore]),
     .adapter("Glacier", Bundles.aws + ["NimbusBlob", "NimbusHTTP", Dep.nioCore], tests: ["NimbusAWS", "NimbusBlob", Dep.nioCore, Dep.nioHTTP1, Dep.crypto]),
 ])
 

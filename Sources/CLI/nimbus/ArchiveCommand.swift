@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NimbusArchive
+import NimbusArchiveAzure
 import NimbusArchiveFile
 import NimbusArchiveGCS
 import NimbusArchiveGlacier
@@ -11,16 +12,17 @@ import NimbusCore
 struct ArchiveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "archive",
-        abstract: "Store objects in a cold tier, restore them and read them back (S3 Glacier/Deep Archive, Glacier vaults, a directory).",
+        abstract: "Store objects in a cold tier, restore them and read them back (S3 Glacier/Deep Archive, Glacier vaults, GCS, Azure, a directory).",
         discussion: """
         STORE is s3://BUCKET[?region=R&endpoint=URL] (tiers GLACIER_IR, GLACIER, DEEP_ARCHIVE), glacier://VAULT[?region=R&endpoint=URL] \
-        (ids are archive ids), gs://BUCKET[?endpoint=URL&anonymous=true] (NEARLINE, COLDLINE, ARCHIVE: read at once) or file:///DIR[?expedited=1s&standard=5s&bulk=15s] (the embedded store). \
+        (ids are archive ids), gs://BUCKET[?endpoint=URL&anonymous=true] (NEARLINE, COLDLINE, ARCHIVE: read at once), \
+        azblob://CONTAINER[?account=NAME&endpoint=URL] (Cool, Cold, Archive; a restore is a rehydration to Hot) or file:///DIR[?expedited=1s&standard=5s&bulk=15s] (the embedded store). \
         A restore takes minutes to days: `restore` asks, `wait` polls, `get` reads.
         """,
         subcommands: [Tiers.self, Put.self, Describe.self, Restore.self, Wait.self, Get.self, Remove.self]
     )
 
-    static let openers = URLOpenerRegistry<any ArchiveDriver>.archive.withFile().withS3().withGlacier().withGCS()
+    static let openers = URLOpenerRegistry<any ArchiveDriver>.archive.withFile().withS3().withGlacier().withGCS().withAzure()
 
     static func open(_ store: String, tier: String? = nil) async throws -> Archive {
         try await Archive.open(store, openers: openers, configuration: .init(tier: tier))

@@ -106,6 +106,7 @@ public final class AzureStorageClient: Sendable {
              "LeaseNotPresentWithLeaseOperation", "LeaseIsBreakingAndCannotBeAcquired", "LeaseIsBrokenAndCannotBeRenewed", "LeaseLost", "LeaseAlreadyBroken":
             mapped = .failedPrecondition
         case "BlobAlreadyExists" where response.status.code == 409: mapped = .failedPrecondition   // Put Blob with If-None-Match: *
+        case "BlobArchived", "BlobBeingRehydrated": mapped = .failedPrecondition                      // read or re-tier an archived blob
         case "InvalidRange": mapped = .invalidArgument
         case "Md5Mismatch", "Crc64Mismatch": mapped = .dataLoss
         case "ServerBusy", "OperationTimedOut", "InternalError": mapped = .unavailable

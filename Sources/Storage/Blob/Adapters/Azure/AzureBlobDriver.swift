@@ -94,7 +94,7 @@ public final class AzureBlobDriver: BlobMultipartDriver, BlobSigningDriver {
             do {
                 let response = try await storage.send(.GET, path: path, headers: headers, operation: "Get Blob")
                 return try await response.collect(upTo: Int(end - start))
-            } catch let error as NimbusError where error.code == .failedPrecondition {
+            } catch let error as NimbusError where error.code == .failedPrecondition && error.message.contains("ConditionNotMet") {
                 throw NimbusError(.dataLoss, "\(key) was replaced while it was being read; read it again")
             }
         }
@@ -278,6 +278,38 @@ public final class AzureBlobDriver: BlobMultipartDriver, BlobSigningDriver {
         return response.headers.first(name: "x-ms-lease-time").flatMap(Int.init) ?? 0
     }
 
+    // MARK: Access tiers
+
+    /// A blob's access tier, and the rehydration under way when it is leaving Archive.
+    public struct TierStatus: Sendable, Hashable {
+        /// `Hot`, `Cool`, `Cold` or `Archive`.
+        public var tier: String
+        /// `rehydrate-pending-to-hot` (…`-to-cool`, …`-to-cold`) while a rehydration is under way.
+        public var archiveStatus: String?
+        /// When the tier last changed.
+        public var changedAt: Date?
+    }
+
+    /// The blob's tier and archive status (Get Blob Properties). - Throws: `notFound`.
+    public func tierStatus(_ key: String) async throws -> TierStatus {
+        let response = try await call(.HEAD, try path(key), key: key, operation: "Get Blob Properties")
+        return TierStatus(tier: response.headers.first(name: "x-ms-access-tier") ?? "Hot", archiveStatus: response.headers.first(name: "x-ms-archive-status"),
+                          changedAt: response.headers.first(name: "x-ms-access-tier-change-time").flatMap(HTTPDate.parse))
+    }
+
+    /// Set Blob Tier: moves the blob to `tier`. Leaving `Archive` is a rehydration that takes hours (`High`
+    /// priority: under an hour for blobs under 10 GB); the blob stays unreadable until it ends.
+    /// - Throws: `notFound`; `failedPrecondition` while a rehydration is already under way.
+    public func setTier(_ key: String, tier: String, rehydratePriority: String? = nil) async throws {
+        var headers: HTTPHeaders = ["x-ms-access-tier": tier]
+        if let rehydratePriority { headers.add(name: "x-ms-rehydrate-priority", value: rehydratePriority) }
+        do {
+            _ = try await call(.PUT, try path(key), query: [("comp", "tier")], headers: headers, key: key, operation: "Set Blob Tier")
+        } catch let error as NimbusError where error.message.contains("BlobBeingRehydrated") {
+            throw NimbusError(.failedPrecondition, "\(key.prefix(200)) is being rehydrated already; wait for it")
+        }
+    }
+
     // MARK: Plumbing
 
     func call(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], headers: HTTPHeaders = [:], body: ByteBuffer? = nil,
@@ -358,35 +390,40 @@ public final class AzureBlobDriver: BlobMultipartDriver, BlobSigningDriver {
     static func unquoted(_ etag: String) -> String { etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
 }
 
-extension URLOpenerRegistry where Resource == any BlobDriver {
-    /// Adds `azblob://CONTAINER` (options: `account`, `endpoint`, `readChunkSize`). Credentials, in order:
+extension AzureBlobDriver {
+    /// The driver an `azblob://CONTAINER` URL names (options: `account`, `endpoint`, `readChunkSize`). Credentials, in order:
     /// `AZURE_STORAGE_CONNECTION_STRING`; `AZURE_STORAGE_KEY` with the account; `AZURE_STORAGE_SAS_TOKEN`;
     /// otherwise Entra ID through the default credential chain (`AZURE_CLIENT_ID`…).
+    public static func open(_ url: OpenURL, environment: [String: String]) throws -> AzureBlobDriver {
+        try url.options.validate(known: ["account", "endpoint", "readChunkSize"], for: "Azure blob store")
+        guard let container = url.host, !container.isEmpty else { throw NimbusError(.invalidArgument, "azblob:// needs a container: azblob://photos?account=myaccount") }
+        var endpoint = url.options.string("endpoint")
+        let account = url.options.string("account") ?? environment["AZURE_STORAGE_ACCOUNT"]
+        let credential: AzureStorageCredential
+        if let connection = environment["AZURE_STORAGE_CONNECTION_STRING"] {
+            let parsed = try AzureStorageClient.blobEndpoint(connectionString: connection)
+            endpoint = endpoint ?? parsed.endpoint
+            credential = parsed.credential
+        } else if let key = environment["AZURE_STORAGE_KEY"], let account {
+            credential = .sharedKey(AzureStorageAccount(name: account, key: Secret(key)))
+        } else if let sas = environment["AZURE_STORAGE_SAS_TOKEN"] {
+            credential = .sas(Secret(sas))
+        } else {
+            credential = .token(try AzureCredentialChain.default(environment: environment))
+        }
+        guard let endpoint = endpoint ?? account.map({ "https://\($0).blob.core.windows.net" }) else {
+            throw NimbusError(.invalidArgument, "azblob:// needs ?account=NAME (or AZURE_STORAGE_ACCOUNT, or a connection string)")
+        }
+        return AzureBlobDriver(configuration: .init(container: container, readChunkSize: try url.options.int("readChunkSize") ?? 8 * 1024 * 1024),
+                               storage: AzureStorageClient(configuration: .init(endpoint: endpoint, credential: credential, retry: RetryPolicy(maxAttempts: 1))))
+    }
+}
+
+extension URLOpenerRegistry where Resource == any BlobDriver {
+    /// Adds `azblob://CONTAINER` (see ``AzureBlobDriver/open(_:environment:)``).
     public func withAzure(environment: [String: String] = ProcessInfo.processInfo.environment) -> Self {
         var copy = self
-        copy.register("azblob", "Azure Blob Storage") { url in
-            try url.options.validate(known: ["account", "endpoint", "readChunkSize"], for: "Azure blob store")
-            guard let container = url.host, !container.isEmpty else { throw NimbusError(.invalidArgument, "azblob:// needs a container: azblob://photos?account=myaccount") }
-            var endpoint = url.options.string("endpoint")
-            let account = url.options.string("account") ?? environment["AZURE_STORAGE_ACCOUNT"]
-            let credential: AzureStorageCredential
-            if let connection = environment["AZURE_STORAGE_CONNECTION_STRING"] {
-                let parsed = try AzureStorageClient.blobEndpoint(connectionString: connection)
-                endpoint = endpoint ?? parsed.endpoint
-                credential = parsed.credential
-            } else if let key = environment["AZURE_STORAGE_KEY"], let account {
-                credential = .sharedKey(AzureStorageAccount(name: account, key: Secret(key)))
-            } else if let sas = environment["AZURE_STORAGE_SAS_TOKEN"] {
-                credential = .sas(Secret(sas))
-            } else {
-                credential = .token(try AzureCredentialChain.default(environment: environment))
-            }
-            guard let endpoint = endpoint ?? account.map({ "https://\($0).blob.core.windows.net" }) else {
-                throw NimbusError(.invalidArgument, "azblob:// needs ?account=NAME (or AZURE_STORAGE_ACCOUNT, or a connection string)")
-            }
-            return AzureBlobDriver(configuration: .init(container: container, readChunkSize: try url.options.int("readChunkSize") ?? 8 * 1024 * 1024),
-                                   storage: AzureStorageClient(configuration: .init(endpoint: endpoint, credential: credential, retry: RetryPolicy(maxAttempts: 1))))
-        }
+        copy.register("azblob", "Azure Blob Storage") { url in try AzureBlobDriver.open(url, environment: environment) }
         return copy
     }
 }

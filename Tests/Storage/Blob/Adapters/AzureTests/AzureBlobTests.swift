@@ -18,20 +18,20 @@ struct AzureBlobTests {
                                                            BlobConformance.objectsUnderObjects, BlobConformance.signedURLs, BlobConformance.verifiesSignatures,
                                                            BlobConformance.reportsCRC32C]
 
-    static let fake = Task<FakeAzureBlob, any Error> {
-        let fake = try await FakeAzureBlob.start()
+    static let fake = Task<FakeAzureBlobService, any Error> {
+        let fake = try await FakeAzureBlobService.start()
         fake.createContainer("photos")
         return fake
     }
 
     /// A fake of its own, for a test that counts requests or injects faults while the suite runs in parallel.
-    static func privateFake() async throws -> FakeAzureBlob {
-        let fake = try await FakeAzureBlob.start()
+    static func privateFake() async throws -> FakeAzureBlobService {
+        let fake = try await FakeAzureBlobService.start()
         fake.createContainer("photos")
         return fake
     }
 
-    static func driver(_ fake: FakeAzureBlob, credential: AzureStorageCredential = .sharedKey(FakeAzureBlob.account), readChunkSize: Int = 100 * 1024) -> AzureBlobDriver {
+    static func driver(_ fake: FakeAzureBlobService, credential: AzureStorageCredential = .sharedKey(FakeAzureBlobService.account), readChunkSize: Int = 100 * 1024) -> AzureBlobDriver {
         AzureBlobDriver(configuration: .init(container: "photos", readChunkSize: readChunkSize, copyPollInterval: .milliseconds(20)),
                         storage: AzureStorageClient(configuration: .init(endpoint: fake.endpoint, credential: credential, retry: RetryPolicy(maxAttempts: 1))))
     }
@@ -130,12 +130,12 @@ struct AzureBlobTests {
     @Test("a wrong account key is unauthenticated; a SAS credential works; a missing container says to create it")
     func credentials() async throws {
         let fake = try await Self.fake.value
-        let wrong = AzureStorageAccount(name: FakeAzureBlob.account.name, key: Secret(Data(repeating: 1, count: 64).base64EncodedString()))
+        let wrong = AzureStorageAccount(name: FakeAzureBlobService.account.name, key: Secret(Data(repeating: 1, count: 64).base64EncodedString()))
         let bad = Bucket(driver: Self.driver(fake, credential: .sharedKey(wrong)), configuration: .init(retry: .none))
         #expect(await code { try await bad.put("auth/x", string: "x") } == .unauthenticated)
 
         let expiry = Date().addingTimeInterval(600)
-        let sas = try AzureSAS.blob(account: FakeAzureBlob.account, container: "photos", blob: "sas/item.txt", permissions: "rcw", expiry: expiry, protocolRestriction: "https,http")
+        let sas = try AzureSAS.blob(account: FakeAzureBlobService.account, container: "photos", blob: "sas/item.txt", permissions: "rcw", expiry: expiry, protocolRestriction: "https,http")
         let token = sas.map { "\($0.0)=\(FormEncoder.escapeComponent($0.1))" }.joined(separator: "&")
         let viaSAS = Bucket(driver: Self.driver(fake, credential: .sas(Secret(token))), configuration: .init(retry: .none))
         try await viaSAS.put("sas/item.txt", string: "through a SAS")
@@ -144,7 +144,7 @@ struct AzureBlobTests {
         #expect(await code { _ = try await viaSAS.signedURL(for: "sas/item.txt") } == .failedPrecondition, "signing needs the account key")
 
         let missing = AzureBlobDriver(configuration: .init(container: "absent"),
-                                      storage: AzureStorageClient(configuration: .init(endpoint: fake.endpoint, credential: .sharedKey(FakeAzureBlob.account), retry: RetryPolicy(maxAttempts: 1))))
+                                      storage: AzureStorageClient(configuration: .init(endpoint: fake.endpoint, credential: .sharedKey(FakeAzureBlobService.account), retry: RetryPolicy(maxAttempts: 1))))
         do {
             _ = try await Bucket(driver: missing, configuration: .init(retry: .none)).put("k", string: "x")
             Issue.record("a write into a missing container succeeded")
@@ -155,7 +155,7 @@ struct AzureBlobTests {
 
     @Test("the request checker refuses a misspelled header, an unknown query parameter and a block list with an unknown element")
     func checkerBites() async throws {
-        let spec = try FakeAzureBlob.spec.get()
+        let spec = try FakeAzureBlobService.spec.get()
         let put = FakeHTTPServer.CapturedRequest(method: "PUT", path: "/photos/a%20b.txt", headers: [("x-ms-version", "2024-08-04"), ("x-ms-blob-type", "BlockBlob"),
                                                                                                     ("content-length", "1"), ("x-ms-blob-content-type", "text/plain")], body: ByteBuffer(string: "x"))
         #expect(spec.check(put).isEmpty, "\(spec.check(put))")

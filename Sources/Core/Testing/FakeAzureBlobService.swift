@@ -5,7 +5,6 @@ import NIOHTTP1
 import NimbusAzure
 import NimbusCore
 import NimbusHTTP
-import NimbusTesting
 import Synchronization
 
 /// Azure Blob Storage's block blobs as Microsoft documents them ("Put Blob", "Put Block", "Put Block
@@ -16,15 +15,29 @@ import Synchronization
 /// block ids of one length per blob, listings in UTF-8 byte order with opaque markers, and Storage's
 /// XML error bodies with `x-ms-error-code`.
 ///
+/// Access tiers too: Put Blob and Put Block List with `x-ms-access-tier`, Set Blob Tier, an archived
+/// blob refusing reads (`409 BlobArchived`) and rehydrating to an online tier after
+/// ``State/rehydrationDelay`` (`x-ms-archive-status: rehydrate-pending-to-hot` meanwhile).
+///
 /// Every request is first checked against the committed extract of Microsoft's Swagger description
-/// (`Fixtures/azure-blob-2024-08-04.json`; see scripts/storage/azure-blob-extract).
-final class FakeAzureBlob: Sendable {
-    static let account = AzureStorageAccount(name: "nimbusfake", key: Secret(Data((0..<64).map { UInt8($0 * 7 % 256) }).base64EncodedString()))
+/// (`Fixtures/azure-blob-2024-08-04.json` in this module; see scripts/storage/azure-blob-extract).
+///
+/// ```swift
+/// let fake = try await FakeAzureBlobService.start()
+/// fake.createContainer("photos")
+/// let storage = AzureStorageClient(configuration: .init(endpoint: fake.endpoint, credential: .sharedKey(FakeAzureBlobService.account)))
+/// ```
+public final class FakeAzureBlobService: Sendable {
+    /// The account whose key every request must be signed with.
+    public static let account = AzureStorageAccount(name: "nimbusfake", key: Secret(Data((0..<64).map { UInt8($0 * 7 % 256) }).base64EncodedString()))
 
-    let server: FakeHTTPServer
-    var endpoint: String { server.baseURL }
+    /// The server (its recorded requests, refusals).
+    public let server: FakeHTTPServer
+    /// The Blob endpoint.
+    public var endpoint: String { server.baseURL }
 
-    struct Blob {
+    /// A stored blob.
+    public struct Blob: Sendable {
         var data: ByteBuffer
         var contentType = "application/octet-stream"
         var headers: [String: String] = [:]     // content-encoding, content-language, content-disposition, cache-control
@@ -33,11 +46,14 @@ final class FakeAzureBlob: Sendable {
         var etag: String
         var modified: Date
         var tier = "Hot"
+        var tierChanged: Date?
+        /// A rehydration under way: the tier it goes to, and when it is done.
+        var rehydrating: (tier: String, ready: Date)?
         var lease: Lease?
         var copyStatus: String?
     }
 
-    struct Lease {
+    struct Lease: Sendable {
         var id: String
         var expires: Date?     // nil: infinite
         var broken = false
@@ -45,32 +61,38 @@ final class FakeAzureBlob: Sendable {
     }
 
     /// A blob name compared by its bytes: é composed and decomposed are two blobs, as in Azure.
-    struct Name: Hashable {
+    public struct Name: Hashable, Sendable {
         let bytes: [UInt8]
         init(_ text: String) { bytes = Array(text.utf8) }
         var text: String { String(decoding: bytes, as: UTF8.self) }
     }
 
-    struct State {
+    /// What the service holds, and the faults to inject.
+    public struct State: Sendable {
         var containers: [String: [Name: Blob]] = [:]
         /// container/blob → block id → bytes
         var blocks: [String: [String: ByteBuffer]] = [:]
         var counter = 0
         /// The next answers to replace with 503 ServerBusy (Retry-After: 1).
-        var busy = 0
+        public var busy = 0
         /// The next copies to report as pending (one poll each).
-        var pendingCopies = 0
+        public var pendingCopies = 0
         var pendingPolls: [String: Int] = [:]
         /// Ranged reads to corrupt (one byte flipped in transit).
-        var corruptReads = 0
+        public var corruptReads = 0
+        /// How long a rehydration from Archive takes.
+        public var rehydrationDelay: Duration = .milliseconds(500)
     }
-    let state = Mutex(State())
+    /// The state, for a test to inject faults.
+    public let state = Mutex(State())
 
-    static let spec = SwaggerRequestChecker.fixture("azure-blob-2024-08-04", in: .module)
+    /// Microsoft's Swagger description of the Blob service (the extract), as a checker.
+    public static let spec = SwaggerRequestChecker.fixture("azure-blob-2024-08-04", in: .module)
     static let sasParameters: Set<String> = ["sv", "ss", "srt", "sp", "se", "st", "spr", "sip", "si", "sr", "sig", "rscc", "rscd", "rsce", "rscl", "rsct"]
 
-    static func start() async throws -> FakeAzureBlob {
-        let fake = FakeAzureBlob(server: try await FakeHTTPServer.start())
+    /// Starts the service on a free loopback port.
+    public static func start() async throws -> FakeAzureBlobService {
+        let fake = FakeAzureBlobService(server: try await FakeHTTPServer.start())
         let checker = try spec.get()
         fake.server.refuseRequests(failing: { request in
             // A SAS's parameters belong to the authorization scheme, not to any operation.
@@ -88,7 +110,8 @@ final class FakeAzureBlob: Sendable {
 
     private init(server: FakeHTTPServer) { self.server = server }
 
-    func createContainer(_ name: String) { state.withLock { if $0.containers[name] == nil { $0.containers[name] = [:] } } }
+    /// Creates a container (tests start with one).
+    public func createContainer(_ name: String) { state.withLock { if $0.containers[name] == nil { $0.containers[name] = [:] } } }
 
     static func error(_ status: Int, _ code: String, _ message: String, head: Bool = false, headers: [(String, String)] = []) -> FakeHTTPServer.Reply {
         let common = [("x-ms-error-code", code), ("x-ms-request-id", UUID().uuidString.lowercased()), ("x-ms-version", "2024-08-04")] + headers
@@ -116,6 +139,7 @@ final class FakeAzureBlob: Sendable {
         }
         guard raw.count == 2 else { return containerOperation(request, container) }
         let name = raw[1].removingPercentEncoding ?? raw[1]
+        settleRehydration(container, name)
         switch (request.method, request.queryItem("comp")) {
         case ("HEAD", nil): return properties(container, name, request)
         case ("GET", nil): return download(container, name, request)
@@ -124,6 +148,7 @@ final class FakeAzureBlob: Sendable {
         case ("PUT", "block"): return putBlock(container, name, request)
         case ("PUT", "blocklist"): return putBlockList(container, name, request)
         case ("PUT", "lease"): return lease(container, name, request)
+        case ("PUT", "tier"): return setTier(container, name, request)
         case ("DELETE", nil): return deleteBlob(container, name, request)
         default: return Self.error(400, "UnsupportedHttpVerb", "the fake does not serve \(request.method) comp=\(request.queryItem("comp") ?? "")")
         }
@@ -282,6 +307,8 @@ final class FakeAzureBlob: Sendable {
                        ("x-ms-blob-type", "BlockBlob"), ("x-ms-access-tier", blob.tier), ("Accept-Ranges", "bytes"),
                        ("x-ms-lease-status", blob.lease.map { $0.active(at: Date()) ? "locked" : "unlocked" } ?? "unlocked"), ("x-ms-server-encrypted", "true")]
         if let md5 = blob.md5 { headers.append(("Content-MD5", md5)) }
+        if let changed = blob.tierChanged { headers.append(("x-ms-access-tier-change-time", HTTPDate.format(changed))) }
+        if let rehydrating = blob.rehydrating { headers.append(("x-ms-archive-status", "rehydrate-pending-to-\(rehydrating.tier.lowercased())")) }
         if let status = blob.copyStatus { headers.append(("x-ms-copy-status", status)) }
         for (name, value) in blob.headers.sorted(by: { $0.key < $1.key }) { headers.append((name, value)) }
         for (name, value) in blob.metadata { headers.append(("x-ms-meta-" + name, value)) }
@@ -306,6 +333,7 @@ final class FakeAzureBlob: Sendable {
     func download(_ container: String, _ name: String, _ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
         guard let blob = state.withLock({ $0.containers[container]?[Name(name)] }) else { return Self.error(404, "BlobNotFound", "The specified blob does not exist.") }
         if let failure = conditionFailure(blob, request, write: false) { return failure }
+        if blob.tier == "Archive" { return Self.error(409, "BlobArchived", "This operation is not permitted on an archived blob.") }
         guard let range = request.header("x-ms-range") ?? request.header("range") else {
             return .response(status: 200, headers: responseHeaders(blob), body: blob.data)
         }
@@ -438,6 +466,40 @@ final class FakeAzureBlob: Sendable {
         if let failure = leaseFailure(current, request) ?? conditionFailure(current, request, write: true) { return failure }
         state.withLock { _ = $0.containers[container]?.removeValue(forKey: Name(name)) }
         return .response(status: 202, headers: [("x-ms-delete-type-permanent", "true")], body: ByteBuffer())
+    }
+
+    /// A rehydration whose time has come ends: the blob is in its new tier.
+    func settleRehydration(_ container: String, _ name: String) {
+        state.withLock { state in
+            guard var blob = state.containers[container]?[Name(name)], let rehydrating = blob.rehydrating, rehydrating.ready <= Date() else { return }
+            blob.tier = rehydrating.tier
+            blob.tierChanged = rehydrating.ready
+            blob.rehydrating = nil
+            state.containers[container]?[Name(name)] = blob
+        }
+    }
+
+    /// Set Blob Tier: online tiers change at once (200); leaving Archive is a rehydration (202), done after `rehydrationDelay`.
+    func setTier(_ container: String, _ name: String, _ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
+        guard var blob = state.withLock({ $0.containers[container]?[Name(name)] }) else { return Self.error(404, "BlobNotFound", "The specified blob does not exist.") }
+        guard let tier = request.header("x-ms-access-tier"), ["Hot", "Cool", "Cold", "Archive"].contains(tier) else {
+            return Self.error(400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format.")
+        }
+        if let failure = leaseFailure(blob, request) { return failure }
+        let now = Date()
+        if blob.tier == "Archive" && tier != "Archive" {
+            guard blob.rehydrating == nil else {
+                return Self.error(409, "BlobBeingRehydrated", "This operation is not permitted because the blob is being rehydrated.")
+            }
+            let delay = state.withLock { $0.rehydrationDelay }
+            blob.rehydrating = (tier, now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18))
+            state.withLock { $0.containers[container]?[Name(name)] = blob }
+            return .response(status: 202, headers: [], body: ByteBuffer())
+        }
+        blob.tier = tier
+        blob.tierChanged = now
+        state.withLock { $0.containers[container]?[Name(name)] = blob }
+        return .response(status: 200, headers: [], body: ByteBuffer())
     }
 
     func lease(_ container: String, _ name: String, _ request: FakeHTTPServer.CapturedRequest) -> FakeHTTPServer.Reply {
