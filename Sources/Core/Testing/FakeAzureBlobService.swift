@@ -82,6 +82,8 @@ public final class FakeAzureBlobService: Sendable {
         public var corruptReads = 0
         /// How long a rehydration from Archive takes.
         public var rehydrationDelay: Duration = .milliseconds(500)
+        /// While set, rehydrations stay under way whatever the time (for a test that looks at them).
+        public var holdRehydrations = false
     }
     /// The state, for a test to inject faults.
     public let state = Mutex(State())
@@ -471,7 +473,8 @@ public final class FakeAzureBlobService: Sendable {
     /// A rehydration whose time has come ends: the blob is in its new tier.
     func settleRehydration(_ container: String, _ name: String) {
         state.withLock { state in
-            guard var blob = state.containers[container]?[Name(name)], let rehydrating = blob.rehydrating, rehydrating.ready <= Date() else { return }
+            guard !state.holdRehydrations, var blob = state.containers[container]?[Name(name)], let rehydrating = blob.rehydrating,
+                  rehydrating.ready <= Date() else { return }
             blob.tier = rehydrating.tier
             blob.tierChanged = rehydrating.ready
             blob.rehydrating = nil

@@ -128,6 +128,22 @@ public struct ArchivedObject: Sendable, Hashable {
     }
 }
 
+/// The errors drivers share, worded once.
+public enum ArchiveErrors {
+    /// `notFound` for an unknown id.
+    public static func notFound(_ id: String) -> NimbusError { NimbusError(.notFound, "no archived object \"\(id.prefix(200))\"") }
+
+    /// `failedPrecondition` for a read of an object that is not readable yet.
+    public static func notReadable(_ object: ArchivedObject) -> NimbusError {
+        NimbusError(.failedPrecondition, "\(object.id.prefix(200)) is \(object.state) in \(object.tier); request a restore and wait until it is readable")
+    }
+
+    /// Runs `body`, reporting a `notFound` from the layer below (a blob driver) as ``notFound(_:)`` for `id`.
+    public static func naming<T: Sendable>(_ id: String, _ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let error as NimbusError where error.code == .notFound { throw notFound(id) }
+    }
+}
+
 extension URLOpenerRegistry where Resource == any ArchiveDriver {
     /// An empty registry for the archive domain; adapters add their schemes (`.withFile()`, `.withS3()`, `.withGlacier()`).
     public static var archive: URLOpenerRegistry<any ArchiveDriver> { URLOpenerRegistry(domain: "archive") }

@@ -44,14 +44,7 @@ public final class AzureArchiveDriver: ArchiveDriver {
     }
 
     public func describe(_ id: String) async throws -> ArchivedObject {
-        let attributes: BlobAttributes
-        let status: AzureBlobDriver.TierStatus
-        do {
-            attributes = try await blob.attributes(of: id)
-            status = try await blob.tierStatus(id)
-        } catch let error as NimbusError where error.code == .notFound {
-            throw NimbusError(.notFound, "no archived object \"\(id.prefix(200))\"")
-        }
+        let (attributes, status) = try await ArchiveErrors.naming(id) { (try await blob.attributes(of: id), try await blob.tierStatus(id)) }
         let state: ArchiveState = status.tier != "Archive" ? .online : status.archiveStatus?.hasPrefix("rehydrate-pending") == true ? .restoring(since: status.changedAt) : .archived
         return ArchivedObject(id: id, name: id, size: attributes.size, tier: status.tier, state: state, storedAt: attributes.lastModified,
                               checksums: attributes.checksums)
@@ -59,27 +52,21 @@ public final class AzureArchiveDriver: ArchiveDriver {
 
     public func requestRestore(_ id: String, speed: RestoreSpeed, days: Int) async throws -> ArchivedObject {
         do {
-            try await blob.setTier(id, tier: "Hot", rehydratePriority: speed == .expedited ? "High" : "Standard")
+            try await ArchiveErrors.naming(id) { try await blob.setTier(id, tier: "Hot", rehydratePriority: speed == .expedited ? "High" : "Standard") }
         } catch let error as NimbusError where error.code == .failedPrecondition {
             // Being rehydrated already: the first request stands.
-        } catch let error as NimbusError where error.code == .notFound {
-            throw NimbusError(.notFound, "no archived object \"\(id.prefix(200))\"")
         }
         return try await describe(id)
     }
 
     public func read(_ id: String) async throws -> BlobReader {
         let object = try await describe(id)
-        guard object.state.isReadable else {
-            throw NimbusError(.failedPrecondition, "\(id.prefix(200)) is \(object.state) in \(object.tier); request a restore (rehydration) and wait until it is readable")
-        }
+        guard object.state.isReadable else { throw ArchiveErrors.notReadable(object) }
         return try await blob.read(id, range: nil, conditions: .none)
     }
 
     public func delete(_ id: String) async throws {
-        do { try await blob.delete(id, condition: nil) } catch let error as NimbusError where error.code == .notFound {
-            throw NimbusError(.notFound, "no archived object \"\(id.prefix(200))\"")
-        }
+        try await ArchiveErrors.naming(id) { try await blob.delete(id, condition: nil) }
     }
 }
 

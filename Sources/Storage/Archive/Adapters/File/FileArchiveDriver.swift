@@ -81,7 +81,7 @@ public final class FileArchiveDriver: ArchiveDriver {
     }
 
     func record(_ id: String) throws -> Record {
-        guard let data = FileManager.default.contents(atPath: path(id) + ".json") else { throw NimbusError(.notFound, "no archived object \"\(id.prefix(200))\"") }
+        guard let data = FileManager.default.contents(atPath: path(id) + ".json") else { throw ArchiveErrors.notFound(id) }
         do { return try JSONDecoder().decode(Record.self, from: data) } catch {
             throw NimbusError(.dataLoss, "the record of \(id.prefix(200)) does not decode: \(error)")
         }
@@ -169,7 +169,7 @@ public final class FileArchiveDriver: ArchiveDriver {
     public func read(_ id: String) async throws -> BlobReader {
         let record = try record(id)
         let state = state(of: record)
-        guard state.isReadable else { throw NimbusError(.failedPrecondition, "\(id.prefix(200)) is \(state); request a restore and wait until it is readable") }
+        guard state.isReadable else { throw ArchiveErrors.notReadable(object(id, record)) }
         let attributes = BlobAttributes(key: id, size: record.size, metadata: record.metadata, checksums: BlobChecksums(crc32c: record.crc32c),
                                         storageClass: record.tier)
         return BlobReader(attributes: attributes, body: BlobBody(file: path(id)), range: 0..<record.size)

@@ -42,24 +42,18 @@ public final class GCSArchiveDriver: ArchiveDriver {
     }
 
     public func describe(_ id: String) async throws -> ArchivedObject {
-        do { return object(try await blob.attributes(of: id)) } catch let error as NimbusError where error.code == .notFound {
-            throw NimbusError(.notFound, "no archived object \"\(id.prefix(200))\"")
-        }
+        object(try await ArchiveErrors.naming(id) { try await blob.attributes(of: id) })
     }
 
     /// Every class is online: nothing to restore.
     public func requestRestore(_ id: String, speed: RestoreSpeed, days: Int) async throws -> ArchivedObject { try await describe(id) }
 
     public func read(_ id: String) async throws -> BlobReader {
-        do { return try await blob.read(id, range: nil, conditions: .none) } catch let error as NimbusError where error.code == .notFound {
-            throw NimbusError(.notFound, "no archived object \"\(id.prefix(200))\"")
-        }
+        try await ArchiveErrors.naming(id) { try await blob.read(id, range: nil, conditions: .none) }
     }
 
     public func delete(_ id: String) async throws {
-        do { try await blob.delete(id, condition: nil) } catch let error as NimbusError where error.code == .notFound {
-            throw NimbusError(.notFound, "no archived object \"\(id.prefix(200))\"")
-        }
+        try await ArchiveErrors.naming(id) { try await blob.delete(id, condition: nil) }
     }
 }
 

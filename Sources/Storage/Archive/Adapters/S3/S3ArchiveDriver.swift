@@ -51,12 +51,8 @@ public final class S3ArchiveDriver: ArchiveDriver {
     }
 
     public func describe(_ id: String) async throws -> ArchivedObject {
-        let head: AWS.S3.HeadObjectOutput
-        do {
-            head = try await s3.headObject(.init(bucket: blob.configuration.bucket, key: id, checksumMode: .enabled))
-        } catch let error as NimbusError where error.code == .notFound {
-            throw NimbusError(.notFound, "no archived object \"\(id.prefix(200))\"")
-        }
+        let (s3, bucket) = (self.s3, blob.configuration.bucket)
+        let head = try await ArchiveErrors.naming(id) { try await s3.headObject(.init(bucket: bucket, key: id, checksumMode: .enabled)) }
         let tier = head.storageClass?.rawValue ?? "STANDARD"
         let crc = head.checksumType == .composite ? nil : head.checksumCRC32C.flatMap(BlobChecksums.crc32c(base64:))
         return ArchivedObject(id: id, name: id, size: head.contentLength ?? 0, tier: tier, state: Self.state(tier: tier, restore: head.restore),
@@ -83,23 +79,19 @@ public final class S3ArchiveDriver: ArchiveDriver {
         } catch let error as NimbusError where (error.underlying as? AWSServiceError)?.code == "RestoreAlreadyInProgress" {
             // Asked twice: the first request stands.
         } catch let error as NimbusError where error.code == .notFound {
-            throw NimbusError(.notFound, "no archived object \"\(id.prefix(200))\"")
+            throw ArchiveErrors.notFound(id)
         }
         return try await describe(id)
     }
 
     public func read(_ id: String) async throws -> BlobReader {
         let object = try await describe(id)
-        guard object.state.isReadable else {
-            throw NimbusError(.failedPrecondition, "\(id.prefix(200)) is \(object.state) in \(object.tier); request a restore and wait until it is readable")
-        }
+        guard object.state.isReadable else { throw ArchiveErrors.notReadable(object) }
         return try await blob.read(id, range: nil, conditions: .none)
     }
 
     public func delete(_ id: String) async throws {
-        do { try await blob.delete(id, condition: nil) } catch let error as NimbusError where error.code == .notFound {
-            throw NimbusError(.notFound, "no archived object \"\(id.prefix(200))\"")
-        }
+        try await ArchiveErrors.naming(id) { try await blob.delete(id, condition: nil) }
     }
 }
 

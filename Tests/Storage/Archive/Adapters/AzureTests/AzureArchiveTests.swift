@@ -43,10 +43,10 @@ struct AzureArchiveTests {
 
     @Test("stored with x-ms-access-tier Archive; a restore is Set Blob Tier to Hot with the priority; x-ms-archive-status while it runs")
     func rehydration() async throws {
-        // A fake of its own, whose rehydrations last long enough to be seen under way.
+        // A fake of its own, whose rehydrations are held under way until the test has looked at them.
         let fake = try await FakeAzureBlobService.start()
         fake.createContainer("backups")
-        fake.state.withLock { $0.rehydrationDelay = .seconds(4) }
+        fake.state.withLock { $0.rehydrationDelay = .zero; $0.holdRehydrations = true }
         let archive = Archive(driver: Self.driver(fake))
         let name = "rehydrate/\(UUID().uuidString)"
         let stored = try await archive.store(name, ByteBuffer(string: "cold bytes"))
@@ -57,6 +57,9 @@ struct AzureArchiveTests {
         #expect(tier.header("x-ms-access-tier") == "Hot" && tier.header("x-ms-rehydrate-priority") == "High")
         let status = try await Self.driver(fake).blob.tierStatus(name)
         #expect(status.tier == "Archive" && status.archiveStatus == "rehydrate-pending-to-hot")
+        if case .restoring = try await archive.describe(stored.id).state {} else { Issue.record("a blob being rehydrated is not described as restoring") }
+        await #expect(throws: NimbusError.self) { _ = try await archive.get(stored.id) }
+        fake.state.withLock { $0.holdRehydrations = false }
         let ready = try await archive.waitUntilReadable(stored.id, pollEvery: .milliseconds(200), timeout: .seconds(30))
         #expect(ready.tier == "Hot" && ready.state == .online)
         #expect(String(buffer: try await archive.get(stored.id)) == "cold bytes")
