@@ -144,6 +144,16 @@ public enum ArchiveErrors {
     }
 }
 
+extension ArchiveDriver {
+    /// For a driver that keeps its objects in a blob store (S3, Azure): the blob under `id`, once
+    /// ``describe(_:)`` says it is readable. - Throws: ``ArchiveErrors/notReadable(_:)`` before; `notFound`.
+    public func readBlob(_ id: String, from blob: any BlobDriver) async throws -> BlobReader {
+        let object = try await describe(id)
+        guard object.state.isReadable else { throw ArchiveErrors.notReadable(object) }
+        return try await ArchiveErrors.naming(id) { try await blob.read(id, range: nil, conditions: .none) }
+    }
+}
+
 extension URLOpenerRegistry where Resource == any ArchiveDriver {
     /// An empty registry for the archive domain; adapters add their schemes (`.withFile()`, `.withS3()`, `.withGlacier()`).
     public static var archive: URLOpenerRegistry<any ArchiveDriver> { URLOpenerRegistry(domain: "archive") }

@@ -85,9 +85,7 @@ public final class S3ArchiveDriver: ArchiveDriver {
     }
 
     public func read(_ id: String) async throws -> BlobReader {
-        let object = try await describe(id)
-        guard object.state.isReadable else { throw ArchiveErrors.notReadable(object) }
-        return try await blob.read(id, range: nil, conditions: .none)
+        try await readBlob(id, from: blob)
     }
 
     public func delete(_ id: String) async throws {
